@@ -1,0 +1,35 @@
+//! Print the input lines replayed from a session log: `cargo run --example replay -- FILE...`
+#![allow(clippy::print_stdout)]
+
+use indexer::replay::{ReplayOptions, Replayer};
+
+fn main() {
+    for path in std::env::args().skip(1) {
+        let bytes = std::fs::read(&path).expect("readable file");
+        let start = if bytes.starts_with(b"Script started on") {
+            bytes.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1)
+        } else {
+            0
+        };
+        let end = bytes
+            .windows(16)
+            .rposition(|w| w == b"\nScript done on ")
+            .unwrap_or(bytes.len());
+        let mut r = Replayer::new(ReplayOptions::default());
+        r.feed(&bytes[start..end.max(start)], start as u64);
+        println!("== {path}");
+        for l in r.finish() {
+            println!(
+                "{:>3} {:<9} {}{:?} [{}..{}] cwd={:?} out={:?}",
+                l.seq,
+                l.run_as,
+                if l.abandoned { "ABANDONED " } else { "" },
+                l.command,
+                l.byte_start,
+                l.byte_end,
+                l.cwd,
+                l.output.chars().take(60).collect::<String>()
+            );
+        }
+    }
+}

@@ -1,0 +1,780 @@
+//! What AWS writes, read by content: S3 session logs, CloudWatch Logs streams, CloudTrail
+//! records, `describe-instances` inventories. See `../shared/FORMATS.md` in the repository.
+
+use crate::error::{Error, Result};
+use crate::sessionid;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::io::Read;
+
+/// Largest a gzip member may inflate to before it is refused as a bomb.
+pub const MAX_INFLATED_BYTES: u64 = 4 << 30;
+
+/// One source transcript's terminal bytes and what it says about its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcript {
+    /// The session id.
+    pub session_id: String,
+    /// Where the session id came from: `header`, `file-name`, `stream`, `transcript`.
+    pub session_id_from: &'static str,
+    /// `s3-log` or `cloudwatch-stream`.
+    pub kind: &'static str,
+    /// The terminal bytes to replay.
+    pub body: Vec<u8>,
+    /// Offset of `body[0]` in the source, when the body is a slice of it (S3 logs).
+    pub body_offset: u64,
+    /// Maps offsets in `body` to byte ranges of the source: (body offset, source start, source end).
+    pub spans: Vec<(u64, u64, u64)>,
+    /// Instance id named by the source (util-linux 2.35+ header, stream `target.id`).
+    pub instance_id: Option<String>,
+    /// Principal ARN named by a streamed session.
+    pub principal_arn: Option<String>,
+    /// The user the shell ran as, when the source says (`runAsUser`).
+    pub run_as: Option<String>,
+    /// First time the source shows (stream event time).
+    pub first_time: Option<String>,
+    /// Last time the source shows (`Script done on`, last stream event).
+    pub last_time: Option<String>,
+    /// Escapes were stripped line by line (streamed sessions): no input markers to trust.
+    pub stripped: bool,
+}
+
+impl Transcript {
+    /// Source byte range of body bytes `start..end`.
+    pub fn source_range(&self, start: u64, end: u64) -> (u64, u64) {
+        if self.spans.is_empty() {
+            return (start, end);
+        }
+        let find = |off: u64| {
+            let i = self.spans.partition_point(|s| s.0 <= off).saturating_sub(1);
+            self.spans[i]
+        };
+        let a = find(start);
+        let b = find(end.saturating_sub(1).max(start));
+        (a.1, b.2)
+    }
+}
+
+/// A CloudTrail Session Manager event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TrailEvent {
+    /// StartSession, ResumeSession or TerminateSession.
+    pub event_name: String,
+    /// `eventTime`.
+    pub event_time: String,
+    /// The session.
+    pub session_id: String,
+    /// `userIdentity.arn`.
+    pub principal_arn: Option<String>,
+    /// IAM user name, role session name, or Identity Center user.
+    pub principal: Option<String>,
+    /// `userIdentity.type`.
+    pub principal_type: Option<String>,
+    /// `userIdentity.principalId`.
+    pub principal_id: Option<String>,
+    /// `mfaAuthenticated`.
+    pub mfa: Option<bool>,
+    /// `sourceIPAddress`.
+    pub source_ip: Option<String>,
+    /// `userAgent`.
+    pub user_agent: Option<String>,
+    /// `requestParameters.target`.
+    pub target: Option<String>,
+    /// `requestParameters.documentName`.
+    pub document_name: Option<String>,
+    /// `awsRegion`.
+    pub region: Option<String>,
+    /// `recipientAccountId`, or the identity's account.
+    pub account: Option<String>,
+    /// `eventID`.
+    pub event_id: Option<String>,
+}
+
+/// An instance and its Name tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    /// `i-…`.
+    pub instance_id: String,
+    /// The `Name` tag.
+    pub name: Option<String>,
+}
+
+/// What one source holds.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Session transcripts.
+    Transcripts(Vec<Transcript>),
+    /// CloudTrail events about sessions (others are dropped; `ignored` counts them).
+    Trail {
+        /// The Session Manager events.
+        events: Vec<TrailEvent>,
+        /// Records that are about something else.
+        ignored: usize,
+    },
+    /// An instance inventory.
+    Inventory(Vec<Instance>),
+    /// A file that is recognised but holds no audit data, and why.
+    Skipped(String),
+}
+
+/// Read one source. `name` is its path or URL (used for the session id of `<id>.log` files).
+pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let inflated = gunzip(bytes)?;
+        return parse(name.trim_end_matches(".gz"), &inflated);
+    }
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    if start == bytes.len() {
+        return Err(Error::Unrecognised("the file is empty".into()));
+    }
+    let text = &bytes[start..];
+    if text.starts_with(b"Script started on") {
+        return s3_log(name, bytes).map(|t| Parsed::Transcripts(vec![t]));
+    }
+    if matches!(text[0], b'{' | b'[') && !looks_like_terminal(text) {
+        return parse_json(name, bytes);
+    }
+    if looks_like_terminal(bytes) {
+        return s3_log(name, bytes).map(|t| Parsed::Transcripts(vec![t]));
+    }
+    if bytes.contains(&0) || std::str::from_utf8(bytes).is_err() {
+        return Err(Error::Unrecognised(
+            "binary data: not a session log, JSON or gzip".into(),
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    if [".md", ".txt", ".rst", ".html"]
+        .iter()
+        .any(|e| lower.ends_with(e))
+    {
+        return Ok(Parsed::Skipped(
+            "documentation, not a log (no `Script started on` header, no terminal output)".into(),
+        ));
+    }
+    Err(Error::Unrecognised(
+        "text with no `Script started on` header and no terminal control bytes, and not JSON"
+            .into(),
+    ))
+}
+
+/// Decompress gzip, refusing more than [`MAX_INFLATED_BYTES`].
+pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut dec = flate2::read::MultiGzDecoder::new(bytes).take(MAX_INFLATED_BYTES + 1);
+    dec.read_to_end(&mut out).map_err(|e| Error::Corrupt {
+        kind: "gzip",
+        reason: e.to_string(),
+    })?;
+    if out.len() as u64 > MAX_INFLATED_BYTES {
+        return Err(Error::Corrupt {
+            kind: "gzip",
+            reason: format!("inflates past the {} GiB limit", MAX_INFLATED_BYTES >> 30),
+        });
+    }
+    Ok(out)
+}
+
+/// Terminal output: escape sequences, `\r\n`, backspaces, or a shell prompt on a line.
+fn looks_like_terminal(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(64 * 1024)];
+    head.contains(&0x1b) || head.windows(2).any(|w| w == b"\r\n") || head.contains(&0x08)
+}
+
+// ---- S3 session logs ---------------------------------------------------------------------
+
+const FOOTER: &[u8] = b"\nScript done on ";
+
+/// A `script` transcript: header, pty bytes, footer.
+fn s3_log(name: &str, bytes: &[u8]) -> Result<Transcript> {
+    let (header, body_start) = if bytes.starts_with(b"Script started on") {
+        let end = memchr::memchr(b'\n', bytes).map_or(bytes.len(), |p| p + 1);
+        (String::from_utf8_lossy(&bytes[..end]).into_owned(), end)
+    } else {
+        (String::new(), 0)
+    };
+    let tail_from = bytes.len().saturating_sub(512).max(body_start);
+    let (body_end, footer) = match memchr::memmem::rfind(&bytes[tail_from..], FOOTER) {
+        Some(p) => {
+            let at = tail_from + p;
+            (at, String::from_utf8_lossy(&bytes[at + 1..]).into_owned())
+        }
+        None => (bytes.len(), String::new()),
+    };
+    let body = &bytes[body_start..body_end];
+    let (mut sid, mut from) = (None, "header");
+    let mut instance = None;
+    if let Some(p) = header.find("/var/lib/amazon/ssm/") {
+        let path = &header[p + "/var/lib/amazon/ssm/".len()..];
+        let mut parts = path.split('/');
+        instance = parts
+            .next()
+            .filter(|i| i.starts_with("i-") || i.starts_with("mi-"))
+            .map(String::from);
+        if let Some(q) = path.find("/orchestration/") {
+            sid = path[q + "/orchestration/".len()..]
+                .split('/')
+                .next()
+                .map(String::from);
+        }
+    }
+    if sid.is_none() {
+        let stem = file_stem(name);
+        if sessionid::parse(&stem).is_some() {
+            sid = Some(stem);
+            from = "file-name";
+        }
+    }
+    if sid.is_none() {
+        // Old agents ran ssm-session-logger with the transcript's path on the terminal.
+        let flat: String = String::from_utf8_lossy(&body[..body.len().min(4096)])
+            .replace(" \n", "")
+            .replace(" \r\n", "");
+        if let Some(q) = flat.find("/orchestration/") {
+            let cand: String = flat[q + "/orchestration/".len()..]
+                .chars()
+                .take_while(|c| *c != '/' && !c.is_whitespace())
+                .collect();
+            if sessionid::parse(&cand).is_some() {
+                sid = Some(cand);
+                from = "transcript";
+            }
+        }
+        if instance.is_none() {
+            if let Some(q) = flat.find("/var/lib/amazon/ssm/") {
+                let cand: String = flat[q + "/var/lib/amazon/ssm/".len()..]
+                    .chars()
+                    .take_while(|c| *c != '/')
+                    .collect();
+                if cand.starts_with("i-") {
+                    instance = Some(cand);
+                }
+            }
+        }
+    }
+    let session_id = match sid {
+        Some(s) => s,
+        None => {
+            from = "file-name";
+            file_stem(name)
+        }
+    };
+    Ok(Transcript {
+        session_id,
+        session_id_from: from,
+        kind: "s3-log",
+        body: body.to_vec(),
+        body_offset: body_start as u64,
+        spans: Vec::new(),
+        instance_id: instance,
+        principal_arn: None,
+        run_as: None,
+        first_time: None,
+        last_time: script_time(&footer, "Script done on "),
+        stripped: false,
+    })
+}
+
+/// `Script started on 2020-05-27 23:00:48+0000` → `2020-05-27T23:00:48Z`.
+fn script_time(line: &str, prefix: &str) -> Option<String> {
+    let rest = line.strip_prefix(prefix)?;
+    let stamp = rest.split(" [").next()?.trim();
+    let parsed = chrono::DateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S%z")
+        .or_else(|_| chrono::DateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S%:z"))
+        .ok()?;
+    Some(
+        parsed
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+    )
+}
+
+fn file_stem(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    base.strip_suffix(".log").unwrap_or(base).to_string()
+}
+
+// ---- JSON inputs ---------------------------------------------------------------------------
+
+fn parse_json(name: &str, bytes: &[u8]) -> Result<Parsed> {
+    let text = std::str::from_utf8(bytes).map_err(|e| Error::Corrupt {
+        kind: "JSON",
+        reason: format!("not UTF-8: {e}"),
+    })?;
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            // One JSON object per line: streamed messages or events.
+            if let Some(lines) = json_lines(text) {
+                return stream_from_lines(name, text, lines);
+            }
+            return Err(Error::Json(e));
+        }
+    };
+    if let Some(records) = value.get("Records").and_then(Value::as_array) {
+        if records.iter().any(|r| r.get("s3").is_some()) {
+            let names: Vec<String> = records
+                .iter()
+                .filter_map(|r| {
+                    let b = r.pointer("/s3/bucket/name")?.as_str()?;
+                    let k = r.pointer("/s3/object/key")?.as_str()?;
+                    Some(format!("s3://{b}/{k}"))
+                })
+                .collect();
+            return Ok(Parsed::Skipped(format!(
+                "an S3 event notification (it names {}): ingest the objects themselves",
+                names.join(", ")
+            )));
+        }
+        return trail(records);
+    }
+    if value.get("digestStartTime").is_some() || value.get("digestSignatureAlgorithm").is_some() {
+        return Ok(Parsed::Skipped(
+            "a CloudTrail digest file: no events".into(),
+        ));
+    }
+    if let Some(reservations) = value.get("Reservations").and_then(Value::as_array) {
+        return Ok(Parsed::Inventory(inventory(reservations)));
+    }
+    if let Some(data) = value.pointer("/awslogs/data").and_then(Value::as_str) {
+        let raw = base64_decode(data).ok_or_else(|| Error::Corrupt {
+            kind: "CloudWatch Logs subscription event",
+            reason: "awslogs.data is not base64".into(),
+        })?;
+        let inflated = gunzip(&raw)?;
+        return parse_json(name, &inflated);
+    }
+    if value.get("messageType").is_some() {
+        return subscription(name, &value);
+    }
+    if value.get("events").and_then(Value::as_array).is_some() {
+        return filter_log_events(name, text);
+    }
+    if value.get("sessionData").is_some() {
+        return stream_from_lines(name, text, vec![(0, text.len())]);
+    }
+    if let Some(arr) = value.as_array() {
+        if arr.iter().all(|r| r.get("eventName").is_some()) && !arr.is_empty() {
+            return trail(arr);
+        }
+    }
+    if value.get("eventName").is_some() && value.get("eventSource").is_some() {
+        return trail(std::slice::from_ref(&value));
+    }
+    Err(Error::Unrecognised(
+        "JSON that is none of: CloudTrail records, describe-instances output, CloudWatch Logs events or subscription payload, Session Manager stream messages".into(),
+    ))
+}
+
+/// Byte ranges of the lines of a JSON Lines text, when every non-blank line is a JSON object.
+fn json_lines(text: &str) -> Option<Vec<(usize, usize)>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if !t.is_empty() {
+            serde_json::from_str::<serde_json::Map<String, Value>>(t).ok()?;
+            out.push((pos, pos + line.trim_end().len()));
+        }
+        pos += line.len();
+    }
+    (out.len() > 1).then_some(out)
+}
+
+fn trail(records: &[Value]) -> Result<Parsed> {
+    let mut events = Vec::new();
+    let mut ignored = 0;
+    for r in records {
+        let source = r.get("eventSource").and_then(Value::as_str).unwrap_or("");
+        let name = r.get("eventName").and_then(Value::as_str).unwrap_or("");
+        if source != "ssm.amazonaws.com"
+            || !matches!(name, "StartSession" | "ResumeSession" | "TerminateSession")
+        {
+            ignored += 1;
+            continue;
+        }
+        let s = |p: &str| r.pointer(p).and_then(Value::as_str).map(String::from);
+        let Some(session_id) =
+            s("/responseElements/sessionId").or_else(|| s("/requestParameters/sessionId"))
+        else {
+            ignored += 1;
+            continue;
+        };
+        let arn = s("/userIdentity/arn");
+        let ptype = s("/userIdentity/type");
+        let principal = s("/userIdentity/userName")
+            .filter(|_| ptype.as_deref() == Some("IAMUser"))
+            .or_else(|| arn.as_deref().and_then(principal_from_arn))
+            .or_else(|| {
+                s("/userIdentity/principalId")
+                    .and_then(|p| p.split_once(':').map(|(_, n)| n.to_string()))
+            });
+        let mfa = match r.pointer("/userIdentity/sessionContext/attributes/mfaAuthenticated") {
+            Some(Value::String(v)) => Some(v == "true"),
+            Some(Value::Bool(b)) => Some(*b),
+            _ => None,
+        };
+        events.push(TrailEvent {
+            event_name: name.to_string(),
+            event_time: s("/eventTime").unwrap_or_default(),
+            session_id,
+            principal_arn: arn,
+            principal,
+            principal_type: ptype,
+            principal_id: s("/userIdentity/principalId"),
+            mfa,
+            source_ip: s("/sourceIPAddress"),
+            user_agent: s("/userAgent"),
+            target: s("/requestParameters/target"),
+            document_name: s("/requestParameters/documentName"),
+            region: s("/awsRegion"),
+            account: s("/recipientAccountId").or_else(|| s("/userIdentity/accountId")),
+            event_id: s("/eventID"),
+        });
+    }
+    Ok(Parsed::Trail { events, ignored })
+}
+
+/// The principal's name in an ARN: `user/NAME`, `assumed-role/ROLE/NAME`, `federated-user/NAME`.
+pub fn principal_from_arn(arn: &str) -> Option<String> {
+    let resource = arn.splitn(6, ':').nth(5)?;
+    if resource == "root" {
+        return Some("root".into());
+    }
+    let mut parts = resource.split('/');
+    match parts.next()? {
+        "assumed-role" => parts.nth(1).map(String::from),
+        _ => resource.rsplit('/').next().map(String::from),
+    }
+}
+
+fn inventory(reservations: &[Value]) -> Vec<Instance> {
+    let mut out = Vec::new();
+    for r in reservations {
+        for i in r
+            .get("Instances")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(id) = i.get("InstanceId").and_then(Value::as_str) else {
+                continue;
+            };
+            let name = i
+                .get("Tags")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|t| t.get("Key").and_then(Value::as_str) == Some("Name"))
+                .and_then(|t| t.get("Value").and_then(Value::as_str))
+                .map(String::from);
+            out.push(Instance {
+                instance_id: id.to_string(),
+                name,
+            });
+        }
+    }
+    out
+}
+
+// ---- CloudWatch Logs -----------------------------------------------------------------------
+
+/// A streamed message: one compact JSON object per event.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StreamMessage {
+    #[serde(default)]
+    event_time: Option<String>,
+    #[serde(default)]
+    target: Option<Value>,
+    #[serde(default)]
+    user_identity: Option<Value>,
+    #[serde(default)]
+    run_as_user: Option<String>,
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    session_data: Vec<String>,
+}
+
+/// One log event: its stream, time, message, and its byte range in the source.
+struct LogEvent {
+    stream: Option<String>,
+    timestamp: i64,
+    message: String,
+    range: (u64, u64),
+}
+
+#[derive(Deserialize)]
+struct FilterOut<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a serde_json::value::RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEvent {
+    #[serde(default)]
+    log_stream_name: Option<String>,
+    #[serde(default)]
+    timestamp: i64,
+    message: String,
+}
+
+fn filter_log_events(name: &str, text: &str) -> Result<Parsed> {
+    let out: FilterOut = serde_json::from_str(text)?;
+    let base = text.as_ptr() as usize;
+    let mut events = Vec::new();
+    for raw in out.events {
+        let s = raw.get();
+        let start = (s.as_ptr() as usize - base) as u64;
+        let e: RawEvent = serde_json::from_str(s)?;
+        events.push(LogEvent {
+            stream: e.log_stream_name,
+            timestamp: e.timestamp,
+            message: e.message,
+            range: (start, start + s.len() as u64),
+        });
+    }
+    streams(name, events)
+}
+
+fn subscription(name: &str, value: &Value) -> Result<Parsed> {
+    if value.get("messageType").and_then(Value::as_str) == Some("CONTROL_MESSAGE") {
+        return Ok(Parsed::Skipped(
+            "a CloudWatch Logs CONTROL_MESSAGE (a health check)".into(),
+        ));
+    }
+    let stream = value
+        .get("logStream")
+        .and_then(Value::as_str)
+        .map(String::from);
+    let mut events = Vec::new();
+    for e in value
+        .get("logEvents")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        events.push(LogEvent {
+            stream: stream.clone(),
+            timestamp: e.get("timestamp").and_then(Value::as_i64).unwrap_or(0),
+            message: e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            range: (0, 0),
+        });
+    }
+    streams(name, events)
+}
+
+fn stream_from_lines(name: &str, text: &str, lines: Vec<(usize, usize)>) -> Result<Parsed> {
+    let mut events = Vec::new();
+    for (a, b) in lines {
+        let v: Value = serde_json::from_str(&text[a..b])?;
+        let (message, stream, ts) = if v.get("sessionData").is_some() {
+            (text[a..b].to_string(), None, 0)
+        } else if let Some(m) = v.get("message").and_then(Value::as_str) {
+            (
+                m.to_string(),
+                v.get("logStreamName")
+                    .and_then(Value::as_str)
+                    .map(String::from),
+                v.get("timestamp").and_then(Value::as_i64).unwrap_or(0),
+            )
+        } else {
+            return Err(Error::Unrecognised(
+                "JSON Lines whose lines are neither stream messages nor log events".into(),
+            ));
+        };
+        events.push(LogEvent {
+            stream,
+            timestamp: ts,
+            message,
+            range: (a as u64, b as u64),
+        });
+    }
+    streams(name, events)
+}
+
+/// Group log events into one transcript per session.
+fn streams(name: &str, events: Vec<LogEvent>) -> Result<Parsed> {
+    use std::collections::BTreeMap;
+    let mut by_session: BTreeMap<String, Transcript> = BTreeMap::new();
+    let mut order: Vec<(i64, usize)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.timestamp, i))
+        .collect();
+    order.sort();
+    let mut skipped = Vec::new();
+    for (_, i) in order {
+        let e = &events[i];
+        let parsed: Option<StreamMessage> = serde_json::from_str(&e.message).ok();
+        let (sid, lines, stripped, msg) = match parsed {
+            Some(m) if !m.session_data.is_empty() || m.session_id.is_some() => {
+                let sid = m.session_id.clone().or_else(|| e.stream.clone());
+                let mut text = String::new();
+                for l in &m.session_data {
+                    text.push_str(l);
+                    text.push_str("\r\n");
+                }
+                (sid, text, true, Some(m))
+            }
+            _ => (e.stream.clone(), e.message.clone(), false, None),
+        };
+        let Some(sid) = sid else {
+            skipped.push("an event with no session id".to_string());
+            continue;
+        };
+        if sessionid::parse(&sid).is_none() && msg.is_none() {
+            skipped.push(format!(
+                "log stream {sid:?} is not a Session Manager session"
+            ));
+            continue;
+        }
+        let t = by_session.entry(sid.clone()).or_insert_with(|| Transcript {
+            session_id: sid.clone(),
+            session_id_from: "stream",
+            kind: "cloudwatch-stream",
+            body: Vec::new(),
+            body_offset: 0,
+            spans: Vec::new(),
+            instance_id: None,
+            principal_arn: None,
+            run_as: None,
+            first_time: None,
+            last_time: None,
+            stripped,
+        });
+        t.spans.push((t.body.len() as u64, e.range.0, e.range.1));
+        // Non-streaming uploads turned `\r\n` into `\n`: the replay treats LF as a new line.
+        t.body.extend_from_slice(lines.as_bytes());
+        if let Some(m) = msg {
+            if t.instance_id.is_none() {
+                t.instance_id = m
+                    .target
+                    .as_ref()
+                    .and_then(|v| v.get("id"))
+                    .and_then(Value::as_str)
+                    .map(String::from);
+            }
+            if t.principal_arn.is_none() {
+                t.principal_arn = m
+                    .user_identity
+                    .as_ref()
+                    .and_then(|v| v.get("arn"))
+                    .and_then(Value::as_str)
+                    .map(String::from);
+            }
+            if t.run_as.is_none() {
+                t.run_as = m.run_as_user.clone();
+            }
+            if let Some(time) = m.event_time {
+                if t.first_time.is_none() {
+                    t.first_time = Some(time.clone());
+                }
+                t.last_time = Some(time);
+            }
+        }
+    }
+    if by_session.is_empty() {
+        let why = skipped
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "no log events".into());
+        return Ok(Parsed::Skipped(format!(
+            "CloudWatch Logs data with no Session Manager session ({why}) in {}",
+            file_stem(name)
+        )));
+    }
+    Ok(Parsed::Transcripts(by_session.into_values().collect()))
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            b'\n' | b'\r' | b' ' => continue,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_times_of_both_util_linux_forms() {
+        assert_eq!(
+            script_time(
+                "Script done on 2020-05-27 23:01:53+0000\n",
+                "Script done on "
+            )
+            .as_deref(),
+            Some("2020-05-27T23:01:53Z")
+        );
+        assert_eq!(
+            script_time(
+                "Script done on 2025-09-29 16:58:03+00:00 [COMMAND_EXIT_CODE=\"0\"]\n",
+                "Script done on "
+            )
+            .as_deref(),
+            Some("2025-09-29T16:58:03Z")
+        );
+    }
+
+    #[test]
+    fn principal_names_from_arns() {
+        assert_eq!(
+            principal_from_arn("arn:aws:iam::1:user/jiwoo").as_deref(),
+            Some("jiwoo")
+        );
+        assert_eq!(
+            principal_from_arn("arn:aws:sts::1:assumed-role/AWSReservedSSO_X/hyejin@corp.example")
+                .as_deref(),
+            Some("hyejin@corp.example")
+        );
+        assert_eq!(
+            principal_from_arn("arn:aws:iam::1:user/path/to/bob").as_deref(),
+            Some("bob")
+        );
+    }
+
+    #[test]
+    fn base64_round_trip() {
+        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+    }
+
+    #[test]
+    fn empty_and_binary_inputs_are_errors() {
+        assert!(parse("x", b"").is_err());
+        assert!(parse("x", b"  \n").is_err());
+        assert!(parse("x", &[0xff, 0xfe, 0x00, 0x01]).is_err());
+        assert!(matches!(
+            parse("x", &[0x1f, 0x8b, 0x08, 0x00]),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+}

@@ -1,0 +1,22 @@
+//! The ssm-audit engine: reads what AWS Session Manager, CloudWatch Logs and CloudTrail write,
+//! replays terminal bytes into the commands a shell ran, attributes them to IAM principals and
+//! instances, keeps the evidence, and stores it all in a tantivy index.
+//!
+//! It takes bytes and returns values: no AWS SDK, no async runtime, no command-line parsing.
+//!
+//! ```
+//! use indexer::replay::{ReplayOptions, Replayer};
+//! let mut r = Replayer::new(ReplayOptions::default());
+//! r.feed(b"\x1b[?2004h[ssm-user@ip-10-0-0-1 ~]$ sudo id\r\r\n\x1b[?2004l\ruid=0(root)\r\r\n", 0);
+//! let lines = r.finish();
+//! assert_eq!(lines[0].command, "sudo id");
+//! assert_eq!(lines[0].run_as, "ssm-user");
+//! ```
+
+pub mod error;
+pub mod formats;
+pub mod replay;
+pub mod sessionid;
+pub mod shellwords;
+
+pub use error::{Error, Result};

@@ -1,0 +1,887 @@
+//! Terminal replay: from the bytes a pty printed to the command lines a shell ran.
+//!
+//! The bytes drive a [`vte`] parser whose actions move a [`Screen`] (cells and a cursor), as a
+//! terminal would. Input lines are read off that screen when the shell accepts them, so every
+//! edit a line editor made (backspace echo, redraws, history recall, Ctrl-R, insertions) has
+//! already been applied. See `design.md` beside this file for how a line is known to be input.
+
+mod prompt;
+mod screen;
+
+pub use prompt::{Prompt, Shape};
+pub use screen::Screen;
+
+use crate::shellwords::{self, Transition};
+use screen::EMPTY;
+
+/// Bytes of output kept per command; the rest is counted, not kept.
+pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
+
+/// Options of one replay.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// The user the session's first shell runs as (`ssm-user` unless the source says otherwise).
+    pub base_user: String,
+    /// Trust bracketed-paste markers (`CSI ?2004h/l`) as input boundaries. Off for streamed
+    /// sessions, whose escapes were stripped line by line.
+    pub markers: bool,
+    /// Terminal width when known.
+    pub width: Option<usize>,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            base_user: "ssm-user".to_string(),
+            markers: true,
+            width: None,
+        }
+    }
+}
+
+/// One line the user gave the shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputLine {
+    /// Position among the session's input lines, from 1.
+    pub seq: u32,
+    /// The command as the shell received it (continuation lines joined with `\n`).
+    pub command: String,
+    /// The user the shell ran as.
+    pub run_as: String,
+    /// The working directory shown by the prompt, if any.
+    pub cwd: Option<String>,
+    /// The prompt it was typed at.
+    pub prompt: String,
+    /// Byte range in the source that holds the prompt, the echo and the editing of the line.
+    pub byte_start: u64,
+    /// End of that range (exclusive).
+    pub byte_end: u64,
+    /// Clean text the command printed (capped at [`MAX_OUTPUT_BYTES`]).
+    pub output: String,
+    /// Output bytes beyond the cap.
+    pub output_truncated: u64,
+    /// The line was abandoned (Ctrl-C) and never ran.
+    pub abandoned: bool,
+}
+
+/// Replays one session's terminal bytes.
+pub struct Replayer {
+    parser: vte::Parser,
+    term: Term,
+}
+
+impl Replayer {
+    /// A replayer for one session.
+    pub fn new(options: ReplayOptions) -> Self {
+        Replayer {
+            parser: vte::Parser::new(),
+            term: Term::new(options),
+        }
+    }
+
+    /// Feed the next bytes; `offset` is the position of `bytes[0]` in the source.
+    pub fn feed(&mut self, bytes: &[u8], offset: u64) {
+        let mut i = 0;
+        while i < bytes.len() {
+            let run_end = bytes[i..]
+                .iter()
+                .position(|&b| b < 0x20 || b == 0x7f)
+                .map_or(bytes.len(), |p| i + p);
+            if run_end > i {
+                self.term.offset = offset + i as u64;
+                self.term.offset_end = offset + run_end as u64;
+                self.parser.advance(&mut self.term, &bytes[i..run_end]);
+                i = run_end;
+            } else {
+                self.term.offset = offset + i as u64;
+                self.term.offset_end = offset + i as u64 + 1;
+                self.parser.advance(&mut self.term, &bytes[i..=i]);
+                i += 1;
+            }
+            self.term.collect_evicted();
+        }
+    }
+
+    /// End of the session: what is still on the input line was never run.
+    pub fn finish(mut self) -> Vec<InputLine> {
+        self.term.finish();
+        self.term.lines
+    }
+}
+
+/// Where an input line began.
+#[derive(Debug, Clone)]
+struct Input {
+    start_row: u64,
+    start_col: usize,
+    start_byte: u64,
+    last_print_row: u64,
+    printed: bool,
+    ctrl_c: bool,
+    /// Keypad transmit mode was on when the line began (zsh's ZLE sets it).
+    keypad: bool,
+}
+
+/// One shell in the stack of nested shells (`sudo su -` pushes, `exit` pops).
+#[derive(Debug, Clone)]
+struct Level {
+    shape: Option<Shape>,
+    user: String,
+    markers: bool,
+}
+
+/// A lookahead after a CR that may be readline forcing a wrap at an unknown width.
+#[derive(Debug, Clone)]
+struct WrapSuspect {
+    col: usize,
+    /// The row's first cells before the CR.
+    orig: Vec<char>,
+    /// What was printed since, held back until decided.
+    buf: Vec<char>,
+}
+
+struct Term {
+    options: ReplayOptions,
+    screen: Screen,
+    offset: u64,
+    offset_end: u64,
+    alt: bool,
+    alt_saved: Option<(u64, usize)>,
+    input: Option<Input>,
+    levels: Vec<Level>,
+    pending: Option<Transition>,
+    lines: Vec<InputLine>,
+    /// Index in `lines` of the command whose output is being collected, and its first row.
+    output_owner: Option<(usize, u64)>,
+    last_accept_byte: u64,
+    last_printed: [char; 2],
+    last_print_col: usize,
+    suspect: Option<WrapSuspect>,
+    title_cwd: Option<String>,
+    seen_markers: bool,
+    keypad: bool,
+}
+
+impl Term {
+    fn new(options: ReplayOptions) -> Self {
+        let screen = Screen::new(options.width);
+        let user = options.base_user.clone();
+        Term {
+            options,
+            screen,
+            offset: 0,
+            offset_end: 0,
+            alt: false,
+            alt_saved: None,
+            input: None,
+            levels: vec![Level {
+                shape: None,
+                user,
+                markers: false,
+            }],
+            pending: None,
+            lines: Vec::new(),
+            output_owner: None,
+            last_accept_byte: 0,
+            last_printed: [' ', ' '],
+            last_print_col: 0,
+            suspect: None,
+            title_cwd: None,
+            seen_markers: false,
+            keypad: false,
+        }
+    }
+
+    fn top(&self) -> &Level {
+        self.levels.last().expect("the login shell is never popped")
+    }
+
+    // ---- output -----------------------------------------------------------------------------
+
+    fn collect_evicted(&mut self) {
+        let evicted = self.screen.take_evicted();
+        if let Some((idx, from)) = self.output_owner {
+            for (abs, row) in evicted {
+                if abs >= from {
+                    push_output(&mut self.lines[idx], &row.text(), row.wrapped);
+                }
+            }
+        }
+    }
+
+    /// The command being collected ends before `row`.
+    fn finish_output(&mut self, row: u64) {
+        let Some((idx, from)) = self.output_owner.take() else {
+            return;
+        };
+        let start = from.max(self.screen.first_row());
+        let mut abs = start;
+        while abs < row {
+            if let Some(r) = self.screen.row(abs) {
+                let (text, wrapped) = (r.text(), r.wrapped);
+                push_output(&mut self.lines[idx], &text, wrapped);
+            }
+            abs += 1;
+        }
+        let line = &mut self.lines[idx];
+        let out = line.output.trim_end_matches(['\n', ' ']);
+        line.output.truncate(out.len());
+        // A shell that ends on Ctrl-D says so itself.
+        let last = line.output.lines().last().unwrap_or("").trim();
+        if self.levels.len() > 1 && matches!(last, "logout" | "exit") && self.pending.is_none() {
+            self.pending = Some(Transition::Leave);
+        }
+    }
+
+    // ---- input lines ------------------------------------------------------------------------
+
+    fn markers_trusted(&self) -> bool {
+        self.options.markers && self.top().markers && self.pending.is_none()
+    }
+
+    /// Bracketed paste switched on: a line editor starts reading a line here.
+    fn paste_on(&mut self) {
+        if !self.options.markers || self.input.is_some() {
+            return;
+        }
+        self.seen_markers = true;
+        self.input = Some(Input {
+            start_row: self.screen.cursor_row(),
+            start_col: self.screen.cursor_col(),
+            start_byte: self.offset,
+            last_print_row: self.screen.cursor_row(),
+            printed: false,
+            ctrl_c: false,
+            keypad: self.keypad,
+        });
+    }
+
+    /// Bracketed paste switched off: the line editor returned the line (Enter or Ctrl-C).
+    fn paste_off(&mut self) {
+        if !self.options.markers {
+            return;
+        }
+        let Some(input) = self.input.take() else {
+            return;
+        };
+        if !input.printed {
+            return;
+        }
+        let (mut first, last) = self.screen.logical_line(input.last_print_row);
+        // Where the prompt ends is known exactly when the marker came after it (zsh).
+        let exact = input.start_col > 0;
+        if exact {
+            first = self.screen.logical_line(input.start_row).0.min(first);
+        } else {
+            // The line may hold newlines (a paste): go back to the row that starts with the
+            // prompt, but not past a redraw of it (after a completion listing).
+            let (p_first, p_last) = self.screen.logical_line(input.start_row);
+            let start_text = self.line_text(p_first, p_last);
+            if let Some((p, _)) = prompt::split(&start_text) {
+                let mut r = first;
+                while r > p_first
+                    && !self
+                        .line_text(r, self.screen.logical_line(r).1)
+                        .starts_with(&p)
+                {
+                    r = self.screen.logical_line(r - 1).0;
+                }
+                if self
+                    .line_text(r, self.screen.logical_line(r).1)
+                    .starts_with(&p)
+                {
+                    first = r;
+                }
+            }
+        }
+        // Join the logical lines of the input region with newlines.
+        let mut lines = Vec::new();
+        let mut bytes: Option<(u64, u64)> = None;
+        let mut r = first;
+        while r <= last {
+            let (a, b) = self.screen.logical_line(r);
+            let (cells, by) = self.screen.cells(a, b);
+            if let Some((x, y)) = by {
+                bytes = Some(bytes.map_or((x, y), |(p, q)| (p.min(x), q.max(y))));
+            }
+            lines.push(cells);
+            r = b + 1;
+        }
+        let first_cells = lines.first().cloned().unwrap_or_default();
+        let cut = if exact {
+            Some(
+                ((input.start_row - first) as usize * self.screen.width().unwrap_or(0)
+                    + input.start_col)
+                    .min(first_cells.len()),
+            )
+        } else {
+            None
+        };
+        let end = first_gap_end(&first_cells, cut.unwrap_or(0));
+        let (prompt, mut command) = match cut {
+            Some(cut) if cut <= end => (
+                cells_text(&first_cells[..cut]),
+                cells_text(&first_cells[cut..end]),
+            ),
+            _ => {
+                let text = cells_text(&first_cells[..end]);
+                prompt::split(&text).unwrap_or((String::new(), text))
+            }
+        };
+        for more in &lines[1..] {
+            command.push('\n');
+            command.push_str(&cells_text(&more[..first_gap_end(more, 0)]));
+        }
+        // zsh leaves keypad mode before it returns a line it accepted, not one it was interrupted in.
+        let interrupted = input.ctrl_c || (input.keypad && self.keypad);
+        let start = bytes.map_or(input.start_byte, |(a, _)| a.min(input.start_byte));
+        self.finish_output(input.start_row.min(first));
+        self.accept(
+            Prompt::parse(&prompt),
+            command,
+            interrupted,
+            (start, self.offset_end),
+            last,
+            true,
+        );
+    }
+
+    /// Text of the logical line `first..=last` up to any right prompt.
+    fn line_text(&self, first: u64, last: u64) -> String {
+        let (cells, _) = self.screen.cells(first, last);
+        cells_text(&cells[..first_gap_end(&cells, 0)])
+    }
+
+    /// A line feed leaves the cursor's row: without trusted markers, that may end an input line.
+    fn before_line_feed(&mut self) {
+        if self.alt || self.input.is_some() || self.markers_trusted() {
+            return;
+        }
+        let (first, last) = self.screen.logical_line(self.screen.cursor_row());
+        let (cells, bytes) = self.screen.cells(first, last);
+        let Some((_, end)) = bytes else {
+            return;
+        };
+        if end <= self.last_accept_byte {
+            return;
+        }
+        let text = cells_text(&cells[..first_gap_end(&cells, 0)]);
+        let Some((prompt_text, command)) = prompt::split(&text) else {
+            return;
+        };
+        let prompt = Prompt::parse(&prompt_text);
+        if !self.prompt_expected(&prompt) {
+            return;
+        }
+        let trimmed = command.trim_end();
+        let ctrl_c = trimmed.ends_with("^C");
+        let command = if ctrl_c {
+            trimmed.trim_end_matches("^C").to_string()
+        } else {
+            command
+        };
+        let start = bytes.map_or(self.offset, |(a, _)| a);
+        self.accept(
+            prompt,
+            command,
+            ctrl_c,
+            (start, self.offset_end),
+            last,
+            false,
+        );
+    }
+
+    /// Without markers, is a line that starts like this prompt really at a prompt?
+    fn prompt_expected(&self, prompt: &Prompt) -> bool {
+        let top = self.top();
+        let Some(shape) = &top.shape else {
+            return true;
+        };
+        if prompt.is_continuation() && self.last_command_incomplete() {
+            return true;
+        }
+        match &self.pending {
+            Some(Transition::Enter(_)) => &prompt.shape != shape || !top.markers,
+            Some(Transition::Leave) => self.levels[..self.levels.len() - 1]
+                .iter()
+                .any(|l| l.shape.as_ref() == Some(&prompt.shape)),
+            None => !top.markers && &prompt.shape == shape,
+        }
+    }
+
+    fn last_command_incomplete(&self) -> bool {
+        self.lines
+            .last()
+            .is_some_and(|l| !l.abandoned && shellwords::is_incomplete(&l.command))
+    }
+
+    /// A line was accepted at `prompt`.
+    fn accept(
+        &mut self,
+        prompt: Prompt,
+        command: String,
+        abandoned: bool,
+        bytes: (u64, u64),
+        last_row: u64,
+        markers: bool,
+    ) {
+        self.last_accept_byte = bytes.1;
+        self.finish_output(self.screen.logical_line(last_row).0);
+        let command = command.trim_end().to_string();
+        // A paste of several complete lines is several commands.
+        if command.contains('\n') && !prompt.is_continuation() {
+            let mut parts = Vec::new();
+            let mut cur = String::new();
+            for l in command.split('\n') {
+                if !cur.is_empty() {
+                    cur.push('\n');
+                }
+                cur.push_str(l);
+                if !shellwords::is_incomplete(&cur) {
+                    parts.push(std::mem::take(&mut cur));
+                }
+            }
+            if !cur.is_empty() {
+                parts.push(cur);
+            }
+            if parts.len() > 1 {
+                let last_part = parts.pop().unwrap_or_default();
+                for part in parts {
+                    self.accept(prompt.clone(), part, abandoned, bytes, last_row, markers);
+                }
+                self.accept(prompt, last_part, abandoned, bytes, last_row, markers);
+                return;
+            }
+        }
+
+        if prompt.is_continuation() && !abandoned && self.last_command_incomplete() {
+            if let Some(idx) = self.lines.len().checked_sub(1) {
+                let line = &mut self.lines[idx];
+                line.command.push('\n');
+                line.command.push_str(&command);
+                line.byte_end = bytes.1;
+                self.output_owner = Some((idx, last_row + 1));
+                if !shellwords::is_incomplete(&line.command) {
+                    self.pending = shellwords::transition(&line.command);
+                }
+                return;
+            }
+        }
+        self.enter_prompt(&prompt, markers);
+        if command.trim().is_empty() {
+            return;
+        }
+        let cwd = prompt.cwd.clone().or_else(|| self.title_cwd.clone());
+        let line = InputLine {
+            seq: self.lines.len() as u32 + 1,
+            command,
+            run_as: self.top().user.clone(),
+            cwd,
+            prompt: prompt.text.clone(),
+            byte_start: bytes.0,
+            byte_end: bytes.1,
+            output: String::new(),
+            output_truncated: 0,
+            abandoned,
+        };
+        if !abandoned && !shellwords::is_incomplete(&line.command) {
+            self.pending = shellwords::transition(&line.command);
+        }
+        self.lines.push(line);
+        self.output_owner = Some((self.lines.len() - 1, last_row + 1));
+    }
+
+    /// Move in the stack of shells to the one this prompt belongs to.
+    fn enter_prompt(&mut self, prompt: &Prompt, markers: bool) {
+        if prompt.is_continuation() {
+            return;
+        }
+        let shape = prompt.shape.clone();
+        let named = shape.user.clone();
+        let pending = self.pending.take();
+        let top = self.levels.len() - 1;
+        if self.levels[top].shape.is_none() {
+            let level = &mut self.levels[top];
+            level.shape = Some(shape.clone());
+            level.markers = markers;
+            if let Some(u) = named {
+                level.user = u;
+            } else if shape.sigil == '#' {
+                level.user = "root".into();
+            }
+            return;
+        }
+        let same = self.levels[top].shape.as_ref() == Some(&shape);
+        match pending {
+            Some(Transition::Enter(target)) if !same => {
+                let user = named.unwrap_or_else(|| {
+                    if shape.sigil == '#' {
+                        "root".to_string()
+                    } else {
+                        target.unwrap_or_else(|| self.levels[top].user.clone())
+                    }
+                });
+                self.levels.push(Level {
+                    shape: Some(shape),
+                    user,
+                    markers,
+                });
+            }
+            Some(Transition::Leave) if top > 0 => {
+                let to = self.levels[..top]
+                    .iter()
+                    .rposition(|l| l.shape.as_ref() == Some(&shape))
+                    .unwrap_or(top - 1);
+                self.levels.truncate(to + 1);
+                self.levels[to].markers = markers;
+            }
+            _ if !same => {
+                if let Some(to) = self.levels[..top]
+                    .iter()
+                    .rposition(|l| l.shape.as_ref() == Some(&shape))
+                {
+                    self.levels.truncate(to + 1);
+                } else {
+                    let level = &mut self.levels[top];
+                    level.shape = Some(shape.clone());
+                    if let Some(u) = named {
+                        level.user = u;
+                    } else if shape.sigil == '#' {
+                        level.user = "root".into();
+                    }
+                }
+                let top = self.levels.len() - 1;
+                self.levels[top].markers = markers;
+            }
+            _ => {
+                self.levels[top].markers = markers;
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(input) = self.input.take() {
+            if input.printed {
+                // Typed, never entered: the session ended under it.
+                let (first, last) = self.screen.logical_line(input.last_print_row);
+                let (cells, _) = self.screen.cells(first, last);
+                let text = cells_text(&cells[..first_gap_end(&cells, 0)]);
+                if let Some((p, c)) = prompt::split(&text) {
+                    self.accept(
+                        Prompt::parse(&p),
+                        c,
+                        true,
+                        (input.start_byte, self.offset_end),
+                        last,
+                        true,
+                    );
+                }
+            }
+        }
+        let row = self.screen.last_row() + 1;
+        self.collect_evicted();
+        self.finish_output(row);
+    }
+
+    // ---- wrap detection ---------------------------------------------------------------------
+
+    /// A CR right after a space printed one past the last cell may be readline forcing a wrap.
+    fn check_wrap_suspect(&mut self) {
+        self.suspect = None;
+        if self.screen.width().is_some() || self.alt {
+            return;
+        }
+        let row_abs = self.screen.cursor_row();
+        let col = self.screen.cursor_col();
+        let Some(row) = self.screen.row(row_abs) else {
+            return;
+        };
+        if col < 20 || row.cells.len() != col || self.last_print_col + 1 != col {
+            return;
+        }
+        // zsh's PROMPT_SP: a `%` (or `#`) and spaces to the last column tell the width exactly.
+        if matches!(row.cells[0], '%' | '#') && row.cells[1..].iter().all(|&c| c == ' ') {
+            self.screen.set_width(col);
+            return;
+        }
+        if self.last_printed[1] != ' ' {
+            return;
+        }
+        // Only a line with something typed after its prompt can be wrapping.
+        let typed = prompt::split(&row.text()).is_some_and(|(_, c)| !c.trim().is_empty());
+        let reading = self.input.is_some() || !self.markers_trusted();
+        if reading && typed {
+            self.suspect = Some(WrapSuspect {
+                col: col - 1,
+                orig: row.cells.iter().take(SUSPECT_LOOKAHEAD).copied().collect(),
+                buf: Vec::new(),
+            });
+        }
+    }
+
+    /// Decide a pending wrap suspicion. `ch` is the next printed character, `None` for any
+    /// other event. Redraws after a CR reprint the prompt or show a search prompt; anything
+    /// else printed there is the rest of a line that wrapped.
+    fn resolve_suspect(&mut self, ch: Option<char>) {
+        let Some(mut s) = self.suspect.take() else {
+            return;
+        };
+        if let Some(ch) = ch {
+            s.buf.push(ch);
+            if s.buf.len() < SUSPECT_LOOKAHEAD {
+                self.suspect = Some(s);
+                return;
+            }
+        }
+        let orig: String = s.orig.iter().take(s.buf.len()).collect();
+        let printed: String = s.buf.iter().collect();
+        let redraw = printed.is_empty()
+            || orig == printed
+            || ["(reverse-i-search)", "(i-search)", "(failed "]
+                .iter()
+                .any(|p| p.starts_with(&printed) || printed.starts_with(p));
+        let (start, end) = (self.offset, self.offset_end);
+        if redraw {
+            for &c in &s.buf {
+                self.screen.print(c, start, end);
+            }
+            return;
+        }
+        self.screen.split_for_wrap(s.col, 0);
+        for &c in &s.buf {
+            self.screen.print(c, start, end);
+        }
+        if let Some(input) = &mut self.input {
+            input.last_print_row = self.screen.cursor_row();
+        }
+    }
+}
+
+/// Characters looked at after a suspicious CR before deciding.
+const SUSPECT_LOOKAHEAD: usize = 8;
+
+/// Append one row of output to a command, within the cap.
+fn push_output(line: &mut InputLine, text: &str, wrapped: bool) {
+    let add = text.len() + usize::from(!wrapped);
+    if line.output.len() + add > MAX_OUTPUT_BYTES {
+        line.output_truncated += add as u64;
+        return;
+    }
+    line.output.push_str(text);
+    if !wrapped {
+        line.output.push('\n');
+    }
+}
+
+/// Text of cells: empty cells become spaces.
+fn cells_text(cells: &[char]) -> String {
+    let end = cells.iter().rposition(|&c| c != EMPTY).map_or(0, |i| i + 1);
+    cells[..end]
+        .iter()
+        .map(|&c| if c == EMPTY { ' ' } else { c })
+        .collect()
+}
+
+/// End of the written text from `from`: a gap of never-written cells followed by more text is
+/// a right prompt (zsh RPROMPT), not part of the line.
+fn first_gap_end(cells: &[char], from: usize) -> usize {
+    let from = from.min(cells.len());
+    // Skip any gap inside the prompt region itself.
+    let mut i = from;
+    while i < cells.len() {
+        if cells[i] == EMPTY {
+            let gap_start = i;
+            while i < cells.len() && cells[i] == EMPTY {
+                i += 1;
+            }
+            if i < cells.len() {
+                return gap_start;
+            }
+            return gap_start;
+        }
+        i += 1;
+    }
+    cells.len()
+}
+
+impl vte::Perform for Term {
+    fn print(&mut self, ch: char) {
+        if self.alt {
+            return;
+        }
+        self.last_print_col = self.screen.cursor_col();
+        if self.suspect.is_some() {
+            self.resolve_suspect(Some(ch));
+        } else {
+            self.screen.print(ch, self.offset, self.offset_end);
+        }
+        self.last_printed = [self.last_printed[1], ch];
+        if let Some(input) = &mut self.input {
+            input.printed = true;
+            input.last_print_row = self.screen.cursor_row();
+            input.ctrl_c = self.last_printed == ['^', 'C'];
+        }
+    }
+
+    fn execute(&mut self, byte: u8) {
+        if self.alt {
+            return;
+        }
+        match byte {
+            b'\r' => {
+                if self.suspect.is_some() {
+                    self.resolve_suspect(None);
+                } else {
+                    self.check_wrap_suspect();
+                }
+                self.screen.carriage_return();
+            }
+            b'\n' | 0x0b | 0x0c => {
+                self.resolve_suspect(None);
+                self.before_line_feed();
+                self.screen.line_feed();
+            }
+            0x08 => {
+                self.resolve_suspect(None);
+                self.screen.back(1);
+            }
+            b'\t' => self.screen.tab(),
+            _ => {}
+        }
+        self.last_printed = [self.last_printed[1], '\u{1}'];
+    }
+
+    fn csi_dispatch(
+        &mut self,
+        params: &vte::Params,
+        intermediates: &[u8],
+        _ignore: bool,
+        action: char,
+    ) {
+        if intermediates == b"?" {
+            self.resolve_suspect(None);
+        }
+        let mut it = params.iter().map(|p| p.first().copied().unwrap_or(0));
+        let p0 = it.next().unwrap_or(0);
+        let n = usize::from(p0.max(1));
+        if intermediates == b"?" {
+            let on = match action {
+                'h' => true,
+                'l' => false,
+                _ => return,
+            };
+            for mode in params.iter().map(|p| p.first().copied().unwrap_or(0)) {
+                match mode {
+                    2004 if !self.alt => {
+                        if on {
+                            self.paste_on()
+                        } else {
+                            self.paste_off()
+                        }
+                    }
+                    1049 | 1047 | 47 => self.set_alt(on),
+                    1 if !self.alt => self.keypad = on,
+                    _ => {}
+                }
+            }
+            return;
+        }
+        if self.alt || !intermediates.is_empty() {
+            return;
+        }
+        self.resolve_suspect(None);
+        match action {
+            'A' => self.screen.up(n),
+            'B' | 'e' => self.screen.down(n),
+            'C' | 'a' => self.screen.forward(n),
+            'D' => self.screen.back(n),
+            'E' => {
+                self.screen.down(n);
+                self.screen.carriage_return();
+            }
+            'F' => {
+                self.screen.up(n);
+                self.screen.carriage_return();
+            }
+            'G' | '`' => self.screen.column(n - 1),
+            'H' | 'f' => {
+                let col = usize::from(it.next().unwrap_or(1).max(1));
+                self.screen.position(n - 1, col - 1);
+            }
+            'J' => self.screen.erase_display(p0),
+            'K' => self.screen.erase_line(p0),
+            'P' => self.screen.delete_chars(n),
+            '@' => self.screen.insert_chars(n),
+            'X' => self.screen.erase_chars(n),
+            's' => self.screen.save_cursor(),
+            'u' => self.screen.restore_cursor(),
+            _ => {}
+        }
+    }
+
+    fn esc_dispatch(&mut self, intermediates: &[u8], _ignore: bool, byte: u8) {
+        if self.alt || !intermediates.is_empty() {
+            return;
+        }
+        self.resolve_suspect(None);
+        match byte {
+            b'7' => self.screen.save_cursor(),
+            b'8' => self.screen.restore_cursor(),
+            b'M' => self.screen.up(1),
+            b'D' => {
+                self.before_line_feed();
+                self.screen.line_feed();
+            }
+            b'E' => {
+                self.before_line_feed();
+                self.screen.line_feed();
+            }
+            _ => {}
+        }
+    }
+
+    fn osc_dispatch(&mut self, params: &[&[u8]], _bell_terminated: bool) {
+        match params {
+            [b"0" | b"2", title, ..] => {
+                // `user@host: /path` titles (Debian and Ubuntu prompts) name the cwd.
+                let title = String::from_utf8_lossy(title);
+                if let Some((_, cwd)) = title.split_once(": ") {
+                    if title.contains('@') && !cwd.is_empty() {
+                        self.title_cwd = Some(cwd.trim().to_string());
+                    }
+                }
+            }
+            [b"7", url, ..] => {
+                let url = String::from_utf8_lossy(url);
+                if let Some(rest) = url.strip_prefix("file://") {
+                    if let Some(p) = rest.find('/') {
+                        self.title_cwd = Some(rest[p..].to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Term {
+    fn set_alt(&mut self, on: bool) {
+        if on == self.alt {
+            return;
+        }
+        self.resolve_suspect(None);
+        if on {
+            self.alt_saved = Some((self.screen.cursor_row(), self.screen.cursor_col()));
+            self.alt = true;
+        } else {
+            self.alt = false;
+            if let Some((r, c)) = self.alt_saved.take() {
+                self.screen.save_cursor_at(r, c);
+                self.screen.restore_cursor();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+//! Prompts: where one ends on an input line, and what it says about the shell (user, cwd, `#`).
+
+/// What a prompt tells: enough to tell one shell level from another.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Shape {
+    /// `user` of a `user@host` prompt.
+    pub user: Option<String>,
+    /// `host` of a `user@host` prompt.
+    pub host: Option<String>,
+    /// The prompt's last sign: `$`, `#`, `%`, `>`.
+    pub sigil: char,
+}
+
+/// A prompt found at the start of an input line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    /// The prompt as shown, including its trailing space.
+    pub text: String,
+    /// Its shape.
+    pub shape: Shape,
+    /// The working directory it shows, if any.
+    pub cwd: Option<String>,
+}
+
+/// Longest prompt considered when no marker says where it ends.
+const MAX_PROMPT_CHARS: usize = 160;
+
+impl Prompt {
+    /// Parse the prompt from its text.
+    pub fn parse(text: &str) -> Prompt {
+        let trimmed = text.trim_end();
+        let sigil = trimmed.chars().last().unwrap_or('$');
+        let (user, host, cwd) = user_host_cwd(trimmed);
+        Prompt {
+            text: text.to_string(),
+            shape: Shape { user, host, sigil },
+            cwd,
+        }
+    }
+
+    /// Is this the secondary prompt (PS2) of a continued line?
+    pub fn is_continuation(&self) -> bool {
+        self.text.trim_end() == ">"
+    }
+}
+
+/// Split an input line into (prompt, command) with no marker saying where the prompt ends:
+/// the prompt ends at the first `$ `, `# `, `% ` or `> ` (or at such a sign ending the line).
+pub fn split(line: &str) -> Option<(String, String)> {
+    let chars: Vec<char> = line.chars().collect();
+    for i in 0..chars.len().min(MAX_PROMPT_CHARS) {
+        if !matches!(chars[i], '$' | '#' | '%' | '>') {
+            continue;
+        }
+        let at_end = i + 1 == chars.len();
+        if at_end || chars[i + 1] == ' ' {
+            let cut = if at_end { i + 1 } else { i + 2 };
+            let prompt: String = chars[..cut].iter().collect();
+            if !plausible(&prompt) {
+                return None;
+            }
+            let command: String = chars[cut..].iter().collect();
+            return Some((prompt, command));
+        }
+    }
+    None
+}
+
+/// A prompt does not hold characters commands and output are full of.
+fn plausible(prompt: &str) -> bool {
+    let body = prompt.trim_end();
+    let body = &body[..body.len() - 1];
+    !body.contains("  ")
+        && !body.contains(['=', '"', '\'', '|', '<', '>', ';', '`', '{'])
+        && !body.starts_with(' ')
+}
+
+/// `user@host`, and the cwd after it, of prompts like `[u@h ~]$`, `u@h:~$`, `u@h:~ %`.
+fn user_host_cwd(prompt: &str) -> (Option<String>, Option<String>, Option<String>) {
+    let Some(at) = prompt.find('@') else {
+        return (None, None, None);
+    };
+    let before = &prompt[..at];
+    let user: String = before
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let after = &prompt[at + 1..];
+    let host: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        .collect();
+    if user.is_empty() || host.is_empty() {
+        return (None, None, None);
+    }
+    let rest = after[host.len()..].trim_start_matches([':', ' ']);
+    let cwd: String = rest
+        .chars()
+        .take_while(|c| !matches!(c, ']' | ')' | '$' | '#' | '%' | '>'))
+        .collect::<String>()
+        .trim()
+        .to_string();
+    (Some(user), Some(host), (!cwd.is_empty()).then_some(cwd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_common_prompts() {
+        let cases = [
+            (
+                "[ssm-user@ip-10-0-1-23 ~]$ ls -l",
+                "[ssm-user@ip-10-0-1-23 ~]$ ",
+                "ls -l",
+            ),
+            (
+                "ssm-user@ip-172-31-5-9:/etc$ cat x > y",
+                "ssm-user@ip-172-31-5-9:/etc$ ",
+                "cat x > y",
+            ),
+            ("sh-5.2$ sudo ls", "sh-5.2$ ", "sudo ls"),
+            ("$ date -u", "$ ", "date -u"),
+            ("# exit", "# ", "exit"),
+            ("> EOF", "> ", "EOF"),
+            ("[root@ip-10-0-1-5 ~]#", "[root@ip-10-0-1-5 ~]#", ""),
+        ];
+        for (line, p, c) in cases {
+            assert_eq!(split(line), Some((p.to_string(), c.to_string())), "{line}");
+        }
+        assert_eq!(split("uid=0(root) gid=0(root)"), None);
+        assert_eq!(split("total 52"), None);
+    }
+
+    #[test]
+    fn shapes() {
+        let p = Prompt::parse("[root@ip-10-0-1-5 ~]# ");
+        assert_eq!(p.shape.user.as_deref(), Some("root"));
+        assert_eq!(p.shape.sigil, '#');
+        assert_eq!(p.cwd.as_deref(), Some("~"));
+        let p = Prompt::parse("ssm-user@ip-172-16-4-20:/etc$ ");
+        assert_eq!(p.cwd.as_deref(), Some("/etc"));
+        assert_eq!(p.shape.host.as_deref(), Some("ip-172-16-4-20"));
+        let p = Prompt::parse("sh-5.2$ ");
+        assert_eq!(p.shape.user, None);
+        assert!(Prompt::parse("> ").is_continuation());
+    }
+}

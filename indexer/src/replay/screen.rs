@@ -1,0 +1,482 @@
+//! A terminal screen model: rows of cells, a cursor, autowrap at a width that may be unknown.
+//!
+//! Only what shells and their line editors do to the primary screen is modelled: printing with
+//! autowrap, CR, LF, BS, tabs, cursor moves, erase in line/display, insert/delete characters.
+//! Rows scroll off the top of a bounded window; the caller drains them with [`Screen::take_evicted`].
+
+use std::collections::VecDeque;
+
+/// A cell that was never written, or was erased.
+pub const EMPTY: char = '\0';
+
+/// Widest a row may grow while the terminal width is unknown.
+const MAX_UNKNOWN_WIDTH: usize = 16 * 1024;
+
+/// Rows kept for cursor-up moves and redraws before older ones are evicted.
+const WINDOW_ROWS: usize = 512;
+
+/// Rows a screen has when a program addresses it absolutely (`CSI H`).
+const SCREEN_ROWS: usize = 48;
+
+/// One physical row.
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    /// The cells; [`EMPTY`] where nothing is written.
+    pub cells: Vec<char>,
+    /// The row continues on the next one (autowrap happened at its end).
+    pub wrapped: bool,
+    /// Byte offsets (in the source) of the first and last byte that wrote into the row.
+    pub bytes: Option<(u64, u64)>,
+}
+
+impl Row {
+    fn touch(&mut self, start: u64, end: u64) {
+        self.bytes = Some(match self.bytes {
+            None => (start, end),
+            Some((a, b)) => (a.min(start), b.max(end)),
+        });
+    }
+
+    /// The row's text: empty cells inside become spaces, trailing ones are dropped.
+    pub fn text(&self) -> String {
+        let end = self
+            .cells
+            .iter()
+            .rposition(|&c| c != EMPTY)
+            .map_or(0, |i| i + 1);
+        self.cells[..end]
+            .iter()
+            .map(|&c| if c == EMPTY { ' ' } else { c })
+            .collect()
+    }
+
+    fn set(&mut self, col: usize, ch: char) {
+        if self.cells.len() <= col {
+            self.cells.resize(col + 1, EMPTY);
+        }
+        self.cells[col] = ch;
+    }
+}
+
+/// The screen: a window of rows, a cursor, a width.
+#[derive(Debug)]
+pub struct Screen {
+    rows: VecDeque<Row>,
+    /// Absolute index of `rows[0]`.
+    top: u64,
+    row: u64,
+    col: usize,
+    pending_wrap: bool,
+    width: Option<usize>,
+    saved: Option<(u64, usize)>,
+    evicted: Vec<(u64, Row)>,
+}
+
+impl Default for Screen {
+    fn default() -> Self {
+        Self::new(None)
+    }
+}
+
+impl Screen {
+    /// A screen of `width` columns, or of unknown width.
+    pub fn new(width: Option<usize>) -> Self {
+        let mut rows = VecDeque::new();
+        rows.push_back(Row::default());
+        Screen {
+            rows,
+            top: 0,
+            row: 0,
+            col: 0,
+            pending_wrap: false,
+            width,
+            saved: None,
+            evicted: Vec::new(),
+        }
+    }
+
+    /// The width, when known.
+    pub fn width(&self) -> Option<usize> {
+        self.width
+    }
+
+    /// Learn the width (from a wrap the line editor made visible).
+    pub fn set_width(&mut self, width: usize) {
+        self.width = Some(width.max(2));
+    }
+
+    fn limit(&self) -> usize {
+        self.width.unwrap_or(MAX_UNKNOWN_WIDTH)
+    }
+
+    /// Absolute row of the cursor.
+    pub fn cursor_row(&self) -> u64 {
+        self.row
+    }
+
+    /// Column of the cursor.
+    pub fn cursor_col(&self) -> usize {
+        self.col
+    }
+
+    /// Absolute index of the oldest row still held.
+    pub fn first_row(&self) -> u64 {
+        self.top
+    }
+
+    /// Absolute index of the newest row.
+    pub fn last_row(&self) -> u64 {
+        self.top + self.rows.len() as u64 - 1
+    }
+
+    /// The row at an absolute index, if still held.
+    pub fn row(&self, abs: u64) -> Option<&Row> {
+        abs.checked_sub(self.top)
+            .and_then(|i| self.rows.get(usize::try_from(i).ok()?))
+    }
+
+    fn row_mut(&mut self, abs: u64) -> &mut Row {
+        let i = (abs - self.top) as usize;
+        &mut self.rows[i]
+    }
+
+    fn cur(&mut self) -> &mut Row {
+        let r = self.row;
+        self.row_mut(r)
+    }
+
+    /// Rows that scrolled out of the window since the last call, oldest first.
+    pub fn take_evicted(&mut self) -> Vec<(u64, Row)> {
+        std::mem::take(&mut self.evicted)
+    }
+
+    fn ensure_row(&mut self, abs: u64) {
+        while self.last_row() < abs {
+            self.rows.push_back(Row::default());
+        }
+        while self.rows.len() > WINDOW_ROWS {
+            let row = self.rows.pop_front().unwrap_or_default();
+            self.evicted.push((self.top, row));
+            self.top += 1;
+        }
+    }
+
+    /// Print one character written by the bytes `start..end` of the source.
+    pub fn print(&mut self, ch: char, start: u64, end: u64) {
+        if self.pending_wrap {
+            self.cur().wrapped = true;
+            self.pending_wrap = false;
+            self.row += 1;
+            self.col = 0;
+            let r = self.row;
+            self.ensure_row(r);
+        }
+        let col = self.col;
+        let row = self.cur();
+        row.set(col, ch);
+        row.touch(start, end);
+        let limit = self.limit();
+        if self.col + 1 >= limit {
+            self.pending_wrap = true;
+        } else {
+            self.col += 1;
+        }
+    }
+
+    /// Undo the wrap readline forces at the right margin when the width was not known:
+    /// the space printed at `col` really went to the start of a new row.
+    /// `replayed` characters printed since the CR matched the row's start; they belong to the new row.
+    pub fn split_for_wrap(&mut self, col: usize, replayed: usize) {
+        let r = self.row;
+        let (tail, bytes) = {
+            let row = self.row_mut(r);
+            let tail: Vec<char> = if row.cells.len() > col {
+                row.cells.split_off(col)
+            } else {
+                Vec::new()
+            };
+            row.wrapped = true;
+            (tail, row.bytes)
+        };
+        self.set_width(col);
+        self.ensure_row(r + 1);
+        // The new row may already exist (a redraw over old lines): rewrite its start.
+        let head: Vec<char> = self
+            .row_mut(r)
+            .cells
+            .iter()
+            .take(replayed)
+            .copied()
+            .collect();
+        let next = self.row_mut(r + 1);
+        for (i, ch) in tail.into_iter().enumerate() {
+            next.set(i, ch);
+        }
+        for (i, ch) in head.into_iter().enumerate() {
+            next.set(i, ch);
+        }
+        next.bytes = next.bytes.or(bytes);
+        self.row = r + 1;
+        self.col = replayed;
+        self.pending_wrap = false;
+    }
+
+    /// Carriage return.
+    pub fn carriage_return(&mut self) {
+        self.col = 0;
+        self.pending_wrap = false;
+    }
+
+    /// Line feed: down one row (and to column 0, as the pty's output processing makes every LF).
+    pub fn line_feed(&mut self) {
+        self.pending_wrap = false;
+        self.row += 1;
+        self.col = 0;
+        let r = self.row;
+        self.ensure_row(r);
+    }
+
+    /// Reverse index / cursor up without scrolling past the window.
+    pub fn up(&mut self, n: usize) {
+        self.pending_wrap = false;
+        self.row = self.row.saturating_sub(n as u64).max(self.top);
+    }
+
+    /// Cursor down (CUD: no scrolling beyond the last row written).
+    pub fn down(&mut self, n: usize) {
+        self.pending_wrap = false;
+        self.row = (self.row + n as u64).min(self.last_row());
+    }
+
+    /// Cursor forward.
+    pub fn forward(&mut self, n: usize) {
+        self.pending_wrap = false;
+        self.col = (self.col + n).min(self.limit() - 1);
+    }
+
+    /// Cursor back (and backspace).
+    pub fn back(&mut self, n: usize) {
+        if self.pending_wrap {
+            self.pending_wrap = false;
+            self.col = self.col.saturating_sub(n.saturating_sub(1));
+            return;
+        }
+        self.col = self.col.saturating_sub(n);
+    }
+
+    /// Absolute column (CHA), 0-based.
+    pub fn column(&mut self, col: usize) {
+        self.pending_wrap = false;
+        self.col = col.min(self.limit() - 1);
+    }
+
+    /// Absolute position (CUP), 0-based within the visible screen.
+    pub fn position(&mut self, row: usize, col: usize) {
+        let screen_top = self
+            .last_row()
+            .saturating_sub(SCREEN_ROWS as u64 - 1)
+            .max(self.top);
+        let target = screen_top + row.min(SCREEN_ROWS - 1) as u64;
+        self.ensure_row(target);
+        self.row = target.max(self.top);
+        self.column(col);
+    }
+
+    /// Horizontal tab to the next multiple of eight.
+    pub fn tab(&mut self) {
+        let next = (self.col / 8 + 1) * 8;
+        self.column(next);
+    }
+
+    /// Erase in line: 0 to the end, 1 to the start, 2 all.
+    pub fn erase_line(&mut self, mode: u16) {
+        let col = self.col;
+        let row = self.cur();
+        match mode {
+            0 => row.cells.truncate(col),
+            1 => {
+                for c in row.cells.iter_mut().take(col + 1) {
+                    *c = EMPTY;
+                }
+            }
+            _ => row.cells.clear(),
+        }
+        if mode != 1 {
+            row.wrapped = false;
+        }
+    }
+
+    /// Erase in display: 0 below (and the rest of the line), 1 above, 2/3 all.
+    pub fn erase_display(&mut self, mode: u16) {
+        match mode {
+            0 => {
+                self.erase_line(0);
+                let from = self.row + 1;
+                for abs in from..=self.last_row() {
+                    let row = self.row_mut(abs);
+                    row.cells.clear();
+                    row.wrapped = false;
+                }
+            }
+            1 => {
+                for abs in self.top..self.row {
+                    self.row_mut(abs).cells.clear();
+                }
+                self.erase_line(1);
+            }
+            _ => {
+                let screen_top = self
+                    .last_row()
+                    .saturating_sub(SCREEN_ROWS as u64 - 1)
+                    .max(self.top);
+                for abs in screen_top..=self.last_row() {
+                    let row = self.row_mut(abs);
+                    row.cells.clear();
+                    row.wrapped = false;
+                }
+            }
+        }
+    }
+
+    /// Erase `n` characters from the cursor without moving anything (ECH).
+    pub fn erase_chars(&mut self, n: usize) {
+        let col = self.col;
+        let row = self.cur();
+        for c in row.cells.iter_mut().skip(col).take(n) {
+            *c = EMPTY;
+        }
+    }
+
+    /// Delete `n` characters at the cursor, pulling the rest of the row left (DCH).
+    pub fn delete_chars(&mut self, n: usize) {
+        let col = self.col;
+        let row = self.cur();
+        if col < row.cells.len() {
+            let end = (col + n).min(row.cells.len());
+            row.cells.drain(col..end);
+        }
+    }
+
+    /// Insert `n` blank characters at the cursor, pushing the rest right (ICH).
+    pub fn insert_chars(&mut self, n: usize) {
+        let col = self.col;
+        let limit = self.limit();
+        let row = self.cur();
+        if col < row.cells.len() {
+            let n = n.min(limit);
+            row.cells.splice(col..col, std::iter::repeat_n(' ', n));
+            row.cells.truncate(limit);
+        }
+    }
+
+    /// Save the cursor (DECSC).
+    pub fn save_cursor(&mut self) {
+        self.saved = Some((self.row, self.col));
+    }
+
+    /// Remember a cursor position to restore later (leaving the alternate screen).
+    pub fn save_cursor_at(&mut self, row: u64, col: usize) {
+        self.saved = Some((row, col));
+    }
+
+    /// Restore the cursor (DECRC).
+    pub fn restore_cursor(&mut self) {
+        if let Some((r, c)) = self.saved {
+            self.row = r.clamp(self.top, self.last_row());
+            self.col = c;
+            self.pending_wrap = false;
+        }
+    }
+
+    /// First and last absolute rows of the logical line (rows joined by autowrap) holding `abs`.
+    pub fn logical_line(&self, abs: u64) -> (u64, u64) {
+        let mut first = abs;
+        while first > self.top && self.row(first - 1).is_some_and(|r| r.wrapped) {
+            first -= 1;
+        }
+        let mut last = abs;
+        while last < self.last_row() && self.row(last).is_some_and(|r| r.wrapped) {
+            last += 1;
+        }
+        (first, last)
+    }
+
+    /// The cells of rows `first..=last`, joined, and the source bytes that wrote them.
+    pub fn cells(&self, first: u64, last: u64) -> (Vec<char>, Option<(u64, u64)>) {
+        let mut out = Vec::new();
+        let mut bytes: Option<(u64, u64)> = None;
+        for abs in first..=last {
+            if let Some(row) = self.row(abs) {
+                let mut cells = row.cells.clone();
+                if row.wrapped {
+                    if let Some(w) = self.width {
+                        cells.resize(w.max(cells.len()), EMPTY);
+                    }
+                }
+                out.extend(cells);
+                if let Some((a, b)) = row.bytes {
+                    bytes = Some(bytes.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+                }
+            }
+        }
+        (out, bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn type_str(s: &mut Screen, text: &str) {
+        for ch in text.chars() {
+            s.print(ch, 0, 1);
+        }
+    }
+
+    #[test]
+    fn autowrap_joins_rows_into_one_logical_line() {
+        let mut s = Screen::new(Some(10));
+        type_str(&mut s, "0123456789abc");
+        assert_eq!(s.cursor_row(), 1);
+        let (first, last) = s.logical_line(1);
+        assert_eq!((first, last), (0, 1));
+        let (cells, _) = s.cells(first, last);
+        assert_eq!(cells.iter().collect::<String>(), "0123456789abc");
+    }
+
+    #[test]
+    fn backspace_space_backspace_erases() {
+        let mut s = Screen::default();
+        type_str(&mut s, "lss");
+        s.back(1);
+        type_str(&mut s, " ");
+        s.back(1);
+        type_str(&mut s, " -a");
+        assert_eq!(s.row(0).unwrap().text(), "ls -a");
+    }
+
+    #[test]
+    fn erase_line_and_delete_insert_chars() {
+        let mut s = Screen::default();
+        type_str(&mut s, "abcdef");
+        s.column(2);
+        s.delete_chars(2);
+        assert_eq!(s.row(0).unwrap().text(), "abef");
+        s.insert_chars(1);
+        type_str(&mut s, "X");
+        assert_eq!(s.row(0).unwrap().text(), "abXef");
+        s.erase_line(0);
+        assert_eq!(s.row(0).unwrap().text(), "abX");
+    }
+
+    #[test]
+    fn split_for_wrap_moves_the_space_to_a_new_row() {
+        let mut s = Screen::default();
+        type_str(&mut s, "$ abcdefgh ");
+        s.split_for_wrap(10, 0);
+        type_str(&mut s, "ij");
+        assert_eq!(s.width(), Some(10));
+        let (cells, _) = s.cells(0, 1);
+        assert_eq!(cells.iter().collect::<String>(), "$ abcdefghij");
+    }
+}

@@ -1,0 +1,561 @@
+//! Just enough shell syntax to tell what a command line runs.
+//!
+//! A line is split into words (quotes and backslashes honoured) and into the simple commands of
+//! its lists and pipelines (`;`, `&&`, `||`, `|`, `&`, newlines). For each simple command the
+//! program is found past variable assignments and wrappers such as `sudo`, `env`, `nohup` and
+//! `time`, so that `sudo -u root id` runs both `sudo` and `id`, while `grep -w sudo` runs `grep`.
+
+/// A word or an operator of a command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Word(String),
+    Op(&'static str),
+}
+
+/// Split a command line into words and operators. Unterminated quotes end the line.
+fn tokenize(line: &str) -> Vec<Token> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let chars: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    let flush = |word: &mut String, in_word: &mut bool, out: &mut Vec<Token>| {
+        if *in_word {
+            out.push(Token::Word(std::mem::take(word)));
+            *in_word = false;
+        }
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\'' => {
+                in_word = true;
+                i += 1;
+                while i < chars.len() && chars[i] != '\'' {
+                    word.push(chars[i]);
+                    i += 1;
+                }
+            }
+            '"' => {
+                in_word = true;
+                i += 1;
+                while i < chars.len() && chars[i] != '"' {
+                    if chars[i] == '\\' && i + 1 < chars.len() {
+                        i += 1;
+                    }
+                    word.push(chars[i]);
+                    i += 1;
+                }
+            }
+            '\\' => {
+                if i + 1 < chars.len() {
+                    if chars[i + 1] != '\n' {
+                        in_word = true;
+                        word.push(chars[i + 1]);
+                    }
+                    i += 1;
+                }
+            }
+            ' ' | '\t' => flush(&mut word, &mut in_word, &mut out),
+            '#' if !in_word => break,
+            '\n' | ';' | '&' | '|' | '(' | ')' | '{' | '}'
+                if !(matches!(c, '{' | '}') && in_word) =>
+            {
+                flush(&mut word, &mut in_word, &mut out);
+                let next = chars.get(i + 1).copied();
+                let op = match (c, next) {
+                    ('&', Some('&')) => {
+                        i += 1;
+                        "&&"
+                    }
+                    ('|', Some('|')) => {
+                        i += 1;
+                        "||"
+                    }
+                    ('&', _) => "&",
+                    ('|', _) => "|",
+                    (';', _) => ";",
+                    ('(', _) => "(",
+                    (')', _) => ")",
+                    ('{', _) => "{",
+                    ('}', _) => "}",
+                    _ => "\n",
+                };
+                out.push(Token::Op(op));
+            }
+            '<' | '>' if !in_word || word.chars().all(|d| d.is_ascii_digit()) => {
+                // A redirection: skip the operator and its target word.
+                word.clear();
+                in_word = false;
+                while i + 1 < chars.len() && matches!(chars[i + 1], '<' | '>' | '&' | '-') {
+                    i += 1;
+                }
+                while i + 1 < chars.len() && chars[i + 1] == ' ' {
+                    i += 1;
+                }
+                while i + 1 < chars.len()
+                    && !matches!(chars[i + 1], ' ' | '\t' | ';' | '|' | '&' | '\n')
+                {
+                    i += 1;
+                }
+            }
+            _ => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+        i += 1;
+    }
+    flush(&mut word, &mut in_word, &mut out);
+    out
+}
+
+/// The simple commands of a line, each as its words (redirections removed).
+pub fn simple_commands(line: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    for token in tokenize(&heredoc_free(line)) {
+        match token {
+            Token::Word(w) => cur.push(w),
+            Token::Op(_) => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// The line without heredoc bodies (only the first line of a command with a heredoc is syntax).
+fn heredoc_free(line: &str) -> String {
+    let mut out = String::new();
+    let mut pending: Vec<String> = Vec::new();
+    for l in line.split('\n') {
+        if let Some(word) = pending.first() {
+            if l.trim_start_matches('\t') == word {
+                pending.remove(0);
+            }
+            continue;
+        }
+        pending.extend(heredoc_words(l));
+        out.push_str(l);
+        out.push('\n');
+    }
+    out.pop();
+    out
+}
+
+/// Delimiters of the heredocs opened on one line (`<<EOF`, `<<-'EOF'`, `<< "EOF"`).
+fn heredoc_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut rest = line;
+    while let Some(pos) = rest.find("<<") {
+        let after = &rest[pos + 2..];
+        if after.starts_with('<') {
+            rest = &after[1..];
+            continue;
+        }
+        let after = after.trim_start_matches('-').trim_start();
+        let word: String = after
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !matches!(c, ';' | '|' | '&' | '<' | '>' | ')'))
+            .filter(|c| !matches!(c, '\'' | '"' | '\\'))
+            .collect();
+        if !word.is_empty() {
+            words.push(word);
+        }
+        rest = after;
+    }
+    words
+}
+
+/// Does the line need more lines (a trailing backslash or operator, an open quote, a heredoc)?
+pub fn is_incomplete(line: &str) -> bool {
+    let trimmed = line.trim_end();
+    if trimmed.ends_with('\\') && !trimmed.ends_with("\\\\") {
+        return true;
+    }
+    if trimmed.ends_with("&&") || trimmed.ends_with("||") || trimmed.ends_with('|') {
+        return true;
+    }
+    // Open heredocs: every delimiter opened must appear alone on a later line.
+    let mut pending: Vec<String> = Vec::new();
+    for l in line.split('\n') {
+        if let Some(word) = pending.first() {
+            if l.trim_start_matches('\t') == word {
+                pending.remove(0);
+            }
+            continue;
+        }
+        pending.extend(heredoc_words(l));
+    }
+    if !pending.is_empty() {
+        return true;
+    }
+    // Open quotes.
+    let mut single = false;
+    let mut double = false;
+    let mut chars = heredoc_free(line).chars().collect::<Vec<_>>().into_iter();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if !single => {
+                chars.next();
+            }
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            _ => {}
+        }
+    }
+    single || double
+}
+
+/// Wrappers that run the program given in their arguments.
+const WRAPPERS: &[&str] = &[
+    "sudo",
+    "doas",
+    "env",
+    "nohup",
+    "time",
+    "nice",
+    "ionice",
+    "stdbuf",
+    "timeout",
+    "exec",
+    "command",
+    "builtin",
+    "xargs",
+    "watch",
+    "strace",
+    "ltrace",
+    "chroot",
+    "runuser",
+    "setsid",
+    "unbuffer",
+    "caffeinate",
+    "flock",
+];
+
+/// Options of `sudo` that take a value.
+const SUDO_VALUE_OPTS: &[&str] = &[
+    "-u",
+    "-g",
+    "-C",
+    "-D",
+    "-h",
+    "-p",
+    "-r",
+    "-t",
+    "-T",
+    "-U",
+    "--user",
+    "--group",
+    "--chdir",
+    "--prompt",
+    "--role",
+    "--type",
+    "--other-user",
+    "--host",
+    "--close-from",
+];
+
+/// The programs a line runs, in order: each simple command's program, and what wrappers run.
+pub fn programs(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for words in simple_commands(line) {
+        let mut i = 0;
+        while i < words.len() {
+            let w = &words[i];
+            if is_assignment(w) {
+                i += 1;
+                continue;
+            }
+            let name = basename(w);
+            if matches!(
+                name,
+                "!" | "if" | "then" | "else" | "elif" | "do" | "while" | "until"
+            ) {
+                i += 1;
+                continue;
+            }
+            out.push(name.to_string());
+            if !WRAPPERS.contains(&name) {
+                break;
+            }
+            i += 1;
+            // Skip the wrapper's own options (and the values of those that take one).
+            while i < words.len() {
+                let o = &words[i];
+                if o == "--" {
+                    i += 1;
+                    break;
+                }
+                if !o.starts_with('-') || o == "-" {
+                    if name == "timeout" && o.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                        i += 1;
+                        continue;
+                    }
+                    if matches!(name, "nice" | "ionice" | "flock") && i + 1 < words.len() {
+                        // `flock FILE cmd`, `nice cmd`: the first plain word may be an argument.
+                        if name == "flock" {
+                            i += 1;
+                            continue;
+                        }
+                    }
+                    break;
+                }
+                let takes_value = match name {
+                    "sudo" => SUDO_VALUE_OPTS.contains(&o.as_str()),
+                    "nice" | "ionice" => matches!(o.as_str(), "-n" | "-c"),
+                    "timeout" => matches!(o.as_str(), "-s" | "-k" | "--signal" | "--kill-after"),
+                    "runuser" | "xargs" => {
+                        matches!(o.as_str(), "-u" | "-g" | "-I" | "-n" | "-P" | "-d" | "-L")
+                    }
+                    "stdbuf" => false,
+                    "env" => matches!(o.as_str(), "-u" | "-C" | "-S"),
+                    _ => false,
+                };
+                i += if takes_value { 2 } else { 1 };
+            }
+            // `sudo -s`/`sudo -i` with no command run a shell; that shell is a program too.
+        }
+    }
+    out
+}
+
+fn is_assignment(w: &str) -> bool {
+    match w.find('=') {
+        Some(0) | None => false,
+        Some(p) => {
+            w[..p]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !w[..p].starts_with(|c: char| c.is_ascii_digit())
+        }
+    }
+}
+
+fn basename(w: &str) -> &str {
+    w.rsplit('/').next().unwrap_or(w)
+}
+
+const SHELLS: &[&str] = &[
+    "bash", "sh", "dash", "zsh", "ksh", "fish", "csh", "tcsh", "ash",
+];
+
+/// What a line does to the shell stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// It starts an interactive shell as this user (`None`: the same user).
+    Enter(Option<String>),
+    /// It leaves the current shell.
+    Leave,
+}
+
+/// Does this line start a nested interactive shell (`sudo su -`, `sudo -i`, `bash`) or leave one?
+pub fn transition(line: &str) -> Option<Transition> {
+    let cmds = simple_commands(line);
+    let words = cmds.last()?;
+    let mut i = 0;
+    while i < words.len() && (is_assignment(&words[i]) || words[i] == "exec") {
+        i += 1;
+    }
+    let words = &words[i..];
+    let first = basename(words.first()?);
+    match first {
+        "exit" | "logout" => return Some(Transition::Leave),
+        "sudo" | "doas" => {
+            let mut user: Option<String> = None;
+            let mut shell = false;
+            let mut j = 1;
+            while j < words.len() {
+                let o = words[j].as_str();
+                if o == "--" {
+                    j += 1;
+                    break;
+                }
+                if !o.starts_with('-') {
+                    break;
+                }
+                if o == "-u" || o == "--user" {
+                    user = words.get(j + 1).cloned();
+                    j += 2;
+                    continue;
+                }
+                if let Some(u) = o.strip_prefix("--user=") {
+                    user = Some(u.to_string());
+                } else if o == "--login" || o == "--shell" {
+                    shell = true;
+                } else if !o.starts_with("--") {
+                    // Bundled short options: -i, -s, -iu USER, -u USER.
+                    let flags: Vec<char> = o[1..].chars().collect();
+                    for (k, f) in flags.iter().enumerate() {
+                        match f {
+                            'i' | 's' => shell = true,
+                            'u' => {
+                                let rest: String = flags[k + 1..].iter().collect();
+                                if rest.is_empty() {
+                                    user = words.get(j + 1).cloned();
+                                    j += 1;
+                                } else {
+                                    user = Some(rest);
+                                }
+                                break;
+                            }
+                            _ => {}
+                        }
+                    }
+                } else if SUDO_VALUE_OPTS.contains(&o) {
+                    j += 1;
+                }
+                j += 1;
+            }
+            let rest = &words[j.min(words.len())..];
+            let target = user.unwrap_or_else(|| "root".to_string());
+            if rest.is_empty() {
+                return shell.then_some(Transition::Enter(Some(target)));
+            }
+            let prog = basename(&rest[0]);
+            if prog == "su" {
+                return su_target(&rest[1..]).map(|u| Transition::Enter(Some(u)));
+            }
+            if SHELLS.contains(&prog) && shell_is_interactive(&rest[1..]) {
+                return Some(Transition::Enter(Some(target)));
+            }
+            None
+        }
+        "su" => su_target(&words[1..]).map(|u| Transition::Enter(Some(u))),
+        p if SHELLS.contains(&p) && shell_is_interactive(&words[1..]) => {
+            Some(Transition::Enter(None))
+        }
+        _ => None,
+    }
+}
+
+/// A shell started with these arguments reads commands from the terminal.
+fn shell_is_interactive(args: &[String]) -> bool {
+    args.iter().all(|a| {
+        matches!(
+            a.as_str(),
+            "-l" | "-i" | "--login" | "-il" | "-li" | "-" | "--norc" | "--noprofile"
+        )
+    })
+}
+
+/// The user `su ARGS` becomes, unless it runs a single command (`-c`).
+fn su_target(args: &[String]) -> Option<String> {
+    let mut user = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        match a {
+            "-c" | "--command" | "--session-command" => return None,
+            "-s" | "--shell" | "-g" | "--group" | "-G" | "--supp-group" => i += 1,
+            "-" | "-l" | "--login" | "-m" | "-p" | "--preserve-environment" => {}
+            _ if a.starts_with('-') => {}
+            _ => {
+                if user.is_none() {
+                    user = Some(a.to_string());
+                }
+            }
+        }
+        i += 1;
+    }
+    Some(user.unwrap_or_else(|| "root".to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_of_pipelines_lists_and_wrappers() {
+        let cases: &[(&str, &[&str])] = &[
+            ("sudo id", &["sudo", "id"]),
+            ("grep -w sudo /etc/group", &["grep"]),
+            ("echo 'sudo rm' | sudo tee /x", &["echo", "sudo", "tee"]),
+            ("sudo -u root id", &["sudo", "id"]),
+            ("FOO=1 /usr/bin/sudo -E make install", &["sudo", "make"]),
+            ("ls -l /etc 2>/dev/null | head", &["ls", "head"]),
+            ("sh /tmp/p.sh && \\\nrm /tmp/p.sh", &["sh", "rm"]),
+            ("cat > /tmp/x <<EOF\nsudo reboot\nEOF", &["cat"]),
+            (
+                "timeout 5 nice -n 5 sudo su -",
+                &["timeout", "nice", "sudo", "su"],
+            ),
+            ("echo \"a; sudo b\"; true", &["echo", "true"]),
+            ("curl -s http://x | sh", &["curl", "sh"]),
+        ];
+        for (line, want) in cases {
+            assert_eq!(programs(line), *want, "{line}");
+        }
+    }
+
+    #[test]
+    fn transitions() {
+        let root = Some(Transition::Enter(Some("root".into())));
+        for l in [
+            "sudo su -",
+            "sudo su",
+            "sudo -i",
+            "sudo -s",
+            "sudo sh",
+            "sudo bash -l",
+            "su -",
+            "exec sudo -i",
+        ] {
+            assert_eq!(transition(l), root, "{l}");
+        }
+        assert_eq!(
+            transition("sudo -u postgres -i"),
+            Some(Transition::Enter(Some("postgres".into())))
+        );
+        assert_eq!(
+            transition("sudo -iu app"),
+            Some(Transition::Enter(Some("app".into())))
+        );
+        assert_eq!(
+            transition("sudo su - app"),
+            Some(Transition::Enter(Some("app".into())))
+        );
+        assert_eq!(transition("bash"), Some(Transition::Enter(None)));
+        assert_eq!(transition("exit"), Some(Transition::Leave));
+        assert_eq!(transition("logout"), Some(Transition::Leave));
+        for l in [
+            "sudo -u root id",
+            "sudo sh /tmp/x.sh",
+            "su -c id",
+            "sudo ls",
+            "bash x.sh",
+            "echo sudo -i",
+        ] {
+            assert_eq!(transition(l), None, "{l}");
+        }
+    }
+
+    #[test]
+    fn incomplete_lines() {
+        for l in [
+            "sh a && \\",
+            "cat <<EOF",
+            "cat <<EOF\nx",
+            "echo 'abc",
+            "ls |",
+            "a &&",
+        ] {
+            assert!(is_incomplete(l), "{l}");
+        }
+        for l in [
+            "ls",
+            "cat <<EOF\nx\nEOF",
+            "echo 'a b'",
+            "echo \"it's\"",
+            "sh a && \\\nrm b",
+        ] {
+            assert!(!is_incomplete(l), "{l}");
+        }
+    }
+}
