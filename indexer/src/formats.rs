@@ -321,7 +321,7 @@ fn parse_json(name: &str, bytes: &[u8]) -> Result<Parsed> {
                 .filter_map(|r| {
                     let b = r.pointer("/s3/bucket/name")?.as_str()?;
                     let k = r.pointer("/s3/object/key")?.as_str()?;
-                    Some(format!("s3://{b}/{k}"))
+                    Some(format!("s3://{b}/{}", decode_s3_key(k)))
                 })
                 .collect();
             return Ok(Parsed::Skipped(format!(
@@ -364,9 +364,12 @@ fn parse_json(name: &str, bytes: &[u8]) -> Result<Parsed> {
     if value.get("eventName").is_some() && value.get("eventSource").is_some() {
         return trail(std::slice::from_ref(&value));
     }
-    Err(Error::Unrecognised(
-        "JSON that is none of: CloudTrail records, describe-instances output, CloudWatch Logs events or subscription payload, Session Manager stream messages".into(),
-    ))
+    let what = "JSON that is none of: CloudTrail records, describe-instances output, CloudWatch Logs events or subscription payload, Session Manager stream messages";
+    // Where CloudTrail files live, a file of another shape is damaged, not merely something else.
+    if name.contains("CloudTrail") || name.ends_with(".log") {
+        return Err(Error::Unrecognised(what.into()));
+    }
+    Ok(Parsed::Skipped(what.into()))
 }
 
 /// Byte ranges of the lines of a JSON Lines text, when every non-blank line is a JSON object.
@@ -696,6 +699,26 @@ fn streams(name: &str, events: Vec<LogEvent>) -> Result<Parsed> {
     Ok(Parsed::Transcripts(by_session.into_values().collect()))
 }
 
+/// An S3 event's object key: `+` is a space, then `%XX` escapes (UTF-8).
+pub fn decode_s3_key(key: &str) -> String {
+    let plus = key.replace('+', " ");
+    let bytes = plus.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(v) = u8::from_str_radix(&plus[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let mut acc = 0u32;
@@ -760,6 +783,15 @@ mod tests {
             principal_from_arn("arn:aws:iam::1:user/path/to/bob").as_deref(),
             Some("bob")
         );
+    }
+
+    #[test]
+    fn s3_keys_are_url_decoded() {
+        assert_eq!(decode_s3_key("Happy%20Face.jpg"), "Happy Face.jpg");
+        assert_eq!(decode_s3_key("logs/a+b%2Bc.log"), "logs/a b+c.log");
+        assert_eq!(decode_s3_key("%ED%95%9C.log"), "한.log");
+        assert_eq!(decode_s3_key("100%"), "100%");
+        assert_eq!(decode_s3_key("x%zz"), "x%zz");
     }
 
     #[test]

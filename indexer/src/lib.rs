@@ -15,8 +15,11 @@
 
 pub mod error;
 pub mod formats;
+pub mod ingest;
+pub mod model;
 pub mod replay;
 pub mod sessionid;
 pub mod shellwords;
+pub mod store;
 
 pub use error::{Error, Result};

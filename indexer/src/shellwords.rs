@@ -155,8 +155,8 @@ fn heredoc_words(line: &str) -> Vec<String> {
     let mut rest = line;
     while let Some(pos) = rest.find("<<") {
         let after = &rest[pos + 2..];
-        if after.starts_with('<') {
-            rest = &after[1..];
+        if let Some(r) = after.strip_prefix('<') {
+            rest = r;
             continue;
         }
         let after = after.trim_start_matches('-').trim_start();
@@ -366,7 +366,7 @@ pub fn transition(line: &str) -> Option<Transition> {
     let words = &words[i..];
     let first = basename(words.first()?);
     match first {
-        "exit" | "logout" => return Some(Transition::Leave),
+        "exit" | "logout" => Some(Transition::Leave),
         "sudo" | "doas" => {
             let mut user: Option<String> = None;
             let mut shell = false;

@@ -1,1 +1,69 @@
+//! Helpers for the end-to-end tests: where the shared corpus is, and how to run the binary.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repository")
+        .to_path_buf()
+}
+
+/// `../shared` beside the repository (or `$SSM_AUDIT_SHARED`).
+pub fn shared() -> PathBuf {
+    std::env::var_os("SSM_AUDIT_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared"))
+}
+
+/// The shared corpus; panics with a clear message when it is missing.
+pub fn corpus() -> PathBuf {
+    let c = shared().join("corpus");
+    assert!(
+        c.join("truth.json").exists(),
+        "the shared corpus is missing at {} (set SSM_AUDIT_SHARED)",
+        c.display()
+    );
+    c
+}
+
+/// Sessions recorded the same way as the corpus, kept in this repository.
+pub fn recorded() -> PathBuf {
+    repo_root().join("tests/fixtures/recorded")
+}
+
+/// A command running the built `ssm-audit` binary.
+pub fn ssm_audit() -> Command {
+    let bin = assert_cmd::cargo::cargo_bin("ssm-audit");
+    assert!(
+        bin.exists(),
+        "{} is not built: run `cargo build --workspace` first (scripts/test does)",
+        bin.display()
+    );
+    Command::new(bin)
+}
+
+/// Run `ssm-audit ARGS` and return (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out = ssm_audit().args(args).output().expect("ssm-audit runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The last line `score.py TRUTH HITS` prints, and its exit code.
+pub fn score(truth: &Path, hits: &Path, floors: &[&str]) -> (i32, String) {
+    let out = Command::new("python3")
+        .arg(shared().join("eval/score.py"))
+        .arg(truth)
+        .arg(hits)
+        .args(floors)
+        .output()
+        .expect("python3 runs the scorer");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), text)
+}

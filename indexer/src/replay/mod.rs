@@ -160,6 +160,8 @@ struct Term {
     title_cwd: Option<String>,
     seen_markers: bool,
     keypad: bool,
+    /// The last event was a backspace (see `print`).
+    after_backspace: bool,
 }
 
 impl Term {
@@ -189,6 +191,7 @@ impl Term {
             title_cwd: None,
             seen_markers: false,
             keypad: false,
+            after_backspace: false,
         }
     }
 
@@ -427,7 +430,20 @@ impl Term {
     ) {
         self.last_accept_byte = bytes.1;
         self.finish_output(self.screen.logical_line(last_row).0);
-        let command = command.trim_end().to_string();
+        let mut command = command.trim_end();
+        if abandoned {
+            command = command.strip_suffix("^C").unwrap_or(command).trim_end();
+        }
+        // Streams can hold a prompt twice before a command (`sh-4.2$ sh-4.2$ date`).
+        let p = prompt.text.trim_end();
+        while !p.is_empty() && command.starts_with(p) {
+            command = command[p.len()..].trim_start();
+        }
+        // Old agents started their own logger in the shell before the user's: not a user command.
+        if command.starts_with("/usr/bin/ssm-session-logger ") {
+            return;
+        }
+        let command = command.to_string();
         // A paste of several complete lines is several commands.
         if command.contains('\n') && !prompt.is_continuation() {
             let mut parts = Vec::new();
@@ -709,6 +725,11 @@ impl vte::Perform for Term {
         if self.alt {
             return;
         }
+        // Streamed lines lost their erase sequences (`CSI K`) but kept backspaces: text printed
+        // over backspaced cells there replaced the rest of the line.
+        if std::mem::take(&mut self.after_backspace) && !self.options.markers {
+            self.screen.erase_line(0);
+        }
         self.last_print_col = self.screen.cursor_col();
         if self.suspect.is_some() {
             self.resolve_suspect(Some(ch));
@@ -744,10 +765,14 @@ impl vte::Perform for Term {
             0x08 => {
                 self.resolve_suspect(None);
                 self.screen.back(1);
+                self.after_backspace = true;
+                self.last_printed = [self.last_printed[1], '\u{1}'];
+                return;
             }
             b'\t' => self.screen.tab(),
             _ => {}
         }
+        self.after_backspace = false;
         self.last_printed = [self.last_printed[1], '\u{1}'];
     }
 

@@ -1,0 +1,75 @@
+//! From source objects to a [`Batch`] of facts, one outcome per object.
+
+use crate::error::Error;
+use crate::formats::{self, Parsed};
+use crate::model::{SessionSource, SourceObject};
+use crate::store::Batch;
+
+/// What became of one source object.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Read; what it held was added to the batch.
+    Read {
+        /// `s3-log`, `cloudwatch-stream`, `cloudtrail`, `inventory`.
+        kind: &'static str,
+        /// Sessions (transcripts), events (CloudTrail) or instances (inventory) it held.
+        items: usize,
+    },
+    /// Recognised, holds no audit data; the reason.
+    Skipped(String),
+    /// Unreadable; the error.
+    Failed(Error),
+}
+
+impl Outcome {
+    /// One line for a person: what was read, skipped or wrong.
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::Read { kind, items } => {
+                let what = match *kind {
+                    "cloudtrail" => "session events",
+                    "inventory" => "instances",
+                    _ => "sessions",
+                };
+                format!("{kind}: {items} {what}")
+            }
+            Outcome::Skipped(why) => format!("skipped: {why}"),
+            Outcome::Failed(e) => e.to_string(),
+        }
+    }
+}
+
+/// Parse one object and add its facts to `batch`.
+pub fn read_object(object: &SourceObject, batch: &mut Batch) -> Outcome {
+    match formats::parse(&object.name, &object.bytes) {
+        Err(e) => Outcome::Failed(e),
+        Ok(Parsed::Skipped(why)) => Outcome::Skipped(why),
+        Ok(Parsed::Transcripts(ts)) => {
+            let sha = object.sha256();
+            let kind = ts.first().map_or("s3-log", |t| t.kind);
+            let items = ts.len();
+            for t in &ts {
+                batch
+                    .sources
+                    .push(SessionSource::from_transcript(t, object, &sha));
+            }
+            Outcome::Read { kind, items }
+        }
+        Ok(Parsed::Trail { events, .. }) => {
+            let items = events.len();
+            batch.trail.extend(events);
+            Outcome::Read {
+                kind: "cloudtrail",
+                items,
+            }
+        }
+        Ok(Parsed::Inventory(list)) => {
+            let items = list.len();
+            batch.instances.extend(list);
+            Outcome::Read {
+                kind: "inventory",
+                items,
+            }
+        }
+    }
+}

@@ -1,0 +1,510 @@
+//! The tantivy index: commands, and the facts they were derived from.
+//!
+//! One index holds every kind of document, so that one commit changes them together:
+//! - `source`: what one transcript source said about a session (its replayed lines);
+//! - `trail`: what CloudTrail said about a session;
+//! - `instance`: an instance's Name tag;
+//! - `command` / `abandoned`: the records derived from the three above.
+//!
+//! A session's command documents are rebuilt whenever any of its facts change, so files can
+//! arrive in any order and ingesting the same files again changes nothing.
+
+use crate::error::{Error, Result};
+use crate::formats::{Instance, TrailEvent};
+use crate::model::{self, CommandRecord, SessionSource, SessionTrail};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use tantivy::collector::DocSetCollector;
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TantivyDocument, Value, FAST, INDEXED, STORED, STRING, TEXT,
+};
+use tantivy::{doc, DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Term};
+
+/// Memory the index writer may use.
+const WRITER_HEAP: usize = 64 << 20;
+
+#[derive(Clone, Copy)]
+struct Fields {
+    kind: Field,
+    key: Field,
+    sid: Field,
+    command: Field,
+    output: Field,
+    program: Field,
+    principal: Field,
+    instance: Field,
+    run_as: Field,
+    start: Field,
+    body: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let f = Fields {
+        kind: b.add_text_field("kind", STRING | STORED),
+        key: b.add_text_field("key", STRING),
+        sid: b.add_text_field("sid", STRING | STORED),
+        command: b.add_text_field("command", TEXT),
+        output: b.add_text_field("output", TEXT),
+        program: b.add_text_field("program", STRING),
+        principal: b.add_text_field("principal", STRING),
+        instance: b.add_text_field("instance", STRING),
+        run_as: b.add_text_field("run_as", STRING),
+        start: b.add_i64_field("start", INDEXED | FAST),
+        body: b.add_text_field("body", STORED),
+    };
+    (b.build(), f)
+}
+
+/// What to look for.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Full-text query over commands (tantivy query syntax).
+    pub query: Option<String>,
+    /// Search the output text too.
+    pub in_output: bool,
+    /// Principal name or ARN.
+    pub user: Option<String>,
+    /// Instance id or Name tag.
+    pub instance: Option<String>,
+    /// Run-as user.
+    pub run_as: Option<String>,
+    /// A program the command ran.
+    pub program: Option<String>,
+    /// Sessions started at or after (unix seconds).
+    pub since: Option<i64>,
+    /// Sessions started before (unix seconds).
+    pub until: Option<i64>,
+    /// Abandoned lines instead of commands.
+    pub abandoned: bool,
+    /// Include output text in the records.
+    pub with_output: bool,
+}
+
+/// What an ingest changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Sessions whose commands were (re)built.
+    pub sessions: usize,
+    /// Command records written for them.
+    pub commands: usize,
+    /// Abandoned lines written for them.
+    pub abandoned: usize,
+}
+
+/// Facts read from sources, to be merged into the index.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Replayed transcripts.
+    pub sources: Vec<SessionSource>,
+    /// CloudTrail events.
+    pub trail: Vec<TrailEvent>,
+    /// Inventory.
+    pub instances: Vec<Instance>,
+}
+
+impl Batch {
+    /// Nothing to merge.
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty() && self.trail.is_empty() && self.instances.is_empty()
+    }
+}
+
+/// The index on disk.
+pub struct Store {
+    index: Index,
+    reader: IndexReader,
+    f: Fields,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open the index at `path`, creating it (and the folder) if needed.
+    pub fn open_or_create(path: &Path) -> Result<Store> {
+        std::fs::create_dir_all(path)?;
+        let (schema, f) = schema();
+        let dir = tantivy::directory::MmapDirectory::open(path)
+            .map_err(|e| Error::Io(std::io::Error::other(format!("{}: {e}", path.display()))))?;
+        let index = Index::open_or_create(dir, schema)?;
+        Self::with_index(index, f, path)
+    }
+
+    /// Open an existing index.
+    pub fn open(path: &Path) -> Result<Store> {
+        if !path.join("meta.json").exists() {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "no index at {} (run `ssm-audit ingest` first)",
+                    path.display()
+                ),
+            )));
+        }
+        let index = Index::open_in_dir(path)?;
+        let (_, f) = schema();
+        Self::with_index(index, f, path)
+    }
+
+    fn with_index(index: Index, f: Fields, path: &Path) -> Result<Store> {
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Store {
+            index,
+            reader,
+            f,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn writer(&self) -> Result<IndexWriter> {
+        self.index
+            .writer_with_num_threads(1, WRITER_HEAP)
+            .map_err(|e| match e {
+                tantivy::TantivyError::LockFailure(..) => {
+                    Error::Locked(self.path.display().to_string())
+                }
+                e => Error::Index(e),
+            })
+    }
+
+    fn term(&self, field: Field, text: &str) -> Term {
+        Term::from_field_text(field, text)
+    }
+
+    fn docs(&self, query: &dyn Query) -> Result<Vec<TantivyDocument>> {
+        let searcher = self.reader.searcher();
+        let mut addrs: Vec<DocAddress> = searcher
+            .search(query, &DocSetCollector)?
+            .into_iter()
+            .collect();
+        addrs.sort();
+        addrs
+            .into_iter()
+            .map(|a| searcher.doc::<TantivyDocument>(a).map_err(Error::from))
+            .collect()
+    }
+
+    fn bodies<T: serde::de::DeserializeOwned>(&self, query: &dyn Query) -> Result<Vec<T>> {
+        self.docs(query)?
+            .iter()
+            .map(|d| {
+                let body = d
+                    .get_first(self.f.body)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("{}");
+                serde_json::from_str(body).map_err(Error::from)
+            })
+            .collect()
+    }
+
+    fn kind_and(&self, kind: &str, field: Field, value: &str) -> BooleanQuery {
+        BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    self.term(self.f.kind, kind),
+                    IndexRecordOption::Basic,
+                )) as Box<dyn Query>,
+            ),
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    self.term(field, value),
+                    IndexRecordOption::Basic,
+                )),
+            ),
+        ])
+    }
+
+    fn trail_of(&self, sid: &str) -> Result<Option<SessionTrail>> {
+        Ok(self
+            .bodies(&self.kind_and("trail", self.f.sid, sid))?
+            .into_iter()
+            .next())
+    }
+
+    fn sources_of(&self, sid: &str) -> Result<Vec<SessionSource>> {
+        self.bodies(&self.kind_and("source", self.f.sid, sid))
+    }
+
+    fn instance_names(&self) -> Result<BTreeMap<String, String>> {
+        let q = TermQuery::new(self.term(self.f.kind, "instance"), IndexRecordOption::Basic);
+        let list: Vec<Instance> = self.bodies(&q)?;
+        Ok(model::names_of(&list))
+    }
+
+    /// Merge facts into the index and rebuild the commands of every session they touch.
+    pub fn ingest(&mut self, batch: Batch) -> Result<Changes> {
+        self.reader.reload()?;
+        let mut writer = self.writer()?;
+        let mut affected: BTreeSet<String> = BTreeSet::new();
+
+        // Inventory.
+        let mut names = self.instance_names()?;
+        let mut renamed = BTreeSet::new();
+        for i in &batch.instances {
+            let Some(name) = &i.name else { continue };
+            if names.get(&i.instance_id) != Some(name) {
+                names.insert(i.instance_id.clone(), name.clone());
+                renamed.insert(i.instance_id.clone());
+                let key = format!("instance\u{0}{}", i.instance_id);
+                writer.delete_term(self.term(self.f.key, &key));
+                writer.add_document(doc!(
+                    self.f.kind => "instance",
+                    self.f.key => key,
+                    self.f.instance => i.instance_id.to_ascii_lowercase(),
+                    self.f.body => serde_json::to_string(i)?,
+                ))?;
+            }
+        }
+        for id in &renamed {
+            for kind in ["source", "trail"] {
+                for d in
+                    self.docs(&self.kind_and(kind, self.f.instance, &id.to_ascii_lowercase()))?
+                {
+                    if let Some(sid) = d.get_first(self.f.sid).and_then(|v| v.as_str()) {
+                        affected.insert(sid.to_string());
+                    }
+                }
+            }
+        }
+
+        // CloudTrail.
+        let mut trails: BTreeMap<String, SessionTrail> = BTreeMap::new();
+        let mut by_sid: BTreeMap<String, Vec<TrailEvent>> = BTreeMap::new();
+        for e in batch.trail {
+            by_sid.entry(e.session_id.clone()).or_default().push(e);
+        }
+        for (sid, events) in by_sid {
+            let mut t = self.trail_of(&sid)?.unwrap_or_else(|| SessionTrail {
+                session_id: sid.clone(),
+                events: Vec::new(),
+            });
+            if t.merge(events) {
+                let key = format!("trail\u{0}{sid}");
+                writer.delete_term(self.term(self.f.key, &key));
+                let mut d = doc!(
+                    self.f.kind => "trail",
+                    self.f.key => key,
+                    self.f.sid => sid.clone(),
+                    self.f.body => serde_json::to_string(&t)?,
+                );
+                if let Some(target) = t.start().and_then(|s| s.target.as_ref()) {
+                    d.add_text(self.f.instance, target.to_ascii_lowercase());
+                }
+                writer.add_document(d)?;
+                affected.insert(sid.clone());
+            }
+            trails.insert(sid, t);
+        }
+
+        // Transcripts.
+        let mut new_sources: BTreeMap<String, Vec<SessionSource>> = BTreeMap::new();
+        for s in batch.sources {
+            let key = format!("source\u{0}{}\u{0}{}", s.source, s.session_id);
+            writer.delete_term(self.term(self.f.key, &key));
+            let mut d = doc!(
+                self.f.kind => "source",
+                self.f.key => key,
+                self.f.sid => s.session_id.clone(),
+                self.f.body => serde_json::to_string(&s)?,
+            );
+            if let Some(i) = &s.instance_id {
+                d.add_text(self.f.instance, i.to_ascii_lowercase());
+            }
+            writer.add_document(d)?;
+            affected.insert(s.session_id.clone());
+            new_sources.entry(s.session_id.clone()).or_default().push(s);
+        }
+
+        // Rebuild the commands of every affected session.
+        let mut changes = Changes::default();
+        for sid in &affected {
+            let mut sources = self.sources_of(sid)?;
+            if let Some(fresh) = new_sources.remove(sid) {
+                sources.retain(|old| !fresh.iter().any(|n| n.source == old.source));
+                sources.extend(fresh);
+            }
+            let trail = match trails.get(sid) {
+                Some(t) => Some(t.clone()),
+                None => self.trail_of(sid)?,
+            };
+            let key = format!("commands\u{0}{sid}");
+            writer.delete_term(self.term(self.f.key, &key));
+            let records = model::records(sid, &sources, trail.as_ref(), &names);
+            if !records.is_empty() {
+                changes.sessions += 1;
+            }
+            for (rec, output) in records {
+                if rec.abandoned {
+                    changes.abandoned += 1;
+                } else {
+                    changes.commands += 1;
+                }
+                writer.add_document(self.command_doc(&key, &rec, &output)?)?;
+            }
+        }
+        writer.commit()?;
+        self.reader.reload()?;
+        Ok(changes)
+    }
+
+    fn command_doc(&self, key: &str, rec: &CommandRecord, output: &str) -> Result<TantivyDocument> {
+        let f = self.f;
+        let mut d = doc!(
+            f.kind => if rec.abandoned { "abandoned" } else { "command" },
+            f.key => key,
+            f.sid => rec.session_id.clone(),
+            f.command => rec.command.clone(),
+            f.output => output,
+            f.run_as => rec.run_as.clone(),
+        );
+        for p in &rec.programs {
+            d.add_text(f.program, p);
+        }
+        for p in [&rec.who.principal, &rec.who.principal_arn]
+            .into_iter()
+            .flatten()
+        {
+            d.add_text(f.principal, p.to_lowercase());
+        }
+        for i in [&rec.who.instance_id, &rec.who.instance_name]
+            .into_iter()
+            .flatten()
+        {
+            d.add_text(f.instance, i.to_lowercase());
+        }
+        if let Some(t) = rec.who.session_start.as_deref().and_then(parse_time) {
+            d.add_i64(f.start, t);
+        }
+        let mut with_output = rec.clone();
+        with_output.output = Some(output.to_string());
+        d.add_text(f.body, serde_json::to_string(&with_output)?);
+        Ok(d)
+    }
+
+    /// Commands matching a filter, in session order (session start, session id, seq).
+    pub fn search(&self, filter: &Filter) -> Result<Vec<CommandRecord>> {
+        let f = self.f;
+        let kind = if filter.abandoned {
+            "abandoned"
+        } else {
+            "command"
+        };
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(
+            Occur::Must,
+            Box::new(TermQuery::new(
+                self.term(f.kind, kind),
+                IndexRecordOption::Basic,
+            )),
+        )];
+        if let Some(q) = filter.query.as_deref().filter(|q| !q.trim().is_empty()) {
+            let mut fields = vec![f.command];
+            if filter.in_output {
+                fields.push(f.output);
+            }
+            let mut parser = QueryParser::for_index(&self.index, fields);
+            parser.set_conjunction_by_default();
+            clauses.push((Occur::Must, parser.parse_query(q)?));
+        }
+        let mut exact = |field: Field, value: &Option<String>| {
+            if let Some(v) = value {
+                clauses.push((
+                    Occur::Must,
+                    Box::new(TermQuery::new(
+                        self.term(field, &v.to_lowercase()),
+                        IndexRecordOption::Basic,
+                    )),
+                ));
+            }
+        };
+        exact(f.principal, &filter.user);
+        exact(f.instance, &filter.instance);
+        if let Some(r) = &filter.run_as {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    self.term(f.run_as, r),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        if let Some(p) = &filter.program {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    self.term(f.program, p),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        if filter.since.is_some() || filter.until.is_some() {
+            let lo = filter.since.map_or(Bound::Unbounded, |t| {
+                Bound::Included(Term::from_field_i64(f.start, t))
+            });
+            let hi = filter.until.map_or(Bound::Unbounded, |t| {
+                Bound::Excluded(Term::from_field_i64(f.start, t))
+            });
+            clauses.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
+        }
+        let query = BooleanQuery::new(clauses);
+        let mut records: Vec<CommandRecord> = self.bodies(&query)?;
+        if !filter.with_output {
+            for r in &mut records {
+                r.output = None;
+            }
+        }
+        records.sort_by(|a, b| {
+            let ka = (
+                a.who
+                    .session_start
+                    .as_deref()
+                    .or(a.who.session_end.as_deref()),
+                &a.session_id,
+                a.seq,
+            );
+            let kb = (
+                b.who
+                    .session_start
+                    .as_deref()
+                    .or(b.who.session_end.as_deref()),
+                &b.session_id,
+                b.seq,
+            );
+            ka.cmp(&kb)
+        });
+        Ok(records)
+    }
+
+    /// Number of documents of each kind.
+    pub fn stats(&self) -> Result<BTreeMap<String, usize>> {
+        let mut out = BTreeMap::new();
+        for d in self.docs(&AllQuery)? {
+            let k = d
+                .get_first(self.f.kind)
+                .and_then(|v| v.as_str())
+                .unwrap_or("?")
+                .to_string();
+            *out.entry(k).or_insert(0) += 1;
+        }
+        Ok(out)
+    }
+}
+
+/// RFC 3339 (or `YYYY-MM-DD`) to unix seconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp());
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S") {
+        return Some(t.and_utc().timestamp());
+    }
+    None
+}

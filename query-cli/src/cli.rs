@@ -1,0 +1,220 @@
+//! Command-line options, parsed once into validated configurations.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indexer::store::Filter;
+use std::path::{Path, PathBuf};
+
+/// Who ran what on which instance, rebuilt from AWS Session Manager logs, with evidence.
+#[derive(Debug, Parser)]
+#[command(name = "ssm-audit", version, about, long_about = None)]
+pub struct Cli {
+    /// The index folder [default: $SSM_AUDIT_INDEX, else $XDG_DATA_HOME/ssm-audit/index,
+    /// else ~/.local/share/ssm-audit/index]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub index: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read session logs, CloudWatch streams, CloudTrail files and describe-instances output
+    /// (files or folders, recursively) into the index
+    Ingest(IngestArgs),
+    /// List commands, optionally matching a full-text query, in session order
+    Search(SearchArgs),
+    /// Name the principals who ran a program (or a query), with counts
+    Who(WhoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files or folders to read
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Print errors only
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people
+    Table,
+    /// JSON Lines, one object per row
+    Json,
+    /// CSV with a header row
+    Csv,
+}
+
+/// Filters shared by `search` and `who`.
+#[derive(Debug, Args)]
+pub struct Scope {
+    /// Only commands on this instance (id or Name tag)
+    #[arg(long, value_name = "ID|NAME")]
+    pub instance: Option<String>,
+    /// Only sessions started at or after T (RFC 3339, YYYY-MM-DD, or 30d / 12h / 2w ago)
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only sessions started before T
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Full-text query over commands (words, "a phrase", field:value, AND/OR/NOT); none lists all
+    pub query: Option<String>,
+    /// Only this principal (name or ARN)
+    #[arg(long, value_name = "U")]
+    pub user: Option<String>,
+    /// Only commands run as this user (ssm-user, root, …)
+    #[arg(long, value_name = "U")]
+    pub run_as: Option<String>,
+    /// Only commands that ran this program (as a pipeline or list part, or under sudo)
+    #[arg(long, value_name = "NAME")]
+    pub program: Option<String>,
+    /// Search the commands' output too, and show it
+    #[arg(long)]
+    pub output: bool,
+    /// List abandoned lines (Ctrl-C'd, never run) instead of commands
+    #[arg(long)]
+    pub abandoned: bool,
+    /// At most N rows
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub limit: usize,
+    #[command(flatten)]
+    pub scope: Scope,
+}
+
+#[derive(Debug, Args)]
+pub struct WhoArgs {
+    /// A program name (`sudo`: commands that ran sudo) or a full-text query
+    #[arg(value_name = "PROGRAM_OR_QUERY")]
+    pub what: String,
+    #[command(flatten)]
+    pub scope: Scope,
+}
+
+/// A validated search.
+#[derive(Debug)]
+pub struct SearchConfig {
+    pub filter: Filter,
+    pub limit: usize,
+    pub format: Format,
+}
+
+impl TryFrom<SearchArgs> for SearchConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: SearchArgs) -> Result<Self> {
+        let mut filter = scope_filter(&a.scope)?;
+        filter.query = a.query;
+        filter.in_output = a.output;
+        filter.with_output = a.output;
+        filter.user = a.user;
+        filter.run_as = a.run_as;
+        filter.program = a.program;
+        filter.abandoned = a.abandoned;
+        if a.limit == 0 {
+            bail!("--limit must be at least 1");
+        }
+        Ok(SearchConfig {
+            filter,
+            limit: a.limit,
+            format: a.scope.format,
+        })
+    }
+}
+
+impl WhoArgs {
+    /// The filter and format of a `who` question.
+    pub fn into_filter(self) -> Result<(Filter, Format)> {
+        let mut filter = scope_filter(&self.scope)?;
+        let what = self.what.trim();
+        if what.is_empty() {
+            bail!("`who` needs a program name or a query");
+        }
+        let is_program = what
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'));
+        if is_program {
+            filter.program = Some(what.rsplit('/').next().unwrap_or(what).to_string());
+        } else {
+            filter.query = Some(what.to_string());
+        }
+        Ok((filter, self.scope.format))
+    }
+}
+
+fn scope_filter(s: &Scope) -> Result<Filter> {
+    Ok(Filter {
+        instance: s.instance.clone(),
+        since: s
+            .since
+            .as_deref()
+            .map(|t| parse_when(t).with_context(|| format!("--since {t:?}")))
+            .transpose()?,
+        until: s
+            .until
+            .as_deref()
+            .map(|t| parse_when(t).with_context(|| format!("--until {t:?}")))
+            .transpose()?,
+        ..Filter::default()
+    })
+}
+
+/// RFC 3339, `YYYY-MM-DD`, or an age such as `30d`, `12h`, `2w`, `45m`.
+pub fn parse_when(s: &str) -> Result<i64> {
+    if let Some(t) = indexer::store::parse_time(s) {
+        return Ok(t);
+    }
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = num.parse().map_err(|_| {
+        anyhow::anyhow!("not a time: use RFC 3339, YYYY-MM-DD, or an age like 30d, 12h, 2w")
+    })?;
+    let secs = match unit {
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => bail!("unknown unit {unit:?}: use m, h, d or w"),
+    };
+    Ok(chrono::Utc::now().timestamp() - n * secs)
+}
+
+/// The index folder: the flag, `$SSM_AUDIT_INDEX`, or the user's data folder.
+pub fn index_dir(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = flag {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("SSM_AUDIT_INDEX").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    if let Some(p) = std::env::var_os("XDG_DATA_HOME").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p).join("ssm-audit").join("index"));
+    }
+    let home = std::env::var_os("HOME")
+        .context("no --index, $SSM_AUDIT_INDEX or $HOME to place the index in")?;
+    Ok(PathBuf::from(home).join(".local/share/ssm-audit/index"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_when("2026-02-10").unwrap(), 1_770_681_600);
+        assert_eq!(parse_when("2026-02-10T01:02:03Z").unwrap(), 1_770_685_323);
+        let now = chrono::Utc::now().timestamp();
+        assert!((now - 86_400 - parse_when("1d").unwrap()).abs() < 5);
+        assert!(parse_when("yesterday").is_err());
+        assert!(parse_when("3y").is_err());
+    }
+}

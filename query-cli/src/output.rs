@@ -1,0 +1,349 @@
+//! Tables for people, JSON Lines and CSV for machines. Text from logs never reaches the
+//! terminal raw: control characters are shown as `\xNN`.
+
+use crate::cli::Format;
+use anyhow::Result;
+use indexer::model::CommandRecord;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+/// Text with every control character (C0, DEL, C1) shown as `\xNN`, and backslashes doubled
+/// only where they would make such an escape ambiguous.
+pub fn visible(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A table cell: visible, newlines of multi-line commands shown as ` ⏎ `.
+fn cell(s: &str) -> String {
+    visible(&s.replace("\r\n", "\n").replace('\n', " \u{23ce} "))
+}
+
+/// A CSV cell: visible, and never read as a formula by a spreadsheet.
+fn csv_cell(s: &str) -> String {
+    let v = visible(s);
+    if v.starts_with(['=', '+', '-', '@']) {
+        format!("'{v}")
+    } else {
+        v
+    }
+}
+
+/// JSON with C1 and DEL escaped too (serde escapes only C0).
+fn json_line<T: Serialize>(value: &T) -> Result<String> {
+    let s = serde_json::to_string(value)?;
+    if !s.chars().any(|c| c.is_control()) {
+        return Ok(s);
+    }
+    Ok(s.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{:04x}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect())
+}
+
+fn or_dash(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("-")
+}
+
+/// Print command records.
+pub fn commands(
+    out: &mut impl Write,
+    records: &[CommandRecord],
+    format: Format,
+    with_output: bool,
+) -> Result<()> {
+    match format {
+        Format::Json => {
+            for r in records {
+                writeln!(out, "{}", json_line(r)?)?;
+            }
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record([
+                "session_id",
+                "seq",
+                "session_start",
+                "principal",
+                "principal_arn",
+                "mfa",
+                "source_ip",
+                "instance_id",
+                "instance_name",
+                "run_as",
+                "cwd",
+                "command",
+                "programs",
+                "attribution",
+                "source",
+                "version_id",
+                "sha256",
+                "byte_start",
+                "byte_end",
+                "output",
+            ])?;
+            for r in records {
+                let row = [
+                    r.session_id.clone(),
+                    r.seq.to_string(),
+                    or_dash(&r.who.session_start).to_string(),
+                    or_dash(&r.who.principal).to_string(),
+                    or_dash(&r.who.principal_arn).to_string(),
+                    r.who.mfa.map_or("-".into(), |m| m.to_string()),
+                    or_dash(&r.who.source_ip).to_string(),
+                    or_dash(&r.who.instance_id).to_string(),
+                    or_dash(&r.who.instance_name).to_string(),
+                    r.run_as.clone(),
+                    or_dash(&r.cwd).to_string(),
+                    r.command.clone(),
+                    r.programs.join(" "),
+                    r.who.attribution.clone(),
+                    r.evidence.source.clone(),
+                    r.evidence.version_id.clone().unwrap_or_default(),
+                    r.evidence.sha256.clone(),
+                    r.evidence.byte_start.to_string(),
+                    r.evidence.byte_end.to_string(),
+                    r.output.clone().unwrap_or_default(),
+                ];
+                w.write_record(row.iter().map(|c| csv_cell(c)))?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            let rows: Vec<Vec<String>> = records
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.who.session_start.clone().unwrap_or_else(|| "-".into()),
+                        cell(or_dash(&r.who.principal)),
+                        cell(&match (&r.who.instance_name, &r.who.instance_id) {
+                            (Some(n), Some(i)) => format!("{n} ({i})"),
+                            (None, Some(i)) => i.clone(),
+                            _ => "-".into(),
+                        }),
+                        cell(&r.run_as),
+                        cell(&format!("{}#{}", r.session_id, r.seq)),
+                        cell(&r.command),
+                    ]
+                })
+                .collect();
+            table(
+                out,
+                &[
+                    "SESSION START",
+                    "PRINCIPAL",
+                    "INSTANCE",
+                    "RUN AS",
+                    "SESSION#SEQ",
+                    "COMMAND",
+                ],
+                &rows,
+            )?;
+            if with_output {
+                for r in records {
+                    if let Some(o) = r.output.as_deref().filter(|o| !o.is_empty()) {
+                        writeln!(out, "\n── {}#{} {}", r.session_id, r.seq, cell(&r.command))?;
+                        for line in o.lines() {
+                            writeln!(out, "  {}", visible(line))?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let last = header.len() - 1;
+    let line = |cells: Vec<String>| -> String {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == last {
+                    c.clone()
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    writeln!(
+        out,
+        "{}",
+        line(header.iter().map(|h| h.to_string()).collect())
+    )?;
+    for r in rows {
+        writeln!(out, "{}", line(r.clone()))?;
+    }
+    Ok(())
+}
+
+/// One principal's part in a `who` answer.
+#[derive(Debug, Serialize)]
+pub struct WhoRow {
+    pub principal_arn: Option<String>,
+    pub principal: Option<String>,
+    pub commands: usize,
+    pub sessions: usize,
+    pub instances: Vec<String>,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+}
+
+/// Group matching commands by principal.
+pub fn who_rows(records: &[CommandRecord]) -> Vec<WhoRow> {
+    #[derive(Default)]
+    struct Acc {
+        arn: Option<String>,
+        name: Option<String>,
+        commands: usize,
+        sessions: BTreeSet<String>,
+        instances: BTreeSet<String>,
+        times: BTreeSet<String>,
+    }
+    let mut by: BTreeMap<String, Acc> = BTreeMap::new();
+    for r in records {
+        let key = r
+            .who
+            .principal_arn
+            .clone()
+            .or_else(|| r.who.principal.clone())
+            .unwrap_or_else(|| "(unknown)".into());
+        let a = by.entry(key).or_default();
+        a.arn = r.who.principal_arn.clone();
+        a.name = r.who.principal.clone();
+        a.commands += 1;
+        a.sessions.insert(r.session_id.clone());
+        if let Some(i) = r
+            .who
+            .instance_name
+            .clone()
+            .or_else(|| r.who.instance_id.clone())
+        {
+            a.instances.insert(i);
+        }
+        for t in [&r.who.session_start, &r.who.session_end]
+            .into_iter()
+            .flatten()
+        {
+            a.times.insert(t.clone());
+        }
+    }
+    let mut rows: Vec<WhoRow> = by
+        .into_values()
+        .map(|a| WhoRow {
+            principal_arn: a.arn,
+            principal: a.name,
+            commands: a.commands,
+            sessions: a.sessions.len(),
+            instances: a.instances.into_iter().collect(),
+            first_seen: a.times.first().cloned(),
+            last_seen: a.times.last().cloned(),
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.principal, &a.principal_arn).cmp(&(&b.principal, &b.principal_arn)));
+    rows
+}
+
+/// Print a `who` answer.
+pub fn who(out: &mut impl Write, rows: &[WhoRow], format: Format) -> Result<()> {
+    match format {
+        Format::Json => {
+            for r in rows {
+                writeln!(out, "{}", json_line(r)?)?;
+            }
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record([
+                "principal",
+                "principal_arn",
+                "commands",
+                "sessions",
+                "instances",
+                "first_seen",
+                "last_seen",
+            ])?;
+            for r in rows {
+                let row = [
+                    or_dash(&r.principal).to_string(),
+                    or_dash(&r.principal_arn).to_string(),
+                    r.commands.to_string(),
+                    r.sessions.to_string(),
+                    r.instances.join(" "),
+                    or_dash(&r.first_seen).to_string(),
+                    or_dash(&r.last_seen).to_string(),
+                ];
+                w.write_record(row.iter().map(|c| csv_cell(c)))?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            let rows: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        cell(or_dash(&r.principal)),
+                        cell(or_dash(&r.principal_arn)),
+                        r.commands.to_string(),
+                        r.sessions.to_string(),
+                        cell(&r.instances.join(", ")),
+                        or_dash(&r.first_seen).to_string(),
+                        or_dash(&r.last_seen).to_string(),
+                    ]
+                })
+                .collect();
+            table(
+                out,
+                &[
+                    "PRINCIPAL",
+                    "ARN",
+                    "COMMANDS",
+                    "SESSIONS",
+                    "INSTANCES",
+                    "FIRST SEEN",
+                    "LAST SEEN",
+                ],
+                &rows,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_made_visible() {
+        assert_eq!(
+            visible("a\x1b]52;c;eA==\x07b\u{9b}"),
+            "a\\x1b]52;c;eA==\\x07b\\x9b"
+        );
+        assert_eq!(csv_cell("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
+        assert_eq!(json_line(&"x\u{7f}\u{85}").unwrap(), "\"x\\u007f\\u0085\"");
+    }
+}

@@ -1,0 +1,333 @@
+//! The engine and CLI end to end on the shared corpus and on sessions recorded the same way.
+
+use serde_json::Value;
+use ssm_audit_tests::{corpus, recorded, run, score};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn ingest(index: &Path, paths: &[&Path]) -> (i32, String) {
+    let mut args = vec![
+        "ingest".to_string(),
+        "--index".into(),
+        index.display().to_string(),
+    ];
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, err) = run(&args);
+    (code, err)
+}
+
+fn search_json(index: &Path, extra: &[&str]) -> Vec<Value> {
+    let idx = index.display().to_string();
+    let mut args = vec![
+        "search", "--index", &idx, "--format", "json", "--limit", "100000",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(&args);
+    assert!(code == 0 || code == 1, "search failed ({code}): {err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).expect("JSON Lines"))
+        .collect()
+}
+
+fn scored(dir: &Path) -> (i32, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("idx");
+    let (code, err) = ingest(&index, &[dir]);
+    assert_eq!(code, 0, "ingest of {} failed: {err}", dir.display());
+    let hits = search_json(&index, &[]);
+    let file = tmp.path().join("hits.ndjson");
+    let text: String = hits.iter().map(|h| format!("{h}\n")).collect();
+    std::fs::write(&file, text).unwrap();
+    score(
+        &dir.join("truth.json"),
+        &file,
+        &[
+            "--min-precision",
+            "0.98",
+            "--min-recall",
+            "0.98",
+            "--min-runas",
+            "0.98",
+            "--min-attribution",
+            "1.0",
+        ],
+    )
+}
+
+#[test]
+fn shared_corpus_meets_the_score_floors() {
+    let (code, text) = scored(&corpus());
+    assert_eq!(code, 0, "score below the floors:\n{text}");
+}
+
+#[test]
+fn recorded_sessions_meet_the_score_floors() {
+    let (code, text) = scored(&recorded());
+    assert_eq!(code, 0, "score below the floors:\n{text}");
+}
+
+/// Commands of truth.json that run sudo as a program: a list or pipeline part starting with it.
+fn truth_sudo_counts(instance_name: &str) -> BTreeMap<String, usize> {
+    let truth: Value =
+        serde_json::from_slice(&std::fs::read(corpus().join("truth.json")).unwrap()).unwrap();
+    let mut out = BTreeMap::new();
+    for s in truth.as_object().unwrap().values() {
+        if s["instance_name"] != instance_name {
+            continue;
+        }
+        for c in s["commands"].as_array().unwrap() {
+            let cmd = c["command"].as_str().unwrap();
+            let runs_sudo = cmd
+                .split(['|', ';', '&'])
+                .any(|part| part.split_whitespace().next() == Some("sudo"));
+            if runs_sudo {
+                *out.entry(s["principal_arn"].as_str().unwrap().to_string())
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn who_ran_sudo_on_ec2_a_matches_the_truth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("idx");
+    assert_eq!(ingest(&index, &[&corpus()]).0, 0);
+    let idx = index.display().to_string();
+    let (code, out, err) = run(&[
+        "who",
+        "sudo",
+        "--instance",
+        "EC2-A",
+        "--index",
+        &idx,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let got: BTreeMap<String, usize> = out
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["principal_arn"].as_str().unwrap().to_string(),
+                v["commands"].as_u64().unwrap() as usize,
+            )
+        })
+        .collect();
+    let want = truth_sudo_counts("EC2-A");
+    assert_eq!(got, want);
+    // eve's sudo id counts; her abandoned `sudo passwd root` and `grep -w sudo` do not.
+    assert_eq!(got.get("arn:aws:iam::444455556666:user/eve"), Some(&1));
+    // The same question by instance id, and as a table for people.
+    let (_, by_id, _) = run(&[
+        "who",
+        "sudo",
+        "--instance",
+        "i-0d44dd44dd44dd444",
+        "--index",
+        &idx,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(by_id, out);
+    let (_, table, _) = run(&["who", "sudo", "--instance", "EC2-A", "--index", &idx]);
+    assert!(table.starts_with("PRINCIPAL"), "{table}");
+    assert!(table.contains("hyejin@corp.example"), "{table}");
+}
+
+#[test]
+fn ingesting_twice_adds_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("idx");
+    assert_eq!(ingest(&index, &[&corpus()]).0, 0);
+    let once = search_json(&index, &[]);
+    assert_eq!(ingest(&index, &[&corpus()]).0, 0);
+    let twice = search_json(&index, &[]);
+    assert!(once.len() > 40, "{}", once.len());
+    assert_eq!(once, twice);
+}
+
+#[test]
+fn cloudtrail_after_the_logs_still_attributes_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("idx");
+    let c = corpus();
+    assert_eq!(
+        ingest(&index, &[&c.join("sessions"), &c.join("cloudwatch")]).0,
+        0
+    );
+    let before = search_json(&index, &["--user", "jiwoo"]);
+    assert!(!before.is_empty());
+    assert!(before
+        .iter()
+        .all(|h| h["attribution"] == "session-id" && h["principal_arn"].is_null()));
+    assert_eq!(
+        ingest(
+            &index,
+            &[&c.join("cloudtrail"), &c.join("describe-instances.json")]
+        )
+        .0,
+        0
+    );
+    let after = search_json(&index, &["--user", "jiwoo"]);
+    assert_eq!(before.len(), after.len());
+    assert!(after.iter().all(|h| h["attribution"] == "cloudtrail"));
+    assert!(after
+        .iter()
+        .all(|h| h["principal_arn"] == "arn:aws:iam::444455556666:user/jiwoo"));
+    assert!(after.iter().any(|h| h["instance_name"] == "EC2-A"));
+    // Every record carries its evidence.
+    for h in &after {
+        let e = &h["evidence"];
+        assert_eq!(e["sha256"].as_str().unwrap().len(), 64);
+        assert!(e["byte_start"].as_u64().unwrap() < e["byte_end"].as_u64().unwrap());
+    }
+}
+
+#[test]
+fn evidence_byte_ranges_hold_the_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("idx");
+    assert_eq!(ingest(&index, &[&corpus().join("sessions")]).0, 0);
+    for h in search_json(&index, &[]) {
+        let e = &h["evidence"];
+        let bytes = std::fs::read(e["source"].as_str().unwrap()).unwrap();
+        let (a, b) = (
+            e["byte_start"].as_u64().unwrap() as usize,
+            e["byte_end"].as_u64().unwrap() as usize,
+        );
+        let text = String::from_utf8_lossy(&bytes[a..b]);
+        // The first word typed appears in the bytes of its range (echoes may be split by edits).
+        let first: String = h["command"].as_str().unwrap().chars().take(1).collect();
+        assert!(text.contains(&first), "{h}: {text:?}");
+        let digest = indexer_sha(&bytes);
+        assert_eq!(e["sha256"].as_str().unwrap(), digest);
+    }
+}
+
+fn indexer_sha(bytes: &[u8]) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(bytes)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn every_real_sample_is_ingested_or_rejected_with_one_line() {
+    let dir = corpus().join("real-samples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10);
+    for f in files {
+        let tmp = tempfile::tempdir().unwrap();
+        let index = tmp.path().join("idx");
+        let idx = index.display().to_string();
+        let (code, _, err) = run(&["ingest", "--index", &idx, &f.display().to_string()]);
+        assert!(
+            code == 0 || code == 2,
+            "{}: exit {code}: {err}",
+            f.display()
+        );
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let problems: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.starts_with("ingested "))
+            .collect();
+        assert!(problems.len() <= 1, "{name}: {err}");
+        if let Some(p) = problems.first() {
+            assert!(p.contains(&name), "{name}: {p}");
+        } else {
+            assert!(err.contains("ingested 1 of 1 files"), "{name}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_bad_file_is_named_and_the_rest_is_ingested() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    let log = corpus().join("sessions/eve-0i7p0kein1wvdveilipgnk43b2.log");
+    std::fs::copy(&log, dir.join("eve-0i7p0kein1wvdveilipgnk43b2.log")).unwrap();
+    std::fs::write(
+        dir.join("broken.json.gz"),
+        [0x1f, 0x8b, 0x08, 0x00, 0x01, 0x02],
+    )
+    .unwrap();
+    std::fs::write(dir.join("junk.bin"), [0u8, 1, 2, 3, 0xff, 0xfe]).unwrap();
+    let index = tmp.path().join("idx");
+    let (code, err) = ingest(&index, &[&dir]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("error: ")
+            && l.contains("broken.json.gz")
+            && l.contains("gzip")),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error: ") && l.contains("junk.bin")),
+        "{err}"
+    );
+    let hits = search_json(&index, &[]);
+    assert_eq!(hits.len(), 5);
+}
+
+#[test]
+fn control_characters_from_logs_never_reach_the_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    let hostile = b"\x1b[?2004h[ssm-user@ip-10-0-0-1 ~]$ echo \x1b]52;c;ZWNobyBwd25lZA==\x07x\x1b]0;pwned\x07 \x9b31m\r\r\n\x1b[?2004l\rx\r\r\n\x1b[?2004h[ssm-user@ip-10-0-0-1 ~]$ exit\r\r\n\x1b[?2004l\rexit\r\r\n";
+    std::fs::write(dir.join("mallory-0123456789abcdef0.log"), hostile).unwrap();
+    let index = tmp.path().join("idx");
+    assert_eq!(ingest(&index, &[&dir]).0, 0);
+    let idx = index.display().to_string();
+    for format in ["table", "json", "csv"] {
+        let (code, out, _) = run(&["search", "--index", &idx, "--format", format, "--output"]);
+        assert_eq!(code, 0);
+        assert!(out.contains("echo"), "{format}: {out}");
+        let raw: Vec<char> = out
+            .chars()
+            .filter(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+            .collect();
+        assert!(
+            raw.is_empty(),
+            "{format}: raw control characters {raw:?} in {out:?}"
+        );
+    }
+}
+
+#[test]
+fn exit_status_is_one_when_nothing_matches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("idx");
+    assert_eq!(ingest(&index, &[&corpus().join("sessions")]).0, 0);
+    let idx = index.display().to_string();
+    let (code, out, _) = run(&["search", "--index", &idx, "nosuchcommandanywhere"]);
+    assert_eq!(code, 1, "{out}");
+    let (code, _, err) = run(&[
+        "search",
+        "--index",
+        &tmp.path().join("none").display().to_string(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no index"), "{err}");
+}
