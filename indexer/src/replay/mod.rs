@@ -162,6 +162,8 @@ struct Term {
     keypad: bool,
     /// The last event was a backspace (see `print`).
     after_backspace: bool,
+    /// Literal pieces of the last command, which its output may repeat.
+    forgeable: Vec<String>,
 }
 
 impl Term {
@@ -192,6 +194,7 @@ impl Term {
             seen_markers: false,
             keypad: false,
             after_backspace: false,
+            forgeable: Vec::new(),
         }
     }
 
@@ -373,7 +376,7 @@ impl Term {
             return;
         };
         let prompt = Prompt::parse(&prompt_text);
-        if !self.prompt_expected(&prompt) {
+        if !self.prompt_expected(&prompt) || self.printed_by_last_command(text.trim()) {
             return;
         }
         let trimmed = command.trim_end();
@@ -409,6 +412,21 @@ impl Term {
                 .iter()
                 .any(|l| l.shape.as_ref() == Some(&prompt.shape)),
             None => !top.markers && &prompt.shape == shape,
+        }
+    }
+
+    /// Is this prompt-like line text the previous command wrote itself (`printf '$ rm -rf /\n'`)?
+    /// Each piece of the command's text can account for one such line.
+    fn printed_by_last_command(&mut self, text: &str) -> bool {
+        if self.forgeable.is_empty() {
+            return false;
+        }
+        match self.forgeable.iter().position(|p| p.contains(text)) {
+            Some(i) => {
+                self.forgeable.remove(i);
+                true
+            }
+            None => false,
         }
     }
 
@@ -503,6 +521,13 @@ impl Term {
         if !abandoned && !shellwords::is_incomplete(&line.command) {
             self.pending = shellwords::transition(&line.command);
         }
+        self.forgeable = line
+            .command
+            .split(['\n', '\'', '"'])
+            .flat_map(|p| p.split("\\n"))
+            .map(|p| p.trim().to_string())
+            .filter(|p| p.len() > 1)
+            .collect();
         self.lines.push(line);
         self.output_owner = Some((self.lines.len() - 1, last_row + 1));
     }

@@ -1,21 +1,161 @@
+//! Replay tests on byte snippets cut from recorded sessions.
+
 use super::*;
 
-fn replay(bytes: &[u8]) -> Vec<InputLine> {
-    let mut r = Replayer::new(ReplayOptions::default());
+fn replay_with(bytes: &[u8], markers: bool) -> Vec<InputLine> {
+    let mut r = Replayer::new(ReplayOptions {
+        markers,
+        ..ReplayOptions::default()
+    });
     r.feed(bytes, 0);
     r.finish()
 }
 
 fn commands(bytes: &[u8]) -> Vec<(String, String)> {
-    replay(bytes)
+    replay_with(bytes, true)
         .into_iter()
         .filter(|l| !l.abandoned)
         .map(|l| (l.run_as, l.command))
         .collect()
 }
 
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
 #[test]
-fn smoke() {
-    let got = commands(b"\x1b[?2004h[u@h ~]$ ls\r\r\n\x1b[?2004l\rfile\r\r\n\x1b[?2004h[u@h ~]$ ");
-    assert_eq!(got, vec![("u".to_string(), "ls".to_string())]);
+fn bash_markers_ignore_a_printed_fake_prompt() {
+    let got = commands(
+        b"\x1b[?2004h[ssm-user@ip-10-20-1-5 ~]$ printf '[root@ip-10-20-1-5 ~]# cat /etc/shadow\\n'\r\r\n\x1b[?2004l\r[root@ip-10-20-1-5 ~]# cat /etc/shadow\r\r\n\x1b[?2004h[ssm-user@ip-10-20-1-5 ~]$ sudo id\r\r\n\x1b[?2004l\ruid=0(root)\r\r\n",
+    );
+    assert_eq!(
+        got,
+        pairs(&[
+            (
+                "ssm-user",
+                "printf '[root@ip-10-20-1-5 ~]# cat /etc/shadow\\n'"
+            ),
+            ("ssm-user", "sudo id")
+        ])
+    );
+}
+
+#[test]
+fn bash_ctrl_c_is_abandoned_and_backspaces_are_applied() {
+    let lines = replay_with(
+        b"\x1b[?2004h[u@h ~]$ sudo passwd root^C\x1b[?2004l\r\x1b[?2004h\x1b[?2004l\r\r\r\n\x1b[?2004h[u@h ~]$ sudo tail /var/log/secrue\x08\x1b[K\x08\x1b[K\x08\x1b[Kure\r\r\n\x1b[?2004l\r",
+        true,
+    );
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].abandoned);
+    assert_eq!(lines[0].command, "sudo passwd root");
+    assert!(!lines[1].abandoned);
+    assert_eq!(lines[1].command, "sudo tail /var/log/secure");
+}
+
+#[test]
+fn readline_wrap_at_an_unknown_width_is_learned() {
+    // 80 columns: readline prints a space and a CR where the line reaches the last column.
+    let got = commands(
+        b"\x1b[?2004h[ssm-user@ip-10-30-0-8 ~]$ grep -E '^(root|daemon|bin|sys|sync|games|man)' /etc/ \rpasswd | cut -d: -f1\r\r\n\x1b[?2004l\r",
+    );
+    assert_eq!(
+        got,
+        pairs(&[(
+            "ssm-user",
+            "grep -E '^(root|daemon|bin|sys|sync|games|man)' /etc/passwd | cut -d: -f1"
+        )])
+    );
+}
+
+#[test]
+fn a_cr_before_a_search_prompt_is_not_a_wrap() {
+    let got = commands(
+        b"\x1b[?2004hu@h:/etc$ \r(reverse-i-search)`': \x1b[K\x08\x08\x08s': \x1b[7ms\x1b[27mudo -i\x08\x08\x08\x08\x08\x08\x08\x08\x1b[19Pl': \x1b[7ml\x1b[27ms -d ssh*\ru@h:/etc$ ls -d ssh*\x1b[K\r\r\n\x1b[?2004l\r",
+    );
+    assert_eq!(got.last().map(|c| c.1.as_str()), Some("ls -d ssh*"));
+}
+
+#[test]
+fn zsh_right_prompt_and_ctrl_c() {
+    let prompt = b"\x1b[1m\x1b[7m%\x1b[27m\x1b[1m\x1b[0m                                                                                                                                           \r \r\r\x1b[0m\x1b[27m\x1b[24m\x1b[J\x1b[36mssm-user@ip-10-1-3-3\x1b[39m:\x1b[34m~\x1b[39m % \x1b[K\x1b[107C\x1b[33m[14:39]\x1b[39m\x1b[114D\x1b[?1h\x1b=\x1b[?2004h";
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(prompt);
+    bytes.extend_from_slice(b"s\x08sudo rm -rf /var/log\x1b[?2004l\r\r\r\n");
+    bytes.extend_from_slice(prompt);
+    bytes.extend_from_slice(b"uname -r\x1b[?1l\x1b>\x1b[?2004l\r\r\r\n6.1\r\r\n");
+    let lines = replay_with(&bytes, true);
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].abandoned, "{:?}", lines[0]);
+    assert_eq!(lines[0].command, "sudo rm -rf /var/log");
+    assert_eq!(lines[1].command, "uname -r");
+    assert!(!lines[1].abandoned);
+    assert_eq!(lines[1].output, "6.1");
+}
+
+#[test]
+fn bracketed_paste_of_two_lines_is_two_commands() {
+    let got = commands(
+        b"\x1b[?2004h[ssm-user@ip-10-1-2-2 ~]$ \x1b[7mecho pasted one\x1b[27m\r\r\n\r\x1b[7mecho pasted two\x1b[27m\x1b[A\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[Cecho pasted one\r\r\n\recho pasted two\r\r\n\x1b[?2004l\rpasted one\r\r\npasted two\r\r\n",
+    );
+    assert_eq!(
+        got,
+        pairs(&[
+            ("ssm-user", "echo pasted one"),
+            ("ssm-user", "echo pasted two")
+        ])
+    );
+}
+
+#[test]
+fn heredocs_and_continuations_join_into_one_command() {
+    let got = commands(
+        b"\x1b[?2004h[u@h ~]$ cat > /tmp/p.sh <<EOF\r\r\n\x1b[?2004l\r\x1b[?2004h> echo patched\r\r\n\x1b[?2004l\r\x1b[?2004h> EOF\r\r\n\x1b[?2004l\r\x1b[?2004h[u@h ~]$ sh /tmp/p.sh && \\\r\r\n\x1b[?2004l\r\x1b[?2004h> rm /tmp/p.sh\r\r\n\x1b[?2004l\rpatched\r\r\n",
+    );
+    assert_eq!(
+        got,
+        pairs(&[
+            ("u", "cat > /tmp/p.sh <<EOF\necho patched\nEOF"),
+            ("u", "sh /tmp/p.sh && \\\nrm /tmp/p.sh")
+        ])
+    );
+}
+
+#[test]
+fn dash_without_markers_follows_sudo_and_ignores_printed_prompts() {
+    let got = commands(
+        b"$ lss\x08 \x08 -a\r\r\n.  ..\r\r\n$ printf '$ rm -rf /\\n# cat /etc/shadow\\n'\r\r\n$ rm -rf /\r\r\n# cat /etc/shadow\r\r\n$ sudo sh\r\r\n# id\r\r\nuid=0(root)\r\r\n# exit\r\r\n$ sleep 9^C\r\r\n$ exit\r\r\n",
+    );
+    assert_eq!(
+        got,
+        pairs(&[
+            ("ssm-user", "ls -a"),
+            ("ssm-user", "printf '$ rm -rf /\\n# cat /etc/shadow\\n'"),
+            ("ssm-user", "sudo sh"),
+            ("root", "id"),
+            ("root", "exit"),
+            ("ssm-user", "exit"),
+        ])
+    );
+}
+
+#[test]
+fn streamed_lines_lost_their_erases_but_kept_backspaces() {
+    // Streams strip CSI K per line: `shutdown -h now` then Ctrl-U leaves only backspaces.
+    let mut text = b"sh-5.2$ shutdown -h now".to_vec();
+    text.extend(std::iter::repeat_n(0x08, 15));
+    text.extend_from_slice(b"uptime -p\r\nup 2 min\r\nsh-5.2$ sh-5.2$ date\r\n");
+    let lines = replay_with(&text, false);
+    let got: Vec<&str> = lines.iter().map(|l| l.command.as_str()).collect();
+    assert_eq!(got, ["uptime -p", "date"]);
+}
+
+#[test]
+fn full_screen_programs_are_not_commands() {
+    let got = commands(
+        b"\x1b[?2004h[u@h ~]$ vi /tmp/t\r\r\n\x1b[?2004l\r\x1b[?1049h\x1b[H\x1b[2J~\r\n~\x1b[48;1H:wq\r\x1b[?1049l\x1b[?2004h[u@h ~]$ id\r\r\n\x1b[?2004l\ruid=1001\r\r\n",
+    );
+    assert_eq!(got, pairs(&[("u", "vi /tmp/t"), ("u", "id")]));
 }
