@@ -282,9 +282,17 @@ impl Screen {
         self.column(col);
     }
 
-    /// Horizontal tab to the next multiple of eight.
+    /// Horizontal tab to the next multiple of eight. The cells passed over read as spaces
+    /// (a tab echoed inside a typed line is part of it, not a gap before a right prompt).
     pub fn tab(&mut self) {
-        let next = (self.col / 8 + 1) * 8;
+        let next = ((self.col / 8 + 1) * 8).min(self.limit() - 1);
+        let col = self.col;
+        let row = self.cur();
+        for c in col..next {
+            if row.cells.get(c).is_none_or(|&x| x == EMPTY) {
+                row.set(c, ' ');
+            }
+        }
         self.column(next);
     }
 
@@ -467,6 +475,18 @@ mod tests {
         assert_eq!(s.row(0).unwrap().text(), "abXef");
         s.erase_line(0);
         assert_eq!(s.row(0).unwrap().text(), "abX");
+    }
+
+    #[test]
+    fn tabs_leave_spaces_not_gaps() {
+        let mut s = Screen::default();
+        type_str(&mut s, "$ echo a");
+        s.tab();
+        type_str(&mut s, "b");
+        assert_eq!(
+            s.row(0).unwrap().cells.iter().collect::<String>(),
+            "$ echo a        b"
+        );
     }
 
     #[test]
