@@ -187,29 +187,37 @@ fn looks_like_terminal(bytes: &[u8]) -> bool {
 
 const FOOTER: &[u8] = b"\nScript done on ";
 
-/// A `script` transcript: header, pty bytes, footer.
-fn s3_log(name: &str, bytes: &[u8]) -> Result<Transcript> {
-    let (header, body_start) = if bytes.starts_with(b"Script started on") {
-        let end = memchr::memchr(b'\n', bytes).map_or(bytes.len(), |p| p + 1);
-        (String::from_utf8_lossy(&bytes[..end]).into_owned(), end)
+/// What the start of a session log says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogMeta {
+    /// The session id.
+    pub session_id: String,
+    /// `header`, `file-name` or `transcript`.
+    pub session_id_from: &'static str,
+    /// The instance named by the 2.35+ header or an old agent's logger line.
+    pub instance_id: Option<String>,
+    /// Where the terminal bytes start (after the header line).
+    pub body_start: usize,
+}
+
+/// Bytes of a log's start needed to read its header and an old agent's logger line.
+pub const LOG_HEAD_BYTES: usize = 4096;
+
+/// Read the header (and, for old agents, the logger line) from the first bytes of a log.
+pub fn log_meta(name: &str, head: &[u8]) -> LogMeta {
+    let (header, body_start) = if head.starts_with(b"Script started on") {
+        let end = memchr::memchr(b'\n', head).map_or(head.len(), |p| p + 1);
+        (String::from_utf8_lossy(&head[..end]).into_owned(), end)
     } else {
         (String::new(), 0)
     };
-    let tail_from = bytes.len().saturating_sub(512).max(body_start);
-    let (body_end, footer) = match memchr::memmem::rfind(&bytes[tail_from..], FOOTER) {
-        Some(p) => {
-            let at = tail_from + p;
-            (at, String::from_utf8_lossy(&bytes[at + 1..]).into_owned())
-        }
-        None => (bytes.len(), String::new()),
-    };
-    let body = &bytes[body_start..body_end];
+    let body = &head[body_start..];
     let (mut sid, mut from) = (None, "header");
     let mut instance = None;
     if let Some(p) = header.find("/var/lib/amazon/ssm/") {
         let path = &header[p + "/var/lib/amazon/ssm/".len()..];
-        let mut parts = path.split('/');
-        instance = parts
+        instance = path
+            .split('/')
             .next()
             .filter(|i| i.starts_with("i-") || i.starts_with("mi-"))
             .map(String::from);
@@ -227,19 +235,21 @@ fn s3_log(name: &str, bytes: &[u8]) -> Result<Transcript> {
             from = "file-name";
         }
     }
-    if sid.is_none() {
+    if sid.is_none() || instance.is_none() {
         // Old agents ran ssm-session-logger with the transcript's path on the terminal.
-        let flat: String = String::from_utf8_lossy(&body[..body.len().min(4096)])
-            .replace(" \n", "")
-            .replace(" \r\n", "");
-        if let Some(q) = flat.find("/orchestration/") {
-            let cand: String = flat[q + "/orchestration/".len()..]
-                .chars()
-                .take_while(|c| *c != '/' && !c.is_whitespace())
-                .collect();
-            if sessionid::parse(&cand).is_some() {
-                sid = Some(cand);
-                from = "transcript";
+        let flat: String = String::from_utf8_lossy(&body[..body.len().min(LOG_HEAD_BYTES)])
+            .replace(" \r\n", "")
+            .replace(" \n", "");
+        if sid.is_none() {
+            if let Some(q) = flat.find("/orchestration/") {
+                let cand: String = flat[q + "/orchestration/".len()..]
+                    .chars()
+                    .take_while(|c| *c != '/' && !c.is_whitespace())
+                    .collect();
+                if sessionid::parse(&cand).is_some() {
+                    sid = Some(cand);
+                    from = "transcript";
+                }
             }
         }
         if instance.is_none() {
@@ -254,25 +264,51 @@ fn s3_log(name: &str, bytes: &[u8]) -> Result<Transcript> {
             }
         }
     }
-    let session_id = match sid {
-        Some(s) => s,
-        None => {
-            from = "file-name";
-            file_stem(name)
-        }
-    };
-    Ok(Transcript {
+    let session_id = sid.unwrap_or_else(|| {
+        from = "file-name";
+        file_stem(name)
+    });
+    LogMeta {
         session_id,
         session_id_from: from,
-        kind: "s3-log",
-        body: body.to_vec(),
-        body_offset: body_start as u64,
-        spans: Vec::new(),
         instance_id: instance,
+        body_start,
+    }
+}
+
+/// Where the footer starts in the last bytes of a log, and the time it gives.
+pub fn log_footer(tail: &[u8]) -> Option<(usize, Option<String>)> {
+    let at = memchr::memmem::rfind(tail, FOOTER)?;
+    let footer = String::from_utf8_lossy(&tail[at + 1..]);
+    Some((at, script_time(&footer, "Script done on ")))
+}
+
+/// Bytes at the end of a log that may hold its footer.
+pub const LOG_TAIL_BYTES: usize = 512;
+
+/// A `script` transcript: header, pty bytes, footer.
+fn s3_log(name: &str, bytes: &[u8]) -> Result<Transcript> {
+    let meta = log_meta(name, &bytes[..bytes.len().min(LOG_HEAD_BYTES + 1024)]);
+    let tail_from = bytes
+        .len()
+        .saturating_sub(LOG_TAIL_BYTES)
+        .max(meta.body_start);
+    let (body_end, last_time) = match log_footer(&bytes[tail_from..]) {
+        Some((at, time)) => (tail_from + at, time),
+        None => (bytes.len(), None),
+    };
+    Ok(Transcript {
+        session_id: meta.session_id,
+        session_id_from: meta.session_id_from,
+        kind: "s3-log",
+        body: bytes[meta.body_start..body_end].to_vec(),
+        body_offset: meta.body_start as u64,
+        spans: Vec::new(),
+        instance_id: meta.instance_id,
         principal_arn: None,
         run_as: None,
         first_time: None,
-        last_time: script_time(&footer, "Script done on "),
+        last_time,
         stripped: false,
     })
 }

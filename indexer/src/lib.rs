@@ -21,5 +21,6 @@ pub mod replay;
 pub mod sessionid;
 pub mod shellwords;
 pub mod store;
+pub mod stream;
 
 pub use error::{Error, Result};

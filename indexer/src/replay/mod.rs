@@ -80,26 +80,52 @@ impl Replayer {
     }
 
     /// Feed the next bytes; `offset` is the position of `bytes[0]` in the source.
+    ///
+    /// Printable runs go to the parser whole; escape sequences byte by byte, so that every
+    /// printed character knows its own source offset however the bytes were chunked.
     pub fn feed(&mut self, bytes: &[u8], offset: u64) {
         let mut i = 0;
         while i < bytes.len() {
+            let at = offset + i as u64;
+            if self.term.in_seq {
+                self.term.offset = at;
+                self.term.offset_end = at + 1;
+                self.parser.advance(&mut self.term, &bytes[i..=i]);
+                i += 1;
+                continue;
+            }
             let run_end = bytes[i..]
                 .iter()
                 .position(|&b| b < 0x20 || b == 0x7f)
                 .map_or(bytes.len(), |p| i + p);
             if run_end > i {
-                self.term.offset = offset + i as u64;
+                self.term.offset = at;
                 self.term.offset_end = offset + run_end as u64;
+                self.term.pos = at;
                 self.parser.advance(&mut self.term, &bytes[i..run_end]);
                 i = run_end;
             } else {
-                self.term.offset = offset + i as u64;
-                self.term.offset_end = offset + i as u64 + 1;
+                if bytes[i] == 0x1b {
+                    self.term.in_seq = true;
+                    self.term.seq_start = at;
+                }
+                self.term.offset = at;
+                self.term.offset_end = at + 1;
                 self.parser.advance(&mut self.term, &bytes[i..=i]);
                 i += 1;
             }
             self.term.collect_evicted();
         }
+    }
+
+    /// Input lines that are complete (their output too), oldest first; the latest line stays
+    /// until the next one begins, since continuation lines and output may still extend it.
+    pub fn drain(&mut self) -> Vec<InputLine> {
+        let t = &mut self.term;
+        let keep = t.lines.len().min(1);
+        let n = t.lines.len() - keep;
+        t.drained += n;
+        t.lines.drain(..n).collect()
     }
 
     /// End of the session: what is still on the input line was never run.
@@ -136,8 +162,8 @@ struct WrapSuspect {
     col: usize,
     /// The row's first cells before the CR.
     orig: Vec<char>,
-    /// What was printed since, held back until decided.
-    buf: Vec<char>,
+    /// What was printed since (and the bytes that printed it), held back until decided.
+    buf: Vec<(char, u64, u64)>,
 }
 
 struct Term {
@@ -150,7 +176,9 @@ struct Term {
     input: Option<Input>,
     levels: Vec<Level>,
     pending: Option<Transition>,
+    /// Lines not yet drained; `drained` lines came before them.
     lines: Vec<InputLine>,
+    drained: usize,
     /// Index in `lines` of the command whose output is being collected, and its first row.
     output_owner: Option<(usize, u64)>,
     last_accept_byte: u64,
@@ -162,6 +190,11 @@ struct Term {
     keypad: bool,
     /// The last event was a backspace (see `print`).
     after_backspace: bool,
+    /// Inside an escape sequence (fed byte by byte), and where it began.
+    in_seq: bool,
+    seq_start: u64,
+    /// Source offset of the next printed character of the current run.
+    pos: u64,
     /// Literal pieces of the last command, which its output may repeat.
     forgeable: Vec<String>,
 }
@@ -185,6 +218,7 @@ impl Term {
             }],
             pending: None,
             lines: Vec::new(),
+            drained: 0,
             output_owner: None,
             last_accept_byte: 0,
             last_printed: [' ', ' '],
@@ -194,6 +228,9 @@ impl Term {
             seen_markers: false,
             keypad: false,
             after_backspace: false,
+            in_seq: false,
+            seq_start: 0,
+            pos: 0,
             forgeable: Vec::new(),
         }
     }
@@ -209,7 +246,11 @@ impl Term {
         if let Some((idx, from)) = self.output_owner {
             for (abs, row) in evicted {
                 if abs >= from {
-                    push_output(&mut self.lines[idx], &row.text(), row.wrapped);
+                    push_output(
+                        &mut self.lines[idx - self.drained],
+                        &row.text(),
+                        row.wrapped,
+                    );
                 }
             }
         }
@@ -225,11 +266,11 @@ impl Term {
         while abs < row {
             if let Some(r) = self.screen.row(abs) {
                 let (text, wrapped) = (r.text(), r.wrapped);
-                push_output(&mut self.lines[idx], &text, wrapped);
+                push_output(&mut self.lines[idx - self.drained], &text, wrapped);
             }
             abs += 1;
         }
-        let line = &mut self.lines[idx];
+        let line = &mut self.lines[idx - self.drained];
         let out = line.output.trim_end_matches(['\n', ' ']);
         line.output.truncate(out.len());
         // A shell that ends on Ctrl-D says so itself.
@@ -254,7 +295,7 @@ impl Term {
         self.input = Some(Input {
             start_row: self.screen.cursor_row(),
             start_col: self.screen.cursor_col(),
-            start_byte: self.offset,
+            start_byte: self.seq_start,
             last_print_row: self.screen.cursor_row(),
             printed: false,
             ctrl_c: false,
@@ -489,8 +530,9 @@ impl Term {
         }
 
         if prompt.is_continuation() && !abandoned && self.last_command_incomplete() {
-            if let Some(idx) = self.lines.len().checked_sub(1) {
-                let line = &mut self.lines[idx];
+            if let Some(last) = self.lines.len().checked_sub(1) {
+                let idx = last + self.drained;
+                let line = &mut self.lines[last];
                 line.command.push('\n');
                 line.command.push_str(&command);
                 line.byte_end = bytes.1;
@@ -507,7 +549,7 @@ impl Term {
         }
         let cwd = prompt.cwd.clone().or_else(|| self.title_cwd.clone());
         let line = InputLine {
-            seq: self.lines.len() as u32 + 1,
+            seq: (self.drained + self.lines.len()) as u32 + 1,
             command,
             run_as: self.top().user.clone(),
             cwd,
@@ -529,7 +571,7 @@ impl Term {
             .filter(|p| p.len() > 1)
             .collect();
         self.lines.push(line);
-        self.output_owner = Some((self.lines.len() - 1, last_row + 1));
+        self.output_owner = Some((self.drained + self.lines.len() - 1, last_row + 1));
     }
 
     /// Move in the stack of shells to the one this prompt belongs to.
@@ -663,7 +705,7 @@ impl Term {
     /// Decide a pending wrap suspicion. `ch` is the next printed character, `None` for any
     /// other event. Redraws after a CR reprint the prompt or show a search prompt; anything
     /// else printed there is the rest of a line that wrapped.
-    fn resolve_suspect(&mut self, ch: Option<char>) {
+    fn resolve_suspect(&mut self, ch: Option<(char, u64, u64)>) {
         let Some(mut s) = self.suspect.take() else {
             return;
         };
@@ -675,21 +717,20 @@ impl Term {
             }
         }
         let orig: String = s.orig.iter().take(s.buf.len()).collect();
-        let printed: String = s.buf.iter().collect();
+        let printed: String = s.buf.iter().map(|c| c.0).collect();
         let redraw = printed.is_empty()
             || orig == printed
             || ["(reverse-i-search)", "(i-search)", "(failed "]
                 .iter()
                 .any(|p| p.starts_with(&printed) || printed.starts_with(p));
-        let (start, end) = (self.offset, self.offset_end);
         if redraw {
-            for &c in &s.buf {
+            for &(c, start, end) in &s.buf {
                 self.screen.print(c, start, end);
             }
             return;
         }
         self.screen.split_for_wrap(s.col, 0);
-        for &c in &s.buf {
+        for &(c, start, end) in &s.buf {
             self.screen.print(c, start, end);
         }
         if let Some(input) = &mut self.input {
@@ -747,6 +788,10 @@ fn first_gap_end(cells: &[char], from: usize) -> usize {
 
 impl vte::Perform for Term {
     fn print(&mut self, ch: char) {
+        self.in_seq = false;
+        let start = self.pos;
+        let end = (start + ch.len_utf8() as u64).min(self.offset_end.max(start + 1));
+        self.pos = end;
         if self.alt {
             return;
         }
@@ -757,9 +802,9 @@ impl vte::Perform for Term {
         }
         self.last_print_col = self.screen.cursor_col();
         if self.suspect.is_some() {
-            self.resolve_suspect(Some(ch));
+            self.resolve_suspect(Some((ch, start, end)));
         } else {
-            self.screen.print(ch, self.offset, self.offset_end);
+            self.screen.print(ch, start, end);
         }
         self.last_printed = [self.last_printed[1], ch];
         if let Some(input) = &mut self.input {
@@ -870,6 +915,7 @@ impl vte::Perform for Term {
     }
 
     fn esc_dispatch(&mut self, intermediates: &[u8], _ignore: bool, byte: u8) {
+        self.in_seq = false;
         if self.alt || !intermediates.is_empty() {
             return;
         }
@@ -890,7 +936,12 @@ impl vte::Perform for Term {
         }
     }
 
+    fn unhook(&mut self) {
+        self.in_seq = false;
+    }
+
     fn osc_dispatch(&mut self, params: &[&[u8]], _bell_terminated: bool) {
+        self.in_seq = false;
         match params {
             [b"0" | b"2", title, ..] => {
                 // `user@host: /path` titles (Debian and Ubuntu prompts) name the cwd.
