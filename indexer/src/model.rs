@@ -79,9 +79,9 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// What one transcript source says about one session.
+/// What one transcript source says about one session, besides its lines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionSource {
+pub struct SourceMeta {
     /// The session id.
     pub session_id: String,
     /// How the id was found: `header`, `file-name`, `stream`, `transcript`.
@@ -109,6 +109,21 @@ pub struct SessionSource {
     /// Last time the source shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_time: Option<String>,
+}
+
+impl SourceMeta {
+    /// Preference among sources of one session: full S3 transcripts over streams, then bigger.
+    pub fn rank(&self) -> (u8, u64, &str) {
+        (u8::from(self.kind == "s3-log"), self.size, &self.source)
+    }
+}
+
+/// What one transcript source says about one session: its facts and its input lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSource {
+    /// The facts.
+    #[serde(flatten)]
+    pub meta: SourceMeta,
     /// The input lines.
     pub lines: Vec<Line>,
 }
@@ -129,37 +144,28 @@ impl SessionSource {
             .map(|l: InputLine| {
                 let (byte_start, byte_end) = t.source_range(l.byte_start, l.byte_end);
                 Line {
-                    seq: l.seq,
-                    command: l.command,
-                    run_as: l.run_as,
-                    cwd: l.cwd,
                     byte_start,
                     byte_end,
-                    output: l.output,
-                    output_truncated: l.output_truncated,
-                    abandoned: l.abandoned,
+                    ..Line::from(l)
                 }
             })
             .collect();
         SessionSource {
-            session_id: t.session_id.clone(),
-            session_id_from: t.session_id_from.to_string(),
-            kind: t.kind.to_string(),
-            source: object.name.clone(),
-            version_id: object.version_id.clone(),
-            sha256: sha256.to_string(),
-            size: object.bytes.len() as u64,
-            instance_id: t.instance_id.clone(),
-            principal_arn: t.principal_arn.clone(),
-            first_time: t.first_time.clone(),
-            last_time: t.last_time.clone(),
+            meta: SourceMeta {
+                session_id: t.session_id.clone(),
+                session_id_from: t.session_id_from.to_string(),
+                kind: t.kind.to_string(),
+                source: object.name.clone(),
+                version_id: object.version_id.clone(),
+                sha256: sha256.to_string(),
+                size: object.bytes.len() as u64,
+                instance_id: t.instance_id.clone(),
+                principal_arn: t.principal_arn.clone(),
+                first_time: t.first_time.clone(),
+                last_time: t.last_time.clone(),
+            },
             lines,
         }
-    }
-
-    /// Preference among sources of one session: full S3 transcripts over streams, then bigger.
-    fn rank(&self) -> (u8, u64, &str) {
-        (u8::from(self.kind == "s3-log"), self.size, &self.source)
     }
 }
 
@@ -228,7 +234,7 @@ pub struct Attribution {
 /// Combine what the sources, CloudTrail and the inventory say about one session.
 pub fn attribute(
     session_id: &str,
-    source: Option<&SessionSource>,
+    source: Option<&SourceMeta>,
     trail: Option<&SessionTrail>,
     names: &BTreeMap<String, String>,
 ) -> Attribution {
@@ -295,45 +301,54 @@ pub struct CommandRecord {
     pub output: Option<String>,
 }
 
-/// The command records of one session, from its best source.
+/// The best of a session's sources.
+pub fn best(sources: &[SessionSource]) -> Option<&SessionSource> {
+    sources
+        .iter()
+        .max_by(|a, b| a.meta.rank().cmp(&b.meta.rank()))
+}
+
+/// The record of one input line.
+pub fn record(meta: &SourceMeta, who: &Attribution, l: &Line) -> CommandRecord {
+    CommandRecord {
+        session_id: meta.session_id.clone(),
+        seq: l.seq,
+        command: l.command.clone(),
+        run_as: l.run_as.clone(),
+        cwd: l.cwd.clone(),
+        who: who.clone(),
+        programs: if l.abandoned {
+            Vec::new()
+        } else {
+            shellwords::programs(&l.command)
+        },
+        abandoned: l.abandoned,
+        evidence: Evidence {
+            source: meta.source.clone(),
+            version_id: meta.version_id.clone(),
+            sha256: meta.sha256.clone(),
+            byte_start: l.byte_start,
+            byte_end: l.byte_end,
+        },
+        output: None,
+    }
+}
+
+/// The command records of one session, from its best source, each with its output text.
 pub fn records(
     session_id: &str,
     sources: &[SessionSource],
     trail: Option<&SessionTrail>,
     names: &BTreeMap<String, String>,
 ) -> Vec<(CommandRecord, String)> {
-    let best = sources.iter().max_by(|a, b| a.rank().cmp(&b.rank()));
-    let who = attribute(session_id, best, trail, names);
+    let best = best(sources);
+    let who = attribute(session_id, best.map(|b| &b.meta), trail, names);
     let Some(src) = best else {
         return Vec::new();
     };
     src.lines
         .iter()
-        .map(|l| {
-            let rec = CommandRecord {
-                session_id: session_id.to_string(),
-                seq: l.seq,
-                command: l.command.clone(),
-                run_as: l.run_as.clone(),
-                cwd: l.cwd.clone(),
-                who: who.clone(),
-                programs: if l.abandoned {
-                    Vec::new()
-                } else {
-                    shellwords::programs(&l.command)
-                },
-                abandoned: l.abandoned,
-                evidence: Evidence {
-                    source: src.source.clone(),
-                    version_id: src.version_id.clone(),
-                    sha256: src.sha256.clone(),
-                    byte_start: l.byte_start,
-                    byte_end: l.byte_end,
-                },
-                output: None,
-            };
-            (rec, l.output.clone())
-        })
+        .map(|l| (record(&src.meta, &who, l), l.output.clone()))
         .collect()
 }
 

@@ -305,20 +305,23 @@ impl Store {
         // Transcripts.
         let mut new_sources: BTreeMap<String, Vec<SessionSource>> = BTreeMap::new();
         for s in batch.sources {
-            let key = format!("source\u{0}{}\u{0}{}", s.source, s.session_id);
+            let key = format!("source\u{0}{}\u{0}{}", s.meta.source, s.meta.session_id);
             writer.delete_term(self.term(self.f.key, &key));
             let mut d = doc!(
                 self.f.kind => "source",
                 self.f.key => key,
-                self.f.sid => s.session_id.clone(),
+                self.f.sid => s.meta.session_id.clone(),
                 self.f.body => serde_json::to_string(&s)?,
             );
-            if let Some(i) = &s.instance_id {
+            if let Some(i) = &s.meta.instance_id {
                 d.add_text(self.f.instance, i.to_ascii_lowercase());
             }
             writer.add_document(d)?;
-            affected.insert(s.session_id.clone());
-            new_sources.entry(s.session_id.clone()).or_default().push(s);
+            affected.insert(s.meta.session_id.clone());
+            new_sources
+                .entry(s.meta.session_id.clone())
+                .or_default()
+                .push(s);
         }
 
         // Rebuild the commands of every affected session.
@@ -326,7 +329,7 @@ impl Store {
         for sid in &affected {
             let mut sources = self.sources_of(sid)?;
             if let Some(fresh) = new_sources.remove(sid) {
-                sources.retain(|old| !fresh.iter().any(|n| n.source == old.source));
+                sources.retain(|old| !fresh.iter().any(|n| n.meta.source == old.meta.source));
                 sources.extend(fresh);
             }
             let trail = match trails.get(sid) {

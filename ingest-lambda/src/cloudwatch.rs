@@ -1,0 +1,56 @@
+//! Backfilling streamed sessions from CloudWatch Logs (`FilterLogEvents`, all pages).
+
+use aws_sdk_cloudwatchlogs::Client;
+use serde_json::json;
+
+/// A CloudWatch Logs client from the standard environment.
+pub async fn client() -> Client {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Client::new(&config)
+}
+
+/// Every event of `group` in streams starting with `stream_prefix` since `since_ms`, grouped by
+/// stream, each group as the `aws logs filter-log-events` JSON the engine reads.
+pub async fn filter_log_events(
+    client: &Client,
+    group: &str,
+    stream_prefix: Option<&str>,
+    since_ms: Option<i64>,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut by_stream: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
+        Default::default();
+    let mut pages = client
+        .filter_log_events()
+        .log_group_name(group)
+        .set_log_stream_name_prefix(stream_prefix.filter(|p| !p.is_empty()).map(String::from))
+        .set_start_time(since_ms)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            format!(
+                "cloudwatch://{group}: {}",
+                aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
+            )
+        })?;
+        for e in page.events() {
+            let stream = e.log_stream_name().unwrap_or_default().to_string();
+            by_stream.entry(stream.clone()).or_default().push(json!({
+                "logStreamName": stream,
+                "timestamp": e.timestamp().unwrap_or(0),
+                "message": e.message().unwrap_or_default(),
+                "ingestionTime": e.ingestion_time().unwrap_or(0),
+                "eventId": e.event_id().unwrap_or_default(),
+            }));
+        }
+    }
+    Ok(by_stream
+        .into_iter()
+        .map(|(s, events)| {
+            let body =
+                serde_json::to_vec_pretty(&json!({ "events": events, "searchedLogStreams": [] }))
+                    .unwrap_or_default();
+            (s, body)
+        })
+        .collect())
+}
