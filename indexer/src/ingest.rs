@@ -29,6 +29,7 @@ impl Outcome {
                 let what = match *kind {
                     "cloudtrail" => "session events",
                     "inventory" => "instances",
+                    "records" => "command records",
                     _ => "sessions",
                 };
                 format!("{kind}: {items} {what}")
@@ -41,6 +42,16 @@ impl Outcome {
 
 /// Parse one object and add its facts to `batch`.
 pub fn read_object(object: &SourceObject, batch: &mut Batch) -> Outcome {
+    if object.bytes.first() == Some(&b'{') {
+        if let Some(records) = crate::model::parse_records(&object.bytes) {
+            let items = records.len();
+            batch.records.extend(records);
+            return Outcome::Read {
+                kind: "records",
+                items,
+            };
+        }
+    }
     match formats::parse(&object.name, &object.bytes) {
         Err(e) => Outcome::Failed(e),
         Ok(Parsed::Skipped(why)) => Outcome::Skipped(why),

@@ -359,3 +359,14 @@ pub fn names_of(instances: &[Instance]) -> BTreeMap<String, String> {
         .filter_map(|i| Some((i.instance_id.clone(), i.name.clone()?)))
         .collect()
 }
+
+/// Command records as JSON Lines (the Lambda's output, `search --format json`), if every
+/// non-blank line is one.
+pub fn parse_records(bytes: &[u8]) -> Option<Vec<CommandRecord>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        out.push(serde_json::from_str::<CommandRecord>(line).ok()?);
+    }
+    (!out.is_empty()).then_some(out)
+}

@@ -103,12 +103,17 @@ pub struct Batch {
     pub trail: Vec<TrailEvent>,
     /// Inventory.
     pub instances: Vec<Instance>,
+    /// Command records derived elsewhere (the Lambda's output), taken as they are.
+    pub records: Vec<CommandRecord>,
 }
 
 impl Batch {
     /// Nothing to merge.
     pub fn is_empty(&self) -> bool {
-        self.sources.is_empty() && self.trail.is_empty() && self.instances.is_empty()
+        self.sources.is_empty()
+            && self.trail.is_empty()
+            && self.instances.is_empty()
+            && self.records.is_empty()
     }
 }
 
@@ -343,6 +348,27 @@ impl Store {
                 changes.sessions += 1;
             }
             for (rec, output) in records {
+                if rec.abandoned {
+                    changes.abandoned += 1;
+                } else {
+                    changes.commands += 1;
+                }
+                writer.add_document(self.command_doc(&key, &rec, &output)?)?;
+            }
+        }
+        // Records derived elsewhere replace the commands of their sessions.
+        let mut by_session: BTreeMap<String, Vec<CommandRecord>> = BTreeMap::new();
+        for r in batch.records {
+            by_session.entry(r.session_id.clone()).or_default().push(r);
+        }
+        for (sid, mut recs) in by_session {
+            recs.sort_by_key(|r| r.seq);
+            recs.dedup_by_key(|r| r.seq);
+            let key = format!("commands\u{0}{sid}");
+            writer.delete_term(self.term(self.f.key, &key));
+            changes.sessions += 1;
+            for mut rec in recs {
+                let output = rec.output.take().unwrap_or_default();
                 if rec.abandoned {
                     changes.abandoned += 1;
                 } else {

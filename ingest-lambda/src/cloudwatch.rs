@@ -54,3 +54,41 @@ pub async fn filter_log_events(
         })
         .collect())
 }
+
+/// Split `GROUP[/STREAM-PREFIX]`: group names may hold `/`, so the longest leading part that
+/// names an existing group is the group.
+pub async fn resolve_group(
+    client: &Client,
+    path: &str,
+) -> Result<(String, Option<String>), String> {
+    let mut split = path.len();
+    loop {
+        let group = &path[..split];
+        let found = client
+            .describe_log_groups()
+            .log_group_name_prefix(group)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "cloudwatch://{path}: {}",
+                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
+                )
+            })?;
+        if found
+            .log_groups()
+            .iter()
+            .any(|g| g.log_group_name() == Some(group))
+        {
+            let rest = path[split..].trim_start_matches('/');
+            return Ok((
+                group.to_string(),
+                (!rest.is_empty()).then(|| rest.to_string()),
+            ));
+        }
+        match path[..split].rfind('/') {
+            Some(p) if p > 0 => split = p,
+            _ => return Err(format!("cloudwatch://{path}: no such log group")),
+        }
+    }
+}

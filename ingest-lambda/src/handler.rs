@@ -43,7 +43,8 @@ pub async fn handle(event: Value, deps: &Deps) -> Result<Value, Retry> {
     }
     let mut results: Vec<(String, Result<Done, Failure>)> = Vec::new();
     if event.get("awslogs").is_some() {
-        match serde_json::from_value::<LogsEvent>(event) {
+        // The payload's decoder borrows from the text it reads: decode from a string.
+        match serde_json::from_str::<LogsEvent>(&event.to_string()) {
             Ok(logs) => {
                 let data = logs.aws_logs.data;
                 let name = format!("cloudwatch://{}/{}", data.log_group, data.log_stream);

@@ -93,6 +93,25 @@ pub struct S3Store {
 }
 
 impl S3Store {
+    /// Read a whole object and the version id S3 returned with it.
+    pub async fn read_versioned(&self, key: &str) -> Result<(Vec<u8>, Option<String>), StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(self.url(key), e))?;
+        let version = out.version_id().filter(|v| *v != "null").map(String::from);
+        let mut chunks = S3Chunks(out.body, self.url(key));
+        let mut bytes = Vec::new();
+        while let Some(c) = chunks.next().await? {
+            bytes.extend_from_slice(&c);
+        }
+        Ok((bytes, version))
+    }
+
     /// A bucket reached with `client`.
     pub fn new(client: aws_sdk_s3::Client, bucket: &str) -> Self {
         S3Store {
@@ -110,6 +129,7 @@ pub async fn s3_client() -> aws_sdk_s3::Client {
         || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
     let s3 = aws_sdk_s3::config::Builder::from(&config)
         .force_path_style(path_style)
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
         .build();
     aws_sdk_s3::Client::from_conf(s3)
 }
@@ -129,6 +149,12 @@ fn classify<
             return StoreError::NotFound(what);
         }
         let msg = s.err().message().unwrap_or("");
+        if code.is_empty() && msg.is_empty() {
+            return StoreError::Transient(format!(
+                "{what}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            ));
+        }
         return StoreError::Transient(format!(
             "{what}: {code} {msg} (HTTP {})",
             s.raw().status().as_u16()

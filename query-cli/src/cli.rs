@@ -30,9 +30,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// Files or folders to read
-    #[arg(required = true, value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
+    /// Files or folders (recursively), s3://bucket/prefix (raw logs, CloudTrail, inventories,
+    /// or the Lambda's JSON Lines records), cloudwatch://LOG-GROUP[/STREAM-PREFIX]
+    #[arg(required = true, value_name = "SOURCE")]
+    pub paths: Vec<String>,
+    /// With cloudwatch://, only events at or after T (RFC 3339, YYYY-MM-DD, or an age like 30d)
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
     /// Print errors only
     #[arg(long, short)]
     pub quiet: bool,

@@ -3,6 +3,7 @@
 
 mod cli;
 mod output;
+mod remote;
 mod walk;
 
 use anyhow::{Context, Result};
@@ -42,7 +43,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run(cli: Cli) -> Result<ExitCode> {
     let index = cli::index_dir(cli.index.as_deref())?;
     match cli.command {
-        Command::Ingest(args) => ingest(&index, &args.paths, args.quiet),
+        Command::Ingest(args) => {
+            let since = args.since.as_deref().map(cli::parse_when).transpose()?;
+            ingest(&index, &args.paths, args.quiet, since)
+        }
         Command::Search(args) => {
             let config = args.into_config()?;
             let store = Store::open(&index)?;
@@ -74,98 +78,161 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn ingest(index: &std::path::Path, paths: &[std::path::PathBuf], quiet: bool) -> Result<ExitCode> {
-    let files = walk::files(paths)?;
+fn ingest(
+    index: &std::path::Path,
+    inputs: &[String],
+    quiet: bool,
+    since: Option<i64>,
+) -> Result<ExitCode> {
+    let local: Vec<std::path::PathBuf> = inputs
+        .iter()
+        .filter(|a| !remote::is_remote(a))
+        .map(Into::into)
+        .collect();
+    let files = walk::files(&local)?;
     let mut store = Store::open_or_create(index)
         .with_context(|| format!("opening the index at {}", index.display()))?;
-    let progress = !quiet && std::io::stderr().is_terminal();
-    let mut err = std::io::stderr().lock();
-    let (mut read, mut skipped, mut failed, mut bytes) = (0usize, 0usize, 0usize, 0u64);
+    let mut run = Run {
+        progress: !quiet && std::io::stderr().is_terminal(),
+        quiet,
+        ..Run::default()
+    };
     let mut batch = Batch::default();
     let started = std::time::Instant::now();
     for (n, path) in files.iter().enumerate() {
         let name = path.display().to_string();
-        if progress {
-            write!(
-                err,
-                "\r\x1b[Kreading {}/{}: {}",
-                n + 1,
-                files.len(),
-                output::visible(&name)
-            )?;
-        }
-        let bytes_read = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                failed += 1;
-                writeln!(
-                    err,
-                    "{}error: {}: {e}",
-                    clear(progress),
-                    output::visible(&name)
-                )?;
-                continue;
-            }
-        };
-        bytes += bytes_read.len() as u64;
-        let object = SourceObject {
+        run.show_progress(n, files.len(), &name);
+        let object = std::fs::read(path).map(|bytes| SourceObject {
             name: name.clone(),
             version_id: None,
-            bytes: bytes_read,
-        };
-        match ingest::read_object(&object, &mut batch) {
-            Outcome::Read { .. } => read += 1,
-            o @ Outcome::Skipped(_) => {
-                skipped += 1;
-                if !quiet {
-                    writeln!(
-                        err,
-                        "{}{}: {}",
-                        clear(progress),
-                        output::visible(&name),
-                        output::visible(&o.describe())
-                    )?;
+            bytes,
+        });
+        run.take(&name, object.map_err(|e| e.to_string()), &mut batch)?;
+    }
+    for url in inputs.iter().filter(|a| remote::is_remote(a)) {
+        if url.starts_with("s3://") {
+            let mut failed: Result<()> = Ok(());
+            remote::each_s3_object(url, |n, total, object| {
+                let name = object
+                    .as_ref()
+                    .map(|o| o.name.clone())
+                    .unwrap_or_else(|_| url.clone());
+                run.show_progress(n, total, &name);
+                if let Err(e) = run.take(&name, object, &mut batch) {
+                    failed = Err(e);
                 }
-            }
-            o @ Outcome::Failed(_) => {
-                failed += 1;
-                writeln!(
-                    err,
-                    "{}error: {}: {}",
-                    clear(progress),
-                    output::visible(&name),
-                    output::visible(&o.describe())
-                )?;
+            })?;
+            failed?;
+        } else {
+            for object in remote::cloudwatch_streams(url, since.map(|s| s * 1000))? {
+                let name = object.name.clone();
+                run.take(&name, Ok(object), &mut batch)?;
             }
         }
     }
-    if progress {
-        write!(err, "\r\x1b[Kindexing…")?;
+    if run.progress {
+        write!(std::io::stderr(), "\r\x1b[Kindexing…")?;
     }
     let changes = store.ingest(batch)?;
     let secs = started.elapsed().as_secs_f64().max(1e-6);
     if !quiet {
         writeln!(
-            err,
-            "{}ingested {} of {} files ({} skipped, {} failed, {:.1} MB at {:.1} MB/s): {} sessions, {} commands, {} abandoned lines updated in {}",
-            clear(progress),
-            read,
-            files.len(),
-            skipped,
-            failed,
-            bytes as f64 / 1e6,
-            bytes as f64 / 1e6 / secs,
+            std::io::stderr(),
+            "{}ingested {} of {} sources ({} skipped, {} failed, {:.1} MB at {:.1} MB/s): {} sessions, {} commands, {} abandoned lines updated in {}",
+            clear(run.progress),
+            run.read,
+            run.read + run.skipped + run.failed,
+            run.skipped,
+            run.failed,
+            run.bytes as f64 / 1e6,
+            run.bytes as f64 / 1e6 / secs,
             changes.sessions,
             changes.commands,
             changes.abandoned,
             index.display()
         )?;
     }
-    Ok(if failed > 0 {
+    Ok(if run.failed > 0 {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Counts and reporting of one `ingest` run.
+#[derive(Default)]
+struct Run {
+    progress: bool,
+    quiet: bool,
+    read: usize,
+    skipped: usize,
+    failed: usize,
+    bytes: u64,
+}
+
+impl Run {
+    fn show_progress(&self, n: usize, total: usize, name: &str) {
+        if self.progress {
+            let _ = write!(
+                std::io::stderr(),
+                "\r\x1b[Kreading {}/{}: {}",
+                n + 1,
+                total,
+                output::visible(name)
+            );
+        }
+    }
+
+    /// Read one source into the batch, reporting what became of it.
+    fn take(
+        &mut self,
+        name: &str,
+        object: std::result::Result<SourceObject, String>,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        let mut err = std::io::stderr().lock();
+        let object = match object {
+            Ok(o) => o,
+            Err(e) => {
+                self.failed += 1;
+                writeln!(
+                    err,
+                    "{}error: {}: {}",
+                    clear(self.progress),
+                    output::visible(name),
+                    output::visible(&e)
+                )?;
+                return Ok(());
+            }
+        };
+        self.bytes += object.bytes.len() as u64;
+        match ingest::read_object(&object, batch) {
+            Outcome::Read { .. } => self.read += 1,
+            o @ Outcome::Skipped(_) => {
+                self.skipped += 1;
+                if !self.quiet {
+                    writeln!(
+                        err,
+                        "{}{}: {}",
+                        clear(self.progress),
+                        output::visible(name),
+                        output::visible(&o.describe())
+                    )?;
+                }
+            }
+            o @ Outcome::Failed(_) => {
+                self.failed += 1;
+                writeln!(
+                    err,
+                    "{}error: {}: {}",
+                    clear(self.progress),
+                    output::visible(name),
+                    output::visible(&o.describe())
+                )?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn clear(progress: bool) -> &'static str {

@@ -67,3 +67,6 @@ pub fn score(truth: &Path, hits: &Path, floors: &[&str]) -> (i32, String) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     (out.status.code().unwrap_or(-1), text)
 }
+
+pub mod aws;
+pub mod runtime_api;

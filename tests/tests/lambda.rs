@@ -1,0 +1,582 @@
+//! The Lambda and the S3/CloudWatch Logs I/O against a real endpoint (moto_server on 127.0.0.1),
+//! through the real AWS SDK; one test runs the built `ingest-lambda` binary behind a Lambda
+//! Runtime API.
+
+use ingest_lambda::handler::{self, Deps};
+use ingest_lambda::objects::{ObjectStore, S3Store};
+use ingest_lambda::pipeline::{Output, Pipeline};
+use serde_json::Value;
+use ssm_audit_tests::aws::{logs_event, s3_event, Moto};
+use ssm_audit_tests::runtime_api::{Answer, RuntimeApi};
+use ssm_audit_tests::{corpus, run, score};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+const LOGS: &str = "ssm-session-logs";
+const OUT: &str = "ssm-audit-records";
+const GROUP: &str = "/aws/ssm/sessions";
+
+/// One uploaded object: key, version, etag, size, and whether it is a CloudTrail file.
+type Uploaded = (String, Option<String>, Option<String>, u64, bool);
+
+/// A moto server holding the shared corpus: logs, CloudTrail and inventory in S3 (one key with
+/// a space, one with Hangul), the streamed session as log events in CloudWatch Logs.
+struct World {
+    moto: Moto,
+    rt: tokio::runtime::Runtime,
+    s3: aws_sdk_s3::Client,
+    objects: Vec<Uploaded>,
+    stream: (String, Vec<(String, i64, String)>),
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn world() -> World {
+    let moto = Moto::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s3 = moto.s3();
+    let logs = moto.logs();
+    let c = corpus();
+    let objects = rt.block_on(async {
+        for b in [LOGS, OUT] {
+            s3.create_bucket().bucket(b).send().await.unwrap();
+        }
+        s3.put_bucket_versioning()
+            .bucket(LOGS)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut uploads: Vec<(String, PathBuf, bool)> = Vec::new();
+        for (i, f) in files_under(&c.join("sessions")).into_iter().enumerate() {
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            let key = match i {
+                0 => format!("session logs/{name}"),
+                1 => format!("세션 기록/{name}"),
+                _ => format!("sessions/{name}"),
+            };
+            uploads.push((key, f, false));
+        }
+        for f in files_under(&c.join("cloudtrail")) {
+            let rel = f
+                .strip_prefix(c.join("cloudtrail"))
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            uploads.push((rel, f, true));
+        }
+        uploads.push((
+            "inventory/describe-instances.json".into(),
+            c.join("describe-instances.json"),
+            false,
+        ));
+        let mut out = Vec::new();
+        for (key, path, trail) in uploads {
+            let bytes = std::fs::read(&path).unwrap();
+            let size = bytes.len() as u64;
+            let put = s3
+                .put_object()
+                .bucket(LOGS)
+                .key(&key)
+                .body(bytes.into())
+                .send()
+                .await
+                .unwrap();
+            out.push((
+                key,
+                put.version_id().map(String::from),
+                put.e_tag().map(String::from),
+                size,
+                trail,
+            ));
+        }
+        out
+    });
+    // The streamed session: its events, shifted to the present (CloudWatch Logs refuses old ones).
+    let file = files_under(&c.join("cloudwatch")).remove(0);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let stream = doc["events"][0]["logStreamName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let raw = doc["events"].as_array().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let first = raw[0]["timestamp"].as_i64().unwrap();
+    let events: Vec<(String, i64, String)> = raw
+        .iter()
+        .map(|e| {
+            let ts = now - 600_000 + (e["timestamp"].as_i64().unwrap() - first);
+            (
+                e["eventId"].as_str().unwrap().to_string(),
+                ts,
+                e["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    rt.block_on(async {
+        logs.create_log_group()
+            .log_group_name(GROUP)
+            .send()
+            .await
+            .unwrap();
+        logs.create_log_stream()
+            .log_group_name(GROUP)
+            .log_stream_name(&stream)
+            .send()
+            .await
+            .unwrap();
+        let put: Vec<_> = events
+            .iter()
+            .map(|(_, ts, m)| {
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(*ts)
+                    .message(m)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let r = logs
+            .put_log_events()
+            .log_group_name(GROUP)
+            .log_stream_name(&stream)
+            .set_log_events(Some(put))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.rejected_log_events_info().is_none(),
+            "events rejected: {:?}",
+            r.rejected_log_events_info()
+        );
+    });
+    World {
+        moto,
+        rt,
+        s3,
+        objects,
+        stream: (stream, events),
+    }
+}
+
+impl World {
+    fn s3_events(&self, filter: impl Fn(&Uploaded) -> bool) -> Vec<Value> {
+        self.objects
+            .iter()
+            .filter(|o| filter(o))
+            .map(|(k, v, e, s, _)| s3_event(LOGS, &[(k.clone(), v.clone(), e.clone(), *s)]))
+            .collect()
+    }
+
+    /// The streamed session as two subscription deliveries.
+    fn stream_events(&self) -> Vec<Value> {
+        let (stream, events) = &self.stream;
+        let half = events.len() / 2;
+        vec![
+            logs_event(GROUP, stream, "DATA_MESSAGE", &events[..half]),
+            logs_event(GROUP, stream, "DATA_MESSAGE", &events[half..]),
+        ]
+    }
+
+    fn deps(&self, prefix: &str) -> Deps {
+        let client = self.s3.clone();
+        Deps {
+            buckets: Arc::new(move |b: &str| {
+                Arc::new(S3Store::new(client.clone(), b)) as Arc<dyn ObjectStore>
+            }),
+            pipeline: Pipeline::new(Output {
+                store: Arc::new(S3Store::new(self.s3.clone(), OUT)),
+                prefix: prefix.to_string(),
+            }),
+            index_dir: None,
+        }
+    }
+
+    fn deliver(&self, deps: &Deps, events: &[Value]) -> Vec<Result<Value, String>> {
+        events
+            .iter()
+            .map(|e| {
+                self.rt
+                    .block_on(handler::handle(e.clone(), deps))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    /// Every object under `prefix` of the output bucket: key (without the prefix) → bytes.
+    fn outputs(&self, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+        let store = S3Store::new(self.s3.clone(), OUT);
+        self.rt.block_on(async {
+            let mut out = BTreeMap::new();
+            for o in store.list(prefix).await.unwrap() {
+                let b = store.get(&o.key).await.unwrap().unwrap();
+                out.insert(o.key[prefix.len()..].to_string(), b);
+            }
+            out
+        })
+    }
+}
+
+fn local_score(tmp: &Path) -> String {
+    let c = corpus();
+    let index = tmp.join("local-idx");
+    let idx = index.display().to_string();
+    let paths = [
+        c.join("sessions"),
+        c.join("cloudwatch"),
+        c.join("cloudtrail"),
+        c.join("describe-instances.json"),
+    ];
+    let mut args = vec!["ingest".to_string(), "--index".into(), idx.clone()];
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = run(&[
+        "search", "--index", &idx, "--format", "json", "--limit", "100000",
+    ]);
+    let hits = tmp.join("local.ndjson");
+    std::fs::write(&hits, out).unwrap();
+    last_line(&score(&c.join("truth.json"), &hits, &[]).1)
+}
+
+fn last_line(s: &str) -> String {
+    s.lines().last().unwrap_or_default().to_string()
+}
+
+fn records_score(tmp: &Path, records: &BTreeMap<String, Vec<u8>>) -> String {
+    let hits = tmp.join("lambda.ndjson");
+    let all: Vec<u8> = records.values().flatten().copied().collect();
+    std::fs::write(&hits, all).unwrap();
+    last_line(&score(&corpus().join("truth.json"), &hits, &[]).1)
+}
+
+#[test]
+fn the_lambda_binary_behind_a_runtime_api_scores_like_local_ingest() {
+    let w = world();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut events = vec![serde_json::json!({
+        "Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-02-15T00:00:00.000Z",
+        "Bucket": LOGS, "RequestId": "X", "HostId": "Y"
+    })];
+    events.extend(w.s3_events(|_| true));
+    events.extend(w.stream_events());
+    events.push(logs_event(
+        GROUP,
+        "CloudwatchLogsHealthCheck",
+        "CONTROL_MESSAGE",
+        &[],
+    ));
+    let api = RuntimeApi::start(events.clone());
+    let bin = assert_cmd::cargo::cargo_bin("ingest-lambda");
+    assert!(
+        bin.exists(),
+        "{} is not built (cargo build --workspace)",
+        bin.display()
+    );
+    let mut child = std::process::Command::new(bin)
+        .envs(w.moto.env())
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "ssm-audit-ingest")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("SSM_AUDIT_OUTPUT", format!("s3://{OUT}/audit"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let answers = api.wait_for(events.len(), Duration::from_secs(180));
+    let _ = child.kill();
+    let _ = child.wait();
+    for (e, a) in events.iter().zip(&answers) {
+        assert!(matches!(a, Answer::Response(_)), "event {e} answered {a:?}");
+    }
+    let Answer::Response(test_event) = &answers[0] else {
+        unreachable!()
+    };
+    assert_eq!(test_event["ignored"], "s3:TestEvent");
+    let records = w.outputs("audit/sessions/");
+    assert_eq!(records.len(), 8, "{:?}", records.keys().collect::<Vec<_>>());
+    assert!(
+        records.keys().all(|k| k.starts_with("dt=2026-02-")),
+        "{:?}",
+        records.keys()
+    );
+    assert_eq!(records_score(tmp.path(), &records), local_score(tmp.path()));
+    // The keys with a space and with Hangul were read (their sessions are attributed).
+    let text = String::from_utf8_lossy(&records.values().flatten().copied().collect::<Vec<u8>>())
+        .to_string();
+    assert!(
+        text.contains(&format!("s3://{LOGS}/session logs/")),
+        "no record from the key with a space"
+    );
+    assert!(
+        text.contains(&format!("s3://{LOGS}/세션 기록/")),
+        "no record from the Hangul key"
+    );
+}
+
+#[test]
+fn duplicate_and_out_of_order_delivery_give_identical_records() {
+    let w = world();
+    // One ordered delivery: inventory and CloudTrail first, then logs and streams.
+    let mut ordered = w.s3_events(|o| o.4 || o.0.starts_with("inventory/"));
+    ordered.extend(w.s3_events(|o| !o.4 && !o.0.starts_with("inventory/")));
+    ordered.extend(w.stream_events());
+    let a = w.deliver(&w.deps("ordered"), &ordered);
+    assert!(a.iter().all(Result::is_ok), "{a:?}");
+    // Every event twice, CloudTrail last, streams reversed.
+    let mut twice = w.s3_events(|o| !o.4);
+    twice.extend(w.stream_events().into_iter().rev());
+    twice.extend(w.s3_events(|o| o.4));
+    let doubled: Vec<Value> = twice.iter().flat_map(|e| [e.clone(), e.clone()]).collect();
+    let b = w.deliver(&w.deps("twice"), &doubled);
+    assert!(b.iter().all(Result::is_ok), "{b:?}");
+    let (ra, rb) = (w.outputs("ordered/sessions/"), w.outputs("twice/sessions/"));
+    assert_eq!(ra.len(), 8);
+    assert_eq!(ra.keys().collect::<Vec<_>>(), rb.keys().collect::<Vec<_>>());
+    for (k, v) in &ra {
+        assert!(v == &rb[k], "{k} differs");
+    }
+    // Before CloudTrail arrived, the sessions were attributed by their ids only; after, by it.
+    let text =
+        String::from_utf8_lossy(&rb.values().flatten().copied().collect::<Vec<u8>>()).to_string();
+    assert!(!text.contains("\"attribution\":\"session-id\""));
+    assert!(text.contains("\"attribution\":\"cloudtrail\""));
+}
+
+#[test]
+fn a_corrupt_object_is_quarantined_and_the_rest_of_the_batch_goes_on() {
+    let w = world();
+    let broken_key = "AWSLogs/444455556666/CloudTrail/ap-northeast-2/2026/02/16/broken.json.gz";
+    let put = w.rt.block_on(
+        w.s3.put_object()
+            .bucket(LOGS)
+            .key(broken_key)
+            .body(vec![0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00].into())
+            .send(),
+    );
+    let version = put.unwrap().version_id().map(String::from);
+    let logs: Vec<_> = w
+        .objects
+        .iter()
+        .filter(|o| o.0.ends_with(".log"))
+        .take(2)
+        .collect();
+    let batch = s3_event(
+        LOGS,
+        &[
+            (
+                logs[0].0.clone(),
+                logs[0].1.clone(),
+                logs[0].2.clone(),
+                logs[0].3,
+            ),
+            (broken_key.to_string(), version, None, 7),
+            (
+                logs[1].0.clone(),
+                logs[1].1.clone(),
+                logs[1].2.clone(),
+                logs[1].3,
+            ),
+        ],
+    );
+    let deps = w.deps("q");
+    let r = w.deliver(&deps, &[batch]);
+    assert!(r[0].is_ok(), "{r:?}");
+    let quarantine = w.outputs("q/quarantine/");
+    assert_eq!(quarantine.len(), 1);
+    let record: Value = serde_json::from_slice(quarantine.values().next().unwrap()).unwrap();
+    assert_eq!(record["source"], format!("s3://{LOGS}/{broken_key}"));
+    assert!(
+        record["reason"].as_str().unwrap().contains("gzip"),
+        "{record}"
+    );
+    assert!(record["time"].as_str().is_some());
+    assert_eq!(w.outputs("q/sessions/").len(), 2);
+}
+
+#[test]
+fn a_transient_failure_fails_the_invocation_and_leaves_no_partial_records() {
+    let w = world();
+    let client = w.s3.clone();
+    let deps = Deps {
+        buckets: Arc::new(move |b: &str| {
+            Arc::new(S3Store::new(client.clone(), b)) as Arc<dyn ObjectStore>
+        }),
+        pipeline: Pipeline::new(Output {
+            store: Arc::new(S3Store::new(w.s3.clone(), "not-created-yet")),
+            prefix: "audit".into(),
+        }),
+        index_dir: None,
+    };
+    let events = w.s3_events(|o| o.0.ends_with(".log"));
+    let r = w.deliver(&deps, &events[..1]);
+    assert!(r[0].is_err(), "{r:?}");
+    // The retry after the cause is gone succeeds.
+    w.rt.block_on(w.s3.create_bucket().bucket("not-created-yet").send())
+        .unwrap();
+    let r = w.deliver(&deps, &events[..1]);
+    assert!(r[0].is_ok(), "{r:?}");
+}
+
+#[test]
+fn the_cli_reads_s3_cloudwatch_and_the_lambda_records_like_local_files() {
+    let w = world();
+    let tmp = tempfile::tempdir().unwrap();
+    let commands = |index: &Path| -> Vec<(String, u64, String, String)> {
+        let idx = index.display().to_string();
+        let (_, out, _) = run(&[
+            "search", "--index", &idx, "--format", "json", "--limit", "100000",
+        ]);
+        let mut v: Vec<_> = out
+            .lines()
+            .map(|l| {
+                let h: Value = serde_json::from_str(l).unwrap();
+                (
+                    h["session_id"].as_str().unwrap().to_string(),
+                    h["seq"].as_u64().unwrap(),
+                    h["command"].as_str().unwrap().to_string(),
+                    h["run_as"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let env = w.moto.env();
+    let ingest = |index: &Path, sources: &[&str]| {
+        let mut cmd = ssm_audit_tests::ssm_audit();
+        cmd.envs(env.clone())
+            .args(["ingest", "--index", &index.display().to_string()])
+            .args(sources);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Local files.
+    let c = corpus();
+    let local = tmp.path().join("local");
+    let paths: Vec<String> = [
+        c.join("sessions"),
+        c.join("cloudwatch"),
+        c.join("cloudtrail"),
+        c.join("describe-instances.json"),
+    ]
+    .iter()
+    .map(|p| p.display().to_string())
+    .collect();
+    ingest(
+        &local,
+        &paths.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let want = commands(&local);
+    assert!(want.len() > 40);
+    // The same through S3 and CloudWatch Logs.
+    let remote = tmp.path().join("remote");
+    ingest(
+        &remote,
+        &[&format!("s3://{LOGS}/"), &format!("cloudwatch://{GROUP}")],
+    );
+    assert_eq!(commands(&remote), want);
+    // The Lambda's records, read back from S3.
+    let events: Vec<Value> = w
+        .s3_events(|_| true)
+        .into_iter()
+        .chain(w.stream_events())
+        .collect();
+    let r = w.deliver(&w.deps("audit"), &events);
+    assert!(r.iter().all(Result::is_ok), "{r:?}");
+    let records = tmp.path().join("records");
+    ingest(&records, &[&format!("s3://{OUT}/audit/sessions/")]);
+    assert_eq!(commands(&records), want);
+}
+
+#[test]
+fn s3_and_folder_stores_pass_the_same_suite() {
+    let moto = Moto::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s3 = moto.s3();
+    rt.block_on(s3.create_bucket().bucket("suite").send())
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let stores: Vec<Box<dyn ObjectStore>> = vec![
+        Box::new(S3Store::new(s3, "suite")),
+        Box::new(ingest_lambda::objects::DirStore::new(tmp.path())),
+    ];
+    for store in stores {
+        rt.block_on(store_suite(store.as_ref()));
+    }
+}
+
+async fn store_suite(store: &dyn ObjectStore) {
+    let url = store.url("x");
+    assert_eq!(store.get("a/missing").await.unwrap(), None, "{url}");
+    store.put("a/one.json", b"1".to_vec()).await.unwrap();
+    store.put("a/b/two.json", b"22".to_vec()).await.unwrap();
+    store.put("c/three", b"333".to_vec()).await.unwrap();
+    assert_eq!(
+        store.get("a/one.json").await.unwrap().as_deref(),
+        Some(&b"1"[..]),
+        "{url}"
+    );
+    let keys: Vec<String> = store
+        .list("a/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(keys, ["a/b/two.json", "a/one.json"], "{url}");
+    // A multipart object (larger than one part) reads back whole, and is invisible until finished.
+    let big: Vec<u8> = (0..(ingest_lambda::objects::PART_BYTES * 2 + 12345))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let mut w = store.create("big/object").await.unwrap();
+    for chunk in big.chunks(1 << 20) {
+        w.write(chunk).await.unwrap();
+    }
+    assert_eq!(
+        store.get("big/object").await.unwrap(),
+        None,
+        "{url}: visible before finish"
+    );
+    w.finish().await.unwrap();
+    let back = ingest_lambda::objects::read_all(store, "big/object", None)
+        .await
+        .unwrap();
+    assert!(back == big, "{url}: multipart object differs");
+    store.delete("a/one.json").await.unwrap();
+    store.delete("a/one.json").await.unwrap();
+    assert_eq!(store.get("a/one.json").await.unwrap(), None, "{url}");
+    assert!(matches!(
+        store.open("nothing/here", None).await.err(),
+        Some(ingest_lambda::objects::StoreError::NotFound(_))
+    ));
+}
