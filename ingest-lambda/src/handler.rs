@@ -75,14 +75,28 @@ pub async fn handle(event: Value, deps: &Deps) -> Result<Value, Retry> {
             )),
         }
     } else {
-        let s3: S3Event = match serde_json::from_value(event) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(error = %e, "not an S3 or CloudWatch Logs event");
-                return Ok(json!({"ignored": format!("not an S3 or CloudWatch Logs event: {e}")}));
-            }
+        let records = match serde_json::from_value::<S3Event>(event.clone()) {
+            Ok(e) => e.records,
+            Err(typed) => match lenient_records(&event) {
+                Some(r) => {
+                    tracing::warn!(error = %typed, "S3 event does not match the S3 event schema; reading bucket and key only");
+                    r
+                }
+                None => {
+                    let reason = format!("not an S3 or CloudWatch Logs event: {typed}");
+                    deps.pipeline
+                        .quarantine_event(&event, &reason)
+                        .await
+                        .map_err(|e| Retry {
+                            failed: 1,
+                            total: 1,
+                            first: e.to_string(),
+                        })?;
+                    return Ok(json!({"quarantined": reason}));
+                }
+            },
         };
-        for record in s3.records {
+        for record in records {
             let name = record.event_name.clone().unwrap_or_default();
             let bucket = record.s3.bucket.name.clone().unwrap_or_default();
             let Some(raw_key) = record.s3.object.key.clone() else {
@@ -127,6 +141,35 @@ pub async fn handle(event: Value, deps: &Deps) -> Result<Value, Retry> {
         }
     }
     report(results, deps).await
+}
+
+/// Records of an S3 event that misses fields the typed schema requires: bucket and key are
+/// what matter; a record without them is reported by the caller.
+fn lenient_records(event: &Value) -> Option<Vec<aws_lambda_events::s3::S3EventRecord>> {
+    let list = event.get("Records")?.as_array()?;
+    let mut out = Vec::new();
+    for r in list {
+        let mut rec = aws_lambda_events::s3::S3EventRecord::default();
+        rec.event_name = r.get("eventName").and_then(Value::as_str).map(String::from);
+        rec.s3.bucket.name = r
+            .pointer("/s3/bucket/name")
+            .and_then(Value::as_str)
+            .map(String::from);
+        rec.s3.object.key = r
+            .pointer("/s3/object/key")
+            .and_then(Value::as_str)
+            .map(String::from);
+        rec.s3.object.version_id = r
+            .pointer("/s3/object/versionId")
+            .and_then(Value::as_str)
+            .map(String::from);
+        rec.s3.object.e_tag = r
+            .pointer("/s3/object/eTag")
+            .and_then(Value::as_str)
+            .map(String::from);
+        out.push(rec);
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 async fn report(

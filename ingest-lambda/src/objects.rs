@@ -130,6 +130,7 @@ pub async fn s3_client() -> aws_sdk_s3::Client {
     let s3 = aws_sdk_s3::config::Builder::from(&config)
         .force_path_style(path_style)
         .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
         .build();
     aws_sdk_s3::Client::from_conf(s3)
 }
@@ -166,6 +167,18 @@ fn classify<
     ))
 }
 
+/// An error and its sources, for a message that says what really went wrong.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
 struct S3Chunks(ByteStream, String);
 
 #[async_trait]
@@ -175,8 +188,9 @@ impl ChunkStream for S3Chunks {
             Ok(Some(b)) => Ok(Some(b.to_vec())),
             Ok(None) => Ok(None),
             Err(e) => Err(StoreError::Transient(format!(
-                "{}: reading the body: {e}",
-                self.1
+                "{}: reading the body: {}",
+                self.1,
+                error_chain(&e)
             ))),
         }
     }

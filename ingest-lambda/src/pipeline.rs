@@ -660,6 +660,31 @@ impl Pipeline {
         Ok(true)
     }
 
+    /// Write the quarantine record of an event that names no readable source.
+    pub async fn quarantine_event(
+        &self,
+        event: &serde_json::Value,
+        reason: &str,
+    ) -> Result<(), Failure> {
+        let text = event.to_string();
+        let id = model::sha256_hex(text.as_bytes())[..32].to_string();
+        let record = serde_json::json!({
+            "source": "event",
+            "event": event,
+            "reason": reason,
+            "time": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        });
+        tracing::warn!(reason, "quarantined an event");
+        self.out
+            .store
+            .put(
+                &self.out.key(&format!("quarantine/events/{id}.json")),
+                serde_json::to_vec(&record)?,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Write the quarantine record of a bad source.
     async fn quarantine(
         &self,
