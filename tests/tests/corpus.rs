@@ -254,7 +254,7 @@ fn every_real_sample_is_ingested_or_rejected_with_one_line() {
         if let Some(p) = problems.first() {
             assert!(p.contains(&name), "{name}: {p}");
         } else {
-            assert!(err.contains("ingested 1 of 1 files"), "{name}: {err}");
+            assert!(err.contains("ingested 1 of 1 sources"), "{name}: {err}");
         }
     }
 }
