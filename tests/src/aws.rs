@@ -42,6 +42,16 @@ fn moto_server() -> String {
     "moto_server".into()
 }
 
+/// A Python with boto3: the one beside the pinned `moto_server`, else `python3`.
+pub fn moto_python() -> String {
+    if let Some(p) = std::env::var_os("SSM_AUDIT_MOTO_SERVER").filter(|p| !p.is_empty()) {
+        if let Some(dir) = std::path::Path::new(&p).parent() {
+            return dir.join("python").display().to_string();
+        }
+    }
+    "python3".into()
+}
+
 impl Moto {
     /// Start a fresh server on a free port and wait until it answers.
     pub fn start() -> Moto {

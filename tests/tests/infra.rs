@@ -235,3 +235,18 @@ fn the_athena_query_gives_the_principals_of_ssm_audit_who() {
     assert_eq!(athena.len(), 3, "{athena:?}");
     assert_eq!(athena, cli);
 }
+
+#[test]
+fn both_stacks_deploy_to_moto() {
+    let moto = ssm_audit_tests::aws::Moto::start();
+    let out = Command::new(ssm_audit_tests::aws::moto_python())
+        .arg(repo_root().join("tests/infra/deploy_to_moto.py"))
+        .arg(&moto.endpoint)
+        .arg(repo_root().join("infra"))
+        .output()
+        .expect("python3 runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("deployed"), "{text}");
+}
