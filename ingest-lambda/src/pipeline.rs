@@ -69,6 +69,39 @@ impl Output {
             format!("{}/{rest}", self.prefix)
         }
     }
+
+    /// A JSON state object under the prefix, if it exists.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        rest: &str,
+    ) -> Result<Option<T>, Failure> {
+        match self.store.get(&self.key(rest)).await? {
+            Some(b) => Ok(Some(serde_json::from_slice(&b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Write a JSON state object under the prefix.
+    async fn put_json<T: Serialize>(&self, rest: &str, value: &T) -> Result<(), Failure> {
+        Ok(self
+            .store
+            .put(&self.key(rest), serde_json::to_vec(value)?)
+            .await?)
+    }
+
+    /// Every JSON state object under a prefix (under the output prefix), in key order.
+    async fn list_json<T: serde::de::DeserializeOwned>(
+        &self,
+        rest: &str,
+    ) -> Result<Vec<T>, Failure> {
+        let mut out = Vec::new();
+        for o in self.store.list(&self.key(rest)).await? {
+            if let Some(b) = self.store.get(&o.key).await? {
+                out.push(serde_json::from_slice(&b)?);
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// The state kept for one source of one session.
@@ -113,6 +146,11 @@ struct StreamChunk {
 pub fn source_id(url: &str, version: Option<&str>, etag: Option<&str>) -> String {
     let tag = version.or(etag).unwrap_or("");
     model::sha256_hex(format!("{url}#{tag}").as_bytes())[..32].to_string()
+}
+
+/// The time now, RFC 3339 in UTC.
+fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// A session id made safe as one key segment.
@@ -395,15 +433,7 @@ impl Pipeline {
     ) -> Result<(), Failure> {
         let sid = key_safe(&meta.session_id);
         if let Some(i) = &meta.instance_id {
-            self.out
-                .store
-                .put(
-                    &self
-                        .out
-                        .key(&format!("state/by-instance/{}/{sid}", key_safe(i))),
-                    Vec::new(),
-                )
-                .await?;
+            self.mark_instance(i, &meta.session_id).await?;
         }
         let state = SourceState {
             meta: meta.clone(),
@@ -421,6 +451,16 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Remember that a session ran on an instance (a new Name tag rebuilds it).
+    async fn mark_instance(&self, instance: &str, sid: &str) -> Result<(), Failure> {
+        let marker = format!("state/by-instance/{}/{}", key_safe(instance), key_safe(sid));
+        Ok(self
+            .out
+            .store
+            .put(&self.out.key(&marker), Vec::new())
+            .await?)
+    }
+
     async fn merge_trail(&self, events: Vec<TrailEvent>) -> Result<Vec<String>, Failure> {
         let mut by: BTreeMap<String, Vec<TrailEvent>> = BTreeMap::new();
         for e in events {
@@ -428,26 +468,18 @@ impl Pipeline {
         }
         let mut touched = Vec::new();
         for (sid, events) in by {
-            let key = self
-                .out
-                .key(&format!("state/trail/{}.json", key_safe(&sid)));
-            let mut t: SessionTrail = match self.out.store.get(&key).await? {
-                Some(b) => serde_json::from_slice(&b)?,
-                None => SessionTrail {
-                    session_id: sid.clone(),
-                    events: Vec::new(),
-                },
-            };
+            let mut t = self.trail(&sid).await?.unwrap_or_else(|| SessionTrail {
+                session_id: sid.clone(),
+                events: Vec::new(),
+            });
             if !t.merge(events) {
                 continue;
             }
-            self.out.store.put(&key, serde_json::to_vec(&t)?).await?;
+            self.out
+                .put_json(&format!("state/trail/{}.json", key_safe(&sid)), &t)
+                .await?;
             if let Some(target) = t.start().and_then(|s| s.target.as_ref()) {
-                let marker = format!("state/by-instance/{}/{}", key_safe(target), key_safe(&sid));
-                self.out
-                    .store
-                    .put(&self.out.key(&marker), Vec::new())
-                    .await?;
+                self.mark_instance(target, &sid).await?;
             }
             if self.rebuild(&sid).await? {
                 touched.push(sid);
@@ -459,15 +491,11 @@ impl Pipeline {
     async fn merge_inventory(&self, list: Vec<Instance>) -> Result<Vec<String>, Failure> {
         let mut touched = Vec::new();
         for i in list {
-            let key = self.out.key(&format!(
-                "state/instances/{}.json",
-                key_safe(&i.instance_id)
-            ));
-            let new = serde_json::to_vec(&i)?;
-            if self.out.store.get(&key).await?.as_deref() == Some(&new[..]) {
+            let rest = format!("state/instances/{}.json", key_safe(&i.instance_id));
+            if self.out.get_json::<Instance>(&rest).await?.as_ref() == Some(&i) {
                 continue;
             }
-            self.out.store.put(&key, new).await?;
+            self.out.put_json(&rest, &i).await?;
             let prefix = self
                 .out
                 .key(&format!("state/by-instance/{}/", key_safe(&i.instance_id)));
@@ -505,28 +533,17 @@ impl Pipeline {
             stream: stream.to_string(),
             events,
         };
-        let chunk_key = self
-            .out
-            .key(&format!("state/stream/{sid}/{}.json", key_safe(&first)));
         self.out
-            .store
-            .put(&chunk_key, serde_json::to_vec(&chunk)?)
+            .put_json(
+                &format!("state/stream/{sid}/{}.json", key_safe(&first)),
+                &chunk,
+            )
             .await?;
         // Every delivery so far, in time order, as `filter-log-events` would print them.
         let mut all: BTreeMap<(i64, String), StreamEvent> = BTreeMap::new();
-        for o in self
-            .out
-            .store
-            .list(&self.out.key(&format!("state/stream/{sid}/")))
-            .await?
-        {
-            let Some(b) = self.out.store.get(&o.key).await? else {
-                continue;
-            };
-            let c: StreamChunk = serde_json::from_slice(&b)?;
-            for e in c.events {
-                all.insert((e.timestamp, e.id.clone()), e);
-            }
+        let chunks: Vec<StreamChunk> = self.out.list_json(&format!("state/stream/{sid}/")).await?;
+        for e in chunks.into_iter().flat_map(|c| c.events) {
+            all.insert((e.timestamp, e.id.clone()), e);
         }
         let events: Vec<serde_json::Value> = all
             .into_values()
@@ -566,56 +583,43 @@ impl Pipeline {
         }
     }
 
+    /// The CloudTrail facts of a session.
+    async fn trail(&self, sid: &str) -> Result<Option<SessionTrail>, Failure> {
+        self.out
+            .get_json(&format!("state/trail/{}.json", key_safe(sid)))
+            .await
+    }
+
+    /// The Name tag of an instance, as a name map for attribution.
+    async fn names(&self, instance: Option<&str>) -> Result<BTreeMap<String, String>, Failure> {
+        let Some(i) = instance else {
+            return Ok(BTreeMap::new());
+        };
+        let inst: Option<Instance> = self
+            .out
+            .get_json(&format!("state/instances/{}.json", key_safe(i)))
+            .await?;
+        Ok(model::names_of(&inst.into_iter().collect::<Vec<_>>()))
+    }
+
     /// Rewrite a session's records from its state. False when it has no transcript yet.
     pub async fn rebuild(&self, session_id: &str) -> Result<bool, Failure> {
         let sid = key_safe(session_id);
-        let mut sources = Vec::new();
-        for o in self
-            .out
-            .store
-            .list(&self.out.key(&format!("state/sources/{sid}/")))
-            .await?
-        {
-            if let Some(b) = self.out.store.get(&o.key).await? {
-                sources.push(serde_json::from_slice::<SourceState>(&b)?);
-            }
-        }
+        let sources: Vec<SourceState> =
+            self.out.list_json(&format!("state/sources/{sid}/")).await?;
         let Some(best) = sources
             .iter()
             .max_by(|a, b| a.meta.rank().cmp(&b.meta.rank()))
         else {
             return Ok(false);
         };
-        let trail: Option<SessionTrail> = match self
-            .out
-            .store
-            .get(&self.out.key(&format!("state/trail/{sid}.json")))
-            .await?
-        {
-            Some(b) => Some(serde_json::from_slice(&b)?),
-            None => None,
-        };
-        let mut names = BTreeMap::new();
+        let trail = self.trail(session_id).await?;
         let instance = trail
             .as_ref()
             .and_then(|t| t.start())
             .and_then(|s| s.target.clone())
             .or_else(|| best.meta.instance_id.clone());
-        if let Some(i) = &instance {
-            if let Some(b) = self
-                .out
-                .store
-                .get(
-                    &self
-                        .out
-                        .key(&format!("state/instances/{}.json", key_safe(i))),
-                )
-                .await?
-            {
-                let inst: Instance = serde_json::from_slice(&b)?;
-                names = model::names_of(&[inst]);
-            }
-        }
+        let names = self.names(instance.as_deref()).await?;
         let who = model::attribute(session_id, Some(&best.meta), trail.as_ref(), &names);
         let day = who
             .session_start
@@ -646,17 +650,13 @@ impl Pipeline {
             w.write(&buf).await?;
         }
         w.finish().await?;
-        let pointer = self.out.key(&format!("state/output/{sid}.json"));
-        if let Some(b) = self.out.store.get(&pointer).await? {
-            let old: String = serde_json::from_slice(&b)?;
+        let pointer = format!("state/output/{sid}.json");
+        if let Some(old) = self.out.get_json::<String>(&pointer).await? {
             if old != out_key {
                 self.out.store.delete(&old).await?;
             }
         }
-        self.out
-            .store
-            .put(&pointer, serde_json::to_vec(&out_key)?)
-            .await?;
+        self.out.put_json(&pointer, &out_key).await?;
         Ok(true)
     }
 
@@ -666,23 +666,13 @@ impl Pipeline {
         event: &serde_json::Value,
         reason: &str,
     ) -> Result<(), Failure> {
-        let text = event.to_string();
-        let id = model::sha256_hex(text.as_bytes())[..32].to_string();
-        let record = serde_json::json!({
-            "source": "event",
-            "event": event,
-            "reason": reason,
-            "time": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        });
+        let id = model::sha256_hex(event.to_string().as_bytes())[..32].to_string();
         tracing::warn!(reason, "quarantined an event");
+        let record =
+            serde_json::json!({"source": "event", "event": event, "reason": reason, "time": now()});
         self.out
-            .store
-            .put(
-                &self.out.key(&format!("quarantine/events/{id}.json")),
-                serde_json::to_vec(&record)?,
-            )
-            .await?;
-        Ok(())
+            .put_json(&format!("quarantine/events/{id}.json"), &record)
+            .await
     }
 
     /// Write the quarantine record of a bad source.
@@ -693,87 +683,52 @@ impl Pipeline {
         id: &str,
         reason: &str,
     ) -> Result<(), Failure> {
-        let record = serde_json::json!({
-            "source": url,
-            "version_id": version,
-            "reason": reason,
-            "time": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        });
         tracing::warn!(source = url, reason, "quarantined");
+        let record = serde_json::json!({"source": url, "version_id": version, "reason": reason, "time": now()});
         self.out
-            .store
-            .put(
-                &self.out.key(&format!("quarantine/{id}.json")),
-                serde_json::to_vec(&record)?,
-            )
-            .await?;
-        Ok(())
+            .put_json(&format!("quarantine/{id}.json"), &record)
+            .await
     }
 
-    /// The best transcript of each session with its CloudTrail facts and instance names, for
+    /// Every transcript of each session with its CloudTrail facts and instance names, for
     /// committing into a tantivy index.
     pub async fn batch_for(&self, sessions: &[String]) -> Result<indexer::store::Batch, Failure> {
         let mut batch = indexer::store::Batch::default();
         for session_id in sessions {
             let sid = key_safe(session_id);
-            for o in self
-                .out
-                .store
-                .list(&self.out.key(&format!("state/sources/{sid}/")))
-                .await?
-            {
-                let Some(b) = self.out.store.get(&o.key).await? else {
-                    continue;
-                };
-                let st: SourceState = serde_json::from_slice(&b)?;
+            let states: Vec<SourceState> =
+                self.out.list_json(&format!("state/sources/{sid}/")).await?;
+            let trail = self.trail(session_id).await?;
+            let mut instances: Vec<String> = states
+                .iter()
+                .filter_map(|s| s.meta.instance_id.clone())
+                .collect();
+            instances.extend(
+                trail
+                    .as_ref()
+                    .and_then(|t| t.start())
+                    .and_then(|s| s.target.clone()),
+            );
+            for i in instances {
+                let inst: Option<Instance> = self
+                    .out
+                    .get_json(&format!("state/instances/{}.json", key_safe(&i)))
+                    .await?;
+                batch.instances.extend(inst);
+            }
+            for st in states {
                 let raw = self.out.store.get(&st.lines_key).await?.unwrap_or_default();
                 let lines = raw
                     .split(|&b| b == b'\n')
                     .filter(|l| !l.is_empty())
                     .map(serde_json::from_slice::<Line>)
                     .collect::<Result<Vec<_>, _>>()?;
-                if let Some(i) = &st.meta.instance_id {
-                    if let Some(b) = self
-                        .out
-                        .store
-                        .get(
-                            &self
-                                .out
-                                .key(&format!("state/instances/{}.json", key_safe(i))),
-                        )
-                        .await?
-                    {
-                        batch.instances.push(serde_json::from_slice(&b)?);
-                    }
-                }
                 batch.sources.push(SessionSource {
                     meta: st.meta,
                     lines,
                 });
             }
-            if let Some(b) = self
-                .out
-                .store
-                .get(&self.out.key(&format!("state/trail/{sid}.json")))
-                .await?
-            {
-                let t: SessionTrail = serde_json::from_slice(&b)?;
-                if let Some(target) = t.start().and_then(|s| s.target.clone()) {
-                    if let Some(b) = self
-                        .out
-                        .store
-                        .get(
-                            &self
-                                .out
-                                .key(&format!("state/instances/{}.json", key_safe(&target))),
-                        )
-                        .await?
-                    {
-                        batch.instances.push(serde_json::from_slice(&b)?);
-                    }
-                }
-                batch.trail.extend(t.events);
-            }
+            batch.trail.extend(trail.into_iter().flat_map(|t| t.events));
         }
         Ok(batch)
     }
