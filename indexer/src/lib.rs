@@ -18,6 +18,7 @@ pub mod formats;
 pub mod ingest;
 pub mod model;
 pub mod replay;
+pub mod rules;
 pub mod sessionid;
 pub mod shellwords;
 pub mod store;

@@ -294,6 +294,9 @@ pub struct CommandRecord {
     /// Interrupted with Ctrl-C: typed, never run.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub abandoned: bool,
+    /// Ids of the privileged-command rules it matches (filled in when rules are applied).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rule: Vec<String>,
     /// The source.
     pub evidence: Evidence,
     /// Output text (only when asked for).
@@ -323,6 +326,7 @@ pub fn record(meta: &SourceMeta, who: &Attribution, l: &Line) -> CommandRecord {
             shellwords::programs(&l.command)
         },
         abandoned: l.abandoned,
+        rule: Vec::new(),
         evidence: Evidence {
             source: meta.source.clone(),
             version_id: meta.version_id.clone(),

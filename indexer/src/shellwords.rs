@@ -10,6 +10,8 @@
 enum Token {
     Word(String),
     Op(&'static str),
+    /// The target of a redirection (`> FILE`, `2>>FILE`, `< FILE`).
+    Redirect(String),
 }
 
 /// Split a command line into words and operators. Unterminated quotes end the line.
@@ -84,7 +86,7 @@ fn tokenize(line: &str) -> Vec<Token> {
                 out.push(Token::Op(op));
             }
             '<' | '>' if !in_word || word.chars().all(|d| d.is_ascii_digit()) => {
-                // A redirection: skip the operator and its target word.
+                // A redirection: the operator goes, its target is kept apart from the words.
                 word.clear();
                 in_word = false;
                 while i + 1 < chars.len() && matches!(chars[i + 1], '<' | '>' | '&' | '-') {
@@ -93,10 +95,17 @@ fn tokenize(line: &str) -> Vec<Token> {
                 while i + 1 < chars.len() && chars[i + 1] == ' ' {
                     i += 1;
                 }
+                let mut target = String::new();
                 while i + 1 < chars.len()
                     && !matches!(chars[i + 1], ' ' | '\t' | ';' | '|' | '&' | '\n')
                 {
                     i += 1;
+                    if !matches!(chars[i], '\'' | '"') {
+                        target.push(chars[i]);
+                    }
+                }
+                if !target.is_empty() {
+                    out.push(Token::Redirect(target));
                 }
             }
             _ => {
@@ -110,24 +119,54 @@ fn tokenize(line: &str) -> Vec<Token> {
     out
 }
 
-/// The simple commands of a line, each as its words (redirections removed).
-pub fn simple_commands(line: &str) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    let mut cur = Vec::new();
+/// One simple command: its words (assignments and wrappers included) and redirection targets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimpleCommand {
+    /// The words, in order.
+    pub words: Vec<String>,
+    /// Where its input or output is redirected.
+    pub redirects: Vec<String>,
+}
+
+/// The pipelines of a line (split at `;`, `&&`, `||`, `&`, newlines), each as its simple
+/// commands (split at `|`).
+pub fn pipelines(line: &str) -> Vec<Vec<SimpleCommand>> {
+    let mut out: Vec<Vec<SimpleCommand>> = Vec::new();
+    let mut pipeline: Vec<SimpleCommand> = Vec::new();
+    let mut cur = SimpleCommand::default();
+    let end_command = |cur: &mut SimpleCommand, pipeline: &mut Vec<SimpleCommand>| {
+        if !cur.words.is_empty() || !cur.redirects.is_empty() {
+            pipeline.push(std::mem::take(cur));
+        }
+    };
     for token in tokenize(&heredoc_free(line)) {
         match token {
-            Token::Word(w) => cur.push(w),
+            Token::Word(w) => cur.words.push(w),
+            Token::Redirect(t) => cur.redirects.push(t),
+            Token::Op("|") => end_command(&mut cur, &mut pipeline),
             Token::Op(_) => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
+                end_command(&mut cur, &mut pipeline);
+                if !pipeline.is_empty() {
+                    out.push(std::mem::take(&mut pipeline));
                 }
             }
         }
     }
-    if !cur.is_empty() {
-        out.push(cur);
+    end_command(&mut cur, &mut pipeline);
+    if !pipeline.is_empty() {
+        out.push(pipeline);
     }
     out
+}
+
+/// The simple commands of a line, each as its words (redirections removed).
+pub fn simple_commands(line: &str) -> Vec<Vec<String>> {
+    pipelines(line)
+        .into_iter()
+        .flatten()
+        .map(|c| c.words)
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
 /// The line without heredoc bodies (only the first line of a command with a heredoc is syntax).
@@ -264,8 +303,16 @@ const SUDO_VALUE_OPTS: &[&str] = &[
 
 /// The programs a line runs, in order: each simple command's program, and what wrappers run.
 pub fn programs(line: &str) -> Vec<String> {
+    simple_commands(line)
+        .iter()
+        .flat_map(|words| programs_of(words))
+        .collect()
+}
+
+/// The programs one simple command runs: its program and, past wrappers, theirs.
+pub fn programs_of(words: &[String]) -> Vec<String> {
     let mut out = Vec::new();
-    for words in simple_commands(line) {
+    {
         let mut i = 0;
         while i < words.len() {
             let w = &words[i];

@@ -509,6 +509,50 @@ impl Store {
         Ok(records)
     }
 
+    /// Every session the index knows of, from CloudTrail or a transcript, and which of the two
+    /// it has: sessions CloudTrail saw with no transcript (port forwarding, lost logs), and
+    /// transcripts with no CloudTrail record.
+    pub fn coverage(&self) -> Result<Vec<SessionCoverage>> {
+        let names = self.instance_names()?;
+        let q = TermQuery::new(self.term(self.f.kind, "trail"), IndexRecordOption::Basic);
+        let trails: Vec<SessionTrail> = self.bodies(&q)?;
+        let mut by: BTreeMap<String, SessionCoverage> = BTreeMap::new();
+        for t in trails {
+            let who = model::attribute(&t.session_id, None, Some(&t), &names);
+            let start = t.start();
+            by.insert(
+                t.session_id.clone(),
+                SessionCoverage {
+                    session_id: t.session_id.clone(),
+                    document: start.and_then(|s| s.document_name.clone()),
+                    who,
+                    cloudtrail: start.is_some(),
+                    transcripts: Vec::new(),
+                },
+            );
+        }
+        let q = TermQuery::new(self.term(self.f.kind, "source"), IndexRecordOption::Basic);
+        for s in self.bodies::<SourceMetaOnly>(&q)? {
+            let m = s.meta;
+            let entry = by
+                .entry(m.session_id.clone())
+                .or_insert_with(|| SessionCoverage {
+                    session_id: m.session_id.clone(),
+                    document: None,
+                    who: model::attribute(&m.session_id, Some(&m), None, &names),
+                    cloudtrail: false,
+                    transcripts: Vec::new(),
+                });
+            entry.transcripts.push(m.source.clone());
+        }
+        let mut out: Vec<SessionCoverage> = by.into_values().collect();
+        out.sort_by(|a, b| {
+            (a.who.session_start.as_deref(), &a.session_id)
+                .cmp(&(b.who.session_start.as_deref(), &b.session_id))
+        });
+        Ok(out)
+    }
+
     /// Number of documents of each kind.
     pub fn stats(&self) -> Result<BTreeMap<String, usize>> {
         let mut out = BTreeMap::new();
@@ -522,6 +566,40 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// One session's coverage: what CloudTrail and the transcripts say of it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionCoverage {
+    /// The session.
+    pub session_id: String,
+    /// Who, where, when.
+    #[serde(flatten)]
+    pub who: model::Attribution,
+    /// The document it was started with (`AWS-StartPortForwardingSession` writes no transcript).
+    pub document: Option<String>,
+    /// CloudTrail recorded its StartSession.
+    pub cloudtrail: bool,
+    /// The transcripts indexed for it.
+    pub transcripts: Vec<String>,
+}
+
+impl SessionCoverage {
+    /// `covered`, `no transcript` or `no cloudtrail`.
+    pub fn status(&self) -> &'static str {
+        match (self.cloudtrail, self.transcripts.is_empty()) {
+            (true, false) => "covered",
+            (true, true) => "no transcript",
+            _ => "no cloudtrail",
+        }
+    }
+}
+
+/// A source document read for its facts only (its lines are ignored).
+#[derive(serde::Deserialize)]
+struct SourceMetaOnly {
+    #[serde(flatten)]
+    meta: model::SourceMeta,
 }
 
 /// RFC 3339 (or `YYYY-MM-DD`) to unix seconds.

@@ -26,6 +26,29 @@ pub enum Command {
     Search(SearchArgs),
     /// Name the principals who ran a program (or a query), with counts
     Who(WhoArgs),
+    /// Sessions CloudTrail saw with no transcript, transcripts with no CloudTrail record,
+    /// sessions without MFA
+    Coverage(CoverageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CoverageArgs {
+    /// Only this principal (name or ARN)
+    #[arg(long, value_name = "U")]
+    pub user: Option<String>,
+    /// List only sessions with a gap (no transcript, no CloudTrail record, no MFA)
+    #[arg(long)]
+    pub gaps: bool,
+    #[command(flatten)]
+    pub scope: Scope,
+}
+
+impl CoverageArgs {
+    /// The time window and format.
+    pub fn window(&self) -> Result<(Option<i64>, Option<i64>)> {
+        let f = scope_filter(&self.scope)?;
+        Ok((f.since, f.until))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +112,14 @@ pub struct SearchArgs {
     /// List abandoned lines (Ctrl-C'd, never run) instead of commands
     #[arg(long)]
     pub abandoned: bool,
+    /// Only commands that match a privileged-command rule (sudo, credential files, sudoers,
+    /// firewall, persistence, history tampering, …); each row names its rules
+    #[arg(long)]
+    pub privileged: bool,
+    /// Rules to add to (or replace by id in) the built-in ones: a JSON file like
+    /// indexer/rules/privileged.json
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
     /// At most N rows
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub limit: usize,
@@ -111,6 +142,8 @@ pub struct SearchConfig {
     pub filter: Filter,
     pub limit: usize,
     pub format: Format,
+    pub privileged: bool,
+    pub rules: indexer::rules::Rules,
 }
 
 impl TryFrom<SearchArgs> for SearchConfig {
@@ -128,10 +161,17 @@ impl TryFrom<SearchArgs> for SearchConfig {
         if a.limit == 0 {
             bail!("--limit must be at least 1");
         }
+        let rules = match &a.rules {
+            Some(f) => indexer::rules::Rules::with_file(f)
+                .with_context(|| format!("--rules {}", f.display()))?,
+            None => indexer::rules::Rules::builtin(),
+        };
         Ok(SearchConfig {
             filter,
             limit: a.limit,
             format: a.scope.format,
+            privileged: a.privileged,
+            rules,
         })
     }
 }

@@ -51,11 +51,54 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = args.into_config()?;
             let store = Store::open(&index)?;
             let mut records = store.search(&config.filter)?;
+            for r in &mut records {
+                if !r.abandoned {
+                    r.rule = config.rules.matches(&r.command);
+                }
+            }
+            if config.privileged {
+                records.retain(|r| !r.rule.is_empty());
+            }
             records.truncate(config.limit);
             let mut out = std::io::stdout().lock();
             output::commands(&mut out, &records, config.format, config.filter.with_output)?;
             out.flush()?;
             Ok(if records.is_empty() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Coverage(args) => {
+            let (since, until) = args.window()?;
+            let store = Store::open(&index)?;
+            let user = args.user.as_deref().map(str::to_lowercase);
+            let instance = args.scope.instance.as_deref().map(str::to_lowercase);
+            let mut rows = store.coverage()?;
+            rows.retain(|c| {
+                let start = c
+                    .who
+                    .session_start
+                    .as_deref()
+                    .or(c.who.session_end.as_deref())
+                    .and_then(indexer::store::parse_time);
+                let in_window = since.is_none_or(|s| start.is_some_and(|t| t >= s))
+                    && until.is_none_or(|u| start.is_some_and(|t| t < u));
+                let lower = |v: &Option<String>| v.as_deref().map(str::to_lowercase);
+                let by_user = user.as_ref().is_none_or(|u| {
+                    lower(&c.who.principal).as_ref() == Some(u)
+                        || lower(&c.who.principal_arn).as_ref() == Some(u)
+                });
+                let on = instance.as_ref().is_none_or(|i| {
+                    lower(&c.who.instance_id).as_ref() == Some(i)
+                        || lower(&c.who.instance_name).as_ref() == Some(i)
+                });
+                in_window && by_user && on
+            });
+            let mut out = std::io::stdout().lock();
+            output::coverage(&mut out, &rows, args.gaps, args.scope.format)?;
+            out.flush()?;
+            Ok(if rows.is_empty() {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS

@@ -54,6 +54,11 @@ fn json_line<T: Serialize>(value: &T) -> Result<String> {
         .collect())
 }
 
+/// A missing value in CSV: an empty cell.
+fn opt(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("")
+}
+
 fn or_dash(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("-")
 }
@@ -87,6 +92,7 @@ pub fn commands(
                 "cwd",
                 "command",
                 "programs",
+                "rule",
                 "attribution",
                 "source",
                 "version_id",
@@ -99,17 +105,18 @@ pub fn commands(
                 let row = [
                     r.session_id.clone(),
                     r.seq.to_string(),
-                    or_dash(&r.who.session_start).to_string(),
-                    or_dash(&r.who.principal).to_string(),
-                    or_dash(&r.who.principal_arn).to_string(),
-                    r.who.mfa.map_or("-".into(), |m| m.to_string()),
-                    or_dash(&r.who.source_ip).to_string(),
-                    or_dash(&r.who.instance_id).to_string(),
-                    or_dash(&r.who.instance_name).to_string(),
+                    opt(&r.who.session_start).to_string(),
+                    opt(&r.who.principal).to_string(),
+                    opt(&r.who.principal_arn).to_string(),
+                    r.who.mfa.map_or(String::new(), |m| m.to_string()),
+                    opt(&r.who.source_ip).to_string(),
+                    opt(&r.who.instance_id).to_string(),
+                    opt(&r.who.instance_name).to_string(),
                     r.run_as.clone(),
-                    or_dash(&r.cwd).to_string(),
+                    opt(&r.cwd).to_string(),
                     r.command.clone(),
                     r.programs.join(" "),
+                    r.rule.join(" "),
                     r.who.attribution.clone(),
                     r.evidence.source.clone(),
                     r.evidence.version_id.clone().unwrap_or_default(),
@@ -136,6 +143,7 @@ pub fn commands(
                         }),
                         cell(&r.run_as),
                         cell(&format!("{}#{}", r.session_id, r.seq)),
+                        cell(&r.rule.join(",")),
                         cell(&r.command),
                     ]
                 })
@@ -148,6 +156,7 @@ pub fn commands(
                     "INSTANCE",
                     "RUN AS",
                     "SESSION#SEQ",
+                    "RULE",
                     "COMMAND",
                 ],
                 &rows,
@@ -288,13 +297,13 @@ pub fn who(out: &mut impl Write, rows: &[WhoRow], format: Format) -> Result<()> 
             ])?;
             for r in rows {
                 let row = [
-                    or_dash(&r.principal).to_string(),
-                    or_dash(&r.principal_arn).to_string(),
+                    opt(&r.principal).to_string(),
+                    opt(&r.principal_arn).to_string(),
                     r.commands.to_string(),
                     r.sessions.to_string(),
                     r.instances.join(" "),
-                    or_dash(&r.first_seen).to_string(),
-                    or_dash(&r.last_seen).to_string(),
+                    opt(&r.first_seen).to_string(),
+                    opt(&r.last_seen).to_string(),
                 ];
                 w.write_record(row.iter().map(|c| csv_cell(c)))?;
             }
@@ -327,6 +336,112 @@ pub fn who(out: &mut impl Write, rows: &[WhoRow], format: Format) -> Result<()> 
                     "LAST SEEN",
                 ],
                 &rows,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Print coverage: every session (or only those with a gap) and a summary line for people.
+pub fn coverage(
+    out: &mut impl Write,
+    rows: &[indexer::store::SessionCoverage],
+    gaps_only: bool,
+    format: Format,
+) -> Result<()> {
+    let gap =
+        |c: &indexer::store::SessionCoverage| c.status() != "covered" || c.who.mfa != Some(true);
+    let shown: Vec<_> = rows.iter().filter(|c| !gaps_only || gap(c)).collect();
+    match format {
+        Format::Json => {
+            for c in &shown {
+                let mut v = serde_json::to_value(c)?;
+                v["status"] = c.status().into();
+                writeln!(out, "{}", json_line(&v)?)?;
+            }
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record([
+                "session_id",
+                "status",
+                "principal",
+                "principal_arn",
+                "mfa",
+                "instance_id",
+                "instance_name",
+                "session_start",
+                "session_end",
+                "document",
+                "transcripts",
+            ])?;
+            for c in &shown {
+                let row = [
+                    c.session_id.clone(),
+                    c.status().to_string(),
+                    opt(&c.who.principal).to_string(),
+                    opt(&c.who.principal_arn).to_string(),
+                    c.who.mfa.map_or(String::new(), |m| m.to_string()),
+                    opt(&c.who.instance_id).to_string(),
+                    opt(&c.who.instance_name).to_string(),
+                    opt(&c.who.session_start).to_string(),
+                    opt(&c.who.session_end).to_string(),
+                    opt(&c.document).to_string(),
+                    c.transcripts.join(" "),
+                ];
+                w.write_record(row.iter().map(|c| csv_cell(c)))?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            let table_rows: Vec<Vec<String>> = shown
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.status().to_string(),
+                        cell(&c.session_id),
+                        cell(or_dash(&c.who.principal)),
+                        c.who
+                            .mfa
+                            .map_or("?".into(), |m| if m { "yes".into() } else { "NO".into() }),
+                        cell(or_dash(
+                            &c.who
+                                .instance_name
+                                .clone()
+                                .or_else(|| c.who.instance_id.clone()),
+                        )),
+                        or_dash(&c.who.session_start).to_string(),
+                        cell(or_dash(&c.document)),
+                    ]
+                })
+                .collect();
+            table(
+                out,
+                &[
+                    "STATUS",
+                    "SESSION",
+                    "PRINCIPAL",
+                    "MFA",
+                    "INSTANCE",
+                    "SESSION START",
+                    "DOCUMENT",
+                ],
+                &table_rows,
+            )?;
+            let covered = rows.iter().filter(|c| c.status() == "covered").count();
+            let no_log = rows
+                .iter()
+                .filter(|c| c.status() == "no transcript")
+                .count();
+            let no_trail = rows
+                .iter()
+                .filter(|c| c.status() == "no cloudtrail")
+                .count();
+            let no_mfa = rows.iter().filter(|c| c.who.mfa == Some(false)).count();
+            writeln!(
+                out,
+                "\n{covered} of {} sessions covered (transcript and CloudTrail); {no_log} with no transcript, {no_trail} with no CloudTrail record, {no_mfa} started without MFA",
+                rows.len()
             )?;
         }
     }

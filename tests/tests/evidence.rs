@@ -1,0 +1,132 @@
+//! Evidence features: privileged-command rules and coverage.
+
+use serde_json::Value;
+use ssm_audit_tests::{corpus, recorded, run};
+use std::path::Path;
+
+fn json_lines(out: &str) -> Vec<Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).expect("JSON Lines"))
+        .collect()
+}
+
+fn ingest(index: &Path, paths: &[&Path]) {
+    let mut args = vec![
+        "ingest".to_string(),
+        "--index".into(),
+        index.display().to_string(),
+    ];
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn privileged_search_finds_what_ran_and_not_what_was_mentioned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("idx");
+    ingest(&index, &[&corpus(), &recorded()]);
+    let idx = index.display().to_string();
+    let (code, out, err) = run(&[
+        "search",
+        "--privileged",
+        "--index",
+        &idx,
+        "--format",
+        "json",
+        "--limit",
+        "100000",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let hits = json_lines(&out);
+    let has = |cmd: &str, rule: &str| {
+        hits.iter()
+            .any(|h| h["command"] == cmd && h["rule"].as_array().unwrap().iter().any(|r| r == rule))
+    };
+    // Every sudo and su the shells ran, in both corpora.
+    for dir in [corpus(), recorded()] {
+        let truth: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("truth.json")).unwrap()).unwrap();
+        for s in truth.as_object().unwrap().values() {
+            for c in s["commands"].as_array().unwrap() {
+                let cmd = c["command"].as_str().unwrap();
+                if matches!(cmd.split_whitespace().next(), Some("sudo" | "su")) {
+                    assert!(has(cmd, "privilege-elevation"), "{cmd} not found");
+                }
+            }
+        }
+    }
+    assert!(has("tail -n1 /etc/shadow", "credential-files"));
+    assert!(has("sudo grep -c root /etc/sudoers", "sudoers-pam"));
+    assert!(has("sudo su -", "root-shell"));
+    // Mentions, quotes and abandoned lines are not privileged commands.
+    for h in &hits {
+        let cmd = h["command"].as_str().unwrap();
+        assert!(!cmd.starts_with("printf '[root@"), "{cmd}");
+        assert!(!cmd.starts_with("grep -w sudo"), "{cmd}");
+        assert!(
+            cmd != "sudo cat /etc/sudoers" && cmd != "sudo passwd root" && cmd != "sudo reboot",
+            "abandoned: {cmd}"
+        );
+    }
+    // A user's rules file adds to the built-in rules.
+    let rules = tmp.path().join("rules.json");
+    std::fs::write(&rules, r#"[{"id":"hostname-probe","title":"Host name read","severity":"low","programs":["hostname"]}]"#).unwrap();
+    let (_, out, _) = run(&[
+        "search",
+        "--privileged",
+        "--rules",
+        &rules.display().to_string(),
+        "--index",
+        &idx,
+        "--format",
+        "json",
+    ]);
+    assert!(json_lines(&out)
+        .iter()
+        .any(|h| h["command"] == "hostname" && h["rule"][0] == "hostname-probe"));
+}
+
+#[test]
+fn coverage_names_the_session_whose_log_is_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = corpus();
+    let logs = tmp.path().join("sessions");
+    std::fs::create_dir(&logs).unwrap();
+    let missing = "eve-0i7p0kein1wvdveilipgnk43b2";
+    for e in std::fs::read_dir(c.join("sessions")).unwrap() {
+        let p = e.unwrap().path();
+        if !p
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(missing)
+        {
+            std::fs::copy(&p, logs.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let index = tmp.path().join("idx");
+    ingest(
+        &index,
+        &[
+            &logs,
+            &c.join("cloudwatch"),
+            &c.join("cloudtrail"),
+            &c.join("describe-instances.json"),
+        ],
+    );
+    let idx = index.display().to_string();
+    let (code, out, _) = run(&["coverage", "--index", &idx, "--format", "json"]);
+    assert_eq!(code, 0);
+    let rows = json_lines(&out);
+    assert_eq!(rows.len(), 8);
+    let gaps: Vec<&Value> = rows.iter().filter(|r| r["status"] != "covered").collect();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0]["session_id"], missing);
+    assert_eq!(gaps[0]["status"], "no transcript");
+    assert_eq!(gaps[0]["principal"], "eve");
+    assert_eq!(gaps[0]["mfa"], false);
+    let (_, table, _) = run(&["coverage", "--index", &idx, "--user", "jiwoo"]);
+    assert!(table.contains("2 of 2 sessions covered"), "{table}");
+}
