@@ -16,6 +16,7 @@
 pub mod error;
 pub mod formats;
 pub mod ingest;
+pub mod ledger;
 pub mod model;
 pub mod replay;
 pub mod rules;

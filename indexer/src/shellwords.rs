@@ -235,6 +235,25 @@ pub fn is_incomplete(line: &str) -> bool {
     if !pending.is_empty() {
         return true;
     }
+    // Open compound commands: `for …` waits for `done`, `if` for `fi`, `case` for `esac`.
+    let mut depth = 0i32;
+    for words in simple_commands(line) {
+        match words.first().map(String::as_str) {
+            Some("if" | "for" | "while" | "until" | "case" | "select") => depth += 1,
+            Some("fi" | "done" | "esac") => depth -= 1,
+            _ => {}
+        }
+        if words
+            .last()
+            .is_some_and(|w| matches!(w.as_str(), "fi" | "done" | "esac"))
+            && words.len() > 1
+        {
+            depth -= 1;
+        }
+    }
+    if depth > 0 {
+        return true;
+    }
     // Open quotes.
     let mut single = false;
     let mut double = false;
@@ -592,6 +611,9 @@ mod tests {
             "echo 'abc",
             "ls |",
             "a &&",
+            "for i in 1 2",
+            "for i in 1 2\ndo echo $i",
+            "if true",
         ] {
             assert!(is_incomplete(l), "{l}");
         }
@@ -601,6 +623,10 @@ mod tests {
             "echo 'a b'",
             "echo \"it's\"",
             "sh a && \\\nrm b",
+            "for i in 1 2; do echo $i; done",
+            "for i in 1 2\ndo echo $i\ndone",
+            "if true; then id; fi",
+            "echo done",
         ] {
             assert!(!is_incomplete(l), "{l}");
         }
