@@ -42,6 +42,20 @@ impl Outcome {
 
 /// Parse one object and add its facts to `batch`.
 pub fn read_object(object: &SourceObject, batch: &mut Batch) -> Outcome {
+    let outcome = parse_object(object, batch);
+    if let Outcome::Read { kind, .. } = &outcome {
+        batch.ledger.push(crate::ledger::Ingested {
+            source: object.name.clone(),
+            version_id: object.version_id.clone(),
+            sha256: object.sha256(),
+            size: object.bytes.len() as u64,
+            kind: kind.to_string(),
+        });
+    }
+    outcome
+}
+
+fn parse_object(object: &SourceObject, batch: &mut Batch) -> Outcome {
     if object.bytes.first() == Some(&b'{') {
         if let Some(records) = crate::model::parse_records(&object.bytes) {
             let items = records.len();

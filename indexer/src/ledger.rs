@@ -64,6 +64,9 @@ pub struct Ingested {
     pub kind: String,
 }
 
+/// A line where the chain is broken, and what is wrong there.
+pub type Break = (usize, String);
+
 /// The ledger file of an index.
 pub struct Ledger {
     path: PathBuf,
@@ -77,8 +80,8 @@ impl Ledger {
         }
     }
 
-    /// Every entry, and the lines where the chain is broken (line number, what is wrong).
-    pub fn read(&self) -> Result<(Vec<Entry>, Vec<(usize, String)>)> {
+    /// Every entry, and the lines where the chain is broken.
+    pub fn read(&self) -> Result<(Vec<Entry>, Vec<Break>)> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -24,5 +24,6 @@ pub mod sessionid;
 pub mod shellwords;
 pub mod store;
 pub mod stream;
+pub mod verify;
 
 pub use error::{Error, Result};

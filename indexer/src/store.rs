@@ -105,6 +105,8 @@ pub struct Batch {
     pub instances: Vec<Instance>,
     /// Command records derived elsewhere (the Lambda's output), taken as they are.
     pub records: Vec<CommandRecord>,
+    /// The sources these facts were read from, for the ledger.
+    pub ledger: Vec<crate::ledger::Ingested>,
 }
 
 impl Batch {
@@ -379,6 +381,7 @@ impl Store {
         }
         writer.commit()?;
         self.reader.reload()?;
+        crate::ledger::Ledger::of_index(&self.path).append(&batch.ledger)?;
         Ok(changes)
     }
 
@@ -551,6 +554,41 @@ impl Store {
                 .cmp(&(b.who.session_start.as_deref(), &b.session_id))
         });
         Ok(out)
+    }
+
+    /// Every transcript source in the index, with its lines.
+    pub fn sources(&self) -> Result<Vec<SessionSource>> {
+        self.bodies(&TermQuery::new(
+            self.term(self.f.kind, "source"),
+            IndexRecordOption::Basic,
+        ))
+    }
+
+    /// The command and abandoned-line records of one session.
+    pub fn records_of(&self, session_id: &str) -> Result<Vec<CommandRecord>> {
+        let q = TermQuery::new(
+            self.term(self.f.key, &format!("commands\u{0}{session_id}")),
+            IndexRecordOption::Basic,
+        );
+        self.bodies(&q)
+    }
+
+    /// Remove a session's records and sources from the index (a retention purge); the ledger
+    /// keeps what was ingested, so `verify` reports the removal.
+    pub fn forget_session(&mut self, session_id: &str) -> Result<()> {
+        let mut writer = self.writer()?;
+        writer.delete_term(self.term(self.f.key, &format!("commands\u{0}{session_id}")));
+        for s in self.sources()? {
+            if s.meta.session_id == session_id {
+                writer.delete_term(self.term(
+                    self.f.key,
+                    &format!("source\u{0}{}\u{0}{}", s.meta.source, session_id),
+                ));
+            }
+        }
+        writer.commit()?;
+        self.reader.reload()?;
+        Ok(())
     }
 
     /// Number of documents of each kind.

@@ -5,6 +5,9 @@ use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use std::path::{Path, PathBuf};
 
+/// The S3 client type, for callers that keep one.
+pub use aws_sdk_s3::Client as S3Client;
+
 /// Multipart uploads send parts of this size.
 pub const PART_BYTES: usize = 8 << 20;
 
@@ -94,12 +97,17 @@ pub struct S3Store {
 
 impl S3Store {
     /// Read a whole object and the version id S3 returned with it.
-    pub async fn read_versioned(&self, key: &str) -> Result<(Vec<u8>, Option<String>), StoreError> {
+    pub async fn read_versioned(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<(Vec<u8>, Option<String>), StoreError> {
         let out = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_version_id(version.map(String::from))
             .send()
             .await
             .map_err(|e| classify(self.url(key), e))?;

@@ -29,6 +29,19 @@ pub enum Command {
     /// Sessions CloudTrail saw with no transcript, transcripts with no CloudTrail record,
     /// sessions without MFA
     Coverage(CoverageArgs),
+    /// Fetch every ingested source again (local path, or S3 at its version), recompute its
+    /// SHA-256, re-derive its commands, and compare with the index and the ledger
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Only sources whose name contains this
+    #[arg(long, value_name = "TEXT")]
+    pub source: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

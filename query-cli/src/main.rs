@@ -104,6 +104,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Verify(args) => {
+            let store = Store::open(&index)?;
+            let mut s3: Option<remote::S3Fetcher> = None;
+            let mut fetch = |name: &str,
+                             version: Option<&str>|
+             -> std::result::Result<Vec<u8>, Option<String>> {
+                if name.starts_with("cloudwatch://") {
+                    return Err(None);
+                }
+                if name.starts_with("s3://") {
+                    if s3.is_none() {
+                        s3 = Some(remote::S3Fetcher::new().map_err(|e| Some(e.to_string()))?);
+                    }
+                    return s3
+                        .as_mut()
+                        .map_or(Err(None), |f| f.fetch(name, version).map_err(Some));
+                }
+                std::fs::read(name).map_err(|e| Some(format!("cannot be read again: {e}")))
+            };
+            let report =
+                indexer::verify::verify(&store, &index, &mut fetch, args.source.as_deref())?;
+            let mut out = std::io::stdout().lock();
+            output::verify(&mut out, &report, args.format)?;
+            out.flush()?;
+            Ok(if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Who(args) => {
             let (filter, format) = args.into_filter()?;
             let store = Store::open(&index)?;

@@ -448,6 +448,55 @@ pub fn coverage(
     Ok(())
 }
 
+/// Print what `verify` found.
+pub fn verify(
+    out: &mut impl Write,
+    report: &indexer::verify::Report,
+    format: Format,
+) -> Result<()> {
+    match format {
+        Format::Json => {
+            for p in &report.problems {
+                writeln!(out, "{}", json_line(p)?)?;
+            }
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(["problem", "source", "detail"])?;
+            for p in &report.problems {
+                w.write_record([csv_cell(p.kind), csv_cell(&p.source), csv_cell(&p.detail)])?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            if !report.problems.is_empty() {
+                let rows: Vec<Vec<String>> = report
+                    .problems
+                    .iter()
+                    .map(|p| vec![p.kind.to_uppercase(), cell(&p.source), cell(&p.detail)])
+                    .collect();
+                table(out, &["PROBLEM", "SOURCE", "DETAIL"], &rows)?;
+                writeln!(out)?;
+            }
+            for (s, why) in &report.unchecked {
+                writeln!(out, "not checked: {}: {}", visible(s), visible(why))?;
+            }
+            writeln!(
+                out,
+                "{} sources fetched and hashed again, {} records compared: {}",
+                report.sources,
+                report.commands,
+                if report.problems.is_empty() {
+                    "everything matches".to_string()
+                } else {
+                    format!("{} problems", report.problems.len())
+                }
+            )?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

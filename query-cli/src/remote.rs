@@ -34,7 +34,7 @@ pub fn each_s3_object(
     let total = listed.len();
     for (n, o) in listed.into_iter().enumerate() {
         let r = rt
-            .block_on(store.read_versioned(&o.key))
+            .block_on(store.read_versioned(&o.key, None))
             .map(|(bytes, version_id)| SourceObject {
                 name: store.url(&o.key),
                 version_id,
@@ -75,4 +75,43 @@ pub fn cloudwatch_streams(url: &str, since_ms: Option<i64>) -> Result<Vec<Source
             bytes,
         })
         .collect())
+}
+
+/// Fetch `s3://bucket/key` (at a version) again, for `verify`.
+pub struct S3Fetcher {
+    rt: tokio::runtime::Runtime,
+    client: Option<objects::S3Client>,
+}
+
+impl S3Fetcher {
+    /// A fetcher; the S3 client is made on first use.
+    pub fn new() -> Result<Self> {
+        Ok(S3Fetcher {
+            rt: runtime()?,
+            client: None,
+        })
+    }
+
+    /// The object's bytes, or why they cannot be had.
+    pub fn fetch(
+        &mut self,
+        url: &str,
+        version: Option<&str>,
+    ) -> std::result::Result<Vec<u8>, String> {
+        let (bucket, key) =
+            ingest_lambda::parse_s3_url(url).ok_or_else(|| format!("{url}: not an S3 URL"))?;
+        let client = match &self.client {
+            Some(c) => c.clone(),
+            None => {
+                let c = self.rt.block_on(objects::s3_client());
+                self.client = Some(c.clone());
+                c
+            }
+        };
+        let store = S3Store::new(client, &bucket);
+        self.rt
+            .block_on(store.read_versioned(&key, version))
+            .map(|(b, _)| b)
+            .map_err(|e| e.to_string())
+    }
 }

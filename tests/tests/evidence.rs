@@ -130,3 +130,79 @@ fn coverage_names_the_session_whose_log_is_missing() {
     let (_, table, _) = run(&["coverage", "--index", &idx, "--user", "jiwoo"]);
     assert!(table.contains("2 of 2 sessions covered"), "{table}");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn verify_finds_a_changed_byte_a_deleted_record_and_an_edited_ledger() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("corpus");
+    copy_dir(&corpus(), &data);
+    let index = tmp.path().join("idx");
+    ingest(&index, &[&data]);
+    let idx = index.display().to_string();
+    let (code, out, _) = run(&["verify", "--index", &idx]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("everything matches"), "{out}");
+
+    // One byte of one session log changes.
+    let log = data.join("sessions/hana-c4db7c64a8bda93c6.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[100] ^= 0x20;
+    std::fs::write(&log, &bytes).unwrap();
+    let (code, out, _) = run(&["verify", "--index", &idx, "--format", "json"]);
+    assert_eq!(code, 1, "{out}");
+    let problems = json_lines(&out);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["kind"], "changed");
+    assert_eq!(problems[0]["source"], log.display().to_string());
+    bytes[100] ^= 0x20;
+    std::fs::write(&log, &bytes).unwrap();
+
+    // One session's records are removed from the index.
+    {
+        let mut store = indexer::store::Store::open(&index).unwrap();
+        store
+            .forget_session("eve-0i7p0kein1wvdveilipgnk43b2")
+            .unwrap();
+    }
+    let (code, out, _) = run(&["verify", "--index", &idx, "--format", "json"]);
+    assert_eq!(code, 1, "{out}");
+    let problems = json_lines(&out);
+    assert!(
+        problems.iter().any(|p| p["kind"] == "deleted"
+            && p["source"]
+                .as_str()
+                .unwrap()
+                .ends_with("eve-0i7p0kein1wvdveilipgnk43b2.log")),
+        "{problems:?}"
+    );
+
+    // An entry is removed from the middle of the ledger.
+    let ledger = index.join("ledger.jsonl");
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 3)
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(&ledger, kept.join("\n") + "\n").unwrap();
+    let (code, out, _) = run(&["verify", "--index", &idx]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("LEDGER") && out.contains("does not follow"),
+        "{out}"
+    );
+}

@@ -1,0 +1,220 @@
+//! `verify`: fetch every source again, recompute its SHA-256, re-derive its commands, and
+//! compare with the index and the ledger, both ways.
+
+use crate::error::Result;
+use crate::ingest::{self, Outcome};
+use crate::ledger::{Entry, Ledger};
+use crate::model::{sha256_hex, Line, SessionSource, SourceObject};
+use crate::store::{Batch, Store};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One disagreement found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// `changed`, `missing`, `unexpected`, `deleted`, `commands`, `ledger`.
+    pub kind: &'static str,
+    /// The source (or the ledger file) it is about.
+    pub source: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+/// What `verify` checked and found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Sources fetched and hashed again.
+    pub sources: usize,
+    /// Command records compared.
+    pub commands: usize,
+    /// Sources that could not be checked, and why (not mismatches).
+    pub unchecked: Vec<(String, String)>,
+    /// Everything that disagrees.
+    pub problems: Vec<Problem>,
+}
+
+/// Fetches a source's bytes again: `(name, version) -> bytes`; `Err(None)` when it cannot be
+/// fetched again by design (a stream assembled from CloudWatch Logs), `Err(Some(why))` when it
+/// is gone or unreadable.
+pub type Fetch<'a> =
+    dyn FnMut(&str, Option<&str>) -> std::result::Result<Vec<u8>, Option<String>> + 'a;
+
+fn comparable(lines: &[Line]) -> Vec<(u32, &str, &str, bool)> {
+    lines
+        .iter()
+        .map(|l| (l.seq, l.command.as_str(), l.run_as.as_str(), l.abandoned))
+        .collect()
+}
+
+/// Check the index at `dir` against its ledger and its sources. `only`: sources whose name
+/// contains it.
+pub fn verify(
+    store: &Store,
+    dir: &Path,
+    fetch: &mut Fetch<'_>,
+    only: Option<&str>,
+) -> Result<Report> {
+    let mut report = Report::default();
+    let ledger_path = dir.join("ledger.jsonl").display().to_string();
+    let (entries, broken) = Ledger::of_index(dir).read()?;
+    for (line, why) in broken {
+        report.problems.push(Problem {
+            kind: "ledger",
+            source: ledger_path.clone(),
+            detail: format!("line {line}: {why}"),
+        });
+    }
+    let selected = |name: &str| only.is_none_or(|o| name.contains(o));
+    let mut latest: BTreeMap<String, Entry> = BTreeMap::new();
+    for e in entries {
+        latest.insert(e.source.clone(), e);
+    }
+    let mut indexed: BTreeMap<String, Vec<SessionSource>> = BTreeMap::new();
+    for s in store.sources()? {
+        indexed.entry(s.meta.source.clone()).or_default().push(s);
+    }
+    // The index against the ledger.
+    for (name, sources) in &indexed {
+        if !selected(name) {
+            continue;
+        }
+        match latest.get(name) {
+            None => report.problems.push(Problem {
+                kind: "unexpected",
+                source: name.clone(),
+                detail: "in the index but not in the ledger".into(),
+            }),
+            Some(e) if sources.iter().any(|s| s.meta.sha256 != e.sha256) => {
+                report.problems.push(Problem {
+                    kind: "unexpected",
+                    source: name.clone(),
+                    detail: format!(
+                        "the index holds another version than the ledger's ({})",
+                        &e.sha256[..12]
+                    ),
+                })
+            }
+            _ => {}
+        }
+    }
+    // Every source the ledger recorded: still there, still the same, still giving the same commands.
+    for (name, e) in &latest {
+        if !selected(name) {
+            continue;
+        }
+        let transcript = matches!(e.kind.as_str(), "s3-log" | "cloudwatch-stream");
+        let in_index = indexed.get(name);
+        if transcript && in_index.is_none() {
+            report.problems.push(Problem {
+                kind: "deleted",
+                source: name.clone(),
+                detail: "ingested (ledger entry {}) but its records are gone from the index"
+                    .replace("{}", &e.n.to_string()),
+            });
+        }
+        let bytes = match fetch(name, e.version_id.as_deref()) {
+            Ok(b) => b,
+            Err(None) => {
+                report
+                    .unchecked
+                    .push((name.clone(), "cannot be fetched again byte for byte".into()));
+                continue;
+            }
+            Err(Some(why)) => {
+                report.problems.push(Problem {
+                    kind: "missing",
+                    source: name.clone(),
+                    detail: why,
+                });
+                continue;
+            }
+        };
+        report.sources += 1;
+        let digest = sha256_hex(&bytes);
+        if digest != e.sha256 {
+            report.problems.push(Problem {
+                kind: "changed",
+                source: name.clone(),
+                detail: format!("SHA-256 was {} when ingested, is {} now", e.sha256, digest),
+            });
+            continue;
+        }
+        let (Some(sources), true) = (in_index, transcript) else {
+            continue;
+        };
+        let mut batch = Batch::default();
+        let object = SourceObject {
+            name: name.clone(),
+            version_id: e.version_id.clone(),
+            bytes,
+        };
+        if let Outcome::Failed(err) = ingest::read_object(&object, &mut batch) {
+            report.problems.push(Problem {
+                kind: "commands",
+                source: name.clone(),
+                detail: format!("no longer reads: {err}"),
+            });
+            continue;
+        }
+        for derived in &batch.sources {
+            let sid = &derived.meta.session_id;
+            let stored = sources.iter().find(|s| &s.meta.session_id == sid);
+            if stored.is_none_or(|s| comparable(&s.lines) != comparable(&derived.lines)) {
+                report.problems.push(Problem {
+                    kind: "commands",
+                    source: name.clone(),
+                    detail: format!(
+                        "the commands of session {sid} replayed now differ from those indexed"
+                    ),
+                });
+                continue;
+            }
+            // The records derived from it: as many as its lines, and the same commands.
+            let records = store.records_of(sid)?;
+            report.commands += records.len();
+            let best = crate::model::best(
+                &indexed
+                    .values()
+                    .flatten()
+                    .filter(|s| &s.meta.session_id == sid)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+            .map(|b| b.meta.source.clone());
+            if best.as_deref() != Some(name.as_str()) {
+                continue;
+            }
+            let mut got: Vec<(u32, String)> =
+                records.iter().map(|r| (r.seq, r.command.clone())).collect();
+            got.sort();
+            let want: Vec<(u32, String)> = derived
+                .lines
+                .iter()
+                .map(|l| (l.seq, l.command.clone()))
+                .collect();
+            if got != want {
+                let missing: Vec<String> = want
+                    .iter()
+                    .filter(|w| !got.contains(w))
+                    .map(|(seq, c)| format!("#{seq} {c}"))
+                    .collect();
+                report.problems.push(Problem {
+                    kind: "commands",
+                    source: name.clone(),
+                    detail: format!(
+                        "session {sid}: the index holds {} records, the source gives {}{}",
+                        got.len(),
+                        want.len(),
+                        if missing.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; not in the index: {}", missing.join(", "))
+                        }
+                    ),
+                });
+            }
+        }
+    }
+    Ok(report)
+}
