@@ -18,6 +18,7 @@ pub mod formats;
 pub mod ingest;
 pub mod ledger;
 pub mod model;
+pub mod redact;
 pub mod replay;
 pub mod rules;
 pub mod sessionid;

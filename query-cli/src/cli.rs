@@ -29,9 +29,50 @@ pub enum Command {
     /// Sessions CloudTrail saw with no transcript, transcripts with no CloudTrail record,
     /// sessions without MFA
     Coverage(CoverageArgs),
+    /// An evidence report of one principal (or of every principal, one file each)
+    Report(ReportArgs),
     /// Fetch every ingested source again (local path, or S3 at its version), recompute its
     /// SHA-256, re-derive its commands, and compare with the index and the ledger
     Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The principal (name or ARN)
+    #[arg(
+        long,
+        value_name = "PRINCIPAL",
+        required_unless_present = "all_users",
+        conflicts_with = "all_users"
+    )]
+    pub user: Option<String>,
+    /// One report per principal, written into --out-dir
+    #[arg(long)]
+    pub all_users: bool,
+    /// Only sessions started at or after T
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only sessions started before T
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    /// Only sessions on this instance (id or Name tag)
+    #[arg(long, value_name = "ID|NAME")]
+    pub instance: Option<String>,
+    /// Report format
+    #[arg(long, value_enum, default_value_t = crate::report::ReportFormat::Html)]
+    pub format: crate::report::ReportFormat,
+    /// Write to FILE instead of standard output
+    #[arg(long, short, value_name = "FILE", conflicts_with = "all_users")]
+    pub output: Option<PathBuf>,
+    /// With --all-users: the folder to write the reports into
+    #[arg(long, value_name = "DIR", required_if_eq("all_users", "true"))]
+    pub out_dir: Option<PathBuf>,
+    /// Show secrets typed in command lines (they are masked by default)
+    #[arg(long)]
+    pub no_redact: bool,
+    /// Rules to add to the built-in privileged-command rules
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

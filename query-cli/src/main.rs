@@ -4,6 +4,7 @@
 mod cli;
 mod output;
 mod remote;
+mod report;
 mod walk;
 
 use anyhow::{Context, Result};
@@ -104,6 +105,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Report(args) => report(&index, args),
         Command::Verify(args) => {
             let store = Store::open(&index)?;
             let mut s3: Option<remote::S3Fetcher> = None;
@@ -320,4 +322,121 @@ impl cli::SearchArgs {
     fn into_config(self) -> Result<cli::SearchConfig> {
         cli::SearchConfig::try_from(self)
     }
+}
+
+fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
+    let store = Store::open(index)?;
+    let since = args.since.as_deref().map(cli::parse_when).transpose()?;
+    let until = args.until.as_deref().map(cli::parse_when).transpose()?;
+    let rules = match &args.rules {
+        Some(f) => indexer::rules::Rules::with_file(f)
+            .with_context(|| format!("--rules {}", f.display()))?,
+        None => indexer::rules::Rules::builtin(),
+    };
+    let coverage = store.coverage()?;
+    let in_scope = |c: &indexer::store::SessionCoverage, user: &str| {
+        let lower = |v: &Option<String>| v.as_deref().map(str::to_lowercase);
+        let u = user.to_lowercase();
+        let start = c
+            .who
+            .session_start
+            .as_deref()
+            .or(c.who.session_end.as_deref())
+            .and_then(indexer::store::parse_time);
+        let inst = args.instance.as_deref().map(str::to_lowercase);
+        (lower(&c.who.principal).as_deref() == Some(&u)
+            || lower(&c.who.principal_arn).as_deref() == Some(&u))
+            && since.is_none_or(|s| start.is_some_and(|t| t >= s))
+            && until.is_none_or(|e| start.is_some_and(|t| t < e))
+            && inst.as_ref().is_none_or(|i| {
+                lower(&c.who.instance_id).as_ref() == Some(i)
+                    || lower(&c.who.instance_name).as_ref() == Some(i)
+            })
+    };
+    let users: Vec<String> = match &args.user {
+        Some(u) => vec![u.clone()],
+        None => coverage
+            .iter()
+            .filter_map(|c| c.who.principal.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    };
+    let mut written = 0;
+    for user in &users {
+        let filter = indexer::store::Filter {
+            user: Some(user.clone()),
+            instance: args.instance.clone(),
+            since,
+            until,
+            with_output: true,
+            ..Default::default()
+        };
+        let records = store.search(&filter)?;
+        let rows: Vec<_> = coverage
+            .iter()
+            .filter(|c| in_scope(c, user))
+            .cloned()
+            .collect();
+        if rows.is_empty() && args.user.is_some() {
+            anyhow::bail!(
+                "no session of {user:?} in the index{}",
+                if since.is_some() || until.is_some() {
+                    " in that period"
+                } else {
+                    ""
+                }
+            );
+        }
+        let r = report::build(
+            user,
+            (args.since.clone(), args.until.clone()),
+            records,
+            rows,
+            &rules,
+            !args.no_redact,
+        );
+        let mut buf: Vec<u8> = Vec::new();
+        match args.format {
+            report::ReportFormat::Html => buf.extend_from_slice(report::html(&r).as_bytes()),
+            report::ReportFormat::Md => buf.extend_from_slice(report::markdown(&r).as_bytes()),
+            report::ReportFormat::Json => {
+                serde_json::to_writer_pretty(&mut buf, &r)?;
+                buf.push(b'\n');
+            }
+            report::ReportFormat::Csv => report::csv(&r, &mut buf)?,
+        }
+        let dest = match (&args.out_dir, &args.output) {
+            (Some(dir), _) => {
+                std::fs::create_dir_all(dir)?;
+                let safe: String = user
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '-' | '_') {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                Some(dir.join(format!("{safe}.{}", args.format.extension())))
+            }
+            (None, Some(f)) => Some(f.clone()),
+            (None, None) => None,
+        };
+        match dest {
+            Some(path) => {
+                std::fs::write(&path, &buf)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                writeln!(std::io::stderr(), "wrote {}", path.display())?;
+            }
+            None => std::io::stdout().lock().write_all(&buf)?,
+        }
+        written += 1;
+    }
+    Ok(if written == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

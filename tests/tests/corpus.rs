@@ -192,7 +192,19 @@ fn evidence_byte_ranges_hold_the_command() {
     let tmp = tempfile::tempdir().unwrap();
     let index = tmp.path().join("idx");
     assert_eq!(ingest(&index, &[&corpus().join("sessions")]).0, 0);
-    for h in search_json(&index, &[]) {
+    let hits = search_json(&index, &[]);
+    // Within a session the ranges follow each other and never overlap; none starts in the header.
+    for pair in hits.windows(2) {
+        if pair[0]["session_id"] == pair[1]["session_id"] {
+            let end = pair[0]["evidence"]["byte_end"].as_u64().unwrap();
+            let next = pair[1]["evidence"]["byte_start"].as_u64().unwrap();
+            assert!(end <= next, "{} overlaps {}", pair[0], pair[1]);
+        }
+    }
+    for h in &hits {
+        assert!(h["evidence"]["byte_start"].as_u64().unwrap() >= 40, "{h}");
+    }
+    for h in hits {
         let e = &h["evidence"];
         let bytes = std::fs::read(e["source"].as_str().unwrap()).unwrap();
         let (a, b) = (

@@ -206,3 +206,175 @@ fn verify_finds_a_changed_byte_a_deleted_record_and_an_edited_ledger() {
         "{out}"
     );
 }
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+#[test]
+fn the_report_of_jiwoo_holds_all_his_commands_and_renders_in_chromium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("idx");
+    ingest(&index, &[&corpus()]);
+    let idx = index.display().to_string();
+    let truth: Value =
+        serde_json::from_slice(&std::fs::read(corpus().join("truth.json")).unwrap()).unwrap();
+    let mut sessions: Vec<&Value> = truth
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|s| s["principal"] == "jiwoo")
+        .collect();
+    sessions.sort_by_key(|s| s["started_at"].as_str().unwrap().to_string());
+    let want: Vec<String> = sessions
+        .into_iter()
+        .flat_map(|s| {
+            s["commands"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["command"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert!(want.len() > 10);
+    let html = tmp.path().join("jiwoo.html");
+    let (code, _, err) = run(&[
+        "report",
+        "--index",
+        &idx,
+        "--user",
+        "jiwoo",
+        "--format",
+        "html",
+        "-o",
+        &html.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    for c in &want {
+        assert!(
+            page.contains(&html_escape(c)),
+            "{c} missing from the HTML report"
+        );
+    }
+    assert!(page.contains("2&gt;/dev/null"), "text from logs is escaped");
+    for fetch in ["src=", "href=", "<link", "<script", "@import", "url("] {
+        assert!(!page.contains(fetch), "self-contained, no fetches: {fetch}");
+    }
+    assert!(
+        page.contains("<svg") && page.contains("class=\"priv\""),
+        "a chart and highlighted privileged commands"
+    );
+    // CSV and JSON hold the same commands.
+    let (_, csv, _) = run(&[
+        "report", "--index", &idx, "--user", "jiwoo", "--format", "csv",
+    ]);
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let col = rows
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "command")
+        .unwrap();
+    let from_csv: Vec<String> = rows
+        .records()
+        .map(|r| r.unwrap()[col].to_string())
+        .collect();
+    assert_eq!(from_csv, want);
+    let (_, json, _) = run(&[
+        "report", "--index", &idx, "--user", "jiwoo", "--format", "json",
+    ]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let from_json: Vec<String> = v["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["commands"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["command"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(from_json, want);
+    assert_eq!(v["summary"]["sessions_covered"], 2);
+    // Headless Chromium renders it.
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("chromium is installed (scripts/test installs Debian's package)");
+    let png = tmp.path().join("jiwoo.png");
+    let out = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1280,1600",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            tmp.path().join("chromium").display()
+        ))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    let shot = std::fs::read(&png)
+        .unwrap_or_else(|_| panic!("no screenshot: {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(shot.starts_with(b"\x89PNG"), "not a PNG");
+    assert!(
+        shot.len() > 50_000,
+        "a near-empty page: {} bytes",
+        shot.len()
+    );
+}
+
+#[test]
+fn secrets_are_masked_in_reports_unless_asked_not_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    let log = b"\x1b[?2004h[ssm-user@ip-10-0-0-1 ~]$ mysql -u admin -pHunter2secret -h db\r\r\n\x1b[?2004l\rERROR 2005\r\r\n\x1b[?2004h[ssm-user@ip-10-0-0-1 ~]$ export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY\r\r\n\x1b[?2004l\r\x1b[?2004h[ssm-user@ip-10-0-0-1 ~]$ exit\r\r\n\x1b[?2004l\rexit\r\r\n";
+    std::fs::write(dir.join("mallory-0123456789abcdef0.log"), log).unwrap();
+    let index = tmp.path().join("idx");
+    ingest(&index, &[&dir]);
+    let idx = index.display().to_string();
+    let (_, masked, _) = run(&[
+        "report", "--index", &idx, "--user", "mallory", "--format", "md",
+    ]);
+    assert!(
+        !masked.contains("Hunter2secret") && !masked.contains("wJalrXUtnFEMI"),
+        "{masked}"
+    );
+    assert!(masked.contains("-p********"), "{masked}");
+    let (_, clear, _) = run(&[
+        "report",
+        "--index",
+        &idx,
+        "--user",
+        "mallory",
+        "--format",
+        "md",
+        "--no-redact",
+    ]);
+    assert!(clear.contains("Hunter2secret"), "{clear}");
+    // The evidence digest is the raw object's either way.
+    let sha = |t: &str| t.split("sha256 ").nth(1).map(|s| s[..64].to_string());
+    assert_eq!(sha(&masked), sha(&clear));
+}

@@ -853,6 +853,8 @@ impl vte::Perform for Term {
         _ignore: bool,
         action: char,
     ) {
+        self.in_seq = false;
+        self.after_backspace = false;
         if intermediates == b"?" {
             self.resolve_suspect(None);
         }

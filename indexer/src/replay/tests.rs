@@ -159,3 +159,12 @@ fn full_screen_programs_are_not_commands() {
     );
     assert_eq!(got, pairs(&[("u", "vi /tmp/t"), ("u", "id")]));
 }
+
+#[test]
+fn byte_offsets_point_into_the_source() {
+    let mut r = Replayer::new(ReplayOptions::default());
+    let bytes = b"\x1b[?2004h[u@h ~]$ hostname\r\r\n\x1b[?2004l\rvm\r\r\n";
+    r.feed(bytes, 44);
+    let lines = r.finish();
+    assert_eq!((lines[0].byte_start, lines[0].byte_end), (44, 44 + 36));
+}
