@@ -212,8 +212,17 @@ fn heredoc_words(line: &str) -> Vec<String> {
     words
 }
 
+/// Words that open a compound command (it continues until its closing word).
+const OPENERS: &[&str] = &["if", "for", "while", "until", "case", "select"];
+
 /// Does the line need more lines (a trailing backslash or operator, an open quote, a heredoc)?
 pub fn is_incomplete(line: &str) -> bool {
+    // Most lines have nothing that could leave them open.
+    if !line.contains(['\\', '|', '&', '<', '\'', '"'])
+        && !line.split_whitespace().any(|w| OPENERS.contains(&w))
+    {
+        return false;
+    }
     let trimmed = line.trim_end();
     if trimmed.ends_with('\\') && !trimmed.ends_with("\\\\") {
         return true;
@@ -423,6 +432,18 @@ pub enum Transition {
 
 /// Does this line start a nested interactive shell (`sudo su -`, `sudo -i`, `bash`) or leave one?
 pub fn transition(line: &str) -> Option<Transition> {
+    // Only lines that name one of these can change the shell.
+    let names_one = line
+        .split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&'))
+        .any(|w| {
+            matches!(
+                basename(w),
+                "exit" | "logout" | "sudo" | "doas" | "su" | "exec"
+            ) || SHELLS.contains(&basename(w))
+        });
+    if !names_one {
+        return None;
+    }
     let cmds = simple_commands(line);
     let words = cmds.last()?;
     let mut i = 0;

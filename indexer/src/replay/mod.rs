@@ -99,10 +99,17 @@ impl Replayer {
                 .position(|&b| b < 0x20 || b == 0x7f)
                 .map_or(bytes.len(), |p| i + p);
             if run_end > i {
+                let run = &bytes[i..run_end];
                 self.term.offset = at;
                 self.term.offset_end = offset + run_end as u64;
                 self.term.pos = at;
-                self.parser.advance(&mut self.term, &bytes[i..run_end]);
+                if !self.term.utf8_pending && run.is_ascii() {
+                    // The parser is in its ground state: plain text needs no state machine.
+                    self.term.print_ascii(run, at);
+                } else {
+                    self.parser.advance(&mut self.term, run);
+                    self.term.utf8_pending = ends_inside_utf8(run);
+                }
                 i = run_end;
             } else {
                 if bytes[i] == 0x1b {
@@ -195,6 +202,8 @@ struct Term {
     seq_start: u64,
     /// Source offset of the next printed character of the current run.
     pos: u64,
+    /// The parser holds the start of a UTF-8 sequence.
+    utf8_pending: bool,
     /// Literal pieces of the last command, which its output may repeat.
     forgeable: Vec<String>,
 }
@@ -231,6 +240,7 @@ impl Term {
             in_seq: false,
             seq_start: 0,
             pos: 0,
+            utf8_pending: false,
             forgeable: Vec::new(),
         }
     }
@@ -739,6 +749,24 @@ impl Term {
     }
 }
 
+/// Does this text end in the middle of a UTF-8 sequence (the parser then holds part of it)?
+fn ends_inside_utf8(run: &[u8]) -> bool {
+    for back in 1..=run.len().min(4) {
+        let b = run[run.len() - back];
+        if b & 0xC0 == 0x80 {
+            continue;
+        }
+        let need = match b {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => return false,
+        };
+        return back < need;
+    }
+    false
+}
+
 /// Characters looked at after a suspicious CR before deciding.
 const SUSPECT_LOOKAHEAD: usize = 8;
 
@@ -968,6 +996,39 @@ impl vte::Perform for Term {
 }
 
 impl Term {
+    /// Print a run of printable ASCII in the parser's ground state: rows are written a slice at
+    /// a time; a pending wrap decision or a streamed backspace goes character by character.
+    fn print_ascii(&mut self, run: &[u8], at: u64) {
+        self.in_seq = false;
+        if self.alt || run.is_empty() {
+            self.pos = at + run.len() as u64;
+            return;
+        }
+        let mut k = 0;
+        while k < run.len() {
+            if self.suspect.is_some() || self.after_backspace {
+                self.pos = at + k as u64;
+                vte::Perform::print(self, char::from(run[k]));
+                k += 1;
+                continue;
+            }
+            let (n, last_col) = self.screen.print_ascii(&run[k..], at + k as u64);
+            self.last_print_col = last_col;
+            k += n;
+        }
+        self.pos = at + run.len() as u64;
+        self.last_printed = match run {
+            [.., a, b] => [char::from(*a), char::from(*b)],
+            [b] => [self.last_printed[1], char::from(*b)],
+            [] => self.last_printed,
+        };
+        if let Some(input) = &mut self.input {
+            input.printed = true;
+            input.last_print_row = self.screen.cursor_row();
+            input.ctrl_c = self.last_printed == ['^', 'C'];
+        }
+    }
+
     fn set_alt(&mut self, on: bool) {
         if on == self.alt {
             return;

@@ -47,21 +47,24 @@ impl Prompt {
 /// Split an input line into (prompt, command) with no marker saying where the prompt ends:
 /// the prompt ends at the first `$ `, `# `, `% ` or `> ` (or at such a sign ending the line).
 pub fn split(line: &str) -> Option<(String, String)> {
-    let chars: Vec<char> = line.chars().collect();
-    for i in 0..chars.len().min(MAX_PROMPT_CHARS) {
-        if !matches!(chars[i], '$' | '#' | '%' | '>') {
+    let bytes = line.as_bytes();
+    for (n, (i, c)) in line.char_indices().enumerate() {
+        if n >= MAX_PROMPT_CHARS {
+            break;
+        }
+        if !matches!(c, '$' | '#' | '%' | '>') {
             continue;
         }
-        let at_end = i + 1 == chars.len();
-        if at_end || chars[i + 1] == ' ' {
-            let cut = if at_end { i + 1 } else { i + 2 };
-            let prompt: String = chars[..cut].iter().collect();
-            if !plausible(&prompt) {
-                return None;
-            }
-            let command: String = chars[cut..].iter().collect();
-            return Some((prompt, command));
+        let cut = match bytes.get(i + 1) {
+            None => i + 1,
+            Some(b' ') => i + 2,
+            Some(_) => continue,
+        };
+        let prompt = &line[..cut];
+        if !plausible(prompt) {
+            return None;
         }
+        return Some((prompt.to_string(), line[cut..].to_string()));
     }
     None
 }

@@ -183,6 +183,38 @@ impl Screen {
         }
     }
 
+    /// Print a run of printable ASCII written by the bytes from `start` on, as far as the row
+    /// allows; returns how many were printed (at least one) and the column of the last one.
+    pub fn print_ascii(&mut self, run: &[u8], start: u64) -> (usize, usize) {
+        if self.pending_wrap {
+            self.cur().wrapped = true;
+            self.pending_wrap = false;
+            self.row += 1;
+            self.col = 0;
+            let r = self.row;
+            self.ensure_row(r);
+        }
+        let limit = self.limit();
+        let col = self.col;
+        let n = run.len().min(limit - col).max(1);
+        let row = self.cur();
+        if row.cells.len() < col + n {
+            row.cells.resize(col + n, EMPTY);
+        }
+        for (cell, &b) in row.cells[col..col + n].iter_mut().zip(run) {
+            *cell = char::from(b);
+        }
+        row.touch(start, start + n as u64);
+        let last = col + n - 1;
+        if last + 1 >= limit {
+            self.col = last;
+            self.pending_wrap = true;
+        } else {
+            self.col = last + 1;
+        }
+        (n, last)
+    }
+
     /// Undo the wrap readline forces at the right margin when the width was not known:
     /// the space printed at `col` really went to the start of a new row.
     /// `replayed` characters printed since the CR matched the row's start; they belong to the new row.
