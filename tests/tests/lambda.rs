@@ -580,3 +580,31 @@ async fn store_suite(store: &dyn ObjectStore) {
         Some(ingest_lambda::objects::StoreError::NotFound(_))
     ));
 }
+
+#[test]
+fn the_lambda_also_commits_into_a_tantivy_index_when_asked() {
+    let w = world();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut deps = w.deps("indexed");
+    deps.index_dir = Some(tmp.path().join("index"));
+    let events: Vec<Value> = w
+        .s3_events(|_| true)
+        .into_iter()
+        .chain(w.stream_events())
+        .collect();
+    let r = w.deliver(&deps, &events);
+    assert!(r.iter().all(Result::is_ok), "{r:?}");
+    let store = indexer::store::Store::open(&tmp.path().join("index")).unwrap();
+    let records = store.search(&indexer::store::Filter::default()).unwrap();
+    let from_s3: usize = w
+        .outputs("indexed/sessions/")
+        .values()
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .sum();
+    assert_eq!(records.len(), from_s3);
+    assert!(records.len() > 40);
+    assert!(
+        records.iter().all(|r| r.who.attribution == "cloudtrail"),
+        "attributed in the index too"
+    );
+}
