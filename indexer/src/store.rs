@@ -623,6 +623,30 @@ pub struct SessionCoverage {
 }
 
 impl SessionCoverage {
+    /// Is it this principal's (name or ARN), on this instance (id or Name), started in
+    /// `[since, until)` (unix seconds)? Each `None` admits all.
+    pub fn matches(
+        &self,
+        user: Option<&str>,
+        instance: Option<&str>,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> bool {
+        let w = &self.who;
+        let is = |v: &Option<String>, want: &str| {
+            v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(want))
+        };
+        let start = w
+            .session_start
+            .as_deref()
+            .or(w.session_end.as_deref())
+            .and_then(parse_time);
+        user.is_none_or(|u| is(&w.principal, u) || is(&w.principal_arn, u))
+            && instance.is_none_or(|i| is(&w.instance_id, i) || is(&w.instance_name, i))
+            && since.is_none_or(|s| start.is_some_and(|t| t >= s))
+            && until.is_none_or(|e| start.is_some_and(|t| t < e))
+    }
+
     /// `covered`, `no transcript` or `no cloudtrail`.
     pub fn status(&self) -> &'static str {
         match (self.cloudtrail, self.transcripts.is_empty()) {

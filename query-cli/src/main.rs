@@ -73,28 +73,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Coverage(args) => {
             let (since, until) = args.window()?;
             let store = Store::open(&index)?;
-            let user = args.user.as_deref().map(str::to_lowercase);
-            let instance = args.scope.instance.as_deref().map(str::to_lowercase);
             let mut rows = store.coverage()?;
             rows.retain(|c| {
-                let start = c
-                    .who
-                    .session_start
-                    .as_deref()
-                    .or(c.who.session_end.as_deref())
-                    .and_then(indexer::store::parse_time);
-                let in_window = since.is_none_or(|s| start.is_some_and(|t| t >= s))
-                    && until.is_none_or(|u| start.is_some_and(|t| t < u));
-                let lower = |v: &Option<String>| v.as_deref().map(str::to_lowercase);
-                let by_user = user.as_ref().is_none_or(|u| {
-                    lower(&c.who.principal).as_ref() == Some(u)
-                        || lower(&c.who.principal_arn).as_ref() == Some(u)
-                });
-                let on = instance.as_ref().is_none_or(|i| {
-                    lower(&c.who.instance_id).as_ref() == Some(i)
-                        || lower(&c.who.instance_name).as_ref() == Some(i)
-                });
-                in_window && by_user && on
+                c.matches(
+                    args.user.as_deref(),
+                    args.scope.instance.as_deref(),
+                    since,
+                    until,
+                )
             });
             let mut out = std::io::stdout().lock();
             output::coverage(&mut out, &rows, args.gaps, args.scope.format)?;
@@ -334,25 +320,6 @@ fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
         None => indexer::rules::Rules::builtin(),
     };
     let coverage = store.coverage()?;
-    let in_scope = |c: &indexer::store::SessionCoverage, user: &str| {
-        let lower = |v: &Option<String>| v.as_deref().map(str::to_lowercase);
-        let u = user.to_lowercase();
-        let start = c
-            .who
-            .session_start
-            .as_deref()
-            .or(c.who.session_end.as_deref())
-            .and_then(indexer::store::parse_time);
-        let inst = args.instance.as_deref().map(str::to_lowercase);
-        (lower(&c.who.principal).as_deref() == Some(&u)
-            || lower(&c.who.principal_arn).as_deref() == Some(&u))
-            && since.is_none_or(|s| start.is_some_and(|t| t >= s))
-            && until.is_none_or(|e| start.is_some_and(|t| t < e))
-            && inst.as_ref().is_none_or(|i| {
-                lower(&c.who.instance_id).as_ref() == Some(i)
-                    || lower(&c.who.instance_name).as_ref() == Some(i)
-            })
-    };
     let users: Vec<String> = match &args.user {
         Some(u) => vec![u.clone()],
         None => coverage
@@ -375,7 +342,7 @@ fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
         let records = store.search(&filter)?;
         let rows: Vec<_> = coverage
             .iter()
-            .filter(|c| in_scope(c, user))
+            .filter(|c| c.matches(Some(user), args.instance.as_deref(), since, until))
             .cloned()
             .collect();
         if rows.is_empty() && args.user.is_some() {
