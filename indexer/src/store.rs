@@ -37,6 +37,8 @@ struct Fields {
     instance: Field,
     run_as: Field,
     start: Field,
+    /// Session order of a command: its session's start (seconds) and its seq, as one number.
+    order: Field,
     body: Field,
 }
 
@@ -53,6 +55,7 @@ fn schema() -> (Schema, Fields) {
         instance: b.add_text_field("instance", STRING),
         run_as: b.add_text_field("run_as", STRING),
         start: b.add_i64_field("start", INDEXED | FAST),
+        order: b.add_u64_field("order", FAST),
         body: b.add_text_field("body", STORED),
     };
     (b.build(), f)
@@ -81,6 +84,8 @@ pub struct Filter {
     pub abandoned: bool,
     /// Include output text in the records.
     pub with_output: bool,
+    /// At most this many records (the first in session order).
+    pub limit: Option<usize>,
 }
 
 /// What an ingest changed.
@@ -410,9 +415,16 @@ impl Store {
         {
             d.add_text(f.instance, i.to_lowercase());
         }
+        let start = rec
+            .who
+            .session_start
+            .as_deref()
+            .or(rec.who.session_end.as_deref())
+            .and_then(parse_time);
         if let Some(t) = rec.who.session_start.as_deref().and_then(parse_time) {
             d.add_i64(f.start, t);
         }
+        d.add_u64(f.order, order_key(start, rec.seq));
         let mut with_output = rec.clone();
         with_output.output = Some(output.to_string());
         d.add_text(f.body, serde_json::to_string(&with_output)?);
@@ -484,7 +496,24 @@ impl Store {
             clauses.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
         }
         let query = BooleanQuery::new(clauses);
-        let mut records: Vec<CommandRecord> = self.bodies(&query)?;
+        let mut records: Vec<CommandRecord> = match filter.limit {
+            // The first N in session order, without loading the rest.
+            Some(n) => {
+                let searcher = self.reader.searcher();
+                let top = tantivy::collector::TopDocs::with_limit(n.max(1))
+                    .order_by_u64_field("order", tantivy::Order::Asc);
+                searcher
+                    .search(&query, &top)?
+                    .into_iter()
+                    .map(|(_, a)| {
+                        let d: TantivyDocument = searcher.doc(a)?;
+                        let body = d.get_first(f.body).and_then(|v| v.as_str()).unwrap_or("{}");
+                        serde_json::from_str(body).map_err(Error::from)
+                    })
+                    .collect::<Result<_>>()?
+            }
+            None => self.bodies(&query)?,
+        };
         if !filter.with_output {
             for r in &mut records {
                 r.output = None;
@@ -662,6 +691,12 @@ impl SessionCoverage {
 struct SourceMetaOnly {
     #[serde(flatten)]
     meta: model::SourceMeta,
+}
+
+/// The number that sorts commands in session order: start seconds, then seq.
+fn order_key(start: Option<i64>, seq: u32) -> u64 {
+    let secs = start.unwrap_or(0).max(0) as u64;
+    (secs << 24) | u64::from(seq.min((1 << 24) - 1))
 }
 
 /// RFC 3339 (or `YYYY-MM-DD`) to unix seconds.

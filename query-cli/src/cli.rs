@@ -212,6 +212,8 @@ impl TryFrom<SearchArgs> for SearchConfig {
         filter.run_as = a.run_as;
         filter.program = a.program;
         filter.abandoned = a.abandoned;
+        // Privileged filtering happens after the search: it needs every match.
+        filter.limit = (!a.privileged).then_some(a.limit);
         if a.limit == 0 {
             bail!("--limit must be at least 1");
         }
