@@ -225,6 +225,7 @@ pub fn log_meta(name: &str, head: &[u8]) -> LogMeta {
             sid = path[q + "/orchestration/".len()..]
                 .split('/')
                 .next()
+                .filter(|s| plausible_session_id(s))
                 .map(String::from);
         }
     }
@@ -274,6 +275,16 @@ pub fn log_meta(name: &str, head: &[u8]) -> LogMeta {
         instance_id: instance,
         body_start,
     }
+}
+
+/// A session id as a header may name it: one path segment, not `.` or `..`, at most 96 bytes.
+fn plausible_session_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 96
+        && s != "."
+        && s != ".."
+        && !s.contains(['/', '\\'])
+        && !s.chars().any(char::is_control)
 }
 
 /// Where the footer starts in the last bytes of a log, and the time it gives.
@@ -360,9 +371,13 @@ fn parse_json(name: &str, bytes: &[u8]) -> Result<Parsed> {
                     Some(format!("s3://{b}/{}", decode_s3_key(k)))
                 })
                 .collect();
-            return Ok(Parsed::Skipped(format!(
-                "an S3 event notification (it names {}): ingest the objects themselves",
+            let named = if names.is_empty() {
+                "no object".to_string()
+            } else {
                 names.join(", ")
+            };
+            return Ok(Parsed::Skipped(format!(
+                "an S3 event notification (it names {named}): ingest the objects themselves"
             )));
         }
         return trail(records);

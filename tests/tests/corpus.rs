@@ -343,3 +343,82 @@ fn exit_status_is_one_when_nothing_matches() {
     assert_eq!(code, 2);
     assert!(err.contains("no index"), "{err}");
 }
+
+#[test]
+fn broken_and_hostile_inputs_get_one_clear_line_and_the_good_file_is_ingested() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    let write = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
+    write("empty.log", b"");
+    write(
+        "truncated.json.gz",
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xab",
+    );
+    write(
+        "wrong-shape_CloudTrail_1.json",
+        br#"{"Records": {"eventName": "StartSession"}}"#,
+    );
+    write(
+        "nested.json",
+        format!("{}{}", "[".repeat(5000), "]".repeat(5000)).as_bytes(),
+    );
+    write(
+        "s3-event.json",
+        br#"{"Records":[{"eventSource":"aws:s3","s3":{"bucket":{}}}]}"#,
+    );
+    write(
+        "escape.log",
+        b"Script started on 2026-01-01 00:00:00+00:00 [COMMAND=\"cat /var/lib/amazon/ssm/i-0123456789abcdef0/session/orchestration/../../etc/Standard_Stream/ipcTempFile.log\" <not executed on terminal>]\n$ id\r\r\nuid=0\r\r\n$ rm -rf /var/log",
+    );
+    write(
+        "nul-0123456789abcdef0.log",
+        b"Script started on 2026-01-01 00:00:00+0000\n\xff\xfe\x00$ ls\x00\r\n\xc3\x28\r\n",
+    );
+    let good = corpus().join("sessions/hana-c4db7c64a8bda93c6.log");
+    std::fs::copy(&good, dir.join("hana-c4db7c64a8bda93c6.log")).unwrap();
+    let index = tmp.path().join("idx");
+    let (code, err) = ingest(&index, &[&dir]);
+    assert_eq!(code, 2, "{err}");
+    for (file, why) in [
+        ("empty.log", "empty"),
+        ("truncated.json.gz", "gzip"),
+        ("wrong-shape_CloudTrail_1.json", "not a recognised input"),
+        ("nested.json", "recursion limit"),
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("error: ") && l.contains(file) && l.contains(why)),
+            "{file}: {err}"
+        );
+    }
+    assert!(
+        err.lines()
+            .any(|l| l.contains("s3-event.json") && l.contains("skipped")),
+        "{err}"
+    );
+    let hits = search_json(&index, &[]);
+    assert_eq!(
+        hits.iter()
+            .filter(|h| h["session_id"] == "hana-c4db7c64a8bda93c6")
+            .count(),
+        7
+    );
+    // A `..` in the header is not a session id: the file name is used instead.
+    assert!(
+        hits.iter()
+            .any(|h| h["session_id"] == "escape" && h["command"] == "id"),
+        "{hits:?}"
+    );
+    assert!(hits
+        .iter()
+        .all(|h| !h["session_id"].as_str().unwrap().contains("..")));
+    // A line still being typed when the log ends never ran.
+    let abandoned = search_json(&index, &["--abandoned"]);
+    assert!(
+        abandoned
+            .iter()
+            .any(|h| h["session_id"] == "escape" && h["command"] == "rm -rf /var/log"),
+        "{abandoned:?}"
+    );
+}

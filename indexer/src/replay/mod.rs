@@ -671,6 +671,21 @@ impl Term {
                 }
             }
         }
+        // Without markers, a prompt line still being typed when the log ends never ran.
+        if !self.alt && self.input.is_none() && !self.markers_trusted() {
+            let (first, last) = self.screen.logical_line(self.screen.cursor_row());
+            let (cells, bytes) = self.screen.cells(first, last);
+            let text = cells_text(&cells[..first_gap_end(&cells, 0)]);
+            if let (Some((p, c)), Some((a, b))) = (prompt::split(&text), bytes) {
+                let prompt = Prompt::parse(&p);
+                if !c.trim().is_empty()
+                    && b > self.last_accept_byte
+                    && self.prompt_expected(&prompt)
+                {
+                    self.accept(prompt, c, true, (a, b), last, false);
+                }
+            }
+        }
         let row = self.screen.last_row() + 1;
         self.collect_evicted();
         self.finish_output(row);
