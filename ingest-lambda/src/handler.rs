@@ -149,24 +149,13 @@ fn lenient_records(event: &Value) -> Option<Vec<aws_lambda_events::s3::S3EventRe
     let list = event.get("Records")?.as_array()?;
     let mut out = Vec::new();
     for r in list {
+        let text = |path: &str| r.pointer(path).and_then(Value::as_str).map(String::from);
         let mut rec = aws_lambda_events::s3::S3EventRecord::default();
-        rec.event_name = r.get("eventName").and_then(Value::as_str).map(String::from);
-        rec.s3.bucket.name = r
-            .pointer("/s3/bucket/name")
-            .and_then(Value::as_str)
-            .map(String::from);
-        rec.s3.object.key = r
-            .pointer("/s3/object/key")
-            .and_then(Value::as_str)
-            .map(String::from);
-        rec.s3.object.version_id = r
-            .pointer("/s3/object/versionId")
-            .and_then(Value::as_str)
-            .map(String::from);
-        rec.s3.object.e_tag = r
-            .pointer("/s3/object/eTag")
-            .and_then(Value::as_str)
-            .map(String::from);
+        rec.event_name = text("/eventName");
+        rec.s3.bucket.name = text("/s3/bucket/name");
+        rec.s3.object.key = text("/s3/object/key");
+        rec.s3.object.version_id = text("/s3/object/versionId");
+        rec.s3.object.e_tag = text("/s3/object/eTag");
         out.push(rec);
     }
     (!out.is_empty()).then_some(out)

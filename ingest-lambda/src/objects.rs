@@ -102,15 +102,7 @@ impl S3Store {
         key: &str,
         version: Option<&str>,
     ) -> Result<(Vec<u8>, Option<String>), StoreError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_version_id(version.map(String::from))
-            .send()
-            .await
-            .map_err(|e| classify(self.url(key), e))?;
+        let out = self.get_object(key, version).await?;
         let version = out.version_id().filter(|v| *v != "null").map(String::from);
         let mut chunks = S3Chunks(out.body, self.url(key));
         let mut bytes = Vec::new();
@@ -118,6 +110,21 @@ impl S3Store {
             bytes.extend_from_slice(&c);
         }
         Ok((bytes, version))
+    }
+
+    async fn get_object(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_version_id(version.map(String::from))
+            .send()
+            .await
+            .map_err(|e| classify(self.url(key), e))
     }
 
     /// A bucket reached with `client`.
@@ -301,15 +308,7 @@ impl ObjectStore for S3Store {
         key: &str,
         version: Option<&str>,
     ) -> Result<Box<dyn ChunkStream>, StoreError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_version_id(version.map(String::from))
-            .send()
-            .await
-            .map_err(|e| classify(self.url(key), e))?;
+        let out = self.get_object(key, version).await?;
         Ok(Box::new(S3Chunks(out.body, self.url(key))))
     }
 

@@ -64,11 +64,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             output::commands(&mut out, &records, config.format, config.filter.with_output)?;
             out.flush()?;
-            Ok(if records.is_empty() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(found(!records.is_empty()))
         }
         Command::Coverage(args) => {
             let (since, until) = args.window()?;
@@ -85,11 +81,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             output::coverage(&mut out, &rows, args.gaps, args.scope.format)?;
             out.flush()?;
-            Ok(if rows.is_empty() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(found(!rows.is_empty()))
         }
         Command::Report(args) => report(&index, args),
         Command::Verify(args) => {
@@ -130,11 +122,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             output::who(&mut out, &rows, format)?;
             out.flush()?;
-            Ok(if rows.is_empty() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(found(!rows.is_empty()))
         }
     }
 }
@@ -296,6 +284,15 @@ impl Run {
     }
 }
 
+/// Exit status of a question: 0 when it found something, 1 when not.
+fn found(any: bool) -> ExitCode {
+    if any {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn clear(progress: bool) -> &'static str {
     if progress {
         "\r\x1b[K"
@@ -401,9 +398,5 @@ fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
         }
         written += 1;
     }
-    Ok(if written == 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(found(written > 0))
 }

@@ -161,8 +161,9 @@ impl Screen {
         }
     }
 
-    /// Print one character written by the bytes `start..end` of the source.
-    pub fn print(&mut self, ch: char, start: u64, end: u64) {
+    /// A character printed at the last column moved the cursor past it: the next one starts a
+    /// new row, and the row it leaves continues there.
+    fn wrap_if_pending(&mut self) {
         if self.pending_wrap {
             self.cur().wrapped = true;
             self.pending_wrap = false;
@@ -171,6 +172,11 @@ impl Screen {
             let r = self.row;
             self.ensure_row(r);
         }
+    }
+
+    /// Print one character written by the bytes `start..end` of the source.
+    pub fn print(&mut self, ch: char, start: u64, end: u64) {
+        self.wrap_if_pending();
         let col = self.col;
         let row = self.cur();
         row.set(col, ch);
@@ -186,14 +192,7 @@ impl Screen {
     /// Print a run of printable ASCII written by the bytes from `start` on, as far as the row
     /// allows; returns how many were printed (at least one) and the column of the last one.
     pub fn print_ascii(&mut self, run: &[u8], start: u64) -> (usize, usize) {
-        if self.pending_wrap {
-            self.cur().wrapped = true;
-            self.pending_wrap = false;
-            self.row += 1;
-            self.col = 0;
-            let r = self.row;
-            self.ensure_row(r);
-        }
+        self.wrap_if_pending();
         let limit = self.limit();
         let col = self.col;
         let n = run.len().min(limit - col).max(1);
