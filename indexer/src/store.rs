@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use tantivy::collector::DocSetCollector;
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TantivyDocument, Value, FAST, INDEXED, STORED, STRING, TEXT,
 };
@@ -618,20 +618,6 @@ impl Store {
         writer.commit()?;
         self.reader.reload()?;
         Ok(())
-    }
-
-    /// Number of documents of each kind.
-    pub fn stats(&self) -> Result<BTreeMap<String, usize>> {
-        let mut out = BTreeMap::new();
-        for d in self.docs(&AllQuery)? {
-            let k = d
-                .get_first(self.f.kind)
-                .and_then(|v| v.as_str())
-                .unwrap_or("?")
-                .to_string();
-            *out.entry(k).or_insert(0) += 1;
-        }
-        Ok(out)
     }
 }
 

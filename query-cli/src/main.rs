@@ -255,31 +255,32 @@ impl Run {
             }
         };
         self.bytes += object.bytes.len() as u64;
-        match ingest::read_object(&object, batch) {
-            Outcome::Read { .. } => self.read += 1,
-            o @ Outcome::Skipped(_) => {
+        let outcome = ingest::read_object(&object, batch);
+        let prefix = match &outcome {
+            Outcome::Read { .. } => {
+                self.read += 1;
+                return Ok(());
+            }
+            Outcome::Skipped(_) if self.quiet => {
                 self.skipped += 1;
-                if !self.quiet {
-                    writeln!(
-                        err,
-                        "{}{}: {}",
-                        clear(self.progress),
-                        output::visible(name),
-                        output::visible(&o.describe())
-                    )?;
-                }
+                return Ok(());
             }
-            o @ Outcome::Failed(_) => {
+            Outcome::Skipped(_) => {
+                self.skipped += 1;
+                ""
+            }
+            Outcome::Failed(_) => {
                 self.failed += 1;
-                writeln!(
-                    err,
-                    "{}error: {}: {}",
-                    clear(self.progress),
-                    output::visible(name),
-                    output::visible(&o.describe())
-                )?;
+                "error: "
             }
-        }
+        };
+        writeln!(
+            err,
+            "{}{prefix}{}: {}",
+            clear(self.progress),
+            output::visible(name),
+            output::visible(&outcome.describe())
+        )?;
         Ok(())
     }
 }

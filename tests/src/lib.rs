@@ -55,6 +55,37 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Run `ssm-audit ingest --index INDEX PATHS…` and return (exit code, stderr).
+pub fn ingest(index: &Path, paths: &[&Path]) -> (i32, String) {
+    let mut args = vec![
+        "ingest".to_string(),
+        "--index".into(),
+        index.display().to_string(),
+    ];
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, err) = run(&args);
+    (code, err)
+}
+
+/// Every file under a folder, recursively, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("a readable folder") {
+            let p = e.expect("a folder entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The last line `score.py TRUTH HITS` prints, and its exit code.
 pub fn score(truth: &Path, hits: &Path, floors: &[&str]) -> (i32, String) {
     let out = Command::new("python3")

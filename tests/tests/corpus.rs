@@ -1,21 +1,9 @@
 //! The engine and CLI end to end on the shared corpus and on sessions recorded the same way.
 
 use serde_json::Value;
-use ssm_audit_tests::{corpus, recorded, run, score};
+use ssm_audit_tests::{corpus, ingest, recorded, run, score};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-fn ingest(index: &Path, paths: &[&Path]) -> (i32, String) {
-    let mut args = vec![
-        "ingest".to_string(),
-        "--index".into(),
-        index.display().to_string(),
-    ];
-    args.extend(paths.iter().map(|p| p.display().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, _, err) = run(&args);
-    (code, err)
-}
 
 fn search_json(index: &Path, extra: &[&str]) -> Vec<Value> {
     let idx = index.display().to_string();

@@ -2,24 +2,17 @@
 
 use serde_json::Value;
 use ssm_audit_tests::{corpus, recorded, run};
+
+fn ingest(index: &Path, paths: &[&Path]) {
+    let (code, err) = ssm_audit_tests::ingest(index, paths);
+    assert_eq!(code, 0, "{err}");
+}
 use std::path::Path;
 
 fn json_lines(out: &str) -> Vec<Value> {
     out.lines()
         .map(|l| serde_json::from_str(l).expect("JSON Lines"))
         .collect()
-}
-
-fn ingest(index: &Path, paths: &[&Path]) {
-    let mut args = vec![
-        "ingest".to_string(),
-        "--index".into(),
-        index.display().to_string(),
-    ];
-    args.extend(paths.iter().map(|p| p.display().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, _, err) = run(&args);
-    assert_eq!(code, 0, "{err}");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use ingest_lambda::objects::{DirStore, ObjectStore};
 use ingest_lambda::pipeline::{Output, Pipeline};
 use serde_json::Value;
 use ssm_audit_tests::aws::s3_event;
-use ssm_audit_tests::{corpus, repo_root, run};
+use ssm_audit_tests::{corpus, files_under, repo_root, run};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -116,10 +116,10 @@ fn lambda_records(root: &Path) -> PathBuf {
             &mut keys,
         );
     }
-    for (i, p) in walk(&c.join("cloudtrail")).iter().enumerate() {
+    for (i, p) in files_under(&c.join("cloudtrail")).iter().enumerate() {
         copy(p, &format!("AWSLogs/trail-{i}.json.gz"), &mut keys);
     }
-    for p in walk(&c.join("cloudwatch")) {
+    for p in files_under(&c.join("cloudwatch")) {
         copy(
             &p,
             &format!("streams/{}", p.file_name().unwrap().to_string_lossy()),
@@ -149,20 +149,6 @@ fn lambda_records(root: &Path) -> PathBuf {
         assert!(r.is_ok(), "{r:?}");
     }
     out.join("audit/sessions")
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]

@@ -8,7 +8,7 @@ use ingest_lambda::pipeline::{Output, Pipeline};
 use serde_json::Value;
 use ssm_audit_tests::aws::{logs_event, s3_event, Moto};
 use ssm_audit_tests::runtime_api::{Answer, RuntimeApi};
-use ssm_audit_tests::{corpus, run, score};
+use ssm_audit_tests::{corpus, files_under, run, score};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,23 +29,6 @@ struct World {
     s3: aws_sdk_s3::Client,
     objects: Vec<Uploaded>,
     stream: (String, Vec<(String, i64, String)>),
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn world() -> World {
@@ -250,10 +233,8 @@ fn local_score(tmp: &Path) -> String {
         c.join("cloudtrail"),
         c.join("describe-instances.json"),
     ];
-    let mut args = vec!["ingest".to_string(), "--index".into(), idx.clone()];
-    args.extend(paths.iter().map(|p| p.display().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, _, err) = run(&args);
+    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let (code, err) = ssm_audit_tests::ingest(&index, &refs);
     assert_eq!(code, 0, "{err}");
     let (_, out, _) = run(&[
         "search", "--index", &idx, "--format", "json", "--limit", "100000",

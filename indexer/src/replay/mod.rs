@@ -193,7 +193,6 @@ struct Term {
     last_print_col: usize,
     suspect: Option<WrapSuspect>,
     title_cwd: Option<String>,
-    seen_markers: bool,
     keypad: bool,
     /// The last event was a backspace (see `print`).
     after_backspace: bool,
@@ -234,7 +233,6 @@ impl Term {
             last_print_col: 0,
             suspect: None,
             title_cwd: None,
-            seen_markers: false,
             keypad: false,
             after_backspace: false,
             in_seq: false,
@@ -301,7 +299,6 @@ impl Term {
         if !self.options.markers || self.input.is_some() {
             return;
         }
-        self.seen_markers = true;
         self.input = Some(Input {
             start_row: self.screen.cursor_row(),
             start_col: self.screen.cursor_col(),
