@@ -230,23 +230,33 @@ pub fn is_incomplete(line: &str) -> bool {
     if trimmed.ends_with("&&") || trimmed.ends_with("||") || trimmed.ends_with('|') {
         return true;
     }
-    // Open heredocs: every delimiter opened must appear alone on a later line.
-    let mut pending: Vec<String> = Vec::new();
-    for l in line.split('\n') {
-        if let Some(word) = pending.first() {
-            if l.trim_start_matches('\t') == word {
-                pending.remove(0);
+    let heredoc = line.contains("<<");
+    if heredoc {
+        // Open heredocs: every delimiter opened must appear alone on a later line.
+        let mut pending: Vec<String> = Vec::new();
+        for l in line.split('\n') {
+            if let Some(word) = pending.first() {
+                if l.trim_start_matches('\t') == word {
+                    pending.remove(0);
+                }
+                continue;
             }
-            continue;
+            pending.extend(heredoc_words(l));
         }
-        pending.extend(heredoc_words(l));
-    }
-    if !pending.is_empty() {
-        return true;
+        if !pending.is_empty() {
+            return true;
+        }
     }
     // Open compound commands: `for …` waits for `done`, `if` for `fi`, `case` for `esac`.
+    let opener = line
+        .split(|c: char| c.is_ascii_whitespace() || matches!(c, ';' | '|' | '&' | '('))
+        .any(|w| OPENERS.contains(&w));
     let mut depth = 0i32;
-    for words in simple_commands(line) {
+    for words in if opener {
+        simple_commands(line)
+    } else {
+        Vec::new()
+    } {
         match words.first().map(String::as_str) {
             Some("if" | "for" | "while" | "until" | "case" | "select") => depth += 1,
             Some("fi" | "done" | "esac") => depth -= 1,
@@ -263,17 +273,24 @@ pub fn is_incomplete(line: &str) -> bool {
     if depth > 0 {
         return true;
     }
-    // Open quotes.
+    // Open quotes (the bytes that matter are ASCII: UTF-8 never hides one inside a character).
     let mut single = false;
     let mut double = false;
-    let mut chars = heredoc_free(line).chars().collect::<Vec<_>>().into_iter();
-    while let Some(c) = chars.next() {
+    let free;
+    let syntax = if heredoc {
+        free = heredoc_free(line);
+        free.as_bytes()
+    } else {
+        line.as_bytes()
+    };
+    let mut bytes = syntax.iter();
+    while let Some(&c) = bytes.next() {
         match c {
-            '\\' if !single => {
-                chars.next();
+            b'\\' if !single => {
+                bytes.next();
             }
-            '\'' if !double => single = !single,
-            '"' if !single => double = !double,
+            b'\'' if !double => single = !single,
+            b'"' if !single => double = !double,
             _ => {}
         }
     }
@@ -432,7 +449,15 @@ pub enum Transition {
 
 /// Does this line start a nested interactive shell (`sudo su -`, `sudo -i`, `bash`) or leave one?
 pub fn transition(line: &str) -> Option<Transition> {
-    // Only lines that name one of these can change the shell.
+    // Only lines that name one of these can change the shell; every name holds one of the
+    // pieces searched for first (`su` in `sudo`, `sh` in every shell's name).
+    let finder = |p: &str| memchr::memmem::find(line.as_bytes(), p.as_bytes()).is_some();
+    if !["su", "sh", "exit", "logout", "doas", "exec"]
+        .into_iter()
+        .any(finder)
+    {
+        return None;
+    }
     let names_one = line
         .split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&'))
         .any(|w| {

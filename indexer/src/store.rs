@@ -4,7 +4,12 @@
 //! - `source`: what one transcript source said about a session (its replayed lines);
 //! - `trail`: what CloudTrail said about a session;
 //! - `instance`: an instance's Name tag;
-//! - `command` / `abandoned`: the records derived from the three above.
+//! - `command` / `abandoned`: the records derived from the three above, one per input line;
+//! - `session`: what those records share (who, where, when, the source's digest), once per
+//!   session, deleted and rewritten with them.
+//!
+//! A line's text and output are stored once, in its source document; a command document stores
+//! only what search shows of its line. Who-counts read a fast field and load no documents.
 //!
 //! A session's command documents are rebuilt whenever any of its facts change, so files can
 //! arrive in any order and ingesting the same files again changes nothing.
@@ -15,12 +20,16 @@ use crate::model::{self, CommandRecord, SessionSource, SessionTrail};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use tantivy::collector::DocSetCollector;
+use tantivy::collector::{Collector, DocSetCollector, SegmentCollector};
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::{
-    Field, IndexRecordOption, Schema, TantivyDocument, Value, FAST, INDEXED, STORED, STRING, TEXT,
+    Field, IndexRecordOption, Schema, TantivyDocument, TextFieldIndexing, TextOptions, Value, FAST,
+    INDEXED, STORED,
 };
-use tantivy::{doc, DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Term};
+use tantivy::{
+    doc, DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal,
+    SegmentReader, Term,
+};
 
 /// Memory the index writer may use.
 const WRITER_HEAP: usize = 64 << 20;
@@ -39,26 +48,236 @@ struct Fields {
     start: Field,
     /// Session order of a command: its session's start (seconds) and its seq, as one number.
     order: Field,
+    /// A command's session and who it belongs to ([`WhoKey`] as JSON), for counting by session.
+    who: Field,
     body: Field,
+}
+
+/// An exact-match field. No field norms: results are ordered by session, never scored.
+fn keyword() -> TextOptions {
+    TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_fieldnorms(false)
+            .set_index_option(IndexRecordOption::Basic),
+    )
+}
+
+/// A full-text field, with positions for phrase queries.
+fn text() -> TextOptions {
+    TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("default")
+            .set_fieldnorms(false)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    )
 }
 
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let f = Fields {
-        kind: b.add_text_field("kind", STRING | STORED),
-        key: b.add_text_field("key", STRING),
-        sid: b.add_text_field("sid", STRING | STORED),
-        command: b.add_text_field("command", TEXT),
-        output: b.add_text_field("output", TEXT),
-        program: b.add_text_field("program", STRING),
-        principal: b.add_text_field("principal", STRING),
-        instance: b.add_text_field("instance", STRING),
-        run_as: b.add_text_field("run_as", STRING),
+        kind: b.add_text_field("kind", keyword() | STORED),
+        key: b.add_text_field("key", keyword()),
+        sid: b.add_text_field("sid", keyword() | STORED),
+        command: b.add_text_field("command", text()),
+        output: b.add_text_field("output", text()),
+        program: b.add_text_field("program", keyword()),
+        principal: b.add_text_field("principal", keyword()),
+        instance: b.add_text_field("instance", keyword()),
+        run_as: b.add_text_field("run_as", keyword()),
         start: b.add_i64_field("start", INDEXED | FAST),
         order: b.add_u64_field("order", FAST),
+        who: b.add_text_field("who", TextOptions::default().set_fast("raw")),
         body: b.add_text_field("body", STORED),
     };
     (b.build(), f)
+}
+
+/// What a session's records share, stored once in its `session` document.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Shared {
+    who: model::Attribution,
+    source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version_id: Option<String>,
+    sha256: String,
+}
+
+impl Shared {
+    fn of(r: &CommandRecord) -> Shared {
+        Shared {
+            who: r.who.clone(),
+            source: r.evidence.source.clone(),
+            version_id: r.evidence.version_id.clone(),
+            sha256: r.evidence.sha256.clone(),
+        }
+    }
+}
+
+/// What a command document stores of its record: the line's own facts.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Stored {
+    seq: u32,
+    command: String,
+    run_as: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cwd: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    abandoned: bool,
+    byte_start: u64,
+    byte_end: u64,
+    /// Index of its [`Shared`] part among the session's (one, unless records came from elsewhere).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    shared: usize,
+    /// Output, for records that no source document of the index holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    output: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl Stored {
+    fn record(self, session_id: &str, shared: &Shared) -> CommandRecord {
+        CommandRecord {
+            session_id: session_id.to_string(),
+            seq: self.seq,
+            programs: if self.abandoned {
+                Vec::new()
+            } else {
+                crate::shellwords::programs(&self.command)
+            },
+            command: self.command,
+            run_as: self.run_as,
+            cwd: self.cwd,
+            who: shared.who.clone(),
+            abandoned: self.abandoned,
+            rule: Vec::new(),
+            evidence: model::Evidence {
+                source: shared.source.clone(),
+                version_id: shared.version_id.clone(),
+                sha256: shared.sha256.clone(),
+                byte_start: self.byte_start,
+                byte_end: self.byte_end,
+            },
+            output: self.output,
+        }
+    }
+}
+
+/// The `who` fast field of a command: its session and what `who` shows of it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct WhoKey {
+    /// The session.
+    pub session_id: String,
+    /// IAM principal ARN.
+    pub principal_arn: Option<String>,
+    /// User name, role session name or Identity Center user.
+    pub principal: Option<String>,
+    /// Instance Name tag, or id.
+    pub instance: Option<String>,
+    /// Session start.
+    pub session_start: Option<String>,
+    /// Session end.
+    pub session_end: Option<String>,
+}
+
+impl WhoKey {
+    fn of(r: &CommandRecord) -> WhoKey {
+        WhoKey {
+            session_id: r.session_id.clone(),
+            principal_arn: r.who.principal_arn.clone(),
+            principal: r.who.principal.clone(),
+            instance: r
+                .who
+                .instance_name
+                .clone()
+                .or_else(|| r.who.instance_id.clone()),
+            session_start: r.who.session_start.clone(),
+            session_end: r.who.session_end.clone(),
+        }
+    }
+}
+
+/// Counts matching documents by their `who` fast field, per segment by term ordinal.
+struct WhoCounter;
+
+struct SegmentWhoCounter {
+    column: Option<tantivy::columnar::StrColumn>,
+    counts: std::collections::HashMap<u64, usize>,
+}
+
+impl Collector for WhoCounter {
+    type Fruit = BTreeMap<String, usize>;
+    type Child = SegmentWhoCounter;
+
+    fn for_segment(
+        &self,
+        _segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<SegmentWhoCounter> {
+        Ok(SegmentWhoCounter {
+            column: reader.fast_fields().str("who")?,
+            counts: std::collections::HashMap::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<BTreeMap<String, usize>>,
+    ) -> tantivy::Result<BTreeMap<String, usize>> {
+        let mut all = BTreeMap::new();
+        for fruit in fruits {
+            for (k, n) in fruit {
+                *all.entry(k).or_insert(0) += n;
+            }
+        }
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for SegmentWhoCounter {
+    type Fruit = BTreeMap<String, usize>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if let Some(c) = &self.column {
+            for ord in c.term_ords(doc) {
+                *self.counts.entry(ord).or_insert(0) += 1;
+            }
+        }
+    }
+
+    fn harvest(self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        let Some(c) = self.column else {
+            return out;
+        };
+        for (ord, n) in self.counts {
+            let mut key = String::new();
+            if c.ord_to_str(ord, &mut key).unwrap_or(false) {
+                out.insert(key, n);
+            }
+        }
+        out
+    }
+}
+
+/// Stored documents are mostly JSON text that repeats itself across a session: zstd over
+/// 64 KiB blocks keeps them at a fraction of lz4's size, and a search decompresses only the
+/// blocks of the few documents it returns.
+fn index_settings() -> tantivy::IndexSettings {
+    tantivy::IndexSettings {
+        docstore_compression: tantivy::store::Compressor::Zstd(
+            tantivy::store::ZstdCompressor::default(),
+        ),
+        docstore_blocksize: 128 * 1024,
+        ..tantivy::IndexSettings::default()
+    }
 }
 
 /// What to look for.
@@ -139,7 +358,16 @@ impl Store {
         let (schema, f) = schema();
         let dir = tantivy::directory::MmapDirectory::open(path)
             .map_err(|e| Error::Io(std::io::Error::other(format!("{}: {e}", path.display()))))?;
-        let index = Index::open_or_create(dir, schema)?;
+        let index = Index::builder()
+            .schema(schema)
+            .settings(index_settings())
+            .open_or_create(dir)
+            .map_err(|e| match e {
+                tantivy::TantivyError::SchemaError(_) => {
+                    Error::OldIndex(path.display().to_string())
+                }
+                e => Error::Index(e),
+            })?;
         Self::with_index(index, f, path)
     }
 
@@ -155,7 +383,10 @@ impl Store {
             )));
         }
         let index = Index::open_in_dir(path)?;
-        let (_, f) = schema();
+        let (schema, f) = schema();
+        if index.schema() != schema {
+            return Err(Error::OldIndex(path.display().to_string()));
+        }
         Self::with_index(index, f, path)
     }
 
@@ -348,20 +579,11 @@ impl Store {
                 Some(t) => Some(t.clone()),
                 None => self.trail_of(sid)?,
             };
-            let key = format!("commands\u{0}{sid}");
-            writer.delete_term(self.term(self.f.key, &key));
-            let records = model::records(sid, &sources, trail.as_ref(), &names);
-            if !records.is_empty() {
-                changes.sessions += 1;
-            }
-            for (rec, output) in records {
-                if rec.abandoned {
-                    changes.abandoned += 1;
-                } else {
-                    changes.commands += 1;
-                }
-                writer.add_document(self.command_doc(&key, &rec, &output)?)?;
-            }
+            let records = model::records(sid, &sources, trail.as_ref(), &names)
+                .into_iter()
+                .map(|(rec, output)| (rec, output, false))
+                .collect();
+            self.write_session(&writer, sid, records, &mut changes)?;
         }
         // Records derived elsewhere replace the commands of their sessions.
         let mut by_session: BTreeMap<String, Vec<CommandRecord>> = BTreeMap::new();
@@ -371,18 +593,15 @@ impl Store {
         for (sid, mut recs) in by_session {
             recs.sort_by_key(|r| r.seq);
             recs.dedup_by_key(|r| r.seq);
-            let key = format!("commands\u{0}{sid}");
-            writer.delete_term(self.term(self.f.key, &key));
-            changes.sessions += 1;
-            for mut rec in recs {
-                let output = rec.output.take().unwrap_or_default();
-                if rec.abandoned {
-                    changes.abandoned += 1;
-                } else {
-                    changes.commands += 1;
-                }
-                writer.add_document(self.command_doc(&key, &rec, &output)?)?;
-            }
+            // No source document holds their output: their own documents keep it.
+            let records = recs
+                .into_iter()
+                .map(|mut rec| {
+                    let output = rec.output.take().unwrap_or_default();
+                    (rec, output, true)
+                })
+                .collect();
+            self.write_session(&writer, &sid, records, &mut changes)?;
         }
         writer.commit()?;
         self.reader.reload()?;
@@ -390,49 +609,213 @@ impl Store {
         Ok(changes)
     }
 
-    fn command_doc(&self, key: &str, rec: &CommandRecord, output: &str) -> Result<TantivyDocument> {
+    /// Replace a session's command documents (and its `session` document) with `records`, each
+    /// with its output text and whether its own document has to keep that text.
+    fn write_session(
+        &self,
+        writer: &IndexWriter,
+        sid: &str,
+        records: Vec<(CommandRecord, String, bool)>,
+        changes: &mut Changes,
+    ) -> Result<()> {
         let f = self.f;
-        let mut d = doc!(
-            f.kind => if rec.abandoned { "abandoned" } else { "command" },
+        let key = format!("commands\u{0}{sid}");
+        writer.delete_term(self.term(f.key, &key));
+        if records.is_empty() {
+            return Ok(());
+        }
+        changes.sessions += 1;
+        let mut shared: Vec<Shared> = Vec::new();
+        for (rec, output, keep_output) in records {
+            if rec.abandoned {
+                changes.abandoned += 1;
+            } else {
+                changes.commands += 1;
+            }
+            let part = Shared::of(&rec);
+            let index = match shared.iter().position(|s| s == &part) {
+                Some(i) => i,
+                None => {
+                    shared.push(part);
+                    shared.len() - 1
+                }
+            };
+            let mut d = doc!(
+                f.kind => if rec.abandoned { "abandoned" } else { "command" },
+                f.key => key.as_str(),
+                f.sid => sid,
+                f.command => rec.command.as_str(),
+                f.output => output.as_str(),
+                f.run_as => rec.run_as.as_str(),
+                f.who => serde_json::to_string(&WhoKey::of(&rec))?,
+            );
+            for p in &rec.programs {
+                d.add_text(f.program, p);
+            }
+            for p in [&rec.who.principal, &rec.who.principal_arn]
+                .into_iter()
+                .flatten()
+            {
+                d.add_text(f.principal, p.to_lowercase());
+            }
+            for i in [&rec.who.instance_id, &rec.who.instance_name]
+                .into_iter()
+                .flatten()
+            {
+                d.add_text(f.instance, i.to_lowercase());
+            }
+            let start = rec
+                .who
+                .session_start
+                .as_deref()
+                .or(rec.who.session_end.as_deref())
+                .and_then(parse_time);
+            if let Some(t) = rec.who.session_start.as_deref().and_then(parse_time) {
+                d.add_i64(f.start, t);
+            }
+            d.add_u64(f.order, order_key(start, rec.seq));
+            let stored = Stored {
+                seq: rec.seq,
+                command: rec.command,
+                run_as: rec.run_as,
+                cwd: rec.cwd,
+                abandoned: rec.abandoned,
+                byte_start: rec.evidence.byte_start,
+                byte_end: rec.evidence.byte_end,
+                shared: index,
+                output: keep_output.then_some(output),
+            };
+            d.add_text(f.body, serde_json::to_string(&stored)?);
+            writer.add_document(d)?;
+        }
+        writer.add_document(doc!(
+            f.kind => "session",
             f.key => key,
-            f.sid => rec.session_id.clone(),
-            f.command => rec.command.clone(),
-            f.output => output,
-            f.run_as => rec.run_as.clone(),
-        );
-        for p in &rec.programs {
-            d.add_text(f.program, p);
+            f.sid => sid,
+            f.body => serde_json::to_string(&shared)?,
+        ))?;
+        Ok(())
+    }
+
+    /// The records of command documents, completed with their sessions' shared parts (and
+    /// their output from the source documents, when asked for).
+    fn load_records(
+        &self,
+        searcher: &tantivy::Searcher,
+        addrs: impl IntoIterator<Item = DocAddress>,
+        with_output: bool,
+    ) -> Result<Vec<CommandRecord>> {
+        let f = self.f;
+        let mut sessions: BTreeMap<String, Vec<Shared>> = BTreeMap::new();
+        let mut outputs: BTreeMap<(String, String), BTreeMap<u32, String>> = BTreeMap::new();
+        let mut out = Vec::new();
+        for a in addrs {
+            let d: TantivyDocument = searcher.doc(a)?;
+            let sid = d
+                .get_first(f.sid)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string();
+            let body = d.get_first(f.body).and_then(|v| v.as_str()).unwrap_or("{}");
+            let stored: Stored = serde_json::from_str(body)?;
+            if !sessions.contains_key(&sid) {
+                let key = format!("commands\u{0}{sid}");
+                let shared: Vec<Shared> = self
+                    .bodies(&self.kind_and("session", f.key, &key))?
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                sessions.insert(sid.clone(), shared);
+            }
+            let Some(shared) = sessions.get(&sid).and_then(|s| s.get(stored.shared)) else {
+                return Err(Error::Corrupt {
+                    kind: "index",
+                    reason: format!("session {sid} has commands but no session document"),
+                });
+            };
+            let mut rec = stored.record(&sid, shared);
+            if with_output && rec.output.is_none() {
+                let k = (rec.evidence.source.clone(), sid.clone());
+                if !outputs.contains_key(&k) {
+                    let key = format!("source\u{0}{}\u{0}{}", k.0, k.1);
+                    let lines: BTreeMap<u32, String> = self
+                        .bodies::<SessionSource>(&self.kind_and("source", f.key, &key))?
+                        .into_iter()
+                        .flat_map(|s| s.lines)
+                        .map(|l| (l.seq, l.output))
+                        .collect();
+                    outputs.insert(k.clone(), lines);
+                }
+                rec.output = outputs.get(&k).and_then(|o| o.get(&rec.seq)).cloned();
+            }
+            if !with_output {
+                rec.output = None;
+            }
+            out.push(rec);
         }
-        for p in [&rec.who.principal, &rec.who.principal_arn]
+        Ok(out)
+    }
+
+    /// Matching commands counted by session, with who each session belongs to, from the `who`
+    /// fast field alone.
+    pub fn who(&self, filter: &Filter) -> Result<Vec<(WhoKey, usize)>> {
+        let query = self.filter_query(filter)?;
+        let searcher = self.reader.searcher();
+        let counts = searcher.search(&query, &WhoCounter)?;
+        counts
             .into_iter()
-            .flatten()
-        {
-            d.add_text(f.principal, p.to_lowercase());
-        }
-        for i in [&rec.who.instance_id, &rec.who.instance_name]
-            .into_iter()
-            .flatten()
-        {
-            d.add_text(f.instance, i.to_lowercase());
-        }
-        let start = rec
-            .who
-            .session_start
-            .as_deref()
-            .or(rec.who.session_end.as_deref())
-            .and_then(parse_time);
-        if let Some(t) = rec.who.session_start.as_deref().and_then(parse_time) {
-            d.add_i64(f.start, t);
-        }
-        d.add_u64(f.order, order_key(start, rec.seq));
-        let mut with_output = rec.clone();
-        with_output.output = Some(output.to_string());
-        d.add_text(f.body, serde_json::to_string(&with_output)?);
-        Ok(d)
+            .map(|(k, n)| Ok((serde_json::from_str(&k)?, n)))
+            .collect()
     }
 
     /// Commands matching a filter, in session order (session start, session id, seq).
     pub fn search(&self, filter: &Filter) -> Result<Vec<CommandRecord>> {
+        let query = self.filter_query(filter)?;
+        let searcher = self.reader.searcher();
+        let addrs: Vec<DocAddress> = match filter.limit {
+            // The first N in session order, without loading the rest.
+            Some(n) => {
+                let top = tantivy::collector::TopDocs::with_limit(n.max(1))
+                    .order_by_u64_field("order", tantivy::Order::Asc);
+                searcher
+                    .search(&query, &top)?
+                    .into_iter()
+                    .map(|(_, a)| a)
+                    .collect()
+            }
+            None => {
+                let mut all: Vec<DocAddress> = searcher
+                    .search(&query, &DocSetCollector)?
+                    .into_iter()
+                    .collect();
+                all.sort();
+                all
+            }
+        };
+        let mut records = self.load_records(&searcher, addrs, filter.with_output)?;
+        records.sort_by(|a, b| {
+            let ka = (
+                a.who
+                    .session_start
+                    .as_deref()
+                    .or(a.who.session_end.as_deref()),
+                &a.session_id,
+                a.seq,
+            );
+            let kb = (
+                b.who
+                    .session_start
+                    .as_deref()
+                    .or(b.who.session_end.as_deref()),
+                &b.session_id,
+                b.seq,
+            );
+            ka.cmp(&kb)
+        });
+        Ok(records)
+    }
+
+    fn filter_query(&self, filter: &Filter) -> Result<BooleanQuery> {
         let f = self.f;
         let kind = if filter.abandoned {
             "abandoned"
@@ -495,50 +878,7 @@ impl Store {
             });
             clauses.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
         }
-        let query = BooleanQuery::new(clauses);
-        let mut records: Vec<CommandRecord> = match filter.limit {
-            // The first N in session order, without loading the rest.
-            Some(n) => {
-                let searcher = self.reader.searcher();
-                let top = tantivy::collector::TopDocs::with_limit(n.max(1))
-                    .order_by_u64_field("order", tantivy::Order::Asc);
-                searcher
-                    .search(&query, &top)?
-                    .into_iter()
-                    .map(|(_, a)| {
-                        let d: TantivyDocument = searcher.doc(a)?;
-                        let body = d.get_first(f.body).and_then(|v| v.as_str()).unwrap_or("{}");
-                        serde_json::from_str(body).map_err(Error::from)
-                    })
-                    .collect::<Result<_>>()?
-            }
-            None => self.bodies(&query)?,
-        };
-        if !filter.with_output {
-            for r in &mut records {
-                r.output = None;
-            }
-        }
-        records.sort_by(|a, b| {
-            let ka = (
-                a.who
-                    .session_start
-                    .as_deref()
-                    .or(a.who.session_end.as_deref()),
-                &a.session_id,
-                a.seq,
-            );
-            let kb = (
-                b.who
-                    .session_start
-                    .as_deref()
-                    .or(b.who.session_end.as_deref()),
-                &b.session_id,
-                b.seq,
-            );
-            ka.cmp(&kb)
-        });
-        Ok(records)
+        Ok(BooleanQuery::new(clauses))
     }
 
     /// Every session the index knows of, from CloudTrail or a transcript, and which of the two
@@ -595,11 +935,14 @@ impl Store {
 
     /// The command and abandoned-line records of one session.
     pub fn records_of(&self, session_id: &str) -> Result<Vec<CommandRecord>> {
-        let q = TermQuery::new(
-            self.term(self.f.key, &format!("commands\u{0}{session_id}")),
-            IndexRecordOption::Basic,
-        );
-        self.bodies(&q)
+        let searcher = self.reader.searcher();
+        let mut addrs: Vec<DocAddress> = Vec::new();
+        for kind in ["command", "abandoned"] {
+            let q = self.kind_and(kind, self.f.key, &format!("commands\u{0}{session_id}"));
+            addrs.extend(searcher.search(&q, &DocSetCollector)?);
+        }
+        addrs.sort();
+        self.load_records(&searcher, addrs, false)
     }
 
     /// Remove a session's records and sources from the index (a retention purge); the ledger
@@ -607,8 +950,8 @@ impl Store {
     pub fn forget_session(&mut self, session_id: &str) -> Result<()> {
         let mut writer = self.writer()?;
         writer.delete_term(self.term(self.f.key, &format!("commands\u{0}{session_id}")));
-        for s in self.sources()? {
-            if s.meta.session_id == session_id {
+        for s in self.bodies::<SourceMetaOnly>(&self.kind_and("source", self.f.sid, session_id))? {
+            {
                 writer.delete_term(self.term(
                     self.f.key,
                     &format!("source\u{0}{}\u{0}{}", s.meta.source, session_id),

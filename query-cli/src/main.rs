@@ -117,8 +117,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Who(args) => {
             let (filter, format) = args.into_filter()?;
             let store = Store::open(&index)?;
-            let records = store.search(&filter)?;
-            let rows = output::who_rows(&records);
+            let rows = output::who_rows(&store.who(&filter)?);
             let mut out = std::io::stdout().lock();
             output::who(&mut out, &rows, format)?;
             out.flush()?;

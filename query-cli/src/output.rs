@@ -4,6 +4,7 @@
 use crate::cli::Format;
 use anyhow::Result;
 use indexer::model::CommandRecord;
+use indexer::store::WhoKey;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -221,8 +222,8 @@ pub struct WhoRow {
     pub last_seen: Option<String>,
 }
 
-/// Group matching commands by principal.
-pub fn who_rows(records: &[CommandRecord]) -> Vec<WhoRow> {
+/// Group matching commands, counted by session, by principal.
+pub fn who_rows(sessions: &[(WhoKey, usize)]) -> Vec<WhoRow> {
     #[derive(Default)]
     struct Acc {
         arn: Option<String>,
@@ -233,30 +234,21 @@ pub fn who_rows(records: &[CommandRecord]) -> Vec<WhoRow> {
         times: BTreeSet<String>,
     }
     let mut by: BTreeMap<String, Acc> = BTreeMap::new();
-    for r in records {
-        let key = r
-            .who
+    for (s, n) in sessions {
+        let key = s
             .principal_arn
             .clone()
-            .or_else(|| r.who.principal.clone())
+            .or_else(|| s.principal.clone())
             .unwrap_or_else(|| "(unknown)".into());
         let a = by.entry(key).or_default();
-        a.arn = r.who.principal_arn.clone();
-        a.name = r.who.principal.clone();
-        a.commands += 1;
-        a.sessions.insert(r.session_id.clone());
-        if let Some(i) = r
-            .who
-            .instance_name
-            .clone()
-            .or_else(|| r.who.instance_id.clone())
-        {
-            a.instances.insert(i);
+        a.arn = s.principal_arn.clone();
+        a.name = s.principal.clone();
+        a.commands += n;
+        a.sessions.insert(s.session_id.clone());
+        if let Some(i) = &s.instance {
+            a.instances.insert(i.clone());
         }
-        for t in [&r.who.session_start, &r.who.session_end]
-            .into_iter()
-            .flatten()
-        {
+        for t in [&s.session_start, &s.session_end].into_iter().flatten() {
             a.times.insert(t.clone());
         }
     }

@@ -5,6 +5,7 @@
 //! edit a line editor made (backspace echo, redraws, history recall, Ctrl-R, insertions) has
 //! already been applied. See `design.md` beside this file for how a line is known to be input.
 
+mod escape;
 mod prompt;
 mod screen;
 
@@ -81,47 +82,78 @@ impl Replayer {
 
     /// Feed the next bytes; `offset` is the position of `bytes[0]` in the source.
     ///
-    /// Printable runs go to the parser whole; escape sequences byte by byte, so that every
-    /// printed character knows its own source offset however the bytes were chunked.
+    /// Plain ASCII runs are written to the screen directly, and so are the control bytes and
+    /// the short escape sequences shells send, when the whole sequence is in `bytes`. Anything
+    /// else (OSC strings, UTF-8, sequences cut by the chunking) goes through the [`vte`]
+    /// parser, escape sequences byte by byte, so that every printed character knows its own
+    /// source offset however the bytes were chunked.
     pub fn feed(&mut self, bytes: &[u8], offset: u64) {
         let mut i = 0;
         while i < bytes.len() {
             let at = offset + i as u64;
-            if self.term.in_seq {
+            let ground = !self.term.in_seq && !self.term.utf8_pending;
+            if !ground {
                 self.term.offset = at;
                 self.term.offset_end = at + 1;
                 self.parser.advance(&mut self.term, &bytes[i..=i]);
+                if !self.term.in_seq {
+                    self.term.utf8_pending = false;
+                }
                 i += 1;
                 continue;
             }
-            let run_end = bytes[i..]
-                .iter()
-                .position(|&b| b < 0x20 || b == 0x7f)
-                .map_or(bytes.len(), |p| i + p);
-            if run_end > i {
+            let b = bytes[i];
+            if (0x20..0x7f).contains(&b) {
+                let run_end = bytes[i..]
+                    .iter()
+                    .position(|&b| !(0x20..0x7f).contains(&b))
+                    .map_or(bytes.len(), |p| i + p);
+                self.term.offset = at;
+                self.term.offset_end = offset + run_end as u64;
+                self.term.pos = at;
+                self.term.print_ascii(&bytes[i..run_end], at);
+                i = run_end;
+            } else if b >= 0x80 {
+                // Text with UTF-8 in it, up to the next control byte, through the parser.
+                let run_end = bytes[i..]
+                    .iter()
+                    .position(|&b| b < 0x20 || b == 0x7f)
+                    .map_or(bytes.len(), |p| i + p);
                 let run = &bytes[i..run_end];
                 self.term.offset = at;
                 self.term.offset_end = offset + run_end as u64;
                 self.term.pos = at;
-                if !self.term.utf8_pending && run.is_ascii() {
-                    // The parser is in its ground state: plain text needs no state machine.
-                    self.term.print_ascii(run, at);
-                } else {
-                    self.parser.advance(&mut self.term, run);
-                    self.term.utf8_pending = ends_inside_utf8(run);
-                }
+                self.parser.advance(&mut self.term, run);
+                self.term.utf8_pending = ends_inside_utf8(run);
                 i = run_end;
-            } else {
-                if bytes[i] == 0x1b {
-                    self.term.in_seq = true;
-                    self.term.seq_start = at;
+            } else if b == 0x1b {
+                self.term.seq_start = at;
+                match escape::parse(&bytes[i..]) {
+                    Some((len, seq)) => {
+                        self.term.offset = at;
+                        self.term.offset_end = at + len as u64;
+                        self.term.dispatch(&seq);
+                        i += len;
+                    }
+                    None => {
+                        self.term.in_seq = true;
+                        self.term.offset = at;
+                        self.term.offset_end = at + 1;
+                        self.parser.advance(&mut self.term, &bytes[i..=i]);
+                        i += 1;
+                    }
                 }
+            } else {
                 self.term.offset = at;
                 self.term.offset_end = at + 1;
-                self.parser.advance(&mut self.term, &bytes[i..=i]);
+                if b != 0x7f {
+                    vte::Perform::execute(&mut self.term, b);
+                }
                 i += 1;
             }
-            self.term.collect_evicted();
+            if self.term.screen.has_evicted() {
+                self.term.collect_evicted();
+            }
         }
     }
 
@@ -203,8 +235,11 @@ struct Term {
     pos: u64,
     /// The parser holds the start of a UTF-8 sequence.
     utf8_pending: bool,
-    /// Literal pieces of the last command, which its output may repeat.
-    forgeable: Vec<String>,
+    /// Literal pieces of the last command, which its output may repeat (worked out when first
+    /// needed: `None` until then).
+    forgeable: Option<Vec<String>>,
+    /// The prompt parsed last.
+    last_prompt: Option<Prompt>,
 }
 
 impl Term {
@@ -239,7 +274,8 @@ impl Term {
             seq_start: 0,
             pos: 0,
             utf8_pending: false,
-            forgeable: Vec::new(),
+            forgeable: Some(Vec::new()),
+            last_prompt: None,
         }
     }
 
@@ -324,6 +360,8 @@ impl Term {
         let (mut first, last) = self.screen.logical_line(input.last_print_row);
         // Where the prompt ends is known exactly when the marker came after it (zsh).
         let exact = input.start_col > 0;
+        // The prompt line's text and its split, when known: the common one-line input reuses them.
+        let mut start_line: Option<(u64, Option<(String, String)>)> = None;
         if exact {
             first = self.screen.logical_line(input.start_row).0.min(first);
         } else {
@@ -331,22 +369,25 @@ impl Term {
             // prompt, but not past a redraw of it (after a completion listing).
             let (p_first, p_last) = self.screen.logical_line(input.start_row);
             let start_text = self.line_text(p_first, p_last);
-            if let Some((p, _)) = prompt::split(&start_text) {
+            let split = prompt::split(&start_text);
+            if let Some((p, _)) = &split {
                 let mut r = first;
                 while r > p_first
                     && !self
                         .line_text(r, self.screen.logical_line(r).1)
-                        .starts_with(&p)
+                        .starts_with(p.as_str())
                 {
                     r = self.screen.logical_line(r - 1).0;
                 }
-                if self
-                    .line_text(r, self.screen.logical_line(r).1)
-                    .starts_with(&p)
+                if r == p_first
+                    || self
+                        .line_text(r, self.screen.logical_line(r).1)
+                        .starts_with(p.as_str())
                 {
                     first = r;
                 }
             }
+            start_line = Some((p_first, split));
         }
         // Join the logical lines of the input region with newlines.
         let mut lines = Vec::new();
@@ -361,7 +402,8 @@ impl Term {
             lines.push(cells);
             r = b + 1;
         }
-        let first_cells = lines.first().cloned().unwrap_or_default();
+        let mut lines = lines.into_iter();
+        let first_cells = lines.next().unwrap_or_default();
         let cut = if exact {
             Some(
                 ((input.start_row - first) as usize * self.screen.width().unwrap_or(0)
@@ -377,21 +419,26 @@ impl Term {
                 cells_text(&first_cells[..cut]),
                 cells_text(&first_cells[cut..end]),
             ),
-            _ => {
-                let text = cells_text(&first_cells[..end]);
-                prompt::split(&text).unwrap_or((String::new(), text))
-            }
+            _ => match start_line {
+                // The same line as the prompt line's text: its split is known.
+                Some((row, Some(split))) if row == first => split,
+                _ => {
+                    let text = cells_text(&first_cells[..end]);
+                    prompt::split(&text).unwrap_or((String::new(), text))
+                }
+            },
         };
-        for more in &lines[1..] {
+        for more in lines {
             command.push('\n');
-            command.push_str(&cells_text(&more[..first_gap_end(more, 0)]));
+            command.push_str(&cells_text(&more[..first_gap_end(&more, 0)]));
         }
         // zsh leaves keypad mode before it returns a line it accepted, not one it was interrupted in.
         let interrupted = input.ctrl_c || (input.keypad && self.keypad);
         let start = bytes.map_or(input.start_byte, |(a, _)| a.min(input.start_byte));
         self.finish_output(input.start_row.min(first));
+        let prompt = self.parse_prompt(&prompt);
         self.accept(
-            Prompt::parse(&prompt),
+            prompt,
             command,
             interrupted,
             (start, self.offset_end),
@@ -423,7 +470,7 @@ impl Term {
         let Some((prompt_text, command)) = prompt::split(&text) else {
             return;
         };
-        let prompt = Prompt::parse(&prompt_text);
+        let prompt = self.parse_prompt(&prompt_text);
         if !self.prompt_expected(&prompt) || self.printed_by_last_command(text.trim()) {
             return;
         }
@@ -443,6 +490,16 @@ impl Term {
             last,
             false,
         );
+    }
+
+    /// Parse a prompt; sessions show the same few prompts over and over.
+    fn parse_prompt(&mut self, text: &str) -> Prompt {
+        if let Some(p) = self.last_prompt.as_ref().filter(|p| p.text == text) {
+            return p.clone();
+        }
+        let p = Prompt::parse(text);
+        self.last_prompt = Some(p.clone());
+        p
     }
 
     /// Without markers, is a line that starts like this prompt really at a prompt?
@@ -466,12 +523,21 @@ impl Term {
     /// Is this prompt-like line text the previous command wrote itself (`printf '$ rm -rf /\n'`)?
     /// Each piece of the command's text can account for one such line.
     fn printed_by_last_command(&mut self, text: &str) -> bool {
-        if self.forgeable.is_empty() {
-            return false;
-        }
-        match self.forgeable.iter().position(|p| p.contains(text)) {
+        let last = self.lines.last();
+        let pieces = self.forgeable.get_or_insert_with(|| {
+            last.map(|l| {
+                l.command
+                    .split(['\n', '\'', '"'])
+                    .flat_map(|p| p.split("\\n"))
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| p.len() > 1)
+                    .collect()
+            })
+            .unwrap_or_default()
+        });
+        match pieces.iter().position(|p| p.contains(text)) {
             Some(i) => {
-                self.forgeable.remove(i);
+                pieces.remove(i);
                 true
             }
             None => false,
@@ -570,13 +636,7 @@ impl Term {
         if !abandoned && !shellwords::is_incomplete(&line.command) {
             self.pending = shellwords::transition(&line.command);
         }
-        self.forgeable = line
-            .command
-            .split(['\n', '\'', '"'])
-            .flat_map(|p| p.split("\\n"))
-            .map(|p| p.trim().to_string())
-            .filter(|p| p.len() > 1)
-            .collect();
+        self.forgeable = None;
         self.lines.push(line);
         self.output_owner = Some((self.drained + self.lines.len() - 1, last_row + 1));
     }
@@ -893,12 +953,52 @@ impl vte::Perform for Term {
         _ignore: bool,
         action: char,
     ) {
+        let mut first = [0u16; escape::MAX_PARAMS];
+        let mut n = 0;
+        for p in params.iter().take(escape::MAX_PARAMS) {
+            first[n] = p.first().copied().unwrap_or(0);
+            n += 1;
+        }
+        self.csi(&first[..n], intermediates, action);
+    }
+
+    fn esc_dispatch(&mut self, intermediates: &[u8], _ignore: bool, byte: u8) {
+        self.esc(intermediates, byte);
+    }
+
+    fn unhook(&mut self) {
+        self.in_seq = false;
+    }
+
+    fn osc_dispatch(&mut self, params: &[&[u8]], _bell_terminated: bool) {
+        self.osc(params);
+    }
+}
+
+impl Term {
+    /// A sequence the fast path read whole.
+    fn dispatch(&mut self, seq: &escape::Seq<'_>) {
+        match seq {
+            escape::Seq::Csi {
+                params,
+                intermediates,
+                action,
+            } => self.csi(params, intermediates, *action),
+            escape::Seq::Esc {
+                intermediates,
+                byte,
+            } => self.esc(intermediates, *byte),
+        }
+    }
+
+    /// A control sequence: `params` holds the first sub-parameter of each parameter.
+    fn csi(&mut self, params: &[u16], intermediates: &[u8], action: char) {
         self.in_seq = false;
         self.after_backspace = false;
         if intermediates == b"?" {
             self.resolve_suspect(None);
         }
-        let mut it = params.iter().map(|p| p.first().copied().unwrap_or(0));
+        let mut it = params.iter().copied();
         let p0 = it.next().unwrap_or(0);
         let n = usize::from(p0.max(1));
         if intermediates == b"?" {
@@ -907,7 +1007,7 @@ impl vte::Perform for Term {
                 'l' => false,
                 _ => return,
             };
-            for mode in params.iter().map(|p| p.first().copied().unwrap_or(0)) {
+            for &mode in params {
                 match mode {
                     2004 if !self.alt => {
                         if on {
@@ -956,7 +1056,7 @@ impl vte::Perform for Term {
         }
     }
 
-    fn esc_dispatch(&mut self, intermediates: &[u8], _ignore: bool, byte: u8) {
+    fn esc(&mut self, intermediates: &[u8], byte: u8) {
         self.in_seq = false;
         if self.alt || !intermediates.is_empty() {
             return;
@@ -978,11 +1078,7 @@ impl vte::Perform for Term {
         }
     }
 
-    fn unhook(&mut self) {
-        self.in_seq = false;
-    }
-
-    fn osc_dispatch(&mut self, params: &[&[u8]], _bell_terminated: bool) {
+    fn osc(&mut self, params: &[&[u8]]) {
         self.in_seq = false;
         match params {
             [b"0" | b"2", title, ..] => {

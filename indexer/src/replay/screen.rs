@@ -145,6 +145,11 @@ impl Screen {
         self.row_mut(r)
     }
 
+    /// Have rows scrolled out of the window since [`Screen::take_evicted`]?
+    pub fn has_evicted(&self) -> bool {
+        !self.evicted.is_empty()
+    }
+
     /// Rows that scrolled out of the window since the last call, oldest first.
     pub fn take_evicted(&mut self) -> Vec<(u64, Row)> {
         std::mem::take(&mut self.evicted)
