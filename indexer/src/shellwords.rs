@@ -438,6 +438,20 @@ const SHELLS: &[&str] = &[
     "bash", "sh", "dash", "zsh", "ksh", "fish", "csh", "tcsh", "ash",
 ];
 
+/// Does the line hold `su`, `sh`, `exit`, `exec`, `logout` or `doas` anywhere (one pass)?
+fn may_name_a_shell_change(b: &[u8]) -> bool {
+    (0..b.len()).any(|i| {
+        let rest = &b[i..];
+        match b[i] {
+            b's' => matches!(rest.get(1), Some(b'u' | b'h')),
+            b'e' => rest.starts_with(b"exit") || rest.starts_with(b"exec"),
+            b'l' => rest.starts_with(b"logout"),
+            b'd' => rest.starts_with(b"doas"),
+            _ => false,
+        }
+    })
+}
+
 /// What a line does to the shell stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
@@ -451,11 +465,7 @@ pub enum Transition {
 pub fn transition(line: &str) -> Option<Transition> {
     // Only lines that name one of these can change the shell; every name holds one of the
     // pieces searched for first (`su` in `sudo`, `sh` in every shell's name).
-    let finder = |p: &str| memchr::memmem::find(line.as_bytes(), p.as_bytes()).is_some();
-    if !["su", "sh", "exit", "logout", "doas", "exec"]
-        .into_iter()
-        .any(finder)
-    {
+    if !may_name_a_shell_change(line.as_bytes()) {
         return None;
     }
     let names_one = line
@@ -469,14 +479,39 @@ pub fn transition(line: &str) -> Option<Transition> {
     if !names_one {
         return None;
     }
-    let cmds = simple_commands(line);
-    let words = cmds.last()?;
+    match plain_last_command(line) {
+        Some(words) => transition_of(&words),
+        None => transition_of(simple_commands(line).last()?),
+    }
+}
+
+/// The words of a line's last simple command, when the line has no quoting, grouping,
+/// redirection or comment: then operators and blanks alone separate them, as the tokenizer
+/// would.
+fn plain_last_command(line: &str) -> Option<Vec<&str>> {
+    let special = |b: &u8| {
+        matches!(
+            b,
+            b'\'' | b'"' | b'\\' | b'#' | b'(' | b')' | b'{' | b'}' | b'<' | b'>'
+        )
+    };
+    if line.as_bytes().iter().any(special) {
+        return None;
+    }
+    let last = line
+        .rsplit([';', '&', '|', '\n'])
+        .find(|part| !part.trim_matches([' ', '\t']).is_empty())?;
+    Some(last.split([' ', '\t']).filter(|w| !w.is_empty()).collect())
+}
+
+/// What the last simple command of a line, as words, does to the shell stack.
+fn transition_of<S: AsRef<str>>(words: &[S]) -> Option<Transition> {
     let mut i = 0;
-    while i < words.len() && (is_assignment(&words[i]) || words[i] == "exec") {
+    while i < words.len() && (is_assignment(words[i].as_ref()) || words[i].as_ref() == "exec") {
         i += 1;
     }
     let words = &words[i..];
-    let first = basename(words.first()?);
+    let first = basename(words.first()?.as_ref());
     match first {
         "exit" | "logout" => Some(Transition::Leave),
         "sudo" | "doas" => {
@@ -484,7 +519,7 @@ pub fn transition(line: &str) -> Option<Transition> {
             let mut shell = false;
             let mut j = 1;
             while j < words.len() {
-                let o = words[j].as_str();
+                let o = words[j].as_ref();
                 if o == "--" {
                     j += 1;
                     break;
@@ -493,7 +528,7 @@ pub fn transition(line: &str) -> Option<Transition> {
                     break;
                 }
                 if o == "-u" || o == "--user" {
-                    user = words.get(j + 1).cloned();
+                    user = words.get(j + 1).map(|u| u.as_ref().to_string());
                     j += 2;
                     continue;
                 }
@@ -510,7 +545,7 @@ pub fn transition(line: &str) -> Option<Transition> {
                             'u' => {
                                 let rest: String = flags[k + 1..].iter().collect();
                                 if rest.is_empty() {
-                                    user = words.get(j + 1).cloned();
+                                    user = words.get(j + 1).map(|u| u.as_ref().to_string());
                                     j += 1;
                                 } else {
                                     user = Some(rest);
@@ -530,7 +565,7 @@ pub fn transition(line: &str) -> Option<Transition> {
             if rest.is_empty() {
                 return shell.then_some(Transition::Enter(Some(target)));
             }
-            let prog = basename(&rest[0]);
+            let prog = basename(rest[0].as_ref());
             if prog == "su" {
                 return su_target(&rest[1..]).map(|u| Transition::Enter(Some(u)));
             }
@@ -548,21 +583,21 @@ pub fn transition(line: &str) -> Option<Transition> {
 }
 
 /// A shell started with these arguments reads commands from the terminal.
-fn shell_is_interactive(args: &[String]) -> bool {
+fn shell_is_interactive<S: AsRef<str>>(args: &[S]) -> bool {
     args.iter().all(|a| {
         matches!(
-            a.as_str(),
+            a.as_ref(),
             "-l" | "-i" | "--login" | "-il" | "-li" | "-" | "--norc" | "--noprofile"
         )
     })
 }
 
 /// The user `su ARGS` becomes, unless it runs a single command (`-c`).
-fn su_target(args: &[String]) -> Option<String> {
+fn su_target<S: AsRef<str>>(args: &[S]) -> Option<String> {
     let mut user = None;
     let mut i = 0;
     while i < args.len() {
-        let a = args[i].as_str();
+        let a = args[i].as_ref();
         match a {
             "-c" | "--command" | "--session-command" => return None,
             "-s" | "--shell" | "-g" | "--group" | "-G" | "--supp-group" => i += 1,
@@ -582,6 +617,28 @@ fn su_target(args: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_lines_split_as_the_tokenizer_splits_them() {
+        for line in [
+            "sudo su -",
+            "cd /tmp && sudo -iu deploy",
+            "ls | grep x; exit",
+            "a=1\tb=2  exec   bash -l",
+            "sudo -u root bash ;  ",
+            "x & y",
+            "echo done || logout",
+            "for f in *; do su - $f; done",
+        ] {
+            let plain = plain_last_command(line).expect(line);
+            let words = simple_commands(line).last().cloned().unwrap_or_default();
+            assert_eq!(plain, words, "{line}");
+            assert_eq!(transition_of(&plain), transition_of(&words), "{line}");
+        }
+        for line in ["echo 'a;b'", "sudo -s # root", "(su)", "cat <<EOF", "a\\;b"] {
+            assert_eq!(plain_last_command(line), None, "{line}");
+        }
+    }
 
     #[test]
     fn programs_of_pipelines_lists_and_wrappers() {

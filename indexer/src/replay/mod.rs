@@ -14,6 +14,7 @@ pub use screen::Screen;
 
 use crate::shellwords::{self, Transition};
 use screen::EMPTY;
+use std::rc::Rc;
 
 /// Bytes of output kept per command; the rest is counted, not kept.
 pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
@@ -239,7 +240,7 @@ struct Term {
     /// needed: `None` until then).
     forgeable: Option<Vec<String>>,
     /// The prompt parsed last.
-    last_prompt: Option<Prompt>,
+    last_prompt: Option<Rc<Prompt>>,
 }
 
 impl Term {
@@ -290,11 +291,7 @@ impl Term {
         if let Some((idx, from)) = self.output_owner {
             for (abs, row) in evicted {
                 if abs >= from {
-                    push_output(
-                        &mut self.lines[idx - self.drained],
-                        &row.text(),
-                        row.wrapped,
-                    );
+                    push_output(&mut self.lines[idx - self.drained], &row);
                 }
             }
         }
@@ -309,8 +306,7 @@ impl Term {
         let mut abs = start;
         while abs < row {
             if let Some(r) = self.screen.row(abs) {
-                let (text, wrapped) = (r.text(), r.wrapped);
-                push_output(&mut self.lines[idx - self.drained], &text, wrapped);
+                push_output(&mut self.lines[idx - self.drained], r);
             }
             abs += 1;
         }
@@ -389,48 +385,47 @@ impl Term {
             }
             start_line = Some((p_first, split));
         }
-        // Join the logical lines of the input region with newlines.
-        let mut lines = Vec::new();
-        let mut bytes: Option<(u64, u64)> = None;
+        // The logical lines of the input region, joined with newlines.
+        let mut ranges = Vec::new();
         let mut r = first;
         while r <= last {
             let (a, b) = self.screen.logical_line(r);
-            let (cells, by) = self.screen.cells(a, b);
-            if let Some((x, y)) = by {
-                bytes = Some(bytes.map_or((x, y), |(p, q)| (p.min(x), q.max(y))));
-            }
-            lines.push(cells);
+            ranges.push((a, b));
             r = b + 1;
         }
-        let mut lines = lines.into_iter();
-        let first_cells = lines.next().unwrap_or_default();
-        let cut = if exact {
-            Some(
-                ((input.start_row - first) as usize * self.screen.width().unwrap_or(0)
-                    + input.start_col)
-                    .min(first_cells.len()),
-            )
-        } else {
-            None
-        };
-        let end = first_gap_end(&first_cells, cut.unwrap_or(0));
-        let (prompt, mut command) = match cut {
-            Some(cut) if cut <= end => (
-                cells_text(&first_cells[..cut]),
-                cells_text(&first_cells[cut..end]),
-            ),
-            _ => match start_line {
-                // The same line as the prompt line's text: its split is known.
-                Some((row, Some(split))) if row == first => split,
-                _ => {
-                    let text = cells_text(&first_cells[..end]);
-                    prompt::split(&text).unwrap_or((String::new(), text))
+        let bytes = ranges
+            .iter()
+            .filter_map(|&(a, b)| self.screen.bytes_of(a, b))
+            .reduce(|(p, q), (x, y)| (p.min(x), q.max(y)));
+        let (prompt, mut command) = match start_line {
+            // The same line as the prompt line's text: its split is known.
+            Some((row, Some(split))) if !exact && row == first => split,
+            _ => {
+                let first_cells = ranges
+                    .first()
+                    .map(|&(a, b)| self.screen.cells(a, b).0)
+                    .unwrap_or_default();
+                let cut = exact.then(|| {
+                    ((input.start_row - first) as usize * self.screen.width().unwrap_or(0)
+                        + input.start_col)
+                        .min(first_cells.len())
+                });
+                let end = first_gap_end(&first_cells, cut.unwrap_or(0));
+                match cut {
+                    Some(cut) if cut <= end => (
+                        cells_text(&first_cells[..cut]),
+                        cells_text(&first_cells[cut..end]),
+                    ),
+                    _ => {
+                        let text = cells_text(&first_cells[..end]);
+                        prompt::split(&text).unwrap_or((String::new(), text))
+                    }
                 }
-            },
+            }
         };
-        for more in lines {
+        for &(a, b) in ranges.iter().skip(1) {
             command.push('\n');
-            command.push_str(&cells_text(&more[..first_gap_end(&more, 0)]));
+            command.push_str(&self.line_text(a, b));
         }
         // zsh leaves keypad mode before it returns a line it accepted, not one it was interrupted in.
         let interrupted = input.ctrl_c || (input.keypad && self.keypad);
@@ -449,8 +444,7 @@ impl Term {
 
     /// Text of the logical line `first..=last` up to any right prompt.
     fn line_text(&self, first: u64, last: u64) -> String {
-        let (cells, _) = self.screen.cells(first, last);
-        cells_text(&cells[..first_gap_end(&cells, 0)])
+        self.screen.text_to_gap(first, last)
     }
 
     /// A line feed leaves the cursor's row: without trusted markers, that may end an input line.
@@ -493,12 +487,12 @@ impl Term {
     }
 
     /// Parse a prompt; sessions show the same few prompts over and over.
-    fn parse_prompt(&mut self, text: &str) -> Prompt {
+    fn parse_prompt(&mut self, text: &str) -> Rc<Prompt> {
         if let Some(p) = self.last_prompt.as_ref().filter(|p| p.text == text) {
-            return p.clone();
+            return Rc::clone(p);
         }
-        let p = Prompt::parse(text);
-        self.last_prompt = Some(p.clone());
+        let p = Rc::new(Prompt::parse(text));
+        self.last_prompt = Some(Rc::clone(&p));
         p
     }
 
@@ -553,7 +547,7 @@ impl Term {
     /// A line was accepted at `prompt`.
     fn accept(
         &mut self,
-        prompt: Prompt,
+        prompt: Rc<Prompt>,
         command: String,
         abandoned: bool,
         bytes: (u64, u64),
@@ -595,7 +589,14 @@ impl Term {
             if parts.len() > 1 {
                 let last_part = parts.pop().unwrap_or_default();
                 for part in parts {
-                    self.accept(prompt.clone(), part, abandoned, bytes, last_row, markers);
+                    self.accept(
+                        Rc::clone(&prompt),
+                        part,
+                        abandoned,
+                        bytes,
+                        last_row,
+                        markers,
+                    );
                 }
                 self.accept(prompt, last_part, abandoned, bytes, last_row, markers);
                 return;
@@ -644,6 +645,12 @@ impl Term {
     /// Move in the stack of shells to the one this prompt belongs to.
     fn enter_prompt(&mut self, prompt: &Prompt, markers: bool) {
         if prompt.is_continuation() {
+            return;
+        }
+        let top = self.levels.len() - 1;
+        if self.pending.is_none() && self.levels[top].shape.as_ref() == Some(&prompt.shape) {
+            // The same shell as before: nothing moves.
+            self.levels[top].markers = markers;
             return;
         }
         let shape = prompt.shape.clone();
@@ -718,7 +725,7 @@ impl Term {
                 let text = cells_text(&cells[..first_gap_end(&cells, 0)]);
                 if let Some((p, c)) = prompt::split(&text) {
                     self.accept(
-                        Prompt::parse(&p),
+                        Rc::new(Prompt::parse(&p)),
                         c,
                         true,
                         (input.start_byte, self.offset_end),
@@ -734,7 +741,7 @@ impl Term {
             let (cells, bytes) = self.screen.cells(first, last);
             let text = cells_text(&cells[..first_gap_end(&cells, 0)]);
             if let (Some((p, c)), Some((a, b))) = (prompt::split(&text), bytes) {
-                let prompt = Prompt::parse(&p);
+                let prompt = Rc::new(Prompt::parse(&p));
                 if !c.trim().is_empty()
                     && b > self.last_accept_byte
                     && self.prompt_expected(&prompt)
@@ -843,15 +850,15 @@ fn ends_inside_utf8(run: &[u8]) -> bool {
 const SUSPECT_LOOKAHEAD: usize = 8;
 
 /// Append one row of output to a command, within the cap.
-fn push_output(line: &mut InputLine, text: &str, wrapped: bool) {
-    let add = text.len() + usize::from(!wrapped);
-    if line.output.len() + add > MAX_OUTPUT_BYTES {
-        line.output_truncated += add as u64;
-        return;
-    }
-    line.output.push_str(text);
-    if !wrapped {
+fn push_output(line: &mut InputLine, row: &screen::Row) {
+    let before = line.output.len();
+    row.push_text(&mut line.output);
+    if !row.wrapped {
         line.output.push('\n');
+    }
+    if line.output.len() > MAX_OUTPUT_BYTES {
+        line.output_truncated += (line.output.len() - before) as u64;
+        line.output.truncate(before);
     }
 }
 

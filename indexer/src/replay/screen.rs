@@ -50,6 +50,20 @@ impl Row {
             .collect()
     }
 
+    /// Append the row's text (as [`Row::text`]) to `out`.
+    pub fn push_text(&self, out: &mut String) {
+        let end = self
+            .cells
+            .iter()
+            .rposition(|&c| c != EMPTY)
+            .map_or(0, |i| i + 1);
+        out.extend(
+            self.cells[..end]
+                .iter()
+                .map(|&c| if c == EMPTY { ' ' } else { c }),
+        );
+    }
+
     fn set(&mut self, col: usize, ch: char) {
         if self.cells.len() <= col {
             self.cells.resize(col + 1, EMPTY);
@@ -443,6 +457,39 @@ impl Screen {
             last += 1;
         }
         (first, last)
+    }
+
+    /// The text of rows `first..=last` joined, up to the first cell never written (a wrapped
+    /// row that is not full ends the text there): what [`Screen::cells`] holds before its
+    /// first gap, without copying the cells.
+    pub fn text_to_gap(&self, first: u64, last: u64) -> String {
+        let mut out = String::with_capacity(64);
+        for abs in first..=last {
+            let Some(row) = self.row(abs) else { continue };
+            match row.cells.iter().position(|&c| c == EMPTY) {
+                Some(gap) => {
+                    out.extend(&row.cells[..gap]);
+                    return out;
+                }
+                None => out.extend(&row.cells),
+            }
+            let padded = row.wrapped && self.width.is_some_and(|w| w > row.cells.len());
+            if padded {
+                return out;
+            }
+        }
+        out
+    }
+
+    /// The source bytes that wrote rows `first..=last`.
+    pub fn bytes_of(&self, first: u64, last: u64) -> Option<(u64, u64)> {
+        let mut bytes: Option<(u64, u64)> = None;
+        for abs in first..=last {
+            if let Some((a, b)) = self.row(abs).and_then(|r| r.bytes) {
+                bytes = Some(bytes.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+            }
+        }
+        bytes
     }
 
     /// The cells of rows `first..=last`, joined, and the source bytes that wrote them.
