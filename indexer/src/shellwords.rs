@@ -348,6 +348,12 @@ const SUDO_VALUE_OPTS: &[&str] = &[
 
 /// The programs a line runs, in order: each simple command's program, and what wrappers run.
 pub fn programs(line: &str) -> Vec<String> {
+    if let Some(commands) = plain_simple_commands(line) {
+        return commands
+            .iter()
+            .flat_map(|words| programs_of(words))
+            .collect();
+    }
     simple_commands(line)
         .iter()
         .flat_map(|words| programs_of(words))
@@ -355,12 +361,12 @@ pub fn programs(line: &str) -> Vec<String> {
 }
 
 /// The programs one simple command runs: its program and, past wrappers, theirs.
-pub fn programs_of(words: &[String]) -> Vec<String> {
+pub fn programs_of<S: AsRef<str>>(words: &[S]) -> Vec<String> {
     let mut out = Vec::new();
     {
         let mut i = 0;
         while i < words.len() {
-            let w = &words[i];
+            let w = words[i].as_ref();
             if is_assignment(w) {
                 i += 1;
                 continue;
@@ -380,7 +386,7 @@ pub fn programs_of(words: &[String]) -> Vec<String> {
             i += 1;
             // Skip the wrapper's own options (and the values of those that take one).
             while i < words.len() {
-                let o = &words[i];
+                let o = words[i].as_ref();
                 if o == "--" {
                     i += 1;
                     break;
@@ -400,14 +406,14 @@ pub fn programs_of(words: &[String]) -> Vec<String> {
                     break;
                 }
                 let takes_value = match name {
-                    "sudo" => SUDO_VALUE_OPTS.contains(&o.as_str()),
-                    "nice" | "ionice" => matches!(o.as_str(), "-n" | "-c"),
-                    "timeout" => matches!(o.as_str(), "-s" | "-k" | "--signal" | "--kill-after"),
+                    "sudo" => SUDO_VALUE_OPTS.contains(&o),
+                    "nice" | "ionice" => matches!(o, "-n" | "-c"),
+                    "timeout" => matches!(o, "-s" | "-k" | "--signal" | "--kill-after"),
                     "runuser" | "xargs" => {
-                        matches!(o.as_str(), "-u" | "-g" | "-I" | "-n" | "-P" | "-d" | "-L")
+                        matches!(o, "-u" | "-g" | "-I" | "-n" | "-P" | "-d" | "-L")
                     }
                     "stdbuf" => false,
-                    "env" => matches!(o.as_str(), "-u" | "-C" | "-S"),
+                    "env" => matches!(o, "-u" | "-C" | "-S"),
                     _ => false,
                 };
                 i += if takes_value { 2 } else { 1 };
@@ -489,19 +495,40 @@ pub fn transition(line: &str) -> Option<Transition> {
 /// redirection or comment: then operators and blanks alone separate them, as the tokenizer
 /// would.
 fn plain_last_command(line: &str) -> Option<Vec<&str>> {
-    let special = |b: &u8| {
-        matches!(
-            b,
-            b'\'' | b'"' | b'\\' | b'#' | b'(' | b')' | b'{' | b'}' | b'<' | b'>'
-        )
-    };
-    if line.as_bytes().iter().any(special) {
+    if !is_plain(line) {
         return None;
     }
     let last = line
         .rsplit([';', '&', '|', '\n'])
         .find(|part| !part.trim_matches([' ', '\t']).is_empty())?;
     Some(last.split([' ', '\t']).filter(|w| !w.is_empty()).collect())
+}
+
+/// No quoting, grouping, redirection or comment in the line.
+fn is_plain(line: &str) -> bool {
+    !line.as_bytes().iter().any(|b| {
+        matches!(
+            b,
+            b'\'' | b'"' | b'\\' | b'#' | b'(' | b')' | b'{' | b'}' | b'<' | b'>'
+        )
+    })
+}
+
+/// Every simple command of a plain line (see [`plain_last_command`]), as words.
+fn plain_simple_commands(line: &str) -> Option<Vec<Vec<&str>>> {
+    if !is_plain(line) {
+        return None;
+    }
+    Some(
+        line.split([';', '&', '|', '\n'])
+            .map(|part| {
+                part.split([' ', '\t'])
+                    .filter(|w| !w.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|w| !w.is_empty())
+            .collect(),
+    )
 }
 
 /// What the last simple command of a line, as words, does to the shell stack.
@@ -633,6 +660,11 @@ mod tests {
             let plain = plain_last_command(line).expect(line);
             let words = simple_commands(line).last().cloned().unwrap_or_default();
             assert_eq!(plain, words, "{line}");
+            assert_eq!(
+                plain_simple_commands(line).expect(line),
+                simple_commands(line),
+                "{line}"
+            );
             assert_eq!(transition_of(&plain), transition_of(&words), "{line}");
         }
         for line in ["echo 'a;b'", "sudo -s # root", "(su)", "cat <<EOF", "a\\;b"] {

@@ -141,7 +141,7 @@ fn ingest(
     let mut store = Store::open_or_create(index)
         .with_context(|| format!("opening the index at {}", index.display()))?;
     let mut run = Run {
-        progress: !quiet && std::io::stderr().is_terminal(),
+        bar: (!quiet && std::io::stderr().is_terminal()).then(progress_bar),
         quiet,
         ..Run::default()
     };
@@ -156,6 +156,7 @@ fn ingest(
             bytes,
         });
         run.take(&name, object.map_err(|e| e.to_string()), &mut batch)?;
+        run.commit_when_full(&mut store, &mut batch)?;
     }
     for url in inputs.iter().filter(|a| remote::is_remote(a)) {
         if url.starts_with("s3://") {
@@ -166,7 +167,10 @@ fn ingest(
                     .map(|o| o.name.clone())
                     .unwrap_or_else(|_| url.clone());
                 run.show_progress(n, total, &name);
-                if let Err(e) = run.take(&name, object, &mut batch) {
+                if let Err(e) = run
+                    .take(&name, object, &mut batch)
+                    .and_then(|()| run.commit_when_full(&mut store, &mut batch))
+                {
                     failed = Err(e);
                 }
             })?;
@@ -175,19 +179,21 @@ fn ingest(
             for object in remote::cloudwatch_streams(url, since.map(|s| s * 1000))? {
                 let name = object.name.clone();
                 run.take(&name, Ok(object), &mut batch)?;
+                run.commit_when_full(&mut store, &mut batch)?;
             }
         }
     }
-    if run.progress {
-        write!(std::io::stderr(), "\r\x1b[Kindexing…")?;
+    if let Some(bar) = &run.bar {
+        bar.set_message("indexing…");
     }
-    let changes = store.ingest(batch)?;
+    run.commit(&mut store, &mut batch)?;
+    let changes = run.changes.clone();
     let secs = started.elapsed().as_secs_f64().max(1e-6);
+    run.finish_bar();
     if !quiet {
         writeln!(
             std::io::stderr(),
-            "{}ingested {} of {} sources ({} skipped, {} failed, {:.1} MB at {:.1} MB/s): {} sessions, {} commands, {} abandoned lines updated in {}",
-            clear(run.progress),
+            "ingested {} of {} sources ({} skipped, {} failed, {:.1} MB at {:.1} MB/s): {} sessions, {} commands, {} abandoned lines updated in {}",
             run.read,
             run.read + run.skipped + run.failed,
             run.skipped,
@@ -210,25 +216,68 @@ fn ingest(
 /// Counts and reporting of one `ingest` run.
 #[derive(Default)]
 struct Run {
-    progress: bool,
+    /// The progress bar, on a terminal.
+    bar: Option<indicatif::ProgressBar>,
     quiet: bool,
     read: usize,
     skipped: usize,
     failed: usize,
     bytes: u64,
+    /// Bytes read into the batch not committed yet.
+    pending: u64,
+    /// What the commits so far changed.
+    changes: indexer::store::Changes,
 }
+
+/// Raw bytes read before the batch is committed: bounds memory, and a crash loses at most
+/// this much work (committed batches stay, and ingesting again skips nothing it needs).
+const COMMIT_BYTES: u64 = 64 << 20;
 
 impl Run {
     fn show_progress(&self, n: usize, total: usize, name: &str) {
-        if self.progress {
-            let _ = write!(
-                std::io::stderr(),
-                "\r\x1b[Kreading {}/{}: {}",
-                n + 1,
-                total,
+        if let Some(bar) = &self.bar {
+            bar.set_length(total as u64);
+            bar.set_position(n as u64);
+            bar.set_message(format!(
+                "{:.1} MB/s  {}",
+                self.bytes as f64 / 1e6 / bar.elapsed().as_secs_f64().max(1e-3),
                 output::visible(name)
-            );
+            ));
         }
+    }
+
+    /// Clear the bar before the summary line.
+    fn finish_bar(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// One line of report, above the bar when there is one.
+    fn say(&self, line: &str) -> Result<()> {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => writeln!(std::io::stderr().lock(), "{line}")?,
+        }
+        Ok(())
+    }
+
+    /// Commit the batch once it holds [`COMMIT_BYTES`].
+    fn commit_when_full(&mut self, store: &mut Store, batch: &mut Batch) -> Result<()> {
+        if self.pending >= COMMIT_BYTES {
+            self.commit(store, batch)?;
+        }
+        Ok(())
+    }
+
+    /// Merge the batch into the index.
+    fn commit(&mut self, store: &mut Store, batch: &mut Batch) -> Result<()> {
+        let c = store.ingest(std::mem::take(batch))?;
+        self.changes.sessions += c.sessions;
+        self.changes.commands += c.commands;
+        self.changes.abandoned += c.abandoned;
+        self.pending = 0;
+        Ok(())
     }
 
     /// Read one source into the batch, reporting what became of it.
@@ -238,22 +287,19 @@ impl Run {
         object: std::result::Result<SourceObject, String>,
         batch: &mut Batch,
     ) -> Result<()> {
-        let mut err = std::io::stderr().lock();
         let object = match object {
             Ok(o) => o,
             Err(e) => {
                 self.failed += 1;
-                writeln!(
-                    err,
-                    "{}error: {}: {}",
-                    clear(self.progress),
+                return self.say(&format!(
+                    "error: {}: {}",
                     output::visible(name),
                     output::visible(&e)
-                )?;
-                return Ok(());
+                ));
             }
         };
         self.bytes += object.bytes.len() as u64;
+        self.pending += object.bytes.len() as u64;
         let outcome = ingest::read_object(&object, batch);
         let prefix = match &outcome {
             Outcome::Read { .. } => {
@@ -273,14 +319,11 @@ impl Run {
                 "error: "
             }
         };
-        writeln!(
-            err,
-            "{}{prefix}{}: {}",
-            clear(self.progress),
+        self.say(&format!(
+            "{prefix}{}: {}",
             output::visible(name),
             output::visible(&outcome.describe())
-        )?;
-        Ok(())
+        ))
     }
 }
 
@@ -293,12 +336,18 @@ fn found(any: bool) -> ExitCode {
     }
 }
 
-fn clear(progress: bool) -> &'static str {
-    if progress {
-        "\r\x1b[K"
-    } else {
-        ""
-    }
+/// Files read of all, elapsed time and the file being read; drawn on stderr about ten times a
+/// second, and only on a terminal.
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} files, eta {eta}  {wide_msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
 }
 
 impl cli::SearchArgs {
