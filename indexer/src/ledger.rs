@@ -127,7 +127,10 @@ impl Ledger {
             .last()
             .map_or(GENESIS.to_string(), |e| e.hash.clone());
         let mut n = entries.last().map_or(0, |e| e.n);
-        let latest = |s: &str| entries.iter().rev().find(|e| e.source == s);
+        // The latest entry of each source (later entries replace earlier ones).
+        let latest_of: std::collections::HashMap<&str, &Entry> =
+            entries.iter().map(|e| (e.source.as_str(), e)).collect();
+        let latest = |s: &str| latest_of.get(s).copied();
         let mut out = String::new();
         let mut added = 0;
         let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();

@@ -218,8 +218,11 @@ const OPENERS: &[&str] = &["if", "for", "while", "until", "case", "select"];
 /// Does the line need more lines (a trailing backslash or operator, an open quote, a heredoc)?
 pub fn is_incomplete(line: &str) -> bool {
     // Most lines have nothing that could leave them open.
-    if !line.contains(['\\', '|', '&', '<', '\'', '"'])
-        && !line.split_whitespace().any(|w| OPENERS.contains(&w))
+    let syntax = |b: &u8| matches!(b, b'\\' | b'|' | b'&' | b'<' | b'\'' | b'"');
+    if !line.as_bytes().iter().any(syntax)
+        && !line
+            .split(|c: char| c.is_ascii_whitespace())
+            .any(|w| OPENERS.contains(&w))
     {
         return false;
     }

@@ -17,6 +17,7 @@
 use crate::error::{Error, Result};
 use crate::formats::{Instance, TrailEvent};
 use crate::model::{self, CommandRecord, SessionSource, SessionTrail};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -116,12 +117,12 @@ impl Shared {
 
 /// What a command document stores of its record: the line's own facts.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Stored {
+struct Stored<'a> {
     seq: u32,
-    command: String,
-    run_as: String,
+    command: Cow<'a, str>,
+    run_as: Cow<'a, str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    cwd: Option<String>,
+    cwd: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     abandoned: bool,
     byte_start: u64,
@@ -131,14 +132,14 @@ struct Stored {
     shared: usize,
     /// Output, for records that no source document of the index holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    output: Option<String>,
+    output: Option<Cow<'a, str>>,
 }
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-impl Stored {
+impl Stored<'_> {
     fn record(self, session_id: &str, shared: &Shared) -> CommandRecord {
         CommandRecord {
             session_id: session_id.to_string(),
@@ -148,9 +149,9 @@ impl Stored {
             } else {
                 crate::shellwords::programs(&self.command)
             },
-            command: self.command,
-            run_as: self.run_as,
-            cwd: self.cwd,
+            command: self.command.into_owned(),
+            run_as: self.run_as.into_owned(),
+            cwd: self.cwd.map(Cow::into_owned),
             who: shared.who.clone(),
             abandoned: self.abandoned,
             rule: Vec::new(),
@@ -161,7 +162,7 @@ impl Stored {
                 byte_start: self.byte_start,
                 byte_end: self.byte_end,
             },
-            output: self.output,
+            output: self.output.map(Cow::into_owned),
         }
     }
 }
@@ -184,20 +185,70 @@ pub struct WhoKey {
 }
 
 impl WhoKey {
-    fn of(r: &CommandRecord) -> WhoKey {
+    fn of(session_id: &str, who: &model::Attribution) -> WhoKey {
         WhoKey {
-            session_id: r.session_id.clone(),
-            principal_arn: r.who.principal_arn.clone(),
-            principal: r.who.principal.clone(),
-            instance: r
-                .who
+            session_id: session_id.to_string(),
+            principal_arn: who.principal_arn.clone(),
+            principal: who.principal.clone(),
+            instance: who
                 .instance_name
                 .clone()
-                .or_else(|| r.who.instance_id.clone()),
-            session_start: r.who.session_start.clone(),
-            session_end: r.who.session_end.clone(),
+                .or_else(|| who.instance_id.clone()),
+            session_start: who.session_start.clone(),
+            session_end: who.session_end.clone(),
         }
     }
+}
+
+/// Index operations of one commit, handed to the writer in blocks (one hand-over per block
+/// rather than per document).
+struct Ops<'w> {
+    writer: &'w IndexWriter,
+    ops: Vec<tantivy::indexer::UserOperation>,
+}
+
+impl Ops<'_> {
+    const BLOCK: usize = 4096;
+
+    fn add(&mut self, d: TantivyDocument) -> Result<()> {
+        self.ops.push(tantivy::indexer::UserOperation::Add(d));
+        self.flush_if_full()
+    }
+
+    fn delete(&mut self, t: Term) -> Result<()> {
+        self.ops.push(tantivy::indexer::UserOperation::Delete(t));
+        self.flush_if_full()
+    }
+
+    fn flush_if_full(&mut self) -> Result<()> {
+        if self.ops.len() >= Self::BLOCK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.ops.is_empty() {
+            self.writer.run(std::mem::take(&mut self.ops))?;
+        }
+        Ok(())
+    }
+}
+
+/// One input line to write as a command document, borrowed from where it is held.
+struct LineDoc<'a> {
+    seq: u32,
+    command: &'a str,
+    run_as: &'a str,
+    cwd: Option<&'a str>,
+    abandoned: bool,
+    byte_start: u64,
+    byte_end: u64,
+    output: &'a str,
+    /// Its own document keeps the output (no source document holds it).
+    keep_output: bool,
+    /// Which of the session's [`Shared`] parts it has.
+    shared: usize,
 }
 
 /// Counts matching documents by their `who` fast field, per segment by term ordinal.
@@ -349,6 +400,14 @@ pub struct Store {
     reader: IndexReader,
     f: Fields,
     path: PathBuf,
+    /// The writer, once this store has written: kept across commits so that its background
+    /// merges go on, and held (with its lock) until [`Store::finish`] or drop.
+    writer: Option<IndexWriter>,
+    /// CloudTrail of sessions looked up or written by this process (the writer lock guarantees
+    /// no other process changes them meanwhile): a session's transcript usually arrives in a
+    /// later commit than its CloudTrail file, and reading the trail back from the compressed
+    /// document store each time would cost more than the session's own indexing.
+    trails: std::collections::HashMap<String, Option<SessionTrail>>,
 }
 
 impl Store {
@@ -400,10 +459,16 @@ impl Store {
             reader,
             f,
             path: path.to_path_buf(),
+            writer: None,
+            trails: std::collections::HashMap::new(),
         })
     }
 
-    fn writer(&self) -> Result<IndexWriter> {
+    /// The writer (made on first use), taken out while a commit is prepared.
+    fn take_writer(&mut self) -> Result<IndexWriter> {
+        if let Some(w) = self.writer.take() {
+            return Ok(w);
+        }
         self.index
             .writer_with_num_threads(1, WRITER_HEAP)
             .map_err(|e| match e {
@@ -412,6 +477,15 @@ impl Store {
                 }
                 e => Error::Index(e),
             })
+    }
+
+    /// Let the segment merges the commits started finish (fewer, larger segments make every
+    /// later query faster), and release the writer lock.
+    pub fn finish(mut self) -> Result<()> {
+        if let Some(w) = self.writer.take() {
+            w.wait_merging_threads()?;
+        }
+        Ok(())
     }
 
     fn term(&self, field: Field, text: &str) -> Term {
@@ -463,11 +537,16 @@ impl Store {
         ])
     }
 
-    fn trail_of(&self, sid: &str) -> Result<Option<SessionTrail>> {
-        Ok(self
+    fn trail_of(&mut self, sid: &str) -> Result<Option<SessionTrail>> {
+        if let Some(t) = self.trails.get(sid) {
+            return Ok(t.clone());
+        }
+        let t: Option<SessionTrail> = self
             .bodies(&self.kind_and("trail", self.f.sid, sid))?
             .into_iter()
-            .next())
+            .next();
+        self.trails.insert(sid.to_string(), t.clone());
+        Ok(t)
     }
 
     fn sources_of(&self, sid: &str) -> Result<Vec<SessionSource>> {
@@ -483,7 +562,28 @@ impl Store {
     /// Merge facts into the index and rebuild the commands of every session they touch.
     pub fn ingest(&mut self, batch: Batch) -> Result<Changes> {
         self.reader.reload()?;
-        let mut writer = self.writer()?;
+        let mut writer = self.take_writer()?;
+        let result = self.ingest_with(&writer, batch);
+        if result.is_ok() {
+            writer.commit()?;
+            self.writer = Some(writer);
+        }
+        // On an error the writer goes with what it was given: nothing of the batch is committed.
+        let (changes, ledger) = result?;
+        self.reader.reload()?;
+        crate::ledger::Ledger::of_index(&self.path).append(&ledger)?;
+        Ok(changes)
+    }
+
+    fn ingest_with(
+        &mut self,
+        writer: &IndexWriter,
+        batch: Batch,
+    ) -> Result<(Changes, Vec<crate::ledger::Ingested>)> {
+        let mut ops = Ops {
+            writer,
+            ops: Vec::new(),
+        };
         let mut affected: BTreeSet<String> = BTreeSet::new();
 
         // Inventory.
@@ -495,8 +595,8 @@ impl Store {
                 names.insert(i.instance_id.clone(), name.clone());
                 renamed.insert(i.instance_id.clone());
                 let key = format!("instance\u{0}{}", i.instance_id);
-                writer.delete_term(self.term(self.f.key, &key));
-                writer.add_document(doc!(
+                ops.delete(self.term(self.f.key, &key))?;
+                ops.add(doc!(
                     self.f.kind => "instance",
                     self.f.key => key,
                     self.f.instance => i.instance_id.to_ascii_lowercase(),
@@ -529,7 +629,7 @@ impl Store {
             });
             if t.merge(events) {
                 let key = format!("trail\u{0}{sid}");
-                writer.delete_term(self.term(self.f.key, &key));
+                ops.delete(self.term(self.f.key, &key))?;
                 let mut d = doc!(
                     self.f.kind => "trail",
                     self.f.key => key,
@@ -539,9 +639,10 @@ impl Store {
                 if let Some(target) = t.start().and_then(|s| s.target.as_ref()) {
                     d.add_text(self.f.instance, target.to_ascii_lowercase());
                 }
-                writer.add_document(d)?;
+                ops.add(d)?;
                 affected.insert(sid.clone());
             }
+            self.trails.insert(sid.clone(), Some(t.clone()));
             trails.insert(sid, t);
         }
 
@@ -549,7 +650,7 @@ impl Store {
         let mut new_sources: BTreeMap<String, Vec<SessionSource>> = BTreeMap::new();
         for s in batch.sources {
             let key = format!("source\u{0}{}\u{0}{}", s.meta.source, s.meta.session_id);
-            writer.delete_term(self.term(self.f.key, &key));
+            ops.delete(self.term(self.f.key, &key))?;
             let mut d = doc!(
                 self.f.kind => "source",
                 self.f.key => key,
@@ -559,7 +660,7 @@ impl Store {
             if let Some(i) = &s.meta.instance_id {
                 d.add_text(self.f.instance, i.to_ascii_lowercase());
             }
-            writer.add_document(d)?;
+            ops.add(d)?;
             affected.insert(s.meta.session_id.clone());
             new_sources
                 .entry(s.meta.session_id.clone())
@@ -579,11 +680,33 @@ impl Store {
                 Some(t) => Some(t.clone()),
                 None => self.trail_of(sid)?,
             };
-            let records = model::records(sid, &sources, trail.as_ref(), &names)
-                .into_iter()
-                .map(|(rec, output)| (rec, output, false))
+            let Some(best) = model::best(&sources) else {
+                self.write_session(&mut ops, sid, &[], &[], &mut changes)?;
+                continue;
+            };
+            let shared = [Shared {
+                who: model::attribute(sid, Some(&best.meta), trail.as_ref(), &names),
+                source: best.meta.source.clone(),
+                version_id: best.meta.version_id.clone(),
+                sha256: best.meta.sha256.clone(),
+            }];
+            let lines: Vec<LineDoc<'_>> = best
+                .lines
+                .iter()
+                .map(|l| LineDoc {
+                    seq: l.seq,
+                    command: &l.command,
+                    run_as: &l.run_as,
+                    cwd: l.cwd.as_deref(),
+                    abandoned: l.abandoned,
+                    byte_start: l.byte_start,
+                    byte_end: l.byte_end,
+                    output: &l.output,
+                    keep_output: false,
+                    shared: 0,
+                })
                 .collect();
-            self.write_session(&writer, sid, records, &mut changes)?;
+            self.write_session(&mut ops, sid, &shared, &lines, &mut changes)?;
         }
         // Records derived elsewhere replace the commands of their sessions.
         let mut by_session: BTreeMap<String, Vec<CommandRecord>> = BTreeMap::new();
@@ -593,106 +716,137 @@ impl Store {
         for (sid, mut recs) in by_session {
             recs.sort_by_key(|r| r.seq);
             recs.dedup_by_key(|r| r.seq);
-            // No source document holds their output: their own documents keep it.
-            let records = recs
-                .into_iter()
-                .map(|mut rec| {
-                    let output = rec.output.take().unwrap_or_default();
-                    (rec, output, true)
-                })
-                .collect();
-            self.write_session(&writer, &sid, records, &mut changes)?;
+            let mut shared: Vec<Shared> = Vec::new();
+            let mut lines = Vec::new();
+            for r in &recs {
+                let part = Shared::of(r);
+                let index = match shared.iter().position(|s| s == &part) {
+                    Some(i) => i,
+                    None => {
+                        shared.push(part);
+                        shared.len() - 1
+                    }
+                };
+                lines.push(LineDoc {
+                    seq: r.seq,
+                    command: &r.command,
+                    run_as: &r.run_as,
+                    cwd: r.cwd.as_deref(),
+                    abandoned: r.abandoned,
+                    byte_start: r.evidence.byte_start,
+                    byte_end: r.evidence.byte_end,
+                    output: r.output.as_deref().unwrap_or(""),
+                    // No source document holds their output: their own documents keep it.
+                    keep_output: true,
+                    shared: index,
+                });
+            }
+            self.write_session(&mut ops, &sid, &shared, &lines, &mut changes)?;
         }
-        writer.commit()?;
-        self.reader.reload()?;
-        crate::ledger::Ledger::of_index(&self.path).append(&batch.ledger)?;
-        Ok(changes)
+        ops.flush()?;
+        Ok((changes, batch.ledger))
     }
 
-    /// Replace a session's command documents (and its `session` document) with `records`, each
-    /// with its output text and whether its own document has to keep that text.
+    /// Replace a session's command documents (and its `session` document) with `lines`, whose
+    /// shared parts are `shared`.
     fn write_session(
         &self,
-        writer: &IndexWriter,
+        ops: &mut Ops<'_>,
         sid: &str,
-        records: Vec<(CommandRecord, String, bool)>,
+        shared: &[Shared],
+        lines: &[LineDoc<'_>],
         changes: &mut Changes,
     ) -> Result<()> {
         let f = self.f;
         let key = format!("commands\u{0}{sid}");
-        writer.delete_term(self.term(f.key, &key));
-        if records.is_empty() {
+        ops.delete(self.term(f.key, &key))?;
+        if lines.is_empty() {
             return Ok(());
         }
         changes.sessions += 1;
-        let mut shared: Vec<Shared> = Vec::new();
-        for (rec, output, keep_output) in records {
-            if rec.abandoned {
+        // What is the same for every command of a shared part, worked out once.
+        struct Facts {
+            who: String,
+            principals: Vec<String>,
+            instances: Vec<String>,
+            start: Option<i64>,
+            order_start: Option<i64>,
+        }
+        let facts = shared
+            .iter()
+            .map(|s| {
+                let w = &s.who;
+                Ok(Facts {
+                    who: serde_json::to_string(&WhoKey::of(sid, w))?,
+                    principals: [&w.principal, &w.principal_arn]
+                        .into_iter()
+                        .flatten()
+                        .map(|p| p.to_lowercase())
+                        .collect(),
+                    instances: [&w.instance_id, &w.instance_name]
+                        .into_iter()
+                        .flatten()
+                        .map(|i| i.to_lowercase())
+                        .collect(),
+                    start: w.session_start.as_deref().and_then(parse_time),
+                    order_start: w
+                        .session_start
+                        .as_deref()
+                        .or(w.session_end.as_deref())
+                        .and_then(parse_time),
+                })
+            })
+            .collect::<Result<Vec<Facts>>>()?;
+        for l in lines {
+            if l.abandoned {
                 changes.abandoned += 1;
             } else {
                 changes.commands += 1;
             }
-            let part = Shared::of(&rec);
-            let index = match shared.iter().position(|s| s == &part) {
-                Some(i) => i,
-                None => {
-                    shared.push(part);
-                    shared.len() - 1
-                }
-            };
+            let fx = &facts[l.shared];
             let mut d = doc!(
-                f.kind => if rec.abandoned { "abandoned" } else { "command" },
+                f.kind => if l.abandoned { "abandoned" } else { "command" },
                 f.key => key.as_str(),
                 f.sid => sid,
-                f.command => rec.command.as_str(),
-                f.output => output.as_str(),
-                f.run_as => rec.run_as.as_str(),
-                f.who => serde_json::to_string(&WhoKey::of(&rec))?,
+                f.command => l.command,
+                f.output => l.output,
+                f.run_as => l.run_as,
+                f.who => fx.who.as_str(),
             );
-            for p in &rec.programs {
-                d.add_text(f.program, p);
+            if !l.abandoned {
+                for p in crate::shellwords::programs(l.command) {
+                    d.add_text(f.program, p);
+                }
             }
-            for p in [&rec.who.principal, &rec.who.principal_arn]
-                .into_iter()
-                .flatten()
-            {
-                d.add_text(f.principal, p.to_lowercase());
+            for p in &fx.principals {
+                d.add_text(f.principal, p);
             }
-            for i in [&rec.who.instance_id, &rec.who.instance_name]
-                .into_iter()
-                .flatten()
-            {
-                d.add_text(f.instance, i.to_lowercase());
+            for i in &fx.instances {
+                d.add_text(f.instance, i);
             }
-            let start = rec
-                .who
-                .session_start
-                .as_deref()
-                .or(rec.who.session_end.as_deref())
-                .and_then(parse_time);
-            if let Some(t) = rec.who.session_start.as_deref().and_then(parse_time) {
+            if let Some(t) = fx.start {
                 d.add_i64(f.start, t);
             }
-            d.add_u64(f.order, order_key(start, rec.seq));
+            d.add_u64(f.order, order_key(fx.order_start, l.seq));
             let stored = Stored {
-                seq: rec.seq,
-                command: rec.command,
-                run_as: rec.run_as,
-                cwd: rec.cwd,
-                abandoned: rec.abandoned,
-                byte_start: rec.evidence.byte_start,
-                byte_end: rec.evidence.byte_end,
-                shared: index,
-                output: keep_output.then_some(output),
+                seq: l.seq,
+                command: Cow::Borrowed(l.command),
+                run_as: Cow::Borrowed(l.run_as),
+                cwd: l.cwd.map(Cow::Borrowed),
+                abandoned: l.abandoned,
+                byte_start: l.byte_start,
+                byte_end: l.byte_end,
+                shared: l.shared,
+                output: l.keep_output.then_some(Cow::Borrowed(l.output)),
             };
             d.add_text(f.body, serde_json::to_string(&stored)?);
-            writer.add_document(d)?;
+            ops.add(d)?;
         }
-        writer.add_document(doc!(
+        ops.add(doc!(
             f.kind => "session",
             f.key => key,
             f.sid => sid,
-            f.body => serde_json::to_string(&shared)?,
+            f.body => serde_json::to_string(shared)?,
         ))?;
         Ok(())
     }
@@ -948,17 +1102,16 @@ impl Store {
     /// Remove a session's records and sources from the index (a retention purge); the ledger
     /// keeps what was ingested, so `verify` reports the removal.
     pub fn forget_session(&mut self, session_id: &str) -> Result<()> {
-        let mut writer = self.writer()?;
+        let mut writer = self.take_writer()?;
         writer.delete_term(self.term(self.f.key, &format!("commands\u{0}{session_id}")));
         for s in self.bodies::<SourceMetaOnly>(&self.kind_and("source", self.f.sid, session_id))? {
-            {
-                writer.delete_term(self.term(
-                    self.f.key,
-                    &format!("source\u{0}{}\u{0}{}", s.meta.source, session_id),
-                ));
-            }
+            writer.delete_term(self.term(
+                self.f.key,
+                &format!("source\u{0}{}\u{0}{}", s.meta.source, session_id),
+            ));
         }
         writer.commit()?;
+        self.writer = Some(writer);
         self.reader.reload()?;
         Ok(())
     }

@@ -203,7 +203,11 @@ async fn report(
             })?;
         let dir = dir.clone();
         let r = tokio::task::spawn_blocking(move || {
-            indexer::store::Store::open_or_create(&dir).and_then(|mut s| s.ingest(batch))
+            indexer::store::Store::open_or_create(&dir).and_then(|mut s| {
+                let changes = s.ingest(batch)?;
+                s.finish()?;
+                Ok(changes)
+            })
         })
         .await;
         match r {

@@ -239,8 +239,8 @@ struct Term {
     /// Literal pieces of the last command, which its output may repeat (worked out when first
     /// needed: `None` until then).
     forgeable: Option<Vec<String>>,
-    /// The prompt parsed last.
-    last_prompt: Option<Rc<Prompt>>,
+    /// The prompts parsed last (a session moves between a few: directories, users).
+    prompts: Vec<Rc<Prompt>>,
 }
 
 impl Term {
@@ -276,7 +276,7 @@ impl Term {
             pos: 0,
             utf8_pending: false,
             forgeable: Some(Vec::new()),
-            last_prompt: None,
+            prompts: Vec::new(),
         }
     }
 
@@ -287,14 +287,16 @@ impl Term {
     // ---- output -----------------------------------------------------------------------------
 
     fn collect_evicted(&mut self) {
-        let evicted = self.screen.take_evicted();
-        if let Some((idx, from)) = self.output_owner {
-            for (abs, row) in evicted {
+        let mut evicted = self.screen.take_evicted();
+        for (abs, row) in evicted.drain(..) {
+            if let Some((idx, from)) = self.output_owner {
                 if abs >= from {
                     push_output(&mut self.lines[idx - self.drained], &row);
                 }
             }
+            self.screen.recycle(row);
         }
+        self.screen.give_back_evicted(evicted);
     }
 
     /// The command being collected ends before `row`.
@@ -488,11 +490,14 @@ impl Term {
 
     /// Parse a prompt; sessions show the same few prompts over and over.
     fn parse_prompt(&mut self, text: &str) -> Rc<Prompt> {
-        if let Some(p) = self.last_prompt.as_ref().filter(|p| p.text == text) {
+        if let Some(p) = self.prompts.iter().find(|p| p.text == text) {
             return Rc::clone(p);
         }
         let p = Rc::new(Prompt::parse(text));
-        self.last_prompt = Some(Rc::clone(&p));
+        if self.prompts.len() == PROMPTS_KEPT {
+            self.prompts.remove(0);
+        }
+        self.prompts.push(Rc::clone(&p));
         p
     }
 
@@ -845,6 +850,9 @@ fn ends_inside_utf8(run: &[u8]) -> bool {
     }
     false
 }
+
+/// Prompts kept parsed.
+const PROMPTS_KEPT: usize = 8;
 
 /// Characters looked at after a suspicious CR before deciding.
 const SUSPECT_LOOKAHEAD: usize = 8;

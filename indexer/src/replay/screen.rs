@@ -84,6 +84,8 @@ pub struct Screen {
     width: Option<usize>,
     saved: Option<(u64, usize)>,
     evicted: Vec<(u64, Row)>,
+    /// Cell buffers of rows handed back by [`Screen::recycle`], for new rows.
+    spare: Vec<Vec<char>>,
 }
 
 impl Default for Screen {
@@ -106,6 +108,7 @@ impl Screen {
             width,
             saved: None,
             evicted: Vec::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -169,9 +172,30 @@ impl Screen {
         std::mem::take(&mut self.evicted)
     }
 
+    /// Hand back the (emptied) list [`Screen::take_evicted`] returned, to keep its capacity.
+    pub fn give_back_evicted(&mut self, list: Vec<(u64, Row)>) {
+        if self.evicted.is_empty() {
+            self.evicted = list;
+        }
+    }
+
+    /// Give back the cells of an evicted row once read, so that a new row reuses them.
+    pub fn recycle(&mut self, row: Row) {
+        if self.spare.len() < 64 {
+            let mut cells = row.cells;
+            cells.clear();
+            self.spare.push(cells);
+        }
+    }
+
     fn ensure_row(&mut self, abs: u64) {
         while self.last_row() < abs {
-            self.rows.push_back(Row::default());
+            let cells = self.spare.pop().unwrap_or_default();
+            self.rows.push_back(Row {
+                cells,
+                wrapped: false,
+                bytes: None,
+            });
         }
         while self.rows.len() > WINDOW_ROWS {
             let row = self.rows.pop_front().unwrap_or_default();
@@ -216,11 +240,16 @@ impl Screen {
         let col = self.col;
         let n = run.len().min(limit - col).max(1);
         let row = self.cur();
-        if row.cells.len() < col + n {
-            row.cells.resize(col + n, EMPTY);
-        }
-        for (cell, &b) in row.cells[col..col + n].iter_mut().zip(run) {
-            *cell = char::from(b);
+        if row.cells.len() == col {
+            // Appending, as typing and output mostly do.
+            row.cells.extend(run[..n].iter().map(|&b| char::from(b)));
+        } else {
+            if row.cells.len() < col + n {
+                row.cells.resize(col + n, EMPTY);
+            }
+            for (cell, &b) in row.cells[col..col + n].iter_mut().zip(run) {
+                *cell = char::from(b);
+            }
         }
         row.touch(start, start + n as u64);
         let last = col + n - 1;
