@@ -221,8 +221,9 @@ pub fn is_incomplete(line: &str) -> bool {
     let syntax = |b: &u8| matches!(b, b'\\' | b'|' | b'&' | b'<' | b'\'' | b'"');
     if !line.as_bytes().iter().any(syntax)
         && !line
-            .split(|c: char| c.is_ascii_whitespace())
-            .any(|w| OPENERS.contains(&w))
+            .as_bytes()
+            .split(u8::is_ascii_whitespace)
+            .any(|w| OPENERS.iter().any(|o| o.as_bytes() == w))
     {
         return false;
     }
@@ -252,8 +253,9 @@ pub fn is_incomplete(line: &str) -> bool {
     }
     // Open compound commands: `for …` waits for `done`, `if` for `fi`, `case` for `esac`.
     let opener = line
-        .split(|c: char| c.is_ascii_whitespace() || matches!(c, ';' | '|' | '&' | '('))
-        .any(|w| OPENERS.contains(&w));
+        .as_bytes()
+        .split(|b| b.is_ascii_whitespace() || matches!(b, b';' | b'|' | b'&' | b'('))
+        .any(|w| OPENERS.iter().any(|o| o.as_bytes() == w));
     let mut depth = 0i32;
     for words in if opener {
         simple_commands(line)
@@ -478,12 +480,14 @@ pub fn transition(line: &str) -> Option<Transition> {
         return None;
     }
     let names_one = line
-        .split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&'))
+        .as_bytes()
+        .split(|b| b.is_ascii_whitespace() || matches!(b, b';' | b'|' | b'&'))
         .any(|w| {
+            let name = w.rsplit(|&b| b == b'/').next().unwrap_or(w);
             matches!(
-                basename(w),
-                "exit" | "logout" | "sudo" | "doas" | "su" | "exec"
-            ) || SHELLS.contains(&basename(w))
+                name,
+                b"exit" | b"logout" | b"sudo" | b"doas" | b"su" | b"exec"
+            ) || SHELLS.iter().any(|s| s.as_bytes() == name)
         });
     if !names_one {
         return None;

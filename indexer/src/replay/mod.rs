@@ -359,7 +359,7 @@ impl Term {
         // Where the prompt ends is known exactly when the marker came after it (zsh).
         let exact = input.start_col > 0;
         // The prompt line's text and its split, when known: the common one-line input reuses them.
-        let mut start_line: Option<(u64, Option<(String, String)>)> = None;
+        let mut start_line: Option<(u64, String, Option<usize>)> = None;
         if exact {
             first = self.screen.logical_line(input.start_row).0.min(first);
         } else {
@@ -367,25 +367,26 @@ impl Term {
             // prompt, but not past a redraw of it (after a completion listing).
             let (p_first, p_last) = self.screen.logical_line(input.start_row);
             let start_text = self.line_text(p_first, p_last);
-            let split = prompt::split(&start_text);
-            if let Some((p, _)) = &split {
+            let split = prompt::split_at(&start_text);
+            if let Some(cut) = split {
+                let p = &start_text[..cut];
                 let mut r = first;
                 while r > p_first
                     && !self
                         .line_text(r, self.screen.logical_line(r).1)
-                        .starts_with(p.as_str())
+                        .starts_with(p)
                 {
                     r = self.screen.logical_line(r - 1).0;
                 }
                 if r == p_first
                     || self
                         .line_text(r, self.screen.logical_line(r).1)
-                        .starts_with(p.as_str())
+                        .starts_with(p)
                 {
                     first = r;
                 }
             }
-            start_line = Some((p_first, split));
+            start_line = Some((p_first, start_text, split));
         }
         // The logical lines of the input region, joined with newlines.
         let mut ranges = Vec::new();
@@ -401,7 +402,11 @@ impl Term {
             .reduce(|(p, q), (x, y)| (p.min(x), q.max(y)));
         let (prompt, mut command) = match start_line {
             // The same line as the prompt line's text: its split is known.
-            Some((row, Some(split))) if !exact && row == first => split,
+            Some((row, mut text, Some(cut))) if !exact && row == first => {
+                let prompt = self.parse_prompt(&text[..cut]);
+                text.drain(..cut);
+                (prompt, text)
+            }
             _ => {
                 let first_cells = ranges
                     .first()
@@ -413,7 +418,7 @@ impl Term {
                         .min(first_cells.len())
                 });
                 let end = first_gap_end(&first_cells, cut.unwrap_or(0));
-                match cut {
+                let (prompt, command) = match cut {
                     Some(cut) if cut <= end => (
                         cells_text(&first_cells[..cut]),
                         cells_text(&first_cells[cut..end]),
@@ -422,7 +427,8 @@ impl Term {
                         let text = cells_text(&first_cells[..end]);
                         prompt::split(&text).unwrap_or((String::new(), text))
                     }
-                }
+                };
+                (self.parse_prompt(&prompt), command)
             }
         };
         for &(a, b) in ranges.iter().skip(1) {
@@ -433,7 +439,6 @@ impl Term {
         let interrupted = input.ctrl_c || (input.keypad && self.keypad);
         let start = bytes.map_or(input.start_byte, |(a, _)| a.min(input.start_byte));
         self.finish_output(input.start_row.min(first));
-        let prompt = self.parse_prompt(&prompt);
         self.accept(
             prompt,
             command,

@@ -47,6 +47,11 @@ impl Prompt {
 /// Split an input line into (prompt, command) with no marker saying where the prompt ends:
 /// the prompt ends at the first `$ `, `# `, `% ` or `> ` (or at such a sign ending the line).
 pub fn split(line: &str) -> Option<(String, String)> {
+    split_at(line).map(|cut| (line[..cut].to_string(), line[cut..].to_string()))
+}
+
+/// Where [`split`] would cut the line.
+pub fn split_at(line: &str) -> Option<usize> {
     let bytes = line.as_bytes();
     for (n, (i, c)) in line.char_indices().enumerate() {
         if n >= MAX_PROMPT_CHARS {
@@ -60,11 +65,10 @@ pub fn split(line: &str) -> Option<(String, String)> {
             Some(b' ') => i + 2,
             Some(_) => continue,
         };
-        let prompt = &line[..cut];
-        if !plausible(prompt) {
+        if !plausible(&line[..cut]) {
             return None;
         }
-        return Some((prompt.to_string(), line[cut..].to_string()));
+        return Some(cut);
     }
     None
 }
