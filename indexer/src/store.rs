@@ -168,16 +168,20 @@ impl Stored<'_> {
 }
 
 /// The `who` fast field of a command: its session and what `who` shows of it.
+///
+/// Stored as JSON in this field order, so that the column's dictionary sorts by instance, then
+/// principal: the sessions of one instance (the usual question) sit in a few dictionary blocks,
+/// and a `who --instance` reads only those.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct WhoKey {
-    /// The session.
-    pub session_id: String,
+    /// Instance Name tag, or id.
+    pub instance: Option<String>,
     /// IAM principal ARN.
     pub principal_arn: Option<String>,
     /// User name, role session name or Identity Center user.
     pub principal: Option<String>,
-    /// Instance Name tag, or id.
-    pub instance: Option<String>,
+    /// The session.
+    pub session_id: String,
     /// Session start.
     pub session_start: Option<String>,
     /// Session end.
@@ -308,12 +312,16 @@ impl SegmentCollector for SegmentWhoCounter {
         let Some(c) = self.column else {
             return out;
         };
-        for (ord, n) in self.counts {
-            let mut key = String::new();
-            if c.ord_to_str(ord, &mut key).unwrap_or(false) {
-                out.insert(key, n);
+        // One pass through the dictionary, in ordinal order.
+        let mut counts: Vec<(u64, usize)> = self.counts.into_iter().collect();
+        counts.sort_unstable();
+        let ords: Vec<u64> = counts.iter().map(|&(o, _)| o).collect();
+        let mut n = counts.iter().map(|&(_, n)| n);
+        let _ = c.dictionary().sorted_ords_to_term_cb(&ords, |term| {
+            if let Some(n) = n.next() {
+                out.insert(String::from_utf8_lossy(term).into_owned(), n);
             }
-        }
+        });
         out
     }
 }
@@ -449,7 +457,9 @@ impl Store {
         Self::with_index(index, f, path)
     }
 
-    fn with_index(index: Index, f: Fields, path: &Path) -> Result<Store> {
+    fn with_index(mut index: Index, f: Fields, path: &Path) -> Result<Store> {
+        // Searches visit segments on two threads (an ingested index ends with a few large ones).
+        index.set_multithread_executor(2)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -477,6 +487,14 @@ impl Store {
                 }
                 e => Error::Index(e),
             })
+    }
+
+    /// Take the writer (and its lock) now: fails with [`Error::Locked`] while another process
+    /// writes the index.
+    pub fn lock_for_writing(&mut self) -> Result<()> {
+        let w = self.take_writer()?;
+        self.writer = Some(w);
+        Ok(())
     }
 
     /// Let the segment merges the commits started finish (fewer, larger segments make every

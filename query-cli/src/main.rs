@@ -51,7 +51,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Ingest(args) => {
             let since = args.since.as_deref().map(cli::parse_when).transpose()?;
-            ingest(&index, &args.paths, args.quiet, since)
+            ingest(
+                &index,
+                &args.paths,
+                args.quiet,
+                since,
+                args.commit_kib << 10,
+            )
         }
         Command::Search(args) => {
             let config = args.into_config()?;
@@ -136,6 +142,7 @@ fn ingest(
     inputs: &[String],
     quiet: bool,
     since: Option<i64>,
+    commit_bytes: u64,
 ) -> Result<ExitCode> {
     let local: Vec<std::path::PathBuf> = inputs
         .iter()
@@ -145,7 +152,10 @@ fn ingest(
     let files = walk::files(&local)?;
     let mut store = Store::open_or_create(index)
         .with_context(|| format!("opening the index at {}", index.display()))?;
+    // Take the writer lock before reading anything: a second ingest fails at once.
+    store.lock_for_writing()?;
     let mut run = Run {
+        commit_bytes,
         bar: (!quiet && std::io::stderr().is_terminal()).then(progress_bar),
         quiet,
         ..Run::default()
@@ -233,11 +243,10 @@ struct Run {
     pending: u64,
     /// What the commits so far changed.
     changes: indexer::store::Changes,
+    /// Raw bytes read before the batch is committed: bounds memory, and a crash loses at most
+    /// this much work (committed batches stay, and ingesting again completes the rest).
+    commit_bytes: u64,
 }
-
-/// Raw bytes read before the batch is committed: bounds memory, and a crash loses at most
-/// this much work (committed batches stay, and ingesting again skips nothing it needs).
-const COMMIT_BYTES: u64 = 64 << 20;
 
 impl Run {
     fn show_progress(&self, n: usize, total: usize, name: &str) {
@@ -268,9 +277,9 @@ impl Run {
         Ok(())
     }
 
-    /// Commit the batch once it holds [`COMMIT_BYTES`].
+    /// Commit the batch once it holds `commit_bytes`.
     fn commit_when_full(&mut self, store: &mut Store, batch: &mut Batch) -> Result<()> {
-        if self.pending >= COMMIT_BYTES {
+        if self.pending >= self.commit_bytes {
             self.commit(store, batch)?;
         }
         Ok(())

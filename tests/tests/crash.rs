@@ -1,0 +1,218 @@
+//! Crashes and concurrent use (issue 7): an `ingest` killed with SIGKILL at random points
+//! leaves an index that opens and holds only whole sessions, and running the same ingest again
+//! gives what a clean run gives; a second `ingest` on the same index fails at once with a
+//! clear message; a search during an ingest sees committed state only.
+
+use ssm_audit_tests::{corpus, recorded, run, ssm_audit};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// Commit after every 2 KiB of input: the corpus then takes dozens of commits, so a kill
+/// lands between commits, inside one, or while the ledger is written.
+const COMMIT_KIB: &str = "2";
+
+/// The corpus and the recorded sessions, copied into one folder.
+fn inputs(dir: &Path) -> PathBuf {
+    let out = dir.join("inputs");
+    for (name, from) in [("corpus", corpus()), ("recorded", recorded())] {
+        for f in ssm_audit_tests::files_under(&from) {
+            let to = out
+                .join(name)
+                .join(f.strip_prefix(&from).expect("under the folder"));
+            std::fs::create_dir_all(to.parent().expect("a parent")).expect("mkdir");
+            std::fs::copy(&f, &to).expect("copy");
+        }
+    }
+    out
+}
+
+fn start_ingest(index: &Path, inputs: &Path) -> Child {
+    ssm_audit()
+        .args(["ingest", "-q", "--commit-kib", COMMIT_KIB, "--index"])
+        .arg(index)
+        .arg(inputs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ssm-audit starts")
+}
+
+/// Every record of the index as JSON Lines (exit 1 means none).
+fn all_records(index: &Path) -> String {
+    let (code, out, err) = run(&[
+        "search",
+        "--index",
+        &index.display().to_string(),
+        "--format",
+        "json",
+        "--limit",
+        "1000000",
+    ]);
+    assert!(code == 0 || code == 1, "search failed ({code}): {err}");
+    out
+}
+
+/// (session → its (seq, command) list) of JSON Lines records.
+fn by_session(records: &str) -> BTreeMap<String, Vec<(u64, String)>> {
+    let mut out: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
+    for line in records.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON record");
+        out.entry(v["session_id"].as_str().unwrap_or("").to_string())
+            .or_default()
+            .push((
+                v["seq"].as_u64().unwrap_or(0),
+                v["command"].as_str().unwrap_or("").to_string(),
+            ));
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    out
+}
+
+/// A fixed sequence of pseudo-random numbers (xorshift), so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+#[test]
+fn ingest_killed_at_50_random_points_resumes_to_the_clean_result() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let inputs = inputs(tmp.path());
+    let clean_index = tmp.path().join("clean");
+    let started = Instant::now();
+    let status = start_ingest(&clean_index, &inputs)
+        .wait()
+        .expect("ingest ends");
+    let clean_time = started.elapsed();
+    assert!(status.success(), "the clean ingest failed: {status}");
+    let clean = all_records(&clean_index);
+    let clean_sessions = by_session(&clean);
+    assert!(
+        clean_sessions.len() >= 20,
+        "{} sessions",
+        clean_sessions.len()
+    );
+
+    let seed = 0x5eed_2026_u64;
+    let mut rng = Rng(seed);
+    let window = clean_time.as_micros() as u64;
+    let mut killed_midway = 0;
+    let mut partial_states = BTreeSet::new();
+    for point in 0..50 {
+        let index = tmp.path().join(format!("killed-{point}"));
+        let mut child = start_ingest(&index, &inputs);
+        let delay = Duration::from_micros(rng.below(window));
+        std::thread::sleep(delay);
+        let finished = child.try_wait().expect("try_wait").is_some();
+        child.kill().ok();
+        child.wait().expect("the killed ingest is reaped");
+        if !finished {
+            killed_midway += 1;
+        }
+        let context = format!("kill point {point} (seed {seed:#x}, after {delay:?})");
+
+        // The index opens, and every session in it is whole.
+        if index.join("meta.json").exists() {
+            let partial = by_session(&all_records(&index));
+            for (sid, commands) in &partial {
+                let whole = clean_sessions.get(sid).unwrap_or_else(|| {
+                    panic!("{context}: session {sid} is not in the clean index")
+                });
+                assert_eq!(commands, whole, "{context}: session {sid} is not whole");
+            }
+            partial_states.insert(partial.len());
+        }
+
+        // The same ingest again gives the clean result, byte for byte.
+        let status = start_ingest(&index, &inputs).wait().expect("ingest ends");
+        assert!(status.success(), "{context}: the resumed ingest failed");
+        assert_eq!(
+            all_records(&index),
+            clean,
+            "{context}: resumed index differs"
+        );
+        let (code, _, err) = run(&["verify", "--index", &index.display().to_string()]);
+        assert_eq!(code, 0, "{context}: verify after resuming: {err}");
+        std::fs::remove_dir_all(&index).ok();
+    }
+    // The kills must have hit runs in progress, at different stages.
+    assert!(
+        killed_midway >= 25,
+        "only {killed_midway} of 50 kills hit a running ingest"
+    );
+    assert!(
+        partial_states.len() >= 3,
+        "the kills left too few different states: {partial_states:?}"
+    );
+}
+
+#[test]
+fn a_second_ingest_on_the_same_index_fails_at_once_and_searches_see_committed_state() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let inputs = inputs(tmp.path());
+    let clean_index = tmp.path().join("clean");
+    assert!(start_ingest(&clean_index, &inputs)
+        .wait()
+        .expect("ingest ends")
+        .success());
+    let clean_sessions = by_session(&all_records(&clean_index));
+
+    let index = tmp.path().join("index");
+    let mut first = start_ingest(&index, &inputs);
+    // Wait until the first ingest holds the index (its first commit wrote meta.json).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !index.join("meta.json").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the first ingest never created the index"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut second_failed = false;
+    let mut searches = 0;
+    while first.try_wait().expect("try_wait").is_none() {
+        if !second_failed {
+            let out = ssm_audit()
+                .args(["ingest", "-q", "--index"])
+                .arg(&index)
+                .arg(&inputs)
+                .output()
+                .expect("the second ingest runs");
+            if first.try_wait().expect("try_wait").is_none() {
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(out.status.code(), Some(2), "second ingest: {err}");
+                assert!(
+                    err.contains("being written by another process"),
+                    "the second ingest does not say why: {err}"
+                );
+                second_failed = true;
+            }
+        }
+        // A search meanwhile sees whole sessions of committed state.
+        for (sid, commands) in by_session(&all_records(&index)) {
+            assert_eq!(
+                Some(&commands),
+                clean_sessions.get(&sid),
+                "session {sid} seen half-written during the ingest"
+            );
+        }
+        searches += 1;
+    }
+    assert!(first.wait().expect("reaped").success());
+    assert!(
+        second_failed,
+        "the first ingest ended before a second could start"
+    );
+    assert!(searches > 0);
+    assert_eq!(by_session(&all_records(&index)), clean_sessions);
+}
