@@ -10,6 +10,13 @@ use std::io::Read;
 /// Largest a gzip member may inflate to before it is refused as a bomb.
 pub const MAX_INFLATED_BYTES: u64 = 4 << 30;
 
+/// Beyond [`RATIO_FLOOR_BYTES`], gzip may inflate to at most this many times its own size:
+/// session logs and CloudTrail compress 5 to 30 times, a bomb a thousand times.
+pub const MAX_INFLATE_RATIO: u64 = 1000;
+
+/// Inflated size always allowed, whatever the ratio.
+pub const RATIO_FLOOR_BYTES: u64 = 256 << 20;
+
 /// One source transcript's terminal bytes and what it says about its session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transcript {
@@ -160,21 +167,39 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed> {
     ))
 }
 
-/// Decompress gzip, refusing more than [`MAX_INFLATED_BYTES`].
+/// Decompress gzip, refusing a bomb: more than [`MAX_INFLATED_BYTES`], or more than
+/// [`MAX_INFLATE_RATIO`] times the compressed size once past [`RATIO_FLOOR_BYTES`]. Memory stays
+/// within that limit: decompression stops as soon as it is passed.
 pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    let limit = inflate_limit(bytes.len() as u64);
     let mut out = Vec::new();
-    let mut dec = flate2::read::MultiGzDecoder::new(bytes).take(MAX_INFLATED_BYTES + 1);
+    let mut dec = flate2::read::MultiGzDecoder::new(bytes).take(limit + 1);
     dec.read_to_end(&mut out).map_err(|e| Error::Corrupt {
         kind: "gzip",
         reason: e.to_string(),
     })?;
-    if out.len() as u64 > MAX_INFLATED_BYTES {
+    if out.len() as u64 > limit {
         return Err(Error::Corrupt {
             kind: "gzip",
-            reason: format!("inflates past the {} GiB limit", MAX_INFLATED_BYTES >> 30),
+            reason: format!(
+                "inflates past {} MiB, {}x its {} bytes: refused as a gzip bomb (limit: {}x beyond {} MiB, {} GiB in all)",
+                limit >> 20,
+                limit / (bytes.len() as u64).max(1),
+                bytes.len(),
+                MAX_INFLATE_RATIO,
+                RATIO_FLOOR_BYTES >> 20,
+                MAX_INFLATED_BYTES >> 30
+            ),
         });
     }
     Ok(out)
+}
+
+/// How far `compressed` bytes of gzip may inflate.
+pub fn inflate_limit(compressed: u64) -> u64 {
+    compressed
+        .saturating_mul(MAX_INFLATE_RATIO)
+        .clamp(RATIO_FLOOR_BYTES, MAX_INFLATED_BYTES)
 }
 
 /// Terminal output: escape sequences, `\r\n`, backspaces, or a shell prompt on a line.
