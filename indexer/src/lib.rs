@@ -14,6 +14,7 @@
 //! ```
 
 pub mod error;
+pub mod events;
 pub mod formats;
 pub mod ingest;
 pub mod ledger;
