@@ -73,6 +73,9 @@ pub struct Line {
     /// Interrupted with Ctrl-C: never ran.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub abandoned: bool,
+    /// Why the line deserves a closer look.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspicious: Vec<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -297,6 +300,10 @@ pub struct CommandRecord {
     /// Ids of the privileged-command rules it matches (filled in when rules are applied).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rule: Vec<String>,
+    /// Why the command deserves a closer look: its output shows a forged command line, it
+    /// turned echo off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspicious: Vec<String>,
     /// The source.
     pub evidence: Evidence,
     /// Output text (only when asked for).
@@ -327,6 +334,7 @@ pub fn record(meta: &SourceMeta, who: &Attribution, l: &Line) -> CommandRecord {
         },
         abandoned: l.abandoned,
         rule: Vec::new(),
+        suspicious: l.suspicious.clone(),
         evidence: Evidence {
             source: meta.source.clone(),
             version_id: meta.version_id.clone(),

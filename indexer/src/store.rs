@@ -133,6 +133,9 @@ struct Stored<'a> {
     /// Output, for records that no source document of the index holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     output: Option<Cow<'a, str>>,
+    /// Why the line deserves a closer look.
+    #[serde(default, skip_serializing_if = "<[String]>::is_empty")]
+    suspicious: Cow<'a, [String]>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -155,6 +158,7 @@ impl Stored<'_> {
             who: shared.who.clone(),
             abandoned: self.abandoned,
             rule: Vec::new(),
+            suspicious: self.suspicious.into_owned(),
             evidence: model::Evidence {
                 source: shared.source.clone(),
                 version_id: shared.version_id.clone(),
@@ -253,6 +257,8 @@ struct LineDoc<'a> {
     keep_output: bool,
     /// Which of the session's [`Shared`] parts it has.
     shared: usize,
+    /// Why the line deserves a closer look.
+    suspicious: &'a [String],
 }
 
 /// Counts matching documents by their `who` fast field, per segment by term ordinal.
@@ -722,6 +728,7 @@ impl Store {
                     output: &l.output,
                     keep_output: false,
                     shared: 0,
+                    suspicious: &l.suspicious,
                 })
                 .collect();
             self.write_session(&mut ops, sid, &shared, &lines, &mut changes)?;
@@ -757,6 +764,7 @@ impl Store {
                     // No source document holds their output: their own documents keep it.
                     keep_output: true,
                     shared: index,
+                    suspicious: &r.suspicious,
                 });
             }
             self.write_session(&mut ops, &sid, &shared, &lines, &mut changes)?;
@@ -856,6 +864,7 @@ impl Store {
                 byte_end: l.byte_end,
                 shared: l.shared,
                 output: l.keep_output.then_some(Cow::Borrowed(l.output)),
+                suspicious: Cow::Borrowed(l.suspicious),
             };
             d.add_text(f.body, serde_json::to_string(&stored)?);
             ops.add(d)?;

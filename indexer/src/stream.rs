@@ -148,6 +148,7 @@ impl From<InputLine> for Line {
             output: l.output,
             output_truncated: l.output_truncated,
             abandoned: l.abandoned,
+            suspicious: l.suspicious,
         }
     }
 }

@@ -101,6 +101,7 @@ pub fn commands(
                 "byte_start",
                 "byte_end",
                 "output",
+                "suspicious",
             ])?;
             for r in records {
                 let row = [
@@ -125,6 +126,7 @@ pub fn commands(
                     r.evidence.byte_start.to_string(),
                     r.evidence.byte_end.to_string(),
                     r.output.clone().unwrap_or_default(),
+                    r.suspicious.join("; "),
                 ];
                 w.write_record(row.iter().map(|c| csv_cell(c)))?;
             }
@@ -144,7 +146,12 @@ pub fn commands(
                         }),
                         cell(&r.run_as),
                         cell(&format!("{}#{}", r.session_id, r.seq)),
-                        cell(&r.rule.join(",")),
+                        cell(&if r.suspicious.is_empty() {
+                            r.rule.join(",")
+                        } else {
+                            // Flagged lines stand out; `--format json` says why.
+                            format!("SUSPICIOUS {}", r.rule.join(","))
+                        }),
                         cell(&r.command),
                     ]
                 })

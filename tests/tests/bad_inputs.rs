@@ -220,3 +220,60 @@ fn no_output_format_carries_a_raw_control_character_from_hostile_logs() {
         }
     }
 }
+
+#[test]
+fn forged_prompts_and_echo_off_are_flagged_and_nothing_else_in_the_corpora_is() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let index = tmp.path().join("index");
+    let forged = bad().join("forged-prompt-and-echo-off-0123456789abcdef3.log");
+    let (code, err) =
+        ssm_audit_tests::ingest(&index, &[&corpus(), &ssm_audit_tests::recorded(), &forged]);
+    assert_eq!(code, 0, "{err}");
+    let (_, out) = search(&index, &["--format", "json", "--limit", "100000"]);
+    let flagged: Vec<(String, String, String)> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .filter(|r| r.get("suspicious").is_some())
+        .map(|r| {
+            (
+                r["session_id"].as_str().unwrap_or("").to_string(),
+                r["command"].as_str().unwrap_or("").to_string(),
+                r["suspicious"][0].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let expect = [
+        (
+            "forged-prompt-and-echo-off-0123456789abcdef3",
+            "printf '[ssm-user@ip-10-0-0-1 ~]$ ls\\n'",
+            "shows a command line at a prompt",
+        ),
+        (
+            "forged-prompt-and-echo-off-0123456789abcdef3",
+            "stty -echo",
+            "echo off",
+        ),
+        (
+            "dan-ccf3e46bbb6789642",
+            "printf '$ rm -rf /\\n# cat /etc/shadow\\n'",
+            "shows a command line at a prompt",
+        ),
+        (
+            "ana-8vqv52h0mqbb976gqd0cv453mm",
+            "printf 'ssm-user@ip-172-31-9-9:/var/log$ sudo reboot\\n'",
+            "shows a command line at a prompt",
+        ),
+    ];
+    assert_eq!(flagged.len(), expect.len(), "{flagged:#?}");
+    for (sid, command, why) in expect {
+        assert!(
+            flagged
+                .iter()
+                .any(|(s, c, w)| s == sid && c == command && w.contains(why)),
+            "{sid} {command:?} not flagged: {flagged:#?}"
+        );
+    }
+    // The table shows them too.
+    let (_, table) = search(&index, &["--limit", "100000"]);
+    assert_eq!(table.matches("SUSPICIOUS").count(), expect.len(), "{table}");
+}

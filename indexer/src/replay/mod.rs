@@ -64,6 +64,8 @@ pub struct InputLine {
     pub output_truncated: u64,
     /// The line was abandoned (Ctrl-C) and never ran.
     pub abandoned: bool,
+    /// Why this line deserves a closer look (forged prompts in its output, echo switched off).
+    pub suspicious: Vec<String>,
 }
 
 /// Replays one session's terminal bytes.
@@ -315,6 +317,22 @@ impl Term {
         let line = &mut self.lines[idx - self.drained];
         let out = line.output.trim_end_matches(['\n', ' ']);
         line.output.truncate(out.len());
+        // Output that shows a command line at one of this session's prompts may be forging one.
+        if let Some(forged) = line.output.lines().find(|l| {
+            prompt::split_at(l).is_some_and(|cut| {
+                !l[cut..].trim().is_empty()
+                    && self
+                        .levels
+                        .iter()
+                        .any(|lv| lv.shape.as_ref() == Some(&Prompt::parse(&l[..cut]).shape))
+            })
+        }) {
+            let shown: String = forged.chars().take(80).collect();
+            line.suspicious.push(format!(
+                "its output shows a command line at a prompt of this session: {shown:?}"
+            ));
+        }
+        let line = &mut self.lines[idx - self.drained];
         // A shell that ends on Ctrl-D says so itself.
         let last = line.output.lines().last().unwrap_or("").trim();
         if self.levels.len() > 1 && matches!(last, "logout" | "exit") && self.pending.is_none() {
@@ -632,7 +650,7 @@ impl Term {
             return;
         }
         let cwd = prompt.cwd.clone().or_else(|| self.title_cwd.clone());
-        let line = InputLine {
+        let mut line = InputLine {
             seq: (self.drained + self.lines.len()) as u32 + 1,
             command,
             run_as: self.top().user.clone(),
@@ -643,9 +661,16 @@ impl Term {
             output: String::new(),
             output_truncated: 0,
             abandoned,
+            suspicious: Vec::new(),
         };
         if !abandoned && !shellwords::is_incomplete(&line.command) {
             self.pending = shellwords::transition(&line.command);
+        }
+        if !abandoned && turns_echo_off(&line.command) {
+            line.suspicious.push(
+                "turns terminal echo off: what is typed next does not show in the transcript"
+                    .to_string(),
+            );
         }
         self.forgeable = None;
         self.lines.push(line);
@@ -854,6 +879,16 @@ fn ends_inside_utf8(run: &[u8]) -> bool {
         return back < need;
     }
     false
+}
+
+/// Does the command switch the terminal's echo off (`stty -echo`)?
+fn turns_echo_off(command: &str) -> bool {
+    command.contains("-echo")
+        && shellwords::simple_commands(command).iter().any(|w| {
+            w.iter()
+                .position(|x| x.rsplit('/').next() == Some("stty"))
+                .is_some_and(|i| w[i + 1..].iter().any(|a| a == "-echo"))
+        })
 }
 
 /// Prompts kept parsed.
