@@ -944,8 +944,10 @@ fn first_gap_end(cells: &[char], from: usize) -> usize {
 impl vte::Perform for Term {
     fn print(&mut self, ch: char) {
         self.in_seq = false;
-        let start = self.pos;
-        let end = (start + ch.len_utf8() as u64).min(self.offset_end.max(start + 1));
+        // An invalid UTF-8 byte prints U+FFFD (three bytes long) from one source byte: offsets
+        // are kept inside the bytes that printed the run, whatever the decoder made of them.
+        let start = self.pos.min(self.offset_end);
+        let end = (start + ch.len_utf8() as u64).min(self.offset_end);
         self.pos = end;
         if self.alt {
             return;

@@ -168,3 +168,24 @@ fn byte_offsets_point_into_the_source() {
     let lines = r.finish();
     assert_eq!((lines[0].byte_start, lines[0].byte_end), (44, 44 + 36));
 }
+
+/// Found by the `replay` fuzz target: invalid UTF-8 decodes to U+FFFD, three bytes long, from
+/// one source byte; byte ranges must stay inside the input.
+#[test]
+fn invalid_utf8_keeps_byte_ranges_inside_the_input() {
+    let bytes = b"\xfd\x80$# )";
+    let mut r = Replayer::new(ReplayOptions {
+        markers: false,
+        width: Some(6),
+        ..ReplayOptions::default()
+    });
+    r.feed(bytes, 0);
+    let lines = r.finish();
+    assert!(!lines.is_empty());
+    for l in lines {
+        assert!(
+            l.byte_start <= l.byte_end && l.byte_end <= bytes.len() as u64,
+            "{l:?}"
+        );
+    }
+}
