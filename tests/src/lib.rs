@@ -100,4 +100,5 @@ pub fn score(truth: &Path, hits: &Path, floors: &[&str]) -> (i32, String) {
 }
 
 pub mod aws;
+pub mod faults;
 pub mod runtime_api;

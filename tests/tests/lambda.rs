@@ -589,3 +589,98 @@ fn the_lambda_also_commits_into_a_tantivy_index_when_asked() {
         "attributed in the index too"
     );
 }
+
+/// Run the built `ingest-lambda` against `endpoint` for these events; its answers.
+fn run_binary(w: &World, endpoint: &str, events: Vec<Value>, prefix: &str) -> Vec<Answer> {
+    let api = RuntimeApi::start(events.clone());
+    let bin = assert_cmd::cargo::cargo_bin("ingest-lambda");
+    let mut child = std::process::Command::new(bin)
+        .envs(w.moto.env())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "ssm-audit-ingest")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("SSM_AUDIT_OUTPUT", format!("s3://{OUT}/{prefix}"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let answers = api.wait_for(events.len(), Duration::from_secs(180));
+    let _ = child.kill();
+    let _ = child.wait();
+    answers
+}
+
+#[test]
+fn s3_throttling_is_retried_and_persistent_errors_fail_the_invocation_without_losing_the_object() {
+    use ssm_audit_tests::faults::{FaultProxy, Rule};
+    let w = world();
+    let proxy = FaultProxy::start(&w.moto.endpoint);
+    let events = w.s3_events(|o| o.0.starts_with("sessions/") && o.0.ends_with(".log"));
+    let name = |e: &Value| {
+        e["Records"][0]["s3"]["object"]["key"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (events[0].clone(), events[1].clone());
+    let (name_a, name_b) = (name(&a), name(&b));
+    let sid = |n: &str| n.trim_end_matches(".log").to_string();
+    // `a` is throttled twice, then served; `b` fails every time.
+    proxy.fail(Rule {
+        method: "GET",
+        path_contains: name_a.clone(),
+        remaining: 2,
+        status: 503,
+    });
+    proxy.fail(Rule {
+        method: "GET",
+        path_contains: name_b.clone(),
+        remaining: usize::MAX,
+        status: 500,
+    });
+    let answers = run_binary(&w, &proxy.endpoint, vec![a, b.clone()], "f");
+    assert!(matches!(answers[0], Answer::Response(_)), "{answers:?}");
+    assert!(matches!(answers[1], Answer::Error(_)), "{answers:?}");
+    let gets = |n: &str| -> Vec<u16> {
+        proxy
+            .seen()
+            .into_iter()
+            .filter(|(m, p, _)| m == "GET" && p.contains(n))
+            .map(|(_, _, s)| s)
+            .collect()
+    };
+    let got_a = gets(&name_a);
+    assert_eq!(
+        &got_a[..3],
+        &[503, 503, 200],
+        "retried after throttling: {got_a:?}"
+    );
+    let got_b = gets(&name_b);
+    assert!(
+        got_b.len() >= 3 && got_b.iter().all(|&s| s == 500),
+        "retried, then given up: {got_b:?}"
+    );
+    let written = w.outputs("f/sessions/");
+    assert!(
+        written.keys().any(|k| k.contains(&sid(&name_a))),
+        "{written:?}"
+    );
+    assert!(
+        !written.keys().any(|k| k.contains(&sid(&name_b))),
+        "{written:?}"
+    );
+    // Once S3 answers again, the retried invocation (Lambda retries failed ones) writes `b`.
+    proxy.heal();
+    let answers = run_binary(&w, &proxy.endpoint, vec![b], "f");
+    assert!(matches!(answers[0], Answer::Response(_)), "{answers:?}");
+    assert!(w
+        .outputs("f/sessions/")
+        .keys()
+        .any(|k| k.contains(&sid(&name_b))));
+}
