@@ -171,6 +171,12 @@ pub fn simple_commands(line: &str) -> Vec<Vec<String>> {
 
 /// The line without heredoc bodies (only the first line of a command with a heredoc is syntax).
 fn heredoc_free(line: &str) -> String {
+    split_heredocs(line).0
+}
+
+/// The line without heredoc bodies, and whether a heredoc it opens is still waiting for its
+/// delimiter (every delimiter opened must appear alone on a later line).
+fn split_heredocs(line: &str) -> (String, bool) {
     let mut out = String::new();
     let mut pending: Vec<String> = Vec::new();
     for l in line.split('\n') {
@@ -185,7 +191,7 @@ fn heredoc_free(line: &str) -> String {
         out.push('\n');
     }
     out.pop();
-    out
+    (out, !pending.is_empty())
 }
 
 /// Delimiters of the heredocs opened on one line (`<<EOF`, `<<-'EOF'`, `<< "EOF"`).
@@ -234,23 +240,16 @@ pub fn is_incomplete(line: &str) -> bool {
     if trimmed.ends_with("&&") || trimmed.ends_with("||") || trimmed.ends_with('|') {
         return true;
     }
-    let heredoc = line.contains("<<");
-    if heredoc {
-        // Open heredocs: every delimiter opened must appear alone on a later line.
-        let mut pending: Vec<String> = Vec::new();
-        for l in line.split('\n') {
-            if let Some(word) = pending.first() {
-                if l.trim_start_matches('\t') == word {
-                    pending.remove(0);
-                }
-                continue;
-            }
-            pending.extend(heredoc_words(l));
-        }
-        if !pending.is_empty() {
+    // Heredoc bodies are not syntax; an open heredoc needs more lines.
+    let free = if line.contains("<<") {
+        let (free, open) = split_heredocs(line);
+        if open {
             return true;
         }
-    }
+        Some(free)
+    } else {
+        None
+    };
     // Open compound commands: `for …` waits for `done`, `if` for `fi`, `case` for `esac`.
     let opener = line
         .as_bytes()
@@ -281,13 +280,7 @@ pub fn is_incomplete(line: &str) -> bool {
     // Open quotes (the bytes that matter are ASCII: UTF-8 never hides one inside a character).
     let mut single = false;
     let mut double = false;
-    let free;
-    let syntax = if heredoc {
-        free = heredoc_free(line);
-        free.as_bytes()
-    } else {
-        line.as_bytes()
-    };
+    let syntax = free.as_deref().unwrap_or(line).as_bytes();
     let mut bytes = syntax.iter();
     while let Some(&c) = bytes.next() {
         match c {

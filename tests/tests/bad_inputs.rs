@@ -70,12 +70,7 @@ fn every_bad_input_gets_its_expected_line_and_the_good_log_beside_them_is_ingest
     assert_eq!(rows.len(), listed, "EXPECTED.tsv lists every fixture");
 
     let index = tmp.path().join("index");
-    let (code, _, err) = run(&[
-        "ingest",
-        "--index",
-        &index.display().to_string(),
-        &dir.display().to_string(),
-    ]);
+    let (code, err) = ssm_audit_tests::ingest(&index, &[&dir]);
     assert_eq!(code, 2, "errors make ingest exit 2: {err}");
     for (file, outcome, text) in &rows {
         let name = dir.join(file).display().to_string();
@@ -153,12 +148,7 @@ fn no_output_format_carries_a_raw_control_character_from_hostile_logs() {
         std::fs::copy(bad().join(f), dir.join(f)).expect("copy");
     }
     let index = tmp.path().join("index");
-    let (code, _, err) = run(&[
-        "ingest",
-        "--index",
-        &index.display().to_string(),
-        &dir.display().to_string(),
-    ]);
+    let (code, err) = ssm_audit_tests::ingest(&index, &[&dir]);
     assert_eq!(code, 0, "{err}");
     let i = index.display().to_string();
     let out_file = tmp.path().join("report.html");
