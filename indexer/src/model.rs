@@ -346,24 +346,6 @@ pub fn record(meta: &SourceMeta, who: &Attribution, l: &Line) -> CommandRecord {
     }
 }
 
-/// The command records of one session, from its best source, each with its output text.
-pub fn records(
-    session_id: &str,
-    sources: &[SessionSource],
-    trail: Option<&SessionTrail>,
-    names: &BTreeMap<String, String>,
-) -> Vec<(CommandRecord, String)> {
-    let best = best(sources);
-    let who = attribute(session_id, best.map(|b| &b.meta), trail, names);
-    let Some(src) = best else {
-        return Vec::new();
-    };
-    src.lines
-        .iter()
-        .map(|l| (record(&src.meta, &who, l), l.output.clone()))
-        .collect()
-}
-
 /// Instance names from inventories.
 pub fn names_of(instances: &[Instance]) -> BTreeMap<String, String> {
     instances

@@ -290,11 +290,11 @@ impl Collector for WhoCounter {
 
     fn merge_fruits(
         &self,
-        fruits: Vec<BTreeMap<String, usize>>,
+        fruits: Vec<std::result::Result<BTreeMap<String, usize>, String>>,
     ) -> tantivy::Result<BTreeMap<String, usize>> {
         let mut all = BTreeMap::new();
         for fruit in fruits {
-            for (k, n) in fruit {
+            for (k, n) in fruit.map_err(tantivy::TantivyError::InternalError)? {
                 *all.entry(k).or_insert(0) += n;
             }
         }
@@ -303,7 +303,8 @@ impl Collector for WhoCounter {
 }
 
 impl SegmentCollector for SegmentWhoCounter {
-    type Fruit = BTreeMap<String, usize>;
+    /// The counts by key, or why the column's dictionary could not be read.
+    type Fruit = std::result::Result<BTreeMap<String, usize>, String>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         if let Some(c) = &self.column {
@@ -313,22 +314,24 @@ impl SegmentCollector for SegmentWhoCounter {
         }
     }
 
-    fn harvest(self) -> BTreeMap<String, usize> {
+    fn harvest(self) -> Self::Fruit {
         let mut out = BTreeMap::new();
         let Some(c) = self.column else {
-            return out;
+            return Ok(out);
         };
         // One pass through the dictionary, in ordinal order.
         let mut counts: Vec<(u64, usize)> = self.counts.into_iter().collect();
         counts.sort_unstable();
         let ords: Vec<u64> = counts.iter().map(|&(o, _)| o).collect();
         let mut n = counts.iter().map(|&(_, n)| n);
-        let _ = c.dictionary().sorted_ords_to_term_cb(&ords, |term| {
-            if let Some(n) = n.next() {
-                out.insert(String::from_utf8_lossy(term).into_owned(), n);
-            }
-        });
-        out
+        c.dictionary()
+            .sorted_ords_to_term_cb(&ords, |term| {
+                if let Some(n) = n.next() {
+                    out.insert(String::from_utf8_lossy(term).into_owned(), n);
+                }
+            })
+            .map_err(|e| format!("reading the who column's dictionary: {e}"))?;
+        Ok(out)
     }
 }
 

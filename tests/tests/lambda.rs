@@ -271,27 +271,7 @@ fn the_lambda_binary_behind_a_runtime_api_scores_like_local_ingest() {
         "CONTROL_MESSAGE",
         &[],
     ));
-    let api = RuntimeApi::start(events.clone());
-    let bin = assert_cmd::cargo::cargo_bin("ingest-lambda");
-    assert!(
-        bin.exists(),
-        "{} is not built (cargo build --workspace)",
-        bin.display()
-    );
-    let mut child = std::process::Command::new(bin)
-        .envs(w.moto.env())
-        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "ssm-audit-ingest")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("SSM_AUDIT_OUTPUT", format!("s3://{OUT}/audit"))
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let answers = api.wait_for(events.len(), Duration::from_secs(180));
-    let _ = child.kill();
-    let _ = child.wait();
+    let answers = run_binary(&w, &w.moto.endpoint, events.clone(), "audit");
     for (e, a) in events.iter().zip(&answers) {
         assert!(matches!(a, Answer::Response(_)), "event {e} answered {a:?}");
     }
@@ -594,6 +574,11 @@ fn the_lambda_also_commits_into_a_tantivy_index_when_asked() {
 fn run_binary(w: &World, endpoint: &str, events: Vec<Value>, prefix: &str) -> Vec<Answer> {
     let api = RuntimeApi::start(events.clone());
     let bin = assert_cmd::cargo::cargo_bin("ingest-lambda");
+    assert!(
+        bin.exists(),
+        "{} is not built (cargo build --workspace)",
+        bin.display()
+    );
     let mut child = std::process::Command::new(bin)
         .envs(w.moto.env())
         .env("AWS_ENDPOINT_URL", endpoint)

@@ -318,14 +318,24 @@ impl Term {
         let out = line.output.trim_end_matches(['\n', ' ']);
         line.output.truncate(out.len());
         // Output that shows a command line at one of this session's prompts may be forging one.
-        if let Some(forged) = line.output.lines().find(|l| {
-            prompt::split_at(l).is_some_and(|cut| {
-                !l[cut..].trim().is_empty()
-                    && self
-                        .levels
-                        .iter()
-                        .any(|lv| lv.shape.as_ref() == Some(&Prompt::parse(&l[..cut]).shape))
+        // Only lines holding a prompt's sign (and its user, when it names one) can: the others
+        // are not split and parsed.
+        let could_be_prompt = |l: &str| {
+            self.levels.iter().any(|lv| {
+                lv.shape.as_ref().is_some_and(|s| {
+                    l.contains(s.sigil) && s.user.as_deref().is_none_or(|u| l.contains(u))
+                })
             })
+        };
+        if let Some(forged) = line.output.lines().find(|l| {
+            could_be_prompt(l)
+                && prompt::split_at(l).is_some_and(|cut| {
+                    !l[cut..].trim().is_empty()
+                        && self
+                            .levels
+                            .iter()
+                            .any(|lv| lv.shape.as_ref() == Some(&Prompt::parse(&l[..cut]).shape))
+                })
         }) {
             let shown: String = forged.chars().take(80).collect();
             line.suspicious.push(format!(
