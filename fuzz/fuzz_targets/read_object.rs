@@ -6,7 +6,7 @@
 
 use indexer::ingest::{read_object, Outcome};
 use indexer::model::SourceObject;
-use indexer::store::Batch;
+use indexer::ingest::Batch;
 use libfuzzer_sys::fuzz_target;
 
 const NAMES: &[&str] = &[

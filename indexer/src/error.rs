@@ -21,9 +21,11 @@ pub enum Error {
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// The tantivy index.
+    #[cfg(feature = "index")]
     #[error("index: {0}")]
     Index(#[from] tantivy::TantivyError),
     /// A search query that does not parse.
+    #[cfg(feature = "index")]
     #[error("query: {0}")]
     Query(#[from] tantivy::query::QueryParserError),
     /// The index is being written by another process.

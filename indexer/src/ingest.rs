@@ -1,9 +1,33 @@
 //! From source objects to a [`Batch`] of facts, one outcome per object.
 
 use crate::error::Error;
-use crate::formats::{self, Parsed};
-use crate::model::{SessionSource, SourceObject};
-use crate::store::Batch;
+use crate::formats::{self, Instance, Parsed, TrailEvent};
+use crate::model::{CommandRecord, SessionSource, SourceObject};
+
+/// Facts read from sources, to be merged into the index.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Replayed transcripts.
+    pub sources: Vec<SessionSource>,
+    /// CloudTrail events.
+    pub trail: Vec<TrailEvent>,
+    /// Inventory.
+    pub instances: Vec<Instance>,
+    /// Command records derived elsewhere (the Lambda's output), taken as they are.
+    pub records: Vec<CommandRecord>,
+    /// The sources these facts were read from, for the ledger.
+    pub ledger: Vec<crate::ledger::Ingested>,
+}
+
+impl Batch {
+    /// Nothing to merge.
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+            && self.trail.is_empty()
+            && self.instances.is_empty()
+            && self.records.is_empty()
+    }
+}
 
 /// What became of one source object.
 #[derive(Debug)]

@@ -24,8 +24,10 @@ pub mod replay;
 pub mod rules;
 pub mod sessionid;
 pub mod shellwords;
+#[cfg(feature = "index")]
 pub mod store;
 pub mod stream;
+#[cfg(feature = "index")]
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -16,6 +16,7 @@
 
 use crate::error::{Error, Result};
 use crate::formats::{Instance, TrailEvent};
+pub use crate::ingest::Batch;
 use crate::model::{self, CommandRecord, SessionSource, SessionTrail};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -384,31 +385,6 @@ pub struct Changes {
     pub commands: usize,
     /// Abandoned lines written for them.
     pub abandoned: usize,
-}
-
-/// Facts read from sources, to be merged into the index.
-#[derive(Debug, Default)]
-pub struct Batch {
-    /// Replayed transcripts.
-    pub sources: Vec<SessionSource>,
-    /// CloudTrail events.
-    pub trail: Vec<TrailEvent>,
-    /// Inventory.
-    pub instances: Vec<Instance>,
-    /// Command records derived elsewhere (the Lambda's output), taken as they are.
-    pub records: Vec<CommandRecord>,
-    /// The sources these facts were read from, for the ledger.
-    pub ledger: Vec<crate::ledger::Ingested>,
-}
-
-impl Batch {
-    /// Nothing to merge.
-    pub fn is_empty(&self) -> bool {
-        self.sources.is_empty()
-            && self.trail.is_empty()
-            && self.instances.is_empty()
-            && self.records.is_empty()
-    }
 }
 
 /// The index on disk.
