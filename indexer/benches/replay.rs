@@ -2,10 +2,17 @@
 //!
 //! `cargo bench -p indexer --bench replay` — the input is the shared corpus's S3 session
 //! bodies repeated to 8 MiB (or the recorded fixtures when the corpus is not there).
+//!
+//! Both run under mimalloc, the allocator the `ssm-audit` and Lambda binaries are built with;
+//! `--features system-alloc` runs them under the system's allocator instead.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use indexer::replay::{ReplayOptions, Replayer};
 use std::path::Path;
+
+#[cfg(not(feature = "system-alloc"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn input() -> Vec<u8> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -3,6 +3,11 @@
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
+/// The replay allocates a few small strings per command; mimalloc serves them faster than the
+/// system allocator (`BENCHMARKS.md`, target 1), as in the `ssm-audit` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt()

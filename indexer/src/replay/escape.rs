@@ -1,13 +1,17 @@
 //! The escape sequences shells and line editors send most, read whole without a state machine.
 //!
 //! Cursor moves, erases, insert/delete characters, mode switches (`CSI ? 2004 h`) and two-byte
-//! `ESC x` sequences make up nearly every escape in a shell session. [`parse`] recognises them
-//! when the whole sequence is at hand and says how long it is; anything else (OSC and DCS
-//! strings, sub-parameters, control bytes inside a sequence, a sequence cut by the end of the
-//! buffer) is left to the [`vte`] parser, which handles every case the same way a terminal does.
+//! `ESC x` sequences, and the window titles bash sets at every prompt (`OSC 0 ; title BEL`),
+//! make up nearly every escape in a shell session. [`parse`] recognises them when the whole
+//! sequence is at hand and says how long it is; anything else (DCS strings, sub-parameters,
+//! control bytes inside a sequence, a sequence cut by the end of the buffer) is left to the
+//! [`vte`] parser, which handles every case the same way a terminal does.
 
 /// Most parameters read by the fast path; longer sequences go to the parser.
 pub const MAX_PARAMS: usize = 16;
+
+/// Most `;`-separated parameters of an OSC string read by the fast path (vte keeps as many).
+pub const MAX_OSC_PARAMS: usize = 16;
 
 /// A complete escape sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +25,13 @@ pub enum Seq<'a> {
         intermediates: &'a [u8],
         /// The final byte.
         action: char,
+    },
+    /// `OSC params ; … (BEL | ESC \\)`: an operating system command, such as a window title.
+    Osc {
+        /// Its body, between `ESC ]` and the terminator (see [`osc_params`]).
+        body: &'a [u8],
+        /// Ended by BEL; otherwise by `ESC \\`, which vte then reports as `ESC \\` itself.
+        bell: bool,
     },
     /// `ESC [intermediates] byte`.
     Esc {
@@ -46,14 +57,29 @@ impl std::ops::Deref for Params {
     }
 }
 
+/// The `;`-separated parameters of an OSC string's body, as vte splits them; `None` when there
+/// are more than [`MAX_OSC_PARAMS`] (vte drops the rest: the parser handles those).
+pub fn osc_params<'a>(body: &'a [u8], out: &mut [&'a [u8]; MAX_OSC_PARAMS]) -> Option<usize> {
+    let mut n = 0;
+    for part in body.split(|&b| b == b';') {
+        if n == MAX_OSC_PARAMS {
+            return None;
+        }
+        out[n] = part;
+        n += 1;
+    }
+    Some(n)
+}
+
 /// Read the sequence at the start of `bytes` (which starts with ESC): its length and meaning,
 /// or `None` when the parser has to handle it.
 pub fn parse(bytes: &[u8]) -> Option<(usize, Seq<'_>)> {
     debug_assert_eq!(bytes.first(), Some(&0x1b));
     match *bytes.get(1)? {
         b'[' => csi(bytes),
-        // OSC, DCS, SOS, PM, APC: strings, for the parser.
-        b']' | b'P' | b'X' | b'^' | b'_' => None,
+        b']' => osc(bytes),
+        // DCS, SOS, PM, APC: strings, for the parser.
+        b'P' | b'X' | b'^' | b'_' => None,
         b @ 0x30..=0x7e => Some((
             2,
             Seq::Esc {
@@ -79,6 +105,28 @@ pub fn parse(bytes: &[u8]) -> Option<(usize, Seq<'_>)> {
         }
         _ => None,
     }
+}
+
+/// An OSC string of bytes vte keeps as they are (no control byte inside), ended by BEL or
+/// `ESC \\`, with at most [`MAX_OSC_PARAMS`] parameters.
+fn osc(bytes: &[u8]) -> Option<(usize, Seq<'_>)> {
+    let body = &bytes[2..];
+    let end = body.iter().position(|&b| b < 0x20)?;
+    let (len, bell) = match body[end] {
+        0x07 => (2 + end + 1, true),
+        0x1b if body.get(end + 1) == Some(&b'\\') => (2 + end + 2, false),
+        _ => return None,
+    };
+    if body[..end].iter().filter(|&&b| b == b';').count() >= MAX_OSC_PARAMS {
+        return None;
+    }
+    Some((
+        len,
+        Seq::Osc {
+            body: &body[..end],
+            bell,
+        },
+    ))
 }
 
 fn csi(bytes: &[u8]) -> Option<(usize, Seq<'_>)> {
@@ -209,13 +257,58 @@ mod tests {
             b"\x1b[",
             b"\x1b[12",
             b"\x1b[1;2",
-            b"\x1b]0;title\x07",
+            b"\x1b]0;title",
+            b"\x1b]0;ti\x08tle\x07",
+            b"\x1b]0;title\x1b[K",
+            b"\x1b]0;1;2;3;4;5;6;7;8;9;10;11;12;13;14;15;16\x07",
             b"\x1bP1$r\x1b\\",
             b"\x1b[38:5:208m",
             b"\x1b[1\x08C",
             b"\x1b[1;2;3;4;5;6;7;8;9;10;11;12;13;14;15;16;17m",
         ] {
             assert_eq!(parse(seq), None, "{seq:?}");
+        }
+    }
+
+    /// What vte reports for the same bytes: OSC parameters, bell, and any ESC after them.
+    #[allow(clippy::type_complexity)]
+    fn vte_osc(bytes: &[u8]) -> (Vec<(Vec<Vec<u8>>, bool)>, Vec<u8>) {
+        struct P(Vec<(Vec<Vec<u8>>, bool)>, Vec<u8>);
+        impl vte::Perform for P {
+            fn osc_dispatch(&mut self, params: &[&[u8]], bell: bool) {
+                self.0
+                    .push((params.iter().map(|p| p.to_vec()).collect(), bell));
+            }
+            fn esc_dispatch(&mut self, _: &[u8], _: bool, byte: u8) {
+                self.1.push(byte);
+            }
+        }
+        let mut p = P(Vec::new(), Vec::new());
+        vte::Parser::new().advance(&mut p, bytes);
+        (p.0, p.1)
+    }
+
+    #[test]
+    fn reads_osc_strings_as_vte_does() {
+        for seq in [
+            &b"\x1b]0;ssm-user@ip-10-0-1-5:~\x07"[..],
+            b"\x1b]2;title\x1b\\",
+            b"\x1b]7;file://host/home/ec2-user\x07",
+            b"\x1b]\x07",
+            b"\x1b];;\x07",
+            b"\x1b]0;caf\xc3\xa9 \xff\x07",
+            b"\x1b]1;2;3;4;5;6;7;8;9;10;11;12;13;14;15;16\x07",
+        ] {
+            let (len, got) = parse(seq).unwrap_or_else(|| panic!("{seq:?}"));
+            assert_eq!(len, seq.len(), "{seq:?}");
+            let Seq::Osc { body, bell } = got else {
+                panic!("{seq:?} is an OSC");
+            };
+            let mut split = [&[][..]; MAX_OSC_PARAMS];
+            let n = osc_params(body, &mut split).unwrap_or_else(|| panic!("{seq:?}"));
+            let params: Vec<Vec<u8>> = split[..n].iter().map(|p| p.to_vec()).collect();
+            let after = if bell { vec![] } else { vec![b'\\'] };
+            assert_eq!((vec![(params, bell)], after), vte_osc(seq), "{seq:?}");
         }
     }
 

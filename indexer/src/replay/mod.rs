@@ -52,8 +52,6 @@ pub struct InputLine {
     pub run_as: String,
     /// The working directory shown by the prompt, if any.
     pub cwd: Option<String>,
-    /// The prompt it was typed at.
-    pub prompt: String,
     /// Byte range in the source that holds the prompt, the echo and the editing of the line.
     pub byte_start: u64,
     /// End of that range (exclusive).
@@ -107,10 +105,7 @@ impl Replayer {
             }
             let b = bytes[i];
             if (0x20..0x7f).contains(&b) {
-                let run_end = bytes[i..]
-                    .iter()
-                    .position(|&b| !(0x20..0x7f).contains(&b))
-                    .map_or(bytes.len(), |p| i + p);
+                let run_end = i + printable_run(&bytes[i..]);
                 self.term.offset = at;
                 self.term.offset_end = offset + run_end as u64;
                 self.term.pos = at;
@@ -243,6 +238,8 @@ struct Term {
     forgeable: Option<Vec<String>>,
     /// The prompts parsed last (a session moves between a few: directories, users).
     prompts: Vec<Rc<Prompt>>,
+    /// The logical lines of the input line being taken (a buffer kept between lines).
+    ranges: Vec<(u64, u64)>,
 }
 
 impl Term {
@@ -279,6 +276,7 @@ impl Term {
             utf8_pending: false,
             forgeable: Some(Vec::new()),
             prompts: Vec::new(),
+            ranges: Vec::new(),
         }
     }
 
@@ -417,7 +415,8 @@ impl Term {
             start_line = Some((p_first, start_text, split));
         }
         // The logical lines of the input region, joined with newlines.
-        let mut ranges = Vec::new();
+        let mut ranges = std::mem::take(&mut self.ranges);
+        ranges.clear();
         let mut r = first;
         while r <= last {
             let (a, b) = self.screen.logical_line(r);
@@ -463,6 +462,7 @@ impl Term {
             command.push('\n');
             command.push_str(&self.line_text(a, b));
         }
+        self.ranges = ranges;
         // zsh leaves keypad mode before it returns a line it accepted, not one it was interrupted in.
         let interrupted = input.ctrl_c || (input.keypad && self.keypad);
         let start = bytes.map_or(input.start_byte, |(a, _)| a.min(input.start_byte));
@@ -488,14 +488,14 @@ impl Term {
             return;
         }
         let (first, last) = self.screen.logical_line(self.screen.cursor_row());
-        let (cells, bytes) = self.screen.cells(first, last);
+        let bytes = self.screen.bytes_of(first, last);
         let Some((_, end)) = bytes else {
             return;
         };
         if end <= self.last_accept_byte {
             return;
         }
-        let text = cells_text(&cells[..first_gap_end(&cells, 0)]);
+        let text = self.line_text(first, last);
         let Some((prompt_text, command)) = prompt::split(&text) else {
             return;
         };
@@ -594,20 +594,27 @@ impl Term {
     ) {
         self.last_accept_byte = bytes.1;
         self.finish_output(self.screen.logical_line(last_row).0);
-        let mut command = command.trim_end();
+        let mut command = command;
+        let mut text = command.trim_end();
         if abandoned {
-            command = command.strip_suffix("^C").unwrap_or(command).trim_end();
+            text = text.strip_suffix("^C").unwrap_or(text).trim_end();
         }
         // Streams can hold a prompt twice before a command (`sh-4.2$ sh-4.2$ date`).
         let p = prompt.text.trim_end();
-        while !p.is_empty() && command.starts_with(p) {
-            command = command[p.len()..].trim_start();
+        while !p.is_empty() && text.starts_with(p) {
+            text = text[p.len()..].trim_start();
         }
         // Old agents started their own logger in the shell before the user's: not a user command.
-        if command.starts_with("/usr/bin/ssm-session-logger ") {
+        if text.starts_with("/usr/bin/ssm-session-logger ") {
             return;
         }
-        let command = command.to_string();
+        // Keep `text` in the string it was cut from.
+        let (from, len) = (
+            text.as_ptr() as usize - command.as_ptr() as usize,
+            text.len(),
+        );
+        command.truncate(from + len);
+        command.drain(..from);
         // A paste of several complete lines is several commands.
         if command.contains('\n') && !prompt.is_continuation() {
             let mut parts = Vec::new();
@@ -665,7 +672,6 @@ impl Term {
             command,
             run_as: self.top().user.clone(),
             cwd,
-            prompt: prompt.text.clone(),
             byte_start: bytes.0,
             byte_end: bytes.1,
             output: String::new(),
@@ -874,6 +880,30 @@ impl Term {
 }
 
 /// Does this text end in the middle of a UTF-8 sequence (the parser then holds part of it)?
+/// How many bytes at the start of `bytes` are printable ASCII (0x20..0x7f), eight at a time.
+fn printable_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut n = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_ne_bytes(word);
+        // A byte below 0x20, one at 0x7f, or one with its high bit set (each test may also
+        // flag bytes after the first that matches, never before it).
+        let below = w.wrapping_sub(0x20 * ONES) & !w;
+        let del = (w ^ (0x7f * ONES)).wrapping_sub(ONES) & !(w ^ (0x7f * ONES));
+        if (below | del | w) & HIGH != 0 {
+            break;
+        }
+        n += 8;
+    }
+    n + bytes[n..]
+        .iter()
+        .position(|b| !(0x20..0x7f).contains(b))
+        .unwrap_or(bytes.len() - n)
+}
+
 fn ends_inside_utf8(run: &[u8]) -> bool {
     for back in 1..=run.len().min(4) {
         let b = run[run.len() - back];
@@ -909,6 +939,9 @@ const SUSPECT_LOOKAHEAD: usize = 8;
 
 /// Append one row of output to a command, within the cap.
 fn push_output(line: &mut InputLine, row: &screen::Row) {
+    if line.output.capacity() == 0 {
+        line.output.reserve(2 * row.cells.len() + 16);
+    }
     let before = line.output.len();
     row.push_text(&mut line.output);
     if !row.wrapped {
@@ -1051,6 +1084,14 @@ impl Term {
                 intermediates,
                 action,
             } => self.csi(params, intermediates, *action),
+            escape::Seq::Osc { body, bell } => {
+                let mut params = [&[][..]; escape::MAX_OSC_PARAMS];
+                let n = escape::osc_params(body, &mut params).unwrap_or(0);
+                self.osc(&params[..n]);
+                if !bell {
+                    self.esc(&[], b'\\');
+                }
+            }
             escape::Seq::Esc {
                 intermediates,
                 byte,

@@ -189,3 +189,23 @@ fn invalid_utf8_keeps_byte_ranges_inside_the_input() {
         );
     }
 }
+
+#[test]
+fn printable_runs_end_where_a_byte_scan_ends_them() {
+    let naive = |b: &[u8]| {
+        b.iter()
+            .position(|c| !(0x20..0x7f).contains(c))
+            .unwrap_or(b.len())
+    };
+    for stop in 0..=255u8 {
+        for at in 0..20 {
+            let mut bytes = [b'a'; 20];
+            bytes[at] = stop;
+            for start in 0..4 {
+                let b = &bytes[start..];
+                assert_eq!(super::printable_run(b), naive(b), "{stop:#x} at {at}");
+            }
+        }
+    }
+    assert_eq!(super::printable_run(b""), 0);
+}
