@@ -70,6 +70,17 @@ pub type Break = (usize, String);
 /// The ledger file of an index.
 pub struct Ledger {
     path: PathBuf,
+    /// Where the chain ends and each source's latest entry, once read: kept while this
+    /// writer holds the index's lock (no one else appends meanwhile), so that appending does
+    /// not read the whole file again each time.
+    tail: Option<Tail>,
+}
+
+/// The end of the chain, and the latest (digest, version) of each source.
+struct Tail {
+    n: u64,
+    prev: String,
+    latest: std::collections::HashMap<String, (String, Option<String>)>,
 }
 
 impl Ledger {
@@ -77,6 +88,7 @@ impl Ledger {
     pub fn of_index(dir: &Path) -> Ledger {
         Ledger {
             path: dir.join("ledger.jsonl"),
+            tail: None,
         }
     }
 
@@ -121,22 +133,36 @@ impl Ledger {
     }
 
     /// Append sources not already recorded with the same digest as their latest entry.
-    pub fn append(&self, sources: &[Ingested]) -> Result<usize> {
-        let (entries, _) = self.read()?;
-        let mut prev = entries
-            .last()
-            .map_or(GENESIS.to_string(), |e| e.hash.clone());
-        let mut n = entries.last().map_or(0, |e| e.n);
-        // The latest entry of each source (later entries replace earlier ones).
-        let latest_of: std::collections::HashMap<&str, &Entry> =
-            entries.iter().map(|e| (e.source.as_str(), e)).collect();
-        let latest = |s: &str| latest_of.get(s).copied();
+    ///
+    /// The file is read on the first append only: a `Ledger` that appends must be the only
+    /// writer of its index (the index's writer lock) for as long as it is kept.
+    pub fn append(&mut self, sources: &[Ingested]) -> Result<usize> {
+        let mut tail = match self.tail.take() {
+            Some(t) => t,
+            None => {
+                let (entries, _) = self.read()?;
+                Tail {
+                    n: entries.last().map_or(0, |e| e.n),
+                    prev: entries
+                        .last()
+                        .map_or(GENESIS.to_string(), |e| e.hash.clone()),
+                    // Later entries replace earlier ones.
+                    latest: entries
+                        .into_iter()
+                        .map(|e| (e.source, (e.sha256, e.version_id)))
+                        .collect(),
+                }
+            }
+        };
         let mut out = String::new();
-        let mut added = 0;
+        let mut added = Vec::new();
         let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let (mut n, mut prev) = (tail.n, tail.prev.clone());
         for s in sources {
-            if latest(&s.source)
-                .is_some_and(|e| e.sha256 == s.sha256 && e.version_id == s.version_id)
+            if tail
+                .latest
+                .get(&s.source)
+                .is_some_and(|(sha, v)| *sha == s.sha256 && *v == s.version_id)
             {
                 continue;
             }
@@ -149,24 +175,32 @@ impl Ledger {
                 sha256: s.sha256.clone(),
                 size: s.size,
                 kind: s.kind.clone(),
-                prev: prev.clone(),
+                prev,
                 hash: String::new(),
             };
             e.hash = e.digest();
             prev = e.hash.clone();
             out.push_str(&serde_json::to_string(&e)?);
             out.push('\n');
-            added += 1;
+            added.push(s);
         }
-        if added > 0 {
+        if !added.is_empty() {
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&self.path)?;
+            // On an error what the file holds is unknown: the tail is read again next time.
             f.write_all(out.as_bytes())?;
             f.sync_all()?;
+            tail.n = n;
+            tail.prev = prev;
+            for s in &added {
+                tail.latest
+                    .insert(s.source.clone(), (s.sha256.clone(), s.version_id.clone()));
+            }
         }
-        Ok(added)
+        self.tail = Some(tail);
+        Ok(added.len())
     }
 }
 
@@ -187,7 +221,7 @@ mod tests {
     #[test]
     fn the_chain_detects_edits_and_removals() {
         let dir = tempfile::tempdir().unwrap();
-        let l = Ledger::of_index(dir.path());
+        let mut l = Ledger::of_index(dir.path());
         assert_eq!(
             l.append(&[src("a", "1"), src("b", "2"), src("c", "3")])
                 .unwrap(),

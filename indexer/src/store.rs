@@ -23,14 +23,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use tantivy::collector::{Collector, DocSetCollector, SegmentCollector};
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{
+    BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, TermQuery,
+};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TantivyDocument, TextFieldIndexing, TextOptions, Value, FAST,
     INDEXED, STORED,
 };
 use tantivy::{
-    doc, DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal,
-    SegmentReader, Term,
+    doc, DocAddress, DocId, Executor, Index, IndexReader, IndexWriter, ReloadPolicy, Score,
+    SegmentOrdinal, SegmentReader, Term,
 };
 
 /// Memory the index writer may use.
@@ -401,6 +403,8 @@ pub struct Store {
     /// later commit than its CloudTrail file, and reading the trail back from the compressed
     /// document store each time would cost more than the session's own indexing.
     trails: std::collections::HashMap<String, Option<SessionTrail>>,
+    /// The ledger, appended to after each commit while the writer (and its lock) is held.
+    ledger: Option<crate::ledger::Ledger>,
 }
 
 impl Store {
@@ -456,6 +460,7 @@ impl Store {
             path: path.to_path_buf(),
             writer: None,
             trails: std::collections::HashMap::new(),
+            ledger: None,
         })
     }
 
@@ -464,6 +469,8 @@ impl Store {
         if let Some(w) = self.writer.take() {
             return Ok(w);
         }
+        // Without the lock, another process may have appended to the ledger: read it again.
+        self.ledger = None;
         self.index
             .writer_with_num_threads(1, WRITER_HEAP)
             .map_err(|e| match e {
@@ -495,10 +502,17 @@ impl Store {
         Term::from_field_text(field, text)
     }
 
+    /// The few documents of one session or kind. On this thread: handing each of these small
+    /// lookups to the search threads costs more in wake-ups than the lookup itself.
     fn docs(&self, query: &dyn Query) -> Result<Vec<TantivyDocument>> {
         let searcher = self.reader.searcher();
         let mut addrs: Vec<DocAddress> = searcher
-            .search(query, &DocSetCollector)?
+            .search_with_executor(
+                query,
+                &DocSetCollector,
+                &Executor::single_thread(),
+                EnableScoring::disabled_from_searcher(&searcher),
+            )?
             .into_iter()
             .collect();
         addrs.sort();
@@ -574,7 +588,9 @@ impl Store {
         // On an error the writer goes with what it was given: nothing of the batch is committed.
         let (changes, ledger) = result?;
         self.reader.reload()?;
-        crate::ledger::Ledger::of_index(&self.path).append(&ledger)?;
+        self.ledger
+            .get_or_insert_with(|| crate::ledger::Ledger::of_index(&self.path))
+            .append(&ledger)?;
         Ok(changes)
     }
 
@@ -1099,7 +1115,12 @@ impl Store {
         let mut addrs: Vec<DocAddress> = Vec::new();
         for kind in ["command", "abandoned"] {
             let q = self.kind_and(kind, self.f.key, &format!("commands\u{0}{session_id}"));
-            addrs.extend(searcher.search(&q, &DocSetCollector)?);
+            addrs.extend(searcher.search_with_executor(
+                &q,
+                &DocSetCollector,
+                &Executor::single_thread(),
+                EnableScoring::disabled_from_searcher(&searcher),
+            )?);
         }
         addrs.sort();
         self.load_records(&searcher, addrs, false)
