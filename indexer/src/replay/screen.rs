@@ -29,6 +29,25 @@ pub struct Row {
     pub bytes: Option<(u64, u64)>,
 }
 
+/// Append cells to `out`, empty ones as spaces: runs of ASCII are narrowed a block at a time
+/// instead of encoded one character at a time.
+pub fn push_cells(out: &mut String, cells: &[char]) {
+    const BLOCK: usize = 128;
+    out.reserve(cells.len());
+    let mut buf = [0u8; BLOCK];
+    for block in cells.chunks(BLOCK) {
+        if block.iter().all(|&c| (c as u32) < 0x80) {
+            for (b, &c) in buf.iter_mut().zip(block) {
+                *b = if c == EMPTY { b' ' } else { c as u8 };
+            }
+            // ASCII bytes are always UTF-8.
+            out.push_str(std::str::from_utf8(&buf[..block.len()]).unwrap_or_default());
+        } else {
+            out.extend(block.iter().map(|&c| if c == EMPTY { ' ' } else { c }));
+        }
+    }
+}
+
 impl Row {
     fn touch(&mut self, start: u64, end: u64) {
         self.bytes = Some(match self.bytes {
@@ -57,11 +76,7 @@ impl Row {
             .iter()
             .rposition(|&c| c != EMPTY)
             .map_or(0, |i| i + 1);
-        out.extend(
-            self.cells[..end]
-                .iter()
-                .map(|&c| if c == EMPTY { ' ' } else { c }),
-        );
+        push_cells(out, &self.cells[..end]);
     }
 
     fn set(&mut self, col: usize, ch: char) {
@@ -497,10 +512,10 @@ impl Screen {
             let Some(row) = self.row(abs) else { continue };
             match row.cells.iter().position(|&c| c == EMPTY) {
                 Some(gap) => {
-                    out.extend(&row.cells[..gap]);
+                    push_cells(&mut out, &row.cells[..gap]);
                     return out;
                 }
-                None => out.extend(&row.cells),
+                None => push_cells(&mut out, &row.cells),
             }
             let padded = row.wrapped && self.width.is_some_and(|w| w > row.cells.len());
             if padded {
