@@ -594,27 +594,24 @@ impl Term {
     ) {
         self.last_accept_byte = bytes.1;
         self.finish_output(self.screen.logical_line(last_row).0);
+        // The command is trimmed in its own buffer: `start..end` is what is kept.
         let mut command = command;
-        let mut text = command.trim_end();
-        if abandoned {
-            text = text.strip_suffix("^C").unwrap_or(text).trim_end();
+        let mut end = command.trim_end().len();
+        if abandoned && command[..end].ends_with("^C") {
+            end = command[..end - 2].trim_end().len();
         }
         // Streams can hold a prompt twice before a command (`sh-4.2$ sh-4.2$ date`).
+        let mut start = 0;
         let p = prompt.text.trim_end();
-        while !p.is_empty() && text.starts_with(p) {
-            text = text[p.len()..].trim_start();
+        while !p.is_empty() && command[start..end].starts_with(p) {
+            start = end - command[start + p.len()..end].trim_start().len();
         }
         // Old agents started their own logger in the shell before the user's: not a user command.
-        if text.starts_with("/usr/bin/ssm-session-logger ") {
+        if command[start..end].starts_with("/usr/bin/ssm-session-logger ") {
             return;
         }
-        // Keep `text` in the string it was cut from.
-        let (from, len) = (
-            text.as_ptr() as usize - command.as_ptr() as usize,
-            text.len(),
-        );
-        command.truncate(from + len);
-        command.drain(..from);
+        command.truncate(end);
+        command.drain(..start);
         // A paste of several complete lines is several commands.
         if command.contains('\n') && !prompt.is_continuation() {
             let mut parts = Vec::new();
