@@ -218,8 +218,13 @@ fn heredoc_words(line: &str) -> Vec<String> {
     words
 }
 
-/// Words that open a compound command (it continues until its closing word).
-const OPENERS: &[&str] = &["if", "for", "while", "until", "case", "select"];
+/// Does this word open a compound command (it continues until its closing word)?
+fn is_opener(w: &[u8]) -> bool {
+    matches!(
+        w,
+        b"if" | b"for" | b"while" | b"until" | b"case" | b"select"
+    )
+}
 
 /// Does the line need more lines (a trailing backslash or operator, an open quote, a heredoc)?
 pub fn is_incomplete(line: &str) -> bool {
@@ -229,7 +234,7 @@ pub fn is_incomplete(line: &str) -> bool {
         && !line
             .as_bytes()
             .split(u8::is_ascii_whitespace)
-            .any(|w| OPENERS.iter().any(|o| o.as_bytes() == w))
+            .any(is_opener)
     {
         return false;
     }
@@ -254,7 +259,7 @@ pub fn is_incomplete(line: &str) -> bool {
     let opener = line
         .as_bytes()
         .split(|b| b.is_ascii_whitespace() || matches!(b, b';' | b'|' | b'&' | b'('))
-        .any(|w| OPENERS.iter().any(|o| o.as_bytes() == w));
+        .any(is_opener);
     let mut depth = 0i32;
     for words in if opener {
         simple_commands(line)
@@ -442,6 +447,14 @@ const SHELLS: &[&str] = &[
     "bash", "sh", "dash", "zsh", "ksh", "fish", "csh", "tcsh", "ash",
 ];
 
+/// Is this program name one of [`SHELLS`]?
+fn is_shell(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"bash" | b"sh" | b"dash" | b"zsh" | b"ksh" | b"fish" | b"csh" | b"tcsh" | b"ash"
+    )
+}
+
 /// Does the line hold `su`, `sh`, `exit`, `exec`, `logout` or `doas` anywhere (one pass)?
 fn may_name_a_shell_change(b: &[u8]) -> bool {
     (0..b.len()).any(|i| {
@@ -480,7 +493,7 @@ pub fn transition(line: &str) -> Option<Transition> {
             matches!(
                 name,
                 b"exit" | b"logout" | b"sudo" | b"doas" | b"su" | b"exec"
-            ) || SHELLS.iter().any(|s| s.as_bytes() == name)
+            ) || is_shell(name)
         });
     if !names_one {
         return None;

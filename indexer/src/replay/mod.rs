@@ -240,6 +240,9 @@ struct Term {
     prompts: Vec<Rc<Prompt>>,
     /// The logical lines of the input line being taken (a buffer kept between lines).
     ranges: Vec<(u64, u64)>,
+    /// The last line taken is not abandoned and needs more lines (an open quote, heredoc,
+    /// compound command or trailing operator).
+    last_open: bool,
 }
 
 impl Term {
@@ -277,6 +280,7 @@ impl Term {
             forgeable: Some(Vec::new()),
             prompts: Vec::new(),
             ranges: Vec::new(),
+            last_open: false,
         }
     }
 
@@ -576,10 +580,9 @@ impl Term {
         }
     }
 
+    /// The last line needs more lines (worked out when the line was taken or extended).
     fn last_command_incomplete(&self) -> bool {
-        self.lines
-            .last()
-            .is_some_and(|l| !l.abandoned && shellwords::is_incomplete(&l.command))
+        self.last_open
     }
 
     /// A line was accepted at `prompt`.
@@ -653,7 +656,8 @@ impl Term {
                 line.command.push_str(&command);
                 line.byte_end = bytes.1;
                 self.output_owner = Some((idx, last_row + 1));
-                if !shellwords::is_incomplete(&line.command) {
+                self.last_open = shellwords::is_incomplete(&line.command);
+                if !self.last_open {
                     self.pending = shellwords::transition(&line.command);
                 }
                 return;
@@ -676,7 +680,8 @@ impl Term {
             abandoned,
             suspicious: Vec::new(),
         };
-        if !abandoned && !shellwords::is_incomplete(&line.command) {
+        self.last_open = !abandoned && shellwords::is_incomplete(&line.command);
+        if !abandoned && !self.last_open {
             self.pending = shellwords::transition(&line.command);
         }
         if !abandoned && turns_echo_off(&line.command) {
@@ -929,7 +934,7 @@ fn turns_echo_off(command: &str) -> bool {
 }
 
 /// Prompts kept parsed.
-const PROMPTS_KEPT: usize = 8;
+const PROMPTS_KEPT: usize = 32;
 
 /// Characters looked at after a suspicious CR before deciding.
 const SUSPECT_LOOKAHEAD: usize = 8;

@@ -36,16 +36,32 @@ pub fn push_cells(out: &mut String, cells: &[char]) {
     out.reserve(cells.len());
     let mut buf = [0u8; BLOCK];
     for block in cells.chunks(BLOCK) {
-        if block.iter().all(|&c| (c as u32) < 0x80) {
+        // Branch-free passes over the block, which the compiler turns into vector code.
+        if block.iter().fold(0u32, |a, &c| a | c as u32) < 0x80 {
+            let buf = &mut buf[..block.len()];
             for (b, &c) in buf.iter_mut().zip(block) {
-                *b = if c == EMPTY { b' ' } else { c as u8 };
+                let v = c as u8;
+                *b = if v == 0 { b' ' } else { v };
             }
             // ASCII bytes are always UTF-8.
-            out.push_str(std::str::from_utf8(&buf[..block.len()]).unwrap_or_default());
+            out.push_str(std::str::from_utf8(buf).unwrap_or_default());
         } else {
             out.extend(block.iter().map(|&c| if c == EMPTY { ' ' } else { c }));
         }
     }
+}
+
+/// The first [`EMPTY`] cell: blocks are tested without a branch per cell, then searched.
+fn first_empty(cells: &[char]) -> Option<usize> {
+    const BLOCK: usize = 32;
+    let mut at = 0;
+    for block in cells.chunks(BLOCK) {
+        if block.iter().fold(false, |a, &c| a | (c == EMPTY)) {
+            return block.iter().position(|&c| c == EMPTY).map(|i| at + i);
+        }
+        at += block.len();
+    }
+    None
 }
 
 impl Row {
@@ -510,7 +526,7 @@ impl Screen {
         let mut out = String::with_capacity(64);
         for abs in first..=last {
             let Some(row) = self.row(abs) else { continue };
-            match row.cells.iter().position(|&c| c == EMPTY) {
+            match first_empty(&row.cells) {
                 Some(gap) => {
                     push_cells(&mut out, &row.cells[..gap]);
                     return out;
@@ -614,6 +630,32 @@ mod tests {
             s.row(0).unwrap().cells.iter().collect::<String>(),
             "$ echo a        b"
         );
+    }
+
+    #[test]
+    fn cells_are_appended_and_gaps_found_as_one_cell_at_a_time_would() {
+        for len in [0usize, 1, 31, 32, 33, 127, 128, 129, 300] {
+            for special in [
+                None,
+                Some((0, EMPTY)),
+                Some((len / 2, EMPTY)),
+                Some((len.saturating_sub(1), 'é')),
+            ] {
+                let mut cells: Vec<char> = (0..len)
+                    .map(|i| char::from(b'a' + (i % 26) as u8))
+                    .collect();
+                if let Some((at, c)) = special.filter(|_| len > 0) {
+                    cells[at] = c;
+                }
+                let mut got = String::from("x");
+                push_cells(&mut got, &cells);
+                let want: String = std::iter::once('x')
+                    .chain(cells.iter().map(|&c| if c == EMPTY { ' ' } else { c }))
+                    .collect();
+                assert_eq!(got, want, "{len} {special:?}");
+                assert_eq!(first_empty(&cells), cells.iter().position(|&c| c == EMPTY));
+            }
+        }
     }
 
     #[test]
