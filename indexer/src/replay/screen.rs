@@ -31,7 +31,7 @@ pub struct Row {
 
 /// Append cells to `out`, empty ones as spaces: runs of ASCII are narrowed a block at a time
 /// instead of encoded one character at a time.
-pub fn push_cells(out: &mut String, cells: &[char]) {
+fn push_cells(out: &mut String, cells: &[char]) {
     const BLOCK: usize = 128;
     out.reserve(cells.len());
     let mut buf = [0u8; BLOCK];
