@@ -447,14 +447,6 @@ const SHELLS: &[&str] = &[
     "bash", "sh", "dash", "zsh", "ksh", "fish", "csh", "tcsh", "ash",
 ];
 
-/// Is this program name one of [`SHELLS`]?
-fn is_shell(name: &[u8]) -> bool {
-    matches!(
-        name,
-        b"bash" | b"sh" | b"dash" | b"zsh" | b"ksh" | b"fish" | b"csh" | b"tcsh" | b"ash"
-    )
-}
-
 /// Does the line hold `su`, `sh`, `exit`, `exec`, `logout` or `doas` anywhere (one pass)?
 fn may_name_a_shell_change(b: &[u8]) -> bool {
     (0..b.len()).any(|i| {
@@ -493,7 +485,7 @@ pub fn transition(line: &str) -> Option<Transition> {
             matches!(
                 name,
                 b"exit" | b"logout" | b"sudo" | b"doas" | b"su" | b"exec"
-            ) || is_shell(name)
+            ) || SHELLS.iter().any(|s| s.as_bytes() == name)
         });
     if !names_one {
         return None;

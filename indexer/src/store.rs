@@ -32,7 +32,7 @@ use tantivy::schema::{
 };
 use tantivy::{
     doc, DocAddress, DocId, Executor, Index, IndexReader, IndexWriter, ReloadPolicy, Score,
-    SegmentOrdinal, SegmentReader, Term,
+    Searcher, SegmentOrdinal, SegmentReader, Term,
 };
 
 /// Memory the index writer may use.
@@ -502,19 +502,25 @@ impl Store {
         Term::from_field_text(field, text)
     }
 
-    /// The few documents of one session or kind. On this thread: handing each of these small
-    /// lookups to the search threads costs more in wake-ups than the lookup itself.
-    fn docs(&self, query: &dyn Query) -> Result<Vec<TantivyDocument>> {
-        let searcher = self.reader.searcher();
-        let mut addrs: Vec<DocAddress> = searcher
+    /// The addresses of the few documents of one session or kind, found on this thread:
+    /// handing each of these small lookups to the search threads costs more in wake-ups than
+    /// the lookup itself.
+    fn small_set(searcher: &Searcher, query: &dyn Query) -> Result<Vec<DocAddress>> {
+        Ok(searcher
             .search_with_executor(
                 query,
                 &DocSetCollector,
                 &Executor::single_thread(),
-                EnableScoring::disabled_from_searcher(&searcher),
+                EnableScoring::disabled_from_searcher(searcher),
             )?
             .into_iter()
-            .collect();
+            .collect())
+    }
+
+    /// The few documents of one session or kind, in index order.
+    fn docs(&self, query: &dyn Query) -> Result<Vec<TantivyDocument>> {
+        let searcher = self.reader.searcher();
+        let mut addrs = Self::small_set(&searcher, query)?;
         addrs.sort();
         addrs
             .into_iter()
@@ -877,7 +883,7 @@ impl Store {
     /// their output from the source documents, when asked for).
     fn load_records(
         &self,
-        searcher: &tantivy::Searcher,
+        searcher: &Searcher,
         addrs: impl IntoIterator<Item = DocAddress>,
         with_output: bool,
     ) -> Result<Vec<CommandRecord>> {
@@ -1115,12 +1121,7 @@ impl Store {
         let mut addrs: Vec<DocAddress> = Vec::new();
         for kind in ["command", "abandoned"] {
             let q = self.kind_and(kind, self.f.key, &format!("commands\u{0}{session_id}"));
-            addrs.extend(searcher.search_with_executor(
-                &q,
-                &DocSetCollector,
-                &Executor::single_thread(),
-                EnableScoring::disabled_from_searcher(&searcher),
-            )?);
+            addrs.extend(Self::small_set(&searcher, &q)?);
         }
         addrs.sort();
         self.load_records(&searcher, addrs, false)

@@ -13,7 +13,7 @@ pub use prompt::{Prompt, Shape};
 pub use screen::Screen;
 
 use crate::shellwords::{self, Transition};
-use screen::EMPTY;
+use screen::{cells_text, EMPTY};
 use std::rc::Rc;
 
 /// Bytes of output kept per command; the rest is counted, not kept.
@@ -881,7 +881,6 @@ impl Term {
     }
 }
 
-/// Does this text end in the middle of a UTF-8 sequence (the parser then holds part of it)?
 /// How many bytes at the start of `bytes` are printable ASCII (0x20..0x7f), eight at a time.
 fn printable_run(bytes: &[u8]) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
@@ -906,6 +905,7 @@ fn printable_run(bytes: &[u8]) -> usize {
         .unwrap_or(bytes.len() - n)
 }
 
+/// Does this text end in the middle of a UTF-8 sequence (the parser then holds part of it)?
 fn ends_inside_utf8(run: &[u8]) -> bool {
     for back in 1..=run.len().min(4) {
         let b = run[run.len() - back];
@@ -953,15 +953,6 @@ fn push_output(line: &mut InputLine, row: &screen::Row) {
         line.output_truncated += (line.output.len() - before) as u64;
         line.output.truncate(before);
     }
-}
-
-/// Text of cells: empty cells become spaces.
-fn cells_text(cells: &[char]) -> String {
-    let end = cells.iter().rposition(|&c| c != EMPTY).map_or(0, |i| i + 1);
-    cells[..end]
-        .iter()
-        .map(|&c| if c == EMPTY { ' ' } else { c })
-        .collect()
 }
 
 /// End of the written text from `from`: a gap of never-written cells followed by more text is

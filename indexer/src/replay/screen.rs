@@ -51,6 +51,20 @@ fn push_cells(out: &mut String, cells: &[char]) {
     }
 }
 
+/// Append the text of cells to `out`: empty cells inside become spaces, trailing ones are
+/// dropped.
+pub fn push_cells_text(out: &mut String, cells: &[char]) {
+    let end = cells.iter().rposition(|&c| c != EMPTY).map_or(0, |i| i + 1);
+    push_cells(out, &cells[..end]);
+}
+
+/// The text of cells (see [`push_cells_text`]).
+pub fn cells_text(cells: &[char]) -> String {
+    let mut out = String::new();
+    push_cells_text(&mut out, cells);
+    out
+}
+
 /// The first [`EMPTY`] cell: blocks are tested without a branch per cell, then searched.
 fn first_empty(cells: &[char]) -> Option<usize> {
     const BLOCK: usize = 32;
@@ -74,25 +88,12 @@ impl Row {
 
     /// The row's text: empty cells inside become spaces, trailing ones are dropped.
     pub fn text(&self) -> String {
-        let end = self
-            .cells
-            .iter()
-            .rposition(|&c| c != EMPTY)
-            .map_or(0, |i| i + 1);
-        self.cells[..end]
-            .iter()
-            .map(|&c| if c == EMPTY { ' ' } else { c })
-            .collect()
+        cells_text(&self.cells)
     }
 
     /// Append the row's text (as [`Row::text`]) to `out`.
     pub fn push_text(&self, out: &mut String) {
-        let end = self
-            .cells
-            .iter()
-            .rposition(|&c| c != EMPTY)
-            .map_or(0, |i| i + 1);
-        push_cells(out, &self.cells[..end]);
+        push_cells_text(out, &self.cells);
     }
 
     fn set(&mut self, col: usize, ch: char) {
