@@ -66,12 +66,14 @@ impl Outcome {
 
 /// Parse one object and add its facts to `batch`.
 pub fn read_object(object: &SourceObject, batch: &mut Batch) -> Outcome {
-    let outcome = parse_object(object, batch);
+    // Hashed once: the ledger and every session of the object name the same digest.
+    let sha = object.sha256();
+    let outcome = parse_object(object, &sha, batch);
     if let Outcome::Read { kind, .. } = &outcome {
         batch.ledger.push(crate::ledger::Ingested {
             source: object.name.clone(),
             version_id: object.version_id.clone(),
-            sha256: object.sha256(),
+            sha256: sha,
             size: object.bytes.len() as u64,
             kind: kind.to_string(),
         });
@@ -79,7 +81,7 @@ pub fn read_object(object: &SourceObject, batch: &mut Batch) -> Outcome {
     outcome
 }
 
-fn parse_object(object: &SourceObject, batch: &mut Batch) -> Outcome {
+fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome {
     if object.bytes.first() == Some(&b'{') {
         if let Some(records) = crate::model::parse_records(&object.bytes) {
             let items = records.len();
@@ -94,13 +96,12 @@ fn parse_object(object: &SourceObject, batch: &mut Batch) -> Outcome {
         Err(e) => Outcome::Failed(e),
         Ok(Parsed::Skipped(why)) => Outcome::Skipped(why),
         Ok(Parsed::Transcripts(ts)) => {
-            let sha = object.sha256();
             let kind = ts.first().map_or("s3-log", |t| t.kind);
             let items = ts.len();
             for t in &ts {
                 batch
                     .sources
-                    .push(SessionSource::from_transcript(t, object, &sha));
+                    .push(SessionSource::from_transcript(t, object, sha));
             }
             Outcome::Read { kind, items }
         }

@@ -8,6 +8,12 @@
 //! - `session`: what those records share (who, where, when, the source's digest), once per
 //!   session, deleted and rewritten with them.
 //!
+//! Who ran a command is one term of its `principal` field (ARN and name), and where is one
+//! term of its `ran_on` field (instance id and Name): a filter by principal or instance first
+//! reads the few distinct terms of that field and then matches those that name it. A filter by
+//! time reads the `order` fast field. Indexing costs per term, so a command carries as few as
+//! that allows.
+//!
 //! A line's text and output are stored once, in its source document; a command document stores
 //! only what search shows of its line. Who-counts read a fast field and load no documents.
 //!
@@ -24,11 +30,12 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use tantivy::collector::{Collector, DocSetCollector, SegmentCollector};
 use tantivy::query::{
-    BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, TermQuery,
+    BooleanQuery, EmptyQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, TermQuery,
+    TermSetQuery,
 };
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TantivyDocument, TextFieldIndexing, TextOptions, Value, FAST,
-    INDEXED, STORED,
+    STORED,
 };
 use tantivy::{
     doc, DocAddress, DocId, Executor, Index, IndexReader, IndexWriter, ReloadPolicy, Score,
@@ -46,10 +53,12 @@ struct Fields {
     command: Field,
     output: Field,
     program: Field,
-    principal: Field,
     instance: Field,
     run_as: Field,
-    start: Field,
+    /// Who ran a command: principal ARN and name as one term (see [`pair_term`]).
+    principal: Field,
+    /// Where a command ran: instance id and Name as one term (see [`pair_term`]).
+    ran_on: Field,
     /// Session order of a command: its session's start (seconds) and its seq, as one number.
     order: Field,
     /// A command's session and who it belongs to ([`WhoKey`] as JSON), for counting by session.
@@ -86,10 +95,10 @@ fn schema() -> (Schema, Fields) {
         command: b.add_text_field("command", text()),
         output: b.add_text_field("output", text()),
         program: b.add_text_field("program", keyword()),
-        principal: b.add_text_field("principal", keyword()),
         instance: b.add_text_field("instance", keyword()),
         run_as: b.add_text_field("run_as", keyword()),
-        start: b.add_i64_field("start", INDEXED | FAST),
+        principal: b.add_text_field("principal", keyword()),
+        ran_on: b.add_text_field("ran_on", keyword()),
         order: b.add_u64_field("order", FAST),
         who: b.add_text_field("who", TextOptions::default().set_fast("raw")),
         body: b.add_text_field("body", STORED),
@@ -121,6 +130,8 @@ impl Shared {
 /// What a command document stores of its record: the line's own facts.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Stored<'a> {
+    /// Its session.
+    sid: Cow<'a, str>,
     seq: u32,
     command: Cow<'a, str>,
     run_as: Cow<'a, str>,
@@ -366,9 +377,10 @@ pub struct Filter {
     pub run_as: Option<String>,
     /// A program the command ran.
     pub program: Option<String>,
-    /// Sessions started at or after (unix seconds).
+    /// Sessions started at or after (unix seconds): a session's time is its start, or its end
+    /// when nothing recorded the start; a session of unknown time is in no range.
     pub since: Option<i64>,
-    /// Sessions started before (unix seconds).
+    /// Sessions started before (unix seconds), as `since`.
     pub until: Option<i64>,
     /// Abandoned lines instead of commands.
     pub abandoned: bool,
@@ -794,9 +806,8 @@ impl Store {
         // What is the same for every command of a shared part, worked out once.
         struct Facts {
             who: String,
-            principals: Vec<String>,
-            instances: Vec<String>,
-            start: Option<i64>,
+            principal: Option<String>,
+            ran_on: Option<String>,
             order_start: Option<i64>,
         }
         let facts = shared
@@ -805,17 +816,8 @@ impl Store {
                 let w = &s.who;
                 Ok(Facts {
                     who: serde_json::to_string(&WhoKey::of(sid, w))?,
-                    principals: [&w.principal, &w.principal_arn]
-                        .into_iter()
-                        .flatten()
-                        .map(|p| p.to_lowercase())
-                        .collect(),
-                    instances: [&w.instance_id, &w.instance_name]
-                        .into_iter()
-                        .flatten()
-                        .map(|i| i.to_lowercase())
-                        .collect(),
-                    start: w.session_start.as_deref().and_then(parse_time),
+                    principal: pair_term(&w.principal_arn, &w.principal),
+                    ran_on: pair_term(&w.instance_id, &w.instance_name),
                     order_start: w
                         .session_start
                         .as_deref()
@@ -834,7 +836,6 @@ impl Store {
             let mut d = doc!(
                 f.kind => if l.abandoned { "abandoned" } else { "command" },
                 f.key => key.as_str(),
-                f.sid => sid,
                 f.command => l.command,
                 f.output => l.output,
                 f.run_as => l.run_as,
@@ -845,17 +846,15 @@ impl Store {
                     d.add_text(f.program, p);
                 }
             }
-            for p in &fx.principals {
+            if let Some(p) = &fx.principal {
                 d.add_text(f.principal, p);
             }
-            for i in &fx.instances {
-                d.add_text(f.instance, i);
-            }
-            if let Some(t) = fx.start {
-                d.add_i64(f.start, t);
+            if let Some(i) = &fx.ran_on {
+                d.add_text(f.ran_on, i);
             }
             d.add_u64(f.order, order_key(fx.order_start, l.seq));
             let stored = Stored {
+                sid: Cow::Borrowed(sid),
                 seq: l.seq,
                 command: Cow::Borrowed(l.command),
                 run_as: Cow::Borrowed(l.run_as),
@@ -893,13 +892,9 @@ impl Store {
         let mut out = Vec::new();
         for a in addrs {
             let d: TantivyDocument = searcher.doc(a)?;
-            let sid = d
-                .get_first(f.sid)
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string();
             let body = d.get_first(f.body).and_then(|v| v.as_str()).unwrap_or("{}");
             let stored: Stored = serde_json::from_str(body)?;
+            let sid = stored.sid.to_string();
             if !sessions.contains_key(&sid) {
                 let key = format!("commands\u{0}{sid}");
                 let shared: Vec<Shared> = self
@@ -941,8 +936,8 @@ impl Store {
     /// Matching commands counted by session, with who each session belongs to, from the `who`
     /// fast field alone.
     pub fn who(&self, filter: &Filter) -> Result<Vec<(WhoKey, usize)>> {
-        let query = self.filter_query(filter)?;
         let searcher = self.reader.searcher();
+        let query = self.filter_query(&searcher, filter)?;
         let counts = searcher.search(&query, &WhoCounter)?;
         counts
             .into_iter()
@@ -952,8 +947,8 @@ impl Store {
 
     /// Commands matching a filter, in session order (session start, session id, seq).
     pub fn search(&self, filter: &Filter) -> Result<Vec<CommandRecord>> {
-        let query = self.filter_query(filter)?;
         let searcher = self.reader.searcher();
+        let query = self.filter_query(&searcher, filter)?;
         let addrs: Vec<DocAddress> = match filter.limit {
             // The first N in session order, without loading the rest.
             Some(n) => {
@@ -997,20 +992,47 @@ impl Store {
         Ok(records)
     }
 
-    fn filter_query(&self, filter: &Filter) -> Result<BooleanQuery> {
+    /// The terms of a [`pair_term`] field of which either part is `want` (case aside): read
+    /// from the segments' term dictionaries, which hold one term per distinct principal or
+    /// instance (hundreds, where commands are millions).
+    fn pairs_naming(&self, searcher: &Searcher, field: Field, want: &str) -> Result<Vec<Term>> {
+        let want = pair_part(want);
+        let mut found = BTreeSet::new();
+        for segment in searcher.segment_readers() {
+            let index = segment.inverted_index(field)?;
+            let mut stream = index.terms().stream()?;
+            while stream.advance() {
+                let Ok(term) = std::str::from_utf8(stream.key()) else {
+                    continue;
+                };
+                if term
+                    .split(PAIR_SEP)
+                    .any(|part| !part.is_empty() && part == want)
+                {
+                    found.insert(term.to_string());
+                }
+            }
+        }
+        Ok(found.iter().map(|t| self.term(field, t)).collect())
+    }
+
+    /// The query of a filter. Who and where are matched against the distinct terms of their
+    /// fields first (see the module's comment), so this reads the index.
+    fn filter_query(&self, searcher: &Searcher, filter: &Filter) -> Result<BooleanQuery> {
         let f = self.f;
+        let term_query = |field: Field, value: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                self.term(field, value),
+                IndexRecordOption::Basic,
+            ))
+        };
         let kind = if filter.abandoned {
             "abandoned"
         } else {
             "command"
         };
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(
-            Occur::Must,
-            Box::new(TermQuery::new(
-                self.term(f.kind, kind),
-                IndexRecordOption::Basic,
-            )),
-        )];
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, term_query(f.kind, kind))];
         if let Some(q) = filter.query.as_deref().filter(|q| !q.trim().is_empty()) {
             let mut fields = vec![f.command];
             if filter.in_output {
@@ -1020,43 +1042,32 @@ impl Store {
             parser.set_conjunction_by_default();
             clauses.push((Occur::Must, parser.parse_query(q)?));
         }
-        let mut exact = |field: Field, value: &Option<String>| {
-            if let Some(v) = value {
-                clauses.push((
-                    Occur::Must,
-                    Box::new(TermQuery::new(
-                        self.term(field, &v.to_lowercase()),
-                        IndexRecordOption::Basic,
-                    )),
-                ));
-            }
-        };
-        exact(f.principal, &filter.user);
-        exact(f.instance, &filter.instance);
+        for (field, want) in [(f.principal, &filter.user), (f.ran_on, &filter.instance)] {
+            let Some(want) = want else { continue };
+            let terms = self.pairs_naming(searcher, field, want)?;
+            let q: Box<dyn Query> = if terms.is_empty() {
+                Box::new(EmptyQuery)
+            } else {
+                Box::new(TermSetQuery::new(terms))
+            };
+            clauses.push((Occur::Must, q));
+        }
         if let Some(r) = &filter.run_as {
-            clauses.push((
-                Occur::Must,
-                Box::new(TermQuery::new(
-                    self.term(f.run_as, r),
-                    IndexRecordOption::Basic,
-                )),
-            ));
+            clauses.push((Occur::Must, term_query(f.run_as, r)));
         }
         if let Some(p) = &filter.program {
-            clauses.push((
-                Occur::Must,
-                Box::new(TermQuery::new(
-                    self.term(f.program, p),
-                    IndexRecordOption::Basic,
-                )),
-            ));
+            clauses.push((Occur::Must, term_query(f.program, p)));
         }
         if filter.since.is_some() || filter.until.is_some() {
-            let lo = filter.since.map_or(Bound::Unbounded, |t| {
-                Bound::Included(Term::from_field_i64(f.start, t))
-            });
+            // By the session's time in the `order` field; 0 there is a session of unknown time,
+            // which no time range admits.
+            let secs = |t: i64| order_key(Some(t.max(1)), 0);
+            let lo = Bound::Included(Term::from_field_u64(
+                f.order,
+                secs(filter.since.unwrap_or(1)),
+            ));
             let hi = filter.until.map_or(Bound::Unbounded, |t| {
-                Bound::Excluded(Term::from_field_i64(f.start, t))
+                Bound::Excluded(Term::from_field_u64(f.order, secs(t)))
             });
             clauses.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
         }
@@ -1201,6 +1212,24 @@ impl SessionCoverage {
 struct SourceMetaOnly {
     #[serde(flatten)]
     meta: model::SourceMeta,
+}
+
+/// Between the two parts of a [`pair_term`].
+const PAIR_SEP: char = '\u{1}';
+
+/// A part of a [`pair_term`], as it is compared: lowercase, without the separator.
+fn pair_part(s: &str) -> String {
+    s.to_lowercase().replace(PAIR_SEP, "\u{fffd}")
+}
+
+/// Two names of one thing (principal ARN and name, instance id and Name) as one term: each
+/// lowercase, empty when unknown, joined by [`PAIR_SEP`]; `None` when both are unknown.
+fn pair_term(a: &Option<String>, b: &Option<String>) -> Option<String> {
+    if a.is_none() && b.is_none() {
+        return None;
+    }
+    let part = |p: &Option<String>| p.as_deref().map(pair_part).unwrap_or_default();
+    Some(format!("{}{PAIR_SEP}{}", part(a), part(b)))
 }
 
 /// The number that sorts commands in session order: start seconds, then seq.

@@ -126,6 +126,155 @@ fn who_ran_sudo_on_ec2_a_matches_the_truth() {
     assert!(table.contains("hyejin@corp.example"), "{table}");
 }
 
+/// A record's (session, seq).
+fn record_key(h: &Value) -> (String, u64) {
+    (
+        h["session_id"].as_str().unwrap().to_string(),
+        h["seq"].as_u64().unwrap(),
+    )
+}
+
+/// Every value a field of the records takes.
+fn values_of(records: &[Value], field: &str) -> std::collections::BTreeSet<String> {
+    records
+        .iter()
+        .filter_map(|h| h[field].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The field equals `want`, case aside.
+fn field_is(h: &Value, field: &str, want: &str) -> bool {
+    h[field]
+        .as_str()
+        .is_some_and(|v| v.eq_ignore_ascii_case(want))
+}
+
+#[test]
+fn filters_select_exactly_the_records_they_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("idx");
+    assert_eq!(ingest(&index, &[&corpus()]).0, 0);
+    let all = search_json(&index, &[]);
+    assert!(all.len() > 40, "{}", all.len());
+    // The records a filter selects, which must be those of the unfiltered search it names.
+    let check = |args: &[&str], keep: &dyn Fn(&Value) -> bool| {
+        let got: Vec<(String, u64)> = search_json(&index, args).iter().map(record_key).collect();
+        let want: Vec<(String, u64)> = all.iter().filter(|h| keep(h)).map(record_key).collect();
+        assert_eq!(got, want, "{args:?}");
+        got.len()
+    };
+    // Principals by name and by ARN, instances by id and by Name: found through their sessions.
+    let mut users = values_of(&all, "principal");
+    users.extend(values_of(&all, "principal_arn"));
+    assert!(users.len() > 5, "{users:?}");
+    for u in &users {
+        let n = check(&["--user", u], &|h| {
+            field_is(h, "principal", u) || field_is(h, "principal_arn", u)
+        });
+        assert!(n > 0, "{u}");
+    }
+    let mut instances = values_of(&all, "instance_id");
+    instances.extend(values_of(&all, "instance_name"));
+    assert!(instances.len() > 3, "{instances:?}");
+    for i in &instances {
+        let n = check(&["--instance", &i.to_uppercase()], &|h| {
+            field_is(h, "instance_id", i) || field_is(h, "instance_name", i)
+        });
+        assert!(n > 0, "{i}");
+    }
+    let n = check(
+        &["--user", "jiwoo", "--instance", "EC2-A", "--run-as", "root"],
+        &|h| {
+            field_is(h, "principal", "jiwoo")
+                && field_is(h, "instance_name", "EC2-A")
+                && h["run_as"] == "root"
+        },
+    );
+    assert!(n > 0);
+    // Times by the session's start, or its end when nothing recorded the start; a session of
+    // unknown time is in no range.
+    let time = |h: &Value| {
+        h["session_start"]
+            .as_str()
+            .or(h["session_end"].as_str())
+            .and_then(indexer::store::parse_time)
+    };
+    let mut times: Vec<i64> = all.iter().filter_map(time).collect();
+    times.sort_unstable();
+    times.dedup();
+    assert!(times.len() > 3, "{times:?}");
+    for t in [times[1], times[times.len() / 2], times[times.len() - 1]] {
+        let at = chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let n = check(&["--since", &at], &|h| time(h).is_some_and(|s| s >= t));
+        assert!(n > 0, "{at}");
+        let n = check(&["--until", &at], &|h| time(h).is_some_and(|s| s < t));
+        assert!(n > 0, "{at}");
+        check(&["--since", &at, "--user", "jiwoo"], &|h| {
+            time(h).is_some_and(|s| s >= t) && field_is(h, "principal", "jiwoo")
+        });
+    }
+    let (code, out, _) = run(&[
+        "search",
+        "--index",
+        &index.display().to_string(),
+        "--user",
+        "nobody-at-all",
+        "--format",
+        "json",
+    ]);
+    assert_eq!((code, out.as_str()), (1, ""));
+}
+
+#[test]
+fn commands_of_one_session_attributed_differently_are_told_apart() {
+    // The Lambda's records of one session can disagree on who ran them (some were written
+    // before the CloudTrail file came): a filter follows each record, not its session.
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("idx");
+    assert_eq!(ingest(&index, &[&corpus()]).0, 0);
+    let all = search_json(&index, &["--user", "jiwoo"]);
+    let sid = all[0]["session_id"].as_str().unwrap().to_string();
+    let mut session: Vec<Value> = all
+        .into_iter()
+        .filter(|h| h["session_id"] == sid.as_str())
+        .collect();
+    assert!(session.len() >= 2, "{}", session.len());
+    let half = session.len() / 2;
+    for h in &mut session[..half] {
+        h["principal"] = Value::Null;
+        h["principal_arn"] = "arn:aws:iam::444455556666:user/mallory-two".into();
+        h["instance_name"] = Value::Null;
+    }
+    let records = tmp.path().join("records.jsonl");
+    let text: String = session.iter().map(|h| format!("{h}\n")).collect();
+    std::fs::write(&records, text).unwrap();
+    let split = tmp.path().join("split");
+    assert_eq!(ingest(&split, &[&records]).0, 0);
+    let keys = |hits: &[Value]| hits.iter().map(record_key).collect::<Vec<_>>();
+    let theirs = search_json(
+        &split,
+        &["--user", "arn:aws:iam::444455556666:user/mallory-two"],
+    );
+    assert_eq!(keys(&theirs), keys(&session[..half]));
+    let his = search_json(&split, &["--user", "jiwoo"]);
+    assert_eq!(keys(&his), keys(&session[half..]));
+    let named = search_json(
+        &split,
+        &[
+            "--instance",
+            session[half]["instance_name"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(keys(&named), keys(&session[half..]));
+    let by_id = search_json(
+        &split,
+        &["--instance", session[0]["instance_id"].as_str().unwrap()],
+    );
+    assert_eq!(keys(&by_id), keys(&session));
+}
+
 #[test]
 fn ingesting_twice_adds_nothing() {
     let tmp = tempfile::tempdir().unwrap();
