@@ -351,80 +351,88 @@ const SUDO_VALUE_OPTS: &[&str] = &[
 
 /// The programs a line runs, in order: each simple command's program, and what wrappers run.
 pub fn programs(line: &str) -> Vec<String> {
-    if let Some(commands) = plain_simple_commands(line) {
-        return commands
-            .iter()
-            .flat_map(|words| programs_of(words))
-            .collect();
+    let mut out = Vec::new();
+    if is_plain(line) {
+        // One buffer of words for every command of the line: this runs for every command.
+        let mut words: Vec<&str> = Vec::new();
+        for part in plain_parts(line) {
+            words.clear();
+            words.extend(part);
+            push_programs_of(&words, &mut out);
+        }
+        return out;
     }
-    simple_commands(line)
-        .iter()
-        .flat_map(|words| programs_of(words))
-        .collect()
+    for words in simple_commands(line) {
+        push_programs_of(&words, &mut out);
+    }
+    out
 }
 
 /// The programs one simple command runs: its program and, past wrappers, theirs.
 pub fn programs_of<S: AsRef<str>>(words: &[S]) -> Vec<String> {
     let mut out = Vec::new();
-    {
-        let mut i = 0;
+    push_programs_of(words, &mut out);
+    out
+}
+
+/// [`programs_of`], appended to `out`.
+fn push_programs_of<S: AsRef<str>>(words: &[S], out: &mut Vec<String>) {
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i].as_ref();
+        if is_assignment(w) {
+            i += 1;
+            continue;
+        }
+        let name = basename(w);
+        if matches!(
+            name,
+            "!" | "if" | "then" | "else" | "elif" | "do" | "while" | "until"
+        ) {
+            i += 1;
+            continue;
+        }
+        out.push(name.to_string());
+        if !WRAPPERS.contains(&name) {
+            break;
+        }
+        i += 1;
+        // Skip the wrapper's own options (and the values of those that take one).
         while i < words.len() {
-            let w = words[i].as_ref();
-            if is_assignment(w) {
+            let o = words[i].as_ref();
+            if o == "--" {
                 i += 1;
-                continue;
-            }
-            let name = basename(w);
-            if matches!(
-                name,
-                "!" | "if" | "then" | "else" | "elif" | "do" | "while" | "until"
-            ) {
-                i += 1;
-                continue;
-            }
-            out.push(name.to_string());
-            if !WRAPPERS.contains(&name) {
                 break;
             }
-            i += 1;
-            // Skip the wrapper's own options (and the values of those that take one).
-            while i < words.len() {
-                let o = words[i].as_ref();
-                if o == "--" {
+            if !o.starts_with('-') || o == "-" {
+                if name == "timeout" && o.chars().next().is_some_and(|c| c.is_ascii_digit()) {
                     i += 1;
-                    break;
+                    continue;
                 }
-                if !o.starts_with('-') || o == "-" {
-                    if name == "timeout" && o.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                if matches!(name, "nice" | "ionice" | "flock") && i + 1 < words.len() {
+                    // `flock FILE cmd`, `nice cmd`: the first plain word may be an argument.
+                    if name == "flock" {
                         i += 1;
                         continue;
                     }
-                    if matches!(name, "nice" | "ionice" | "flock") && i + 1 < words.len() {
-                        // `flock FILE cmd`, `nice cmd`: the first plain word may be an argument.
-                        if name == "flock" {
-                            i += 1;
-                            continue;
-                        }
-                    }
-                    break;
                 }
-                let takes_value = match name {
-                    "sudo" => SUDO_VALUE_OPTS.contains(&o),
-                    "nice" | "ionice" => matches!(o, "-n" | "-c"),
-                    "timeout" => matches!(o, "-s" | "-k" | "--signal" | "--kill-after"),
-                    "runuser" | "xargs" => {
-                        matches!(o, "-u" | "-g" | "-I" | "-n" | "-P" | "-d" | "-L")
-                    }
-                    "stdbuf" => false,
-                    "env" => matches!(o, "-u" | "-C" | "-S"),
-                    _ => false,
-                };
-                i += if takes_value { 2 } else { 1 };
+                break;
             }
-            // `sudo -s`/`sudo -i` with no command run a shell; that shell is a program too.
+            let takes_value = match name {
+                "sudo" => SUDO_VALUE_OPTS.contains(&o),
+                "nice" | "ionice" => matches!(o, "-n" | "-c"),
+                "timeout" => matches!(o, "-s" | "-k" | "--signal" | "--kill-after"),
+                "runuser" | "xargs" => {
+                    matches!(o, "-u" | "-g" | "-I" | "-n" | "-P" | "-d" | "-L")
+                }
+                "stdbuf" => false,
+                "env" => matches!(o, "-u" | "-C" | "-S"),
+                _ => false,
+            };
+            i += if takes_value { 2 } else { 1 };
         }
+        // `sudo -s`/`sudo -i` with no command run a shell; that shell is a program too.
     }
-    out
 }
 
 fn is_assignment(w: &str) -> bool {
@@ -519,18 +527,21 @@ fn is_plain(line: &str) -> bool {
     })
 }
 
+/// The parts of a plain line between separators, each as its words (some parts have none).
+fn plain_parts(line: &str) -> impl Iterator<Item = impl Iterator<Item = &str>> {
+    line.split([';', '&', '|', '\n'])
+        .map(|part| part.split([' ', '\t']).filter(|w| !w.is_empty()))
+}
+
 /// Every simple command of a plain line (see [`plain_last_command`]), as words.
+#[cfg(test)]
 fn plain_simple_commands(line: &str) -> Option<Vec<Vec<&str>>> {
     if !is_plain(line) {
         return None;
     }
     Some(
-        line.split([';', '&', '|', '\n'])
-            .map(|part| {
-                part.split([' ', '\t'])
-                    .filter(|w| !w.is_empty())
-                    .collect::<Vec<_>>()
-            })
+        plain_parts(line)
+            .map(Iterator::collect::<Vec<_>>)
             .filter(|w| !w.is_empty())
             .collect(),
     )
