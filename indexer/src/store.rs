@@ -31,7 +31,6 @@ use std::path::{Path, PathBuf};
 use tantivy::collector::{Collector, DocSetCollector, SegmentCollector};
 use tantivy::query::{
     BooleanQuery, EmptyQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, TermQuery,
-    TermSetQuery,
 };
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TantivyDocument, TextFieldIndexing, TextOptions, Value, FAST,
@@ -1049,11 +1048,22 @@ impl Store {
         }
         for (field, want) in [(f.principal, &filter.user), (f.ran_on, &filter.instance)] {
             let Some(want) = want else { continue };
-            let terms = self.pairs_naming(searcher, field, want)?;
-            let q: Box<dyn Query> = if terms.is_empty() {
-                Box::new(EmptyQuery)
-            } else {
-                Box::new(TermSetQuery::new(terms))
+            // Usually one term; postings read lazily (a term set would fill a bit set per
+            // segment with every command of that principal or instance first).
+            let mut terms = self.pairs_naming(searcher, field, want)?;
+            let q: Box<dyn Query> = match terms.len() {
+                0 => Box::new(EmptyQuery),
+                1 => Box::new(TermQuery::new(terms.remove(0), IndexRecordOption::Basic)),
+                _ => Box::new(BooleanQuery::new(
+                    terms
+                        .into_iter()
+                        .map(|t| {
+                            let q: Box<dyn Query> =
+                                Box::new(TermQuery::new(t, IndexRecordOption::Basic));
+                            (Occur::Should, q)
+                        })
+                        .collect(),
+                )),
             };
             clauses.push((Occur::Must, q));
         }
