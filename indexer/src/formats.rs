@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::sessionid;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::io::Read;
 
 /// Largest a gzip member may inflate to before it is refused as a bomb.
@@ -376,6 +377,16 @@ fn parse_json(name: &str, bytes: &[u8]) -> Result<Parsed> {
         kind: "JSON",
         reason: format!("not UTF-8: {e}"),
     })?;
+    // CloudTrail files, the bulk of JSON input, are read into typed records; anything that
+    // does not fit them is read again below as a whole.
+    if text.trim_start().starts_with("{\"Records\"") {
+        if let Some(parsed) = serde_json::from_str::<TrailFile>(text)
+            .ok()
+            .and_then(|f| trail_typed(&f.records))
+        {
+            return Ok(parsed);
+        }
+    }
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -467,54 +478,272 @@ fn trail(records: &[Value]) -> Result<Parsed> {
     let mut events = Vec::new();
     let mut ignored = 0;
     for r in records {
-        let source = r.get("eventSource").and_then(Value::as_str).unwrap_or("");
-        let name = r.get("eventName").and_then(Value::as_str).unwrap_or("");
-        if source != "ssm.amazonaws.com"
-            || !matches!(name, "StartSession" | "ResumeSession" | "TerminateSession")
-        {
+        match session_event(fields_of_value(r)) {
+            Some(e) => events.push(e),
+            None => ignored += 1,
+        }
+    }
+    Ok(Parsed::Trail { events, ignored })
+}
+
+/// A CloudTrail file whose records are kept as raw JSON until one is known to be a session's.
+#[derive(Deserialize)]
+struct TrailFile<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<&'a serde_json::value::RawValue>,
+}
+
+/// What tells a record's kind.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordHead<'a> {
+    #[serde(borrow, default)]
+    event_source: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    event_name: Option<Cow<'a, str>>,
+    /// An S3 event notification's record has one.
+    #[serde(default, deserialize_with = "present")]
+    s3: bool,
+}
+
+/// The key is there, whatever its value.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// The parts of a Session Manager event that [`session_event`] reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionRecord<'a> {
+    #[serde(borrow, default)]
+    event_time: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    user_identity: Option<Identity<'a>>,
+    #[serde(borrow, default)]
+    request_parameters: Option<SessionParameters<'a>>,
+    #[serde(borrow, default)]
+    response_elements: Option<SessionResponse<'a>>,
+    #[serde(rename = "sourceIPAddress", borrow, default)]
+    source_ip_address: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    user_agent: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    aws_region: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    recipient_account_id: Option<Cow<'a, str>>,
+    #[serde(rename = "eventID", borrow, default)]
+    event_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Identity<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    user_name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    principal_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    account_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    session_context: Option<SessionContext>,
+}
+
+#[derive(Deserialize)]
+struct SessionContext {
+    #[serde(default)]
+    attributes: Option<SessionAttributes>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionAttributes {
+    /// `"true"`, `"false"` or a boolean.
+    #[serde(default)]
+    mfa_authenticated: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionParameters<'a> {
+    #[serde(borrow, default)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    target: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    document_name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionResponse<'a> {
+    #[serde(borrow, default)]
+    session_id: Option<Cow<'a, str>>,
+}
+
+/// The fields of a CloudTrail record that a session event is made of (each `None` where the
+/// record has no string there).
+#[derive(Default)]
+struct RecordFields<'a> {
+    source: Option<Cow<'a, str>>,
+    name: Option<Cow<'a, str>>,
+    event_time: Option<Cow<'a, str>>,
+    response_session_id: Option<Cow<'a, str>>,
+    request_session_id: Option<Cow<'a, str>>,
+    arn: Option<Cow<'a, str>>,
+    identity_type: Option<Cow<'a, str>>,
+    user_name: Option<Cow<'a, str>>,
+    principal_id: Option<Cow<'a, str>>,
+    identity_account: Option<Cow<'a, str>>,
+    mfa: Option<&'a Value>,
+    source_ip: Option<Cow<'a, str>>,
+    user_agent: Option<Cow<'a, str>>,
+    target: Option<Cow<'a, str>>,
+    document_name: Option<Cow<'a, str>>,
+    region: Option<Cow<'a, str>>,
+    recipient_account: Option<Cow<'a, str>>,
+    event_id: Option<Cow<'a, str>>,
+}
+
+fn fields_of_value(r: &Value) -> RecordFields<'_> {
+    let s = |p: &str| r.pointer(p).and_then(Value::as_str).map(Cow::Borrowed);
+    RecordFields {
+        source: s("/eventSource"),
+        name: s("/eventName"),
+        event_time: s("/eventTime"),
+        response_session_id: s("/responseElements/sessionId"),
+        request_session_id: s("/requestParameters/sessionId"),
+        arn: s("/userIdentity/arn"),
+        identity_type: s("/userIdentity/type"),
+        user_name: s("/userIdentity/userName"),
+        principal_id: s("/userIdentity/principalId"),
+        identity_account: s("/userIdentity/accountId"),
+        mfa: r.pointer("/userIdentity/sessionContext/attributes/mfaAuthenticated"),
+        source_ip: s("/sourceIPAddress"),
+        user_agent: s("/userAgent"),
+        target: s("/requestParameters/target"),
+        document_name: s("/requestParameters/documentName"),
+        region: s("/awsRegion"),
+        recipient_account: s("/recipientAccountId"),
+        event_id: s("/eventID"),
+    }
+}
+
+fn fields_of_record<'a>(head: RecordHead<'a>, r: &'a SessionRecord<'a>) -> RecordFields<'a> {
+    let id = r.user_identity.as_ref();
+    let params = r.request_parameters.as_ref();
+    let s = |v: Option<&'a Cow<'a, str>>| v.map(|c| Cow::Borrowed(c.as_ref()));
+    RecordFields {
+        source: head.event_source,
+        name: head.event_name,
+        event_time: s(r.event_time.as_ref()),
+        response_session_id: s(r
+            .response_elements
+            .as_ref()
+            .and_then(|e| e.session_id.as_ref())),
+        request_session_id: s(params.and_then(|p| p.session_id.as_ref())),
+        arn: s(id.and_then(|i| i.arn.as_ref())),
+        identity_type: s(id.and_then(|i| i.kind.as_ref())),
+        user_name: s(id.and_then(|i| i.user_name.as_ref())),
+        principal_id: s(id.and_then(|i| i.principal_id.as_ref())),
+        identity_account: s(id.and_then(|i| i.account_id.as_ref())),
+        mfa: id
+            .and_then(|i| i.session_context.as_ref())
+            .and_then(|c| c.attributes.as_ref())
+            .and_then(|a| a.mfa_authenticated.as_ref()),
+        source_ip: s(r.source_ip_address.as_ref()),
+        user_agent: s(r.user_agent.as_ref()),
+        target: s(params.and_then(|p| p.target.as_ref())),
+        document_name: s(params.and_then(|p| p.document_name.as_ref())),
+        region: s(r.aws_region.as_ref()),
+        recipient_account: s(r.recipient_account_id.as_ref()),
+        event_id: s(r.event_id.as_ref()),
+    }
+}
+
+/// Is this a Session Manager event of a session's life?
+fn is_session_event(source: Option<&str>, name: Option<&str>) -> bool {
+    source == Some("ssm.amazonaws.com")
+        && matches!(
+            name,
+            Some("StartSession" | "ResumeSession" | "TerminateSession")
+        )
+}
+
+/// The session event a record holds, if it holds one.
+fn session_event(f: RecordFields<'_>) -> Option<TrailEvent> {
+    if !is_session_event(f.source.as_deref(), f.name.as_deref()) {
+        return None;
+    }
+    let own = |c: &Option<Cow<'_, str>>| c.as_deref().map(String::from);
+    let session_id = own(&f.response_session_id).or_else(|| own(&f.request_session_id))?;
+    let arn = own(&f.arn);
+    let ptype = own(&f.identity_type);
+    let principal = own(&f.user_name)
+        .filter(|_| ptype.as_deref() == Some("IAMUser"))
+        .or_else(|| arn.as_deref().and_then(principal_from_arn))
+        .or_else(|| {
+            f.principal_id
+                .as_deref()
+                .and_then(|p| p.split_once(':').map(|(_, n)| n.to_string()))
+        });
+    let mfa = match f.mfa {
+        Some(Value::String(v)) => Some(v == "true"),
+        Some(Value::Bool(b)) => Some(*b),
+        _ => None,
+    };
+    Some(TrailEvent {
+        event_name: own(&f.name).unwrap_or_default(),
+        event_time: own(&f.event_time).unwrap_or_default(),
+        session_id,
+        principal_arn: arn,
+        principal,
+        principal_type: ptype,
+        principal_id: own(&f.principal_id),
+        mfa,
+        source_ip: own(&f.source_ip),
+        user_agent: own(&f.user_agent),
+        target: own(&f.target),
+        document_name: own(&f.document_name),
+        region: own(&f.region),
+        account: own(&f.recipient_account).or_else(|| own(&f.identity_account)),
+        event_id: own(&f.event_id),
+    })
+}
+
+/// [`trail`] of a file read into typed records. `None` sends the file to the `Value` path
+/// (a record that is not an object, or an S3 event notification); a session record that does
+/// not fit the types is read as a `Value` alone.
+fn trail_typed(records: &[&serde_json::value::RawValue]) -> Option<Parsed> {
+    let heads: Vec<RecordHead<'_>> = records
+        .iter()
+        .map(|r| serde_json::from_str(r.get()).ok())
+        .collect::<Option<_>>()?;
+    if heads.iter().any(|h| h.s3) {
+        return None;
+    }
+    let mut events = Vec::new();
+    let mut ignored = 0;
+    for (head, raw) in heads.into_iter().zip(records) {
+        if !is_session_event(head.event_source.as_deref(), head.event_name.as_deref()) {
             ignored += 1;
             continue;
         }
-        let s = |p: &str| r.pointer(p).and_then(Value::as_str).map(String::from);
-        let Some(session_id) =
-            s("/responseElements/sessionId").or_else(|| s("/requestParameters/sessionId"))
-        else {
-            ignored += 1;
-            continue;
+        let event = match serde_json::from_str::<SessionRecord<'_>>(raw.get()) {
+            Ok(r) => session_event(fields_of_record(head, &r)),
+            Err(_) => serde_json::from_str::<Value>(raw.get())
+                .ok()
+                .and_then(|v| session_event(fields_of_value(&v))),
         };
-        let arn = s("/userIdentity/arn");
-        let ptype = s("/userIdentity/type");
-        let principal = s("/userIdentity/userName")
-            .filter(|_| ptype.as_deref() == Some("IAMUser"))
-            .or_else(|| arn.as_deref().and_then(principal_from_arn))
-            .or_else(|| {
-                s("/userIdentity/principalId")
-                    .and_then(|p| p.split_once(':').map(|(_, n)| n.to_string()))
-            });
-        let mfa = match r.pointer("/userIdentity/sessionContext/attributes/mfaAuthenticated") {
-            Some(Value::String(v)) => Some(v == "true"),
-            Some(Value::Bool(b)) => Some(*b),
-            _ => None,
-        };
-        events.push(TrailEvent {
-            event_name: name.to_string(),
-            event_time: s("/eventTime").unwrap_or_default(),
-            session_id,
-            principal_arn: arn,
-            principal,
-            principal_type: ptype,
-            principal_id: s("/userIdentity/principalId"),
-            mfa,
-            source_ip: s("/sourceIPAddress"),
-            user_agent: s("/userAgent"),
-            target: s("/requestParameters/target"),
-            document_name: s("/requestParameters/documentName"),
-            region: s("/awsRegion"),
-            account: s("/recipientAccountId").or_else(|| s("/userIdentity/accountId")),
-            event_id: s("/eventID"),
-        });
+        match event {
+            Some(e) => events.push(e),
+            None => ignored += 1,
+        }
     }
-    Ok(Parsed::Trail { events, ignored })
+    Some(Parsed::Trail { events, ignored })
 }
 
 /// The principal's name in an ARN: `user/NAME`, `assumed-role/ROLE/NAME`, `federated-user/NAME`.
@@ -823,6 +1052,73 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The events and the ignored count of a CloudTrail text, read both ways.
+    fn both_ways(text: &str) -> (String, String) {
+        let file: TrailFile = serde_json::from_str(text).unwrap();
+        let typed = trail_typed(&file.records).map(|p| format!("{p:?}"));
+        let value: Value = serde_json::from_str(text).unwrap();
+        let by_value = format!("{:?}", trail(value["Records"].as_array().unwrap()).unwrap());
+        (
+            typed.unwrap_or_else(|| "sent to the Value path".into()),
+            by_value,
+        )
+    }
+
+    #[test]
+    fn typed_cloudtrail_records_read_as_values_do() {
+        let start = |extra: &str| {
+            format!(
+                r#"{{"eventSource":"ssm.amazonaws.com","eventName":"StartSession","eventTime":"2026-02-10T01:02:03Z","awsRegion":"ap-northeast-2","sourceIPAddress":"10.0.0.1","userAgent":"aws-cli","eventID":"e-1","recipientAccountId":"444455556666","userIdentity":{{"type":"IAMUser","userName":"jiwoo","arn":"arn:aws:iam::444455556666:user/jiwoo","principalId":"AIDA:jiwoo","accountId":"444455556666","sessionContext":{{"attributes":{{"mfaAuthenticated":"true"}}}}}},"requestParameters":{{"target":"i-0123","documentName":"SSM-SessionManagerRunShell"}},"responseElements":{{"sessionId":"jiwoo-0a1b"}}{extra}}}"#
+            )
+        };
+        let files = [
+            // A plain file, with records of other services and types the typed path skips.
+            format!(
+                r#"{{"Records":[{},{{"eventSource":"s3.amazonaws.com","eventName":"GetObject","requestParameters":{{"target":{{"odd":1}}}}}},{}]}}"#,
+                start(""),
+                start(r#","eventTime":null"#).replace("StartSession", "TerminateSession")
+            ),
+            // Fields of unexpected types in a session record: read as a Value, the same way.
+            format!(
+                r#"{{"Records":[{},{}]}}"#,
+                start("").replace(r#""mfaAuthenticated":"true""#, r#""mfaAuthenticated":true"#),
+                start("").replace(r#""target":"i-0123""#, r#""target":["i-0123"]"#)
+            ),
+            // No session id, a non-string event name, a duplicated key.
+            format!(
+                r#"{{"Records":[{},{},{}]}}"#,
+                start("").replace(
+                    r#""responseElements":{"sessionId":"jiwoo-0a1b"}"#,
+                    r#""responseElements":null"#
+                ),
+                start("").replace(r#""eventName":"StartSession""#, r#""eventName":1"#),
+                start(r#","eventTime":"2026-02-11T00:00:00Z""#)
+            ),
+            // A record that is not an object: the file goes the Value way.
+            format!(r#"{{"Records":[{},7]}}"#, start("")),
+        ];
+        for text in &files {
+            let (typed, by_value) = both_ways(text);
+            if typed != "sent to the Value path" {
+                assert_eq!(typed, by_value, "{text}");
+            }
+            // And the whole file, as `parse` reads it.
+            let parsed = format!(
+                "{:?}",
+                parse("x_CloudTrail_x.json", text.as_bytes()).unwrap()
+            );
+            assert_eq!(parsed, by_value, "{text}");
+        }
+        // The first file went the typed way, and kept what it should.
+        let (typed, _) = both_ways(&files[0]);
+        assert!(
+            typed.contains("jiwoo-0a1b") && typed.contains("ignored: 1"),
+            "{typed}"
+        );
+        assert!(typed.contains("mfa: Some(true)"), "{typed}");
+        assert_eq!(both_ways(&files[3]).0, "sent to the Value path");
+    }
 
     #[test]
     fn script_times_of_both_util_linux_forms() {

@@ -1,7 +1,7 @@
 //! The engine and CLI end to end on the shared corpus and on sessions recorded the same way.
 
 use serde_json::Value;
-use ssm_audit_tests::{corpus, ingest, recorded, run, score};
+use ssm_audit_tests::{corpus, files_under, ingest, recorded, run, score};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -273,6 +273,41 @@ fn commands_of_one_session_attributed_differently_are_told_apart() {
         &["--instance", session[0]["instance_id"].as_str().unwrap()],
     );
     assert_eq!(keys(&by_id), keys(&session));
+}
+
+#[test]
+fn cloudtrail_files_read_the_same_typed_and_as_values() {
+    // CloudTrail files are read into typed records; a file whose first key is not `Records`
+    // goes the general way, through `serde_json::Value`. Both must give the same events.
+    let mut checked = 0;
+    for path in files_under(&corpus()) {
+        let name = path.display().to_string();
+        if !name.contains("CloudTrail") && !name.contains("cloudtrail_") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let text = if name.ends_with(".gz") {
+            let mut out = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+                .unwrap();
+            out
+        } else {
+            String::from_utf8(bytes).unwrap()
+        };
+        let Some(rest) = text.trim_start().strip_prefix("{\"Records\"") else {
+            continue;
+        };
+        let typed = indexer::formats::parse(&name, text.as_bytes()).unwrap();
+        let general = format!("{{\"_\":0,\"Records\"{rest}");
+        let by_value = indexer::formats::parse(&name, general.as_bytes()).unwrap();
+        assert_eq!(format!("{typed:?}"), format!("{by_value:?}"), "{name}");
+        assert!(
+            format!("{typed:?}").contains("session_id"),
+            "{name}: no event read"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} CloudTrail files");
 }
 
 #[test]
