@@ -52,6 +52,7 @@ struct Fields {
     command: Field,
     output: Field,
     program: Field,
+    /// The instance id of a source, trail or inventory document (commands have `ran_on`).
     instance: Field,
     run_as: Field,
     /// Who ran a command: principal ARN and name as one term (see [`pair_term`]).
