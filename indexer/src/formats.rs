@@ -497,9 +497,9 @@ struct TrailFile<'a> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RecordHead<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     event_source: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     event_name: Option<Cow<'a, str>>,
     /// An S3 event notification's record has one.
     #[serde(default, deserialize_with = "present")]
@@ -515,46 +515,44 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool, 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SessionRecord<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     event_time: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     user_identity: Option<Identity<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     request_parameters: Option<SessionParameters<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     response_elements: Option<SessionResponse<'a>>,
-    #[serde(rename = "sourceIPAddress", borrow, default)]
+    #[serde(rename = "sourceIPAddress", borrow)]
     source_ip_address: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     user_agent: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     aws_region: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     recipient_account_id: Option<Cow<'a, str>>,
-    #[serde(rename = "eventID", borrow, default)]
+    #[serde(rename = "eventID", borrow)]
     event_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Identity<'a> {
-    #[serde(rename = "type", borrow, default)]
+    #[serde(rename = "type", borrow)]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     user_name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     arn: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     principal_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     account_id: Option<Cow<'a, str>>,
-    #[serde(default)]
     session_context: Option<SessionContext>,
 }
 
 #[derive(Deserialize)]
 struct SessionContext {
-    #[serde(default)]
     attributes: Option<SessionAttributes>,
 }
 
@@ -562,54 +560,52 @@ struct SessionContext {
 #[serde(rename_all = "camelCase")]
 struct SessionAttributes {
     /// `"true"`, `"false"` or a boolean.
-    #[serde(default)]
     mfa_authenticated: Option<Value>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SessionParameters<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     session_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     target: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     document_name: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SessionResponse<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     session_id: Option<Cow<'a, str>>,
 }
 
 /// The fields of a CloudTrail record that a session event is made of (each `None` where the
 /// record has no string there).
-#[derive(Default)]
 struct RecordFields<'a> {
-    source: Option<Cow<'a, str>>,
-    name: Option<Cow<'a, str>>,
-    event_time: Option<Cow<'a, str>>,
-    response_session_id: Option<Cow<'a, str>>,
-    request_session_id: Option<Cow<'a, str>>,
-    arn: Option<Cow<'a, str>>,
-    identity_type: Option<Cow<'a, str>>,
-    user_name: Option<Cow<'a, str>>,
-    principal_id: Option<Cow<'a, str>>,
-    identity_account: Option<Cow<'a, str>>,
+    source: Option<&'a str>,
+    name: Option<&'a str>,
+    event_time: Option<&'a str>,
+    response_session_id: Option<&'a str>,
+    request_session_id: Option<&'a str>,
+    arn: Option<&'a str>,
+    identity_type: Option<&'a str>,
+    user_name: Option<&'a str>,
+    principal_id: Option<&'a str>,
+    identity_account: Option<&'a str>,
     mfa: Option<&'a Value>,
-    source_ip: Option<Cow<'a, str>>,
-    user_agent: Option<Cow<'a, str>>,
-    target: Option<Cow<'a, str>>,
-    document_name: Option<Cow<'a, str>>,
-    region: Option<Cow<'a, str>>,
-    recipient_account: Option<Cow<'a, str>>,
-    event_id: Option<Cow<'a, str>>,
+    source_ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    target: Option<&'a str>,
+    document_name: Option<&'a str>,
+    region: Option<&'a str>,
+    recipient_account: Option<&'a str>,
+    event_id: Option<&'a str>,
 }
 
 fn fields_of_value(r: &Value) -> RecordFields<'_> {
-    let s = |p: &str| r.pointer(p).and_then(Value::as_str).map(Cow::Borrowed);
+    let s = |p: &str| r.pointer(p).and_then(Value::as_str);
     RecordFields {
         source: s("/eventSource"),
         name: s("/eventName"),
@@ -632,13 +628,13 @@ fn fields_of_value(r: &Value) -> RecordFields<'_> {
     }
 }
 
-fn fields_of_record<'a>(head: RecordHead<'a>, r: &'a SessionRecord<'a>) -> RecordFields<'a> {
+fn fields_of_record<'a>(head: &'a RecordHead<'a>, r: &'a SessionRecord<'a>) -> RecordFields<'a> {
     let id = r.user_identity.as_ref();
     let params = r.request_parameters.as_ref();
-    let s = |v: Option<&'a Cow<'a, str>>| v.map(|c| Cow::Borrowed(c.as_ref()));
+    let s = |v: Option<&'a Cow<'a, str>>| v.map(Cow::as_ref);
     RecordFields {
-        source: head.event_source,
-        name: head.event_name,
+        source: s(head.event_source.as_ref()),
+        name: s(head.event_name.as_ref()),
         event_time: s(r.event_time.as_ref()),
         response_session_id: s(r
             .response_elements
@@ -675,19 +671,18 @@ fn is_session_event(source: Option<&str>, name: Option<&str>) -> bool {
 
 /// The session event a record holds, if it holds one.
 fn session_event(f: RecordFields<'_>) -> Option<TrailEvent> {
-    if !is_session_event(f.source.as_deref(), f.name.as_deref()) {
+    if !is_session_event(f.source, f.name) {
         return None;
     }
-    let own = |c: &Option<Cow<'_, str>>| c.as_deref().map(String::from);
-    let session_id = own(&f.response_session_id).or_else(|| own(&f.request_session_id))?;
-    let arn = own(&f.arn);
-    let ptype = own(&f.identity_type);
-    let principal = own(&f.user_name)
+    let own = |v: Option<&str>| v.map(String::from);
+    let session_id = own(f.response_session_id.or(f.request_session_id))?;
+    let arn = own(f.arn);
+    let ptype = own(f.identity_type);
+    let principal = own(f.user_name)
         .filter(|_| ptype.as_deref() == Some("IAMUser"))
         .or_else(|| arn.as_deref().and_then(principal_from_arn))
         .or_else(|| {
             f.principal_id
-                .as_deref()
                 .and_then(|p| p.split_once(':').map(|(_, n)| n.to_string()))
         });
     let mfa = match f.mfa {
@@ -696,21 +691,21 @@ fn session_event(f: RecordFields<'_>) -> Option<TrailEvent> {
         _ => None,
     };
     Some(TrailEvent {
-        event_name: own(&f.name).unwrap_or_default(),
-        event_time: own(&f.event_time).unwrap_or_default(),
+        event_name: own(f.name).unwrap_or_default(),
+        event_time: own(f.event_time).unwrap_or_default(),
         session_id,
         principal_arn: arn,
         principal,
         principal_type: ptype,
-        principal_id: own(&f.principal_id),
+        principal_id: own(f.principal_id),
         mfa,
-        source_ip: own(&f.source_ip),
-        user_agent: own(&f.user_agent),
-        target: own(&f.target),
-        document_name: own(&f.document_name),
-        region: own(&f.region),
-        account: own(&f.recipient_account).or_else(|| own(&f.identity_account)),
-        event_id: own(&f.event_id),
+        source_ip: own(f.source_ip),
+        user_agent: own(f.user_agent),
+        target: own(f.target),
+        document_name: own(f.document_name),
+        region: own(f.region),
+        account: own(f.recipient_account.or(f.identity_account)),
+        event_id: own(f.event_id),
     })
 }
 
@@ -733,7 +728,7 @@ fn trail_typed(records: &[&serde_json::value::RawValue]) -> Option<Parsed> {
             continue;
         }
         let event = match serde_json::from_str::<SessionRecord<'_>>(raw.get()) {
-            Ok(r) => session_event(fields_of_record(head, &r)),
+            Ok(r) => session_event(fields_of_record(&head, &r)),
             Err(_) => serde_json::from_str::<Value>(raw.get())
                 .ok()
                 .and_then(|v| session_event(fields_of_value(&v))),

@@ -1000,7 +1000,12 @@ impl Store {
     /// The terms of a [`pair_term`] field of which either part is `want` (case aside): read
     /// from the segments' term dictionaries, which hold one term per distinct principal or
     /// instance (hundreds, where commands are millions).
-    fn pairs_naming(&self, searcher: &Searcher, field: Field, want: &str) -> Result<Vec<Term>> {
+    fn pairs_naming(
+        &self,
+        searcher: &Searcher,
+        field: Field,
+        want: &str,
+    ) -> Result<BTreeSet<String>> {
         let want = pair_part(want);
         let mut found = BTreeSet::new();
         for segment in searcher.segment_readers() {
@@ -1018,7 +1023,7 @@ impl Store {
                 }
             }
         }
-        Ok(found.iter().map(|t| self.term(field, t)).collect())
+        Ok(found)
     }
 
     /// The query of a filter. Who and where are matched against the distinct terms of their
@@ -1049,22 +1054,18 @@ impl Store {
         }
         for (field, want) in [(f.principal, &filter.user), (f.ran_on, &filter.instance)] {
             let Some(want) = want else { continue };
-            // Usually one term; postings read lazily (a term set would fill a bit set per
+            // Usually one term, its postings read lazily (a term set would fill a bit set per
             // segment with every command of that principal or instance first).
-            let mut terms = self.pairs_naming(searcher, field, want)?;
-            let q: Box<dyn Query> = match terms.len() {
-                0 => Box::new(EmptyQuery),
-                1 => Box::new(TermQuery::new(terms.remove(0), IndexRecordOption::Basic)),
-                _ => Box::new(BooleanQuery::new(
+            let terms = self.pairs_naming(searcher, field, want)?;
+            let q: Box<dyn Query> = if terms.is_empty() {
+                Box::new(EmptyQuery)
+            } else {
+                Box::new(BooleanQuery::new(
                     terms
-                        .into_iter()
-                        .map(|t| {
-                            let q: Box<dyn Query> =
-                                Box::new(TermQuery::new(t, IndexRecordOption::Basic));
-                            (Occur::Should, q)
-                        })
+                        .iter()
+                        .map(|t| (Occur::Should, term_query(field, t)))
                         .collect(),
-                )),
+                ))
             };
             clauses.push((Occur::Must, q));
         }
