@@ -91,7 +91,7 @@ fn schema() -> (Schema, Fields) {
     let f = Fields {
         kind: b.add_text_field("kind", keyword() | STORED),
         key: b.add_text_field("key", keyword()),
-        sid: b.add_text_field("sid", keyword() | STORED),
+        sid: b.add_text_field("sid", keyword().set_fast("raw") | STORED),
         command: b.add_text_field("command", text()),
         output: b.add_text_field("output", text()),
         program: b.add_text_field("program", keyword()),
@@ -222,18 +222,69 @@ impl WhoKey {
     }
 }
 
-/// Index operations of one commit, handed to the writer in blocks (one hand-over per block
-/// rather than per document).
+/// A document on its way to the indexing thread, counted in the writer's backlog until that
+/// thread takes it.
+struct Queued {
+    doc: TantivyDocument,
+    bytes: usize,
+    backlog: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.backlog
+            .fetch_sub(self.bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl tantivy::Document for Queued {
+    type Value<'a> = <TantivyDocument as tantivy::Document>::Value<'a>;
+    type FieldsValuesIter<'a> = <TantivyDocument as tantivy::Document>::FieldsValuesIter<'a>;
+
+    fn iter_fields_and_values(&self) -> Self::FieldsValuesIter<'_> {
+        self.doc.iter_fields_and_values()
+    }
+}
+
+type Writer = IndexWriter<Queued>;
+
+/// Index operations, handed to the writer in blocks (one hand-over per block rather than per
+/// document). The writer's queue holds blocks, however large: the documents handed over and
+/// not yet taken by the indexing thread are counted, and [`Ops::flush`] waits while they
+/// exceed [`Ops::BACKLOG`], so that memory stays bounded when reading runs ahead of indexing.
+///
+/// A delete costs the writer memory until the commit and work at the commit in every segment,
+/// so a key that cannot be in the index is not deleted (see [`Ops::delete_key`]).
 struct Ops<'w> {
-    writer: &'w IndexWriter,
-    ops: Vec<tantivy::indexer::UserOperation>,
+    writer: &'w Writer,
+    backlog: &'w std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ops: Vec<tantivy::indexer::UserOperation<Queued>>,
+    /// Bytes of the documents in `ops`.
+    bytes: usize,
+    /// The committed index.
+    searcher: Searcher,
+    /// Hashes of the keys of documents added since the last commit.
+    touched: std::collections::HashSet<u64>,
 }
 
 impl Ops<'_> {
+    /// Operations per block.
     const BLOCK: usize = 4096;
+    /// Bytes of documents per block.
+    const BLOCK_BYTES: usize = 4 << 20;
+    /// Bytes of documents handed over and not yet indexed before [`Ops::flush`] waits.
+    const BACKLOG: usize = 64 << 20;
 
-    fn add(&mut self, d: TantivyDocument) -> Result<()> {
-        self.ops.push(tantivy::indexer::UserOperation::Add(d));
+    /// Add a document of about `bytes` bytes of values.
+    fn add(&mut self, doc: TantivyDocument, bytes: usize) -> Result<()> {
+        self.backlog
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        self.bytes += bytes;
+        self.ops.push(tantivy::indexer::UserOperation::Add(Queued {
+            doc,
+            bytes,
+            backlog: self.backlog.clone(),
+        }));
         self.flush_if_full()
     }
 
@@ -242,8 +293,36 @@ impl Ops<'_> {
         self.flush_if_full()
     }
 
+    /// Delete the documents of `key` before documents of that key are added: unless documents
+    /// of that key were added since the last commit or some segment of the committed index has
+    /// the key, there are none to delete. (Keys are remembered by hash: two keys of one hash
+    /// only cost a delete that finds nothing.)
+    fn delete_key(&mut self, key: Term) -> Result<()> {
+        let hash = {
+            use std::hash::{BuildHasher, BuildHasherDefault};
+            BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .hash_one(key.serialized_value_bytes())
+        };
+        if self.touched.insert(hash) {
+            let mut committed = false;
+            for r in self.searcher.segment_readers() {
+                if r.inverted_index(key.field())?
+                    .get_term_info(&key)?
+                    .is_some()
+                {
+                    committed = true;
+                    break;
+                }
+            }
+            if !committed {
+                return Ok(());
+            }
+        }
+        self.delete(key)
+    }
+
     fn flush_if_full(&mut self) -> Result<()> {
-        if self.ops.len() >= Self::BLOCK {
+        if self.ops.len() >= Self::BLOCK || self.bytes >= Self::BLOCK_BYTES {
             self.flush()?;
         }
         Ok(())
@@ -252,6 +331,10 @@ impl Ops<'_> {
     fn flush(&mut self) -> Result<()> {
         if !self.ops.is_empty() {
             self.writer.run(std::mem::take(&mut self.ops))?;
+            self.bytes = 0;
+        }
+        while self.backlog.load(std::sync::atomic::Ordering::Relaxed) > Self::BACKLOG {
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         Ok(())
     }
@@ -275,25 +358,26 @@ struct LineDoc<'a> {
     suspicious: &'a [String],
 }
 
-/// Counts matching documents by their `who` fast field, per segment by term ordinal.
-struct WhoCounter;
+/// Counts matching documents by the value of a string fast field (`who`, `sid`), per segment by
+/// term ordinal.
+struct CountBy(&'static str);
 
-struct SegmentWhoCounter {
+struct SegmentCountBy {
     column: Option<tantivy::columnar::StrColumn>,
     counts: std::collections::HashMap<u64, usize>,
 }
 
-impl Collector for WhoCounter {
+impl Collector for CountBy {
     type Fruit = BTreeMap<String, usize>;
-    type Child = SegmentWhoCounter;
+    type Child = SegmentCountBy;
 
     fn for_segment(
         &self,
         _segment: SegmentOrdinal,
         reader: &SegmentReader,
-    ) -> tantivy::Result<SegmentWhoCounter> {
-        Ok(SegmentWhoCounter {
-            column: reader.fast_fields().str("who")?,
+    ) -> tantivy::Result<SegmentCountBy> {
+        Ok(SegmentCountBy {
+            column: reader.fast_fields().str(self.0)?,
             counts: std::collections::HashMap::new(),
         })
     }
@@ -316,7 +400,7 @@ impl Collector for WhoCounter {
     }
 }
 
-impl SegmentCollector for SegmentWhoCounter {
+impl SegmentCollector for SegmentCountBy {
     /// The counts by key, or why the column's dictionary could not be read.
     type Fruit = std::result::Result<BTreeMap<String, usize>, String>;
 
@@ -411,7 +495,9 @@ pub struct Store {
     path: PathBuf,
     /// The writer, once this store has written: kept across commits so that its background
     /// merges go on, and held (with its lock) until [`Store::finish`] or drop.
-    writer: Option<IndexWriter>,
+    writer: Option<Writer>,
+    /// Bytes of documents handed to the writer and not yet indexed (see [`Ops`]).
+    backlog: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// CloudTrail of sessions looked up or written by this process (the writer lock guarantees
     /// no other process changes them meanwhile): a session's transcript usually arrives in a
     /// later commit than its CloudTrail file, and reading the trail back from the compressed
@@ -419,6 +505,21 @@ pub struct Store {
     trails: std::collections::HashMap<String, Option<SessionTrail>>,
     /// The ledger, appended to after each commit while the writer (and its lock) is held.
     ledger: Option<crate::ledger::Ledger>,
+    /// Instance Name tags, once read (kept up to date by this process while it writes).
+    names: Option<BTreeMap<String, String>>,
+    /// What was added since the last commit: the sources, for the ledger at the commit.
+    staged: Vec<crate::ledger::Ingested>,
+    /// Sessions whose source documents were added since the last commit: a search does not see
+    /// them yet, so a later fact about one of them commits first.
+    unseen: std::collections::HashSet<String>,
+    /// Hashes of the keys of documents added since the last commit (see [`Ops::delete_key`]).
+    touched: std::collections::HashSet<u64>,
+    /// Operations not yet handed to the writer, and the bytes of their documents: a block is
+    /// handed over when full or at the commit, not at the end of each [`Store::add`] (each hand-over
+    /// wakes the indexing thread).
+    pending: (Vec<tantivy::indexer::UserOperation<Queued>>, usize),
+    /// Anything was added since the last commit.
+    dirty: bool,
 }
 
 impl Store {
@@ -473,18 +574,28 @@ impl Store {
             f,
             path: path.to_path_buf(),
             writer: None,
+            backlog: Default::default(),
             trails: std::collections::HashMap::new(),
             ledger: None,
+            names: None,
+            staged: Vec::new(),
+            unseen: std::collections::HashSet::new(),
+            touched: std::collections::HashSet::new(),
+            pending: (Vec::new(), 0),
+            dirty: false,
         })
     }
 
     /// The writer (made on first use), taken out while a commit is prepared.
-    fn take_writer(&mut self) -> Result<IndexWriter> {
+    fn take_writer(&mut self) -> Result<Writer> {
         if let Some(w) = self.writer.take() {
             return Ok(w);
         }
-        // Without the lock, another process may have appended to the ledger: read it again.
+        // Without the lock, another process may have written: read the index and the ledger
+        // again.
         self.ledger = None;
+        self.names = None;
+        self.reader.reload()?;
         self.index
             .writer_with_num_threads(1, WRITER_HEAP)
             .map_err(|e| match e {
@@ -503,9 +614,13 @@ impl Store {
         Ok(())
     }
 
-    /// Let the segment merges the commits started finish (fewer, larger segments make every
-    /// later query faster), and release the writer lock.
+    /// Commit what was added since the last commit, let the segment merges the commits started
+    /// finish (fewer, larger segments make every later query faster), and release the writer
+    /// lock.
     pub fn finish(mut self) -> Result<()> {
+        if self.dirty || !self.staged.is_empty() {
+            self.commit()?;
+        }
         if let Some(w) = self.writer.take() {
             w.wait_merging_threads()?;
         }
@@ -574,16 +689,16 @@ impl Store {
         ])
     }
 
-    fn trail_of(&mut self, sid: &str) -> Result<Option<SessionTrail>> {
-        if let Some(t) = self.trails.get(sid) {
-            return Ok(t.clone());
+    /// A session's CloudTrail, read into the cache of this process if it is not there yet.
+    fn trail_of(&mut self, sid: &str) -> Result<Option<&SessionTrail>> {
+        if !self.trails.contains_key(sid) {
+            let t: Option<SessionTrail> = self
+                .bodies(&self.kind_and("trail", self.f.sid, sid))?
+                .into_iter()
+                .next();
+            self.trails.insert(sid.to_string(), t);
         }
-        let t: Option<SessionTrail> = self
-            .bodies(&self.kind_and("trail", self.f.sid, sid))?
-            .into_iter()
-            .next();
-        self.trails.insert(sid.to_string(), t.clone());
-        Ok(t)
+        Ok(self.trails.get(sid).and_then(Option::as_ref))
     }
 
     fn sources_of(&self, sid: &str) -> Result<Vec<SessionSource>> {
@@ -596,37 +711,113 @@ impl Store {
         Ok(model::names_of(&list))
     }
 
-    /// Merge facts into the index and rebuild the commands of every session they touch.
+    /// Merge facts into the index and rebuild the commands of every session they touch, and
+    /// commit.
     pub fn ingest(&mut self, batch: Batch) -> Result<Changes> {
-        self.reader.reload()?;
-        let mut writer = self.take_writer()?;
-        let result = self.ingest_with(&writer, batch);
-        if result.is_ok() {
-            writer.commit()?;
-            self.writer = Some(writer);
+        let changes = self.add(batch)?;
+        self.commit()?;
+        Ok(changes)
+    }
+
+    /// Merge facts into the index and rebuild the commands of every session they touch, without
+    /// committing: searches see them, and the ledger lists their sources, after [`Store::commit`].
+    /// Memory stays within the writer's budget however much is added between commits.
+    ///
+    /// A fact about a session whose source was added since the last commit (a second source of
+    /// it, or its CloudTrail arriving after its transcript), or an instance renamed, needs to
+    /// read what was added back: that commits first.
+    ///
+    /// On an error, nothing added since the last commit is kept.
+    pub fn add(&mut self, batch: Batch) -> Result<Changes> {
+        self.lock_for_writing()?;
+        if self.names.is_none() {
+            self.names = Some(self.instance_names()?);
         }
-        // On an error the writer goes with what it was given: nothing of the batch is committed.
-        let (changes, ledger) = result?;
+        let renames = self.names.as_ref().is_some_and(|names| {
+            batch
+                .instances
+                .iter()
+                .any(|i| i.name.is_some() && names.get(&i.instance_id) != i.name.as_ref())
+        });
+        let reads_unseen = batch
+            .sources
+            .iter()
+            .map(|s| &s.meta.session_id)
+            .chain(batch.trail.iter().map(|e| &e.session_id))
+            .any(|sid| self.unseen.contains(sid));
+        if (renames && self.dirty) || reads_unseen {
+            self.commit()?;
+        }
+        let mut writer = self.take_writer()?;
+        self.dirty = true;
+        match self.ingest_with(&writer, batch) {
+            Ok((changes, ledger)) => {
+                self.writer = Some(writer);
+                self.staged.extend(ledger);
+                Ok(changes)
+            }
+            Err(e) => {
+                // Discard what was added since the last commit, and what this process learnt
+                // from it.
+                let rolled_back = writer.rollback();
+                self.writer = Some(writer);
+                self.staged.clear();
+                self.unseen.clear();
+                self.touched.clear();
+                self.pending = (Vec::new(), 0);
+                self.dirty = false;
+                self.trails.clear();
+                self.names = None;
+                rolled_back?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Make what was added since the last commit durable and visible, and list its sources in
+    /// the ledger.
+    pub fn commit(&mut self) -> Result<()> {
+        let mut writer = self.take_writer()?;
+        let (ops, _) = std::mem::take(&mut self.pending);
+        let committed = if ops.is_empty() {
+            writer.commit()
+        } else {
+            writer.run(ops).and_then(|_| writer.commit())
+        };
+        self.writer = Some(writer);
+        committed?;
         self.reader.reload()?;
+        self.unseen.clear();
+        self.touched.clear();
+        self.dirty = false;
+        let staged = std::mem::take(&mut self.staged);
         self.ledger
             .get_or_insert_with(|| crate::ledger::Ledger::of_index(&self.path))
-            .append(&ledger)?;
-        Ok(changes)
+            .append(&staged)?;
+        Ok(())
     }
 
     fn ingest_with(
         &mut self,
-        writer: &IndexWriter,
+        writer: &Writer,
         batch: Batch,
     ) -> Result<(Changes, Vec<crate::ledger::Ingested>)> {
+        let backlog = self.backlog.clone();
         let mut ops = Ops {
             writer,
-            ops: Vec::new(),
+            backlog: &backlog,
+            ops: std::mem::take(&mut self.pending.0),
+            bytes: self.pending.1,
+            searcher: self.reader.searcher(),
+            touched: std::mem::take(&mut self.touched),
         };
         let mut affected: BTreeSet<String> = BTreeSet::new();
 
         // Inventory.
-        let mut names = self.instance_names()?;
+        let mut names = match self.names.take() {
+            Some(n) => n,
+            None => self.instance_names()?,
+        };
         let mut renamed = BTreeSet::new();
         for i in &batch.instances {
             let Some(name) = &i.name else { continue };
@@ -635,72 +826,81 @@ impl Store {
                 renamed.insert(i.instance_id.clone());
                 let key = format!("instance\u{0}{}", i.instance_id);
                 ops.delete(self.term(self.f.key, &key))?;
-                ops.add(doc!(
-                    self.f.kind => "instance",
-                    self.f.key => key,
-                    self.f.instance => i.instance_id.to_ascii_lowercase(),
-                    self.f.body => serde_json::to_string(i)?,
-                ))?;
+                let body = serde_json::to_string(i)?;
+                let bytes = body.len() + 2 * key.len();
+                ops.add(
+                    doc!(
+                        self.f.kind => "instance",
+                        self.f.key => key,
+                        self.f.instance => i.instance_id.to_ascii_lowercase(),
+                        self.f.body => body,
+                    ),
+                    bytes,
+                )?;
             }
         }
         for id in &renamed {
             for kind in ["source", "trail"] {
-                for d in
-                    self.docs(&self.kind_and(kind, self.f.instance, &id.to_ascii_lowercase()))?
-                {
-                    if let Some(sid) = d.get_first(self.f.sid).and_then(|v| v.as_str()) {
-                        affected.insert(sid.to_string());
-                    }
-                }
+                // Sessions by the `sid` fast field: reading their documents would cost as much
+                // as ingesting them again.
+                let q = self.kind_and(kind, self.f.instance, &id.to_ascii_lowercase());
+                let sessions = self.reader.searcher().search(&q, &CountBy("sid"))?;
+                affected.extend(sessions.into_keys());
             }
         }
 
         // CloudTrail.
-        let mut trails: BTreeMap<String, SessionTrail> = BTreeMap::new();
         let mut by_sid: BTreeMap<String, Vec<TrailEvent>> = BTreeMap::new();
         for e in batch.trail {
             by_sid.entry(e.session_id.clone()).or_default().push(e);
         }
         for (sid, events) in by_sid {
-            let mut t = self.trail_of(&sid)?.unwrap_or_else(|| SessionTrail {
-                session_id: sid.clone(),
-                events: Vec::new(),
-            });
+            let mut t = self
+                .trail_of(&sid)?
+                .cloned()
+                .unwrap_or_else(|| SessionTrail {
+                    session_id: sid.clone(),
+                    events: Vec::new(),
+                });
             if t.merge(events) {
                 let key = format!("trail\u{0}{sid}");
-                ops.delete(self.term(self.f.key, &key))?;
+                ops.delete_key(self.term(self.f.key, &key))?;
+                let body = serde_json::to_string(&t)?;
+                let bytes = body.len() + 2 * key.len();
                 let mut d = doc!(
                     self.f.kind => "trail",
                     self.f.key => key,
                     self.f.sid => sid.clone(),
-                    self.f.body => serde_json::to_string(&t)?,
+                    self.f.body => body,
                 );
                 if let Some(target) = t.start().and_then(|s| s.target.as_ref()) {
                     d.add_text(self.f.instance, target.to_ascii_lowercase());
                 }
-                ops.add(d)?;
+                ops.add(d, bytes)?;
                 affected.insert(sid.clone());
             }
-            self.trails.insert(sid.clone(), Some(t.clone()));
-            trails.insert(sid, t);
+            self.trails.insert(sid, Some(t));
         }
 
         // Transcripts.
         let mut new_sources: BTreeMap<String, Vec<SessionSource>> = BTreeMap::new();
         for s in batch.sources {
             let key = format!("source\u{0}{}\u{0}{}", s.meta.source, s.meta.session_id);
-            ops.delete(self.term(self.f.key, &key))?;
+            ops.delete_key(self.term(self.f.key, &key))?;
+            let body = serde_json::to_string(&s)?;
+            let bytes = body.len() + 2 * key.len();
             let mut d = doc!(
                 self.f.kind => "source",
                 self.f.key => key,
                 self.f.sid => s.meta.session_id.clone(),
-                self.f.body => serde_json::to_string(&s)?,
+                self.f.body => body,
             );
             if let Some(i) = &s.meta.instance_id {
                 d.add_text(self.f.instance, i.to_ascii_lowercase());
             }
-            ops.add(d)?;
+            ops.add(d, bytes)?;
             affected.insert(s.meta.session_id.clone());
+            self.unseen.insert(s.meta.session_id.clone());
             new_sources
                 .entry(s.meta.session_id.clone())
                 .or_default()
@@ -715,16 +915,13 @@ impl Store {
                 sources.retain(|old| !fresh.iter().any(|n| n.meta.source == old.meta.source));
                 sources.extend(fresh);
             }
-            let trail = match trails.get(sid) {
-                Some(t) => Some(t.clone()),
-                None => self.trail_of(sid)?,
-            };
+            // A session without a transcript has no commands to rebuild; commands it has came
+            // as records derived elsewhere, which carry their own attribution and stay.
             let Some(best) = model::best(&sources) else {
-                self.write_session(&mut ops, sid, &[], &[], &mut changes)?;
                 continue;
             };
             let shared = [Shared {
-                who: model::attribute(sid, Some(&best.meta), trail.as_ref(), &names),
+                who: model::attribute(sid, Some(&best.meta), self.trail_of(sid)?, &names),
                 source: best.meta.source.clone(),
                 version_id: best.meta.version_id.clone(),
                 sha256: best.meta.sha256.clone(),
@@ -784,7 +981,9 @@ impl Store {
             }
             self.write_session(&mut ops, &sid, &shared, &lines, &mut changes)?;
         }
-        ops.flush()?;
+        self.names = Some(names);
+        self.touched = ops.touched;
+        self.pending = (ops.ops, ops.bytes);
         Ok((changes, batch.ledger))
     }
 
@@ -800,7 +999,7 @@ impl Store {
     ) -> Result<()> {
         let f = self.f;
         let key = format!("commands\u{0}{sid}");
-        ops.delete(self.term(f.key, &key))?;
+        ops.delete_key(self.term(f.key, &key))?;
         if lines.is_empty() {
             return Ok(());
         }
@@ -849,10 +1048,10 @@ impl Store {
                 suspicious: Cow::Borrowed(l.suspicious),
             };
             let body = serde_json::to_string(&stored)?;
+            let bytes =
+                key.len() + l.command.len() + l.output.len() + fx.who.len() + body.len() + 256;
             // Sized once for what it will hold (a document's values are copied into one buffer).
-            let mut d = TantivyDocument::with_capacity(
-                key.len() + l.command.len() + l.output.len() + fx.who.len() + body.len() + 256,
-            );
+            let mut d = TantivyDocument::with_capacity(bytes);
             d.add_text(f.kind, if l.abandoned { "abandoned" } else { "command" });
             d.add_text(f.key, &key);
             d.add_text(f.command, l.command);
@@ -872,14 +1071,19 @@ impl Store {
             }
             d.add_u64(f.order, order_key(fx.order_start, l.seq));
             d.add_text(f.body, body);
-            ops.add(d)?;
+            ops.add(d, bytes)?;
         }
-        ops.add(doc!(
-            f.kind => "session",
-            f.key => key,
-            f.sid => sid,
-            f.body => serde_json::to_string(shared)?,
-        ))?;
+        let body = serde_json::to_string(shared)?;
+        let bytes = body.len() + 2 * key.len();
+        ops.add(
+            doc!(
+                f.kind => "session",
+                f.key => key,
+                f.sid => sid,
+                f.body => body,
+            ),
+            bytes,
+        )?;
         Ok(())
     }
 
@@ -943,7 +1147,7 @@ impl Store {
     pub fn who(&self, filter: &Filter) -> Result<Vec<(WhoKey, usize)>> {
         let searcher = self.reader.searcher();
         let query = self.filter_query(&searcher, filter)?;
-        let counts = searcher.search(&query, &WhoCounter)?;
+        let counts = searcher.search(&query, &CountBy("who"))?;
         counts
             .into_iter()
             .map(|(k, n)| Ok((serde_json::from_str(&k)?, n)))
@@ -1158,7 +1362,11 @@ impl Store {
     /// Remove a session's records and sources from the index (a retention purge); the ledger
     /// keeps what was ingested, so `verify` reports the removal.
     pub fn forget_session(&mut self, session_id: &str) -> Result<()> {
-        let mut writer = self.take_writer()?;
+        // What was added before goes first: its documents of the session are forgotten too.
+        if self.dirty {
+            self.commit()?;
+        }
+        let writer = self.take_writer()?;
         writer.delete_term(self.term(self.f.key, &format!("commands\u{0}{session_id}")));
         for s in self.bodies::<SourceMetaOnly>(&self.kind_and("source", self.f.sid, session_id))? {
             writer.delete_term(self.term(
@@ -1166,10 +1374,8 @@ impl Store {
                 &format!("source\u{0}{}\u{0}{}", s.meta.source, session_id),
             ));
         }
-        writer.commit()?;
         self.writer = Some(writer);
-        self.reader.reload()?;
-        Ok(())
+        self.commit()
     }
 }
 

@@ -117,9 +117,9 @@ pub struct IngestArgs {
     /// Print errors only
     #[arg(long, short)]
     pub quiet: bool,
-    /// Commit to the index after this many KiB of input (bounds memory and the work an
-    /// interrupted run loses)
-    #[arg(long, value_name = "KIB", default_value_t = 65536, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Commit to the index after this many KiB of input (bounds the work an interrupted run
+    /// loses; memory does not depend on it)
+    #[arg(long, value_name = "KIB", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..))]
     pub commit_kib: u64,
 }
 

@@ -171,7 +171,7 @@ fn ingest(
             bytes,
         });
         run.take(&name, object.map_err(|e| e.to_string()), &mut batch)?;
-        run.commit_when_full(&mut store, &mut batch)?;
+        run.add(&mut store, &mut batch)?;
     }
     for url in inputs.iter().filter(|a| remote::is_remote(a)) {
         if url.starts_with("s3://") {
@@ -184,7 +184,7 @@ fn ingest(
                 run.show_progress(n, total, &name);
                 if let Err(e) = run
                     .take(&name, object, &mut batch)
-                    .and_then(|()| run.commit_when_full(&mut store, &mut batch))
+                    .and_then(|()| run.add(&mut store, &mut batch))
                 {
                     failed = Err(e);
                 }
@@ -194,14 +194,14 @@ fn ingest(
             for object in remote::cloudwatch_streams(url, since.map(|s| s * 1000))? {
                 let name = object.name.clone();
                 run.take(&name, Ok(object), &mut batch)?;
-                run.commit_when_full(&mut store, &mut batch)?;
+                run.add(&mut store, &mut batch)?;
             }
         }
     }
     if let Some(bar) = &run.bar {
         bar.set_message("indexing…");
     }
-    run.commit(&mut store, &mut batch)?;
+    run.commit(&mut store)?;
     store.finish()?;
     let changes = run.changes.clone();
     let secs = started.elapsed().as_secs_f64().max(1e-6);
@@ -239,12 +239,12 @@ struct Run {
     skipped: usize,
     failed: usize,
     bytes: u64,
-    /// Bytes read into the batch not committed yet.
+    /// Bytes read since the last commit.
     pending: u64,
     /// What the commits so far changed.
     changes: indexer::store::Changes,
-    /// Raw bytes read before the batch is committed: bounds memory, and a crash loses at most
-    /// this much work (committed batches stay, and ingesting again completes the rest).
+    /// Raw bytes read between commits: a crash loses at most this much work (what was
+    /// committed stays, and ingesting again completes the rest).
     commit_bytes: u64,
 }
 
@@ -277,20 +277,21 @@ impl Run {
         Ok(())
     }
 
-    /// Commit the batch once it holds `commit_bytes`.
-    fn commit_when_full(&mut self, store: &mut Store, batch: &mut Batch) -> Result<()> {
+    /// Hand what was read to the index, and commit once `commit_bytes` were read since the
+    /// last commit.
+    fn add(&mut self, store: &mut Store, batch: &mut Batch) -> Result<()> {
+        let c = store.add(std::mem::take(batch))?;
+        self.changes.sessions += c.sessions;
+        self.changes.commands += c.commands;
+        self.changes.abandoned += c.abandoned;
         if self.pending >= self.commit_bytes {
-            self.commit(store, batch)?;
+            self.commit(store)?;
         }
         Ok(())
     }
 
-    /// Merge the batch into the index.
-    fn commit(&mut self, store: &mut Store, batch: &mut Batch) -> Result<()> {
-        let c = store.ingest(std::mem::take(batch))?;
-        self.changes.sessions += c.sessions;
-        self.changes.commands += c.commands;
-        self.changes.abandoned += c.abandoned;
+    fn commit(&mut self, store: &mut Store) -> Result<()> {
+        store.commit()?;
         self.pending = 0;
         Ok(())
     }

@@ -359,6 +359,99 @@ fn cloudtrail_after_the_logs_still_attributes_them() {
     }
 }
 
+/// What a record says of a command and who ran it, without where the evidence came from.
+fn attributed(records: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = records
+        .iter()
+        .map(|h| {
+            [
+                "session_id",
+                "seq",
+                "command",
+                "run_as",
+                "principal_arn",
+                "mfa",
+                "source_ip",
+                "instance_id",
+                "instance_name",
+                "attribution",
+            ]
+            .iter()
+            .map(|k| h[*k].to_string())
+            .collect::<Vec<_>>()
+            .join("\t")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn one_run_with_transcripts_before_their_cloudtrail_attributes_them_all() {
+    // One ingest reads the transcripts first, then a second copy of one of them (a second
+    // source of its session), then CloudTrail and the inventory: each later fact is about
+    // sessions added earlier in the same run, which the index has not committed yet.
+    let tmp = tempfile::tempdir().unwrap();
+    let c = corpus();
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    let log = c.join("sessions/jiwoo-9kvnc1arfcbci2w4uw3k40pqd3.log");
+    std::fs::copy(&log, copy.join("again-jiwoo-9kvnc1arfcbci2w4uw3k40pqd3.log")).unwrap();
+    let late = tmp.path().join("late");
+    let (code, err) = ingest(
+        &late,
+        &[
+            &c.join("sessions"),
+            &c.join("cloudwatch"),
+            &copy,
+            &c.join("cloudtrail"),
+            &c.join("describe-instances.json"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    // The same files, CloudTrail and the inventory first.
+    let usual = tmp.path().join("usual");
+    let (code, err) = ingest(
+        &usual,
+        &[
+            &c.join("cloudtrail"),
+            &c.join("describe-instances.json"),
+            &c.join("sessions"),
+            &c.join("cloudwatch"),
+            &copy,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (late, usual) = (search_json(&late, &[]), search_json(&usual, &[]));
+    assert!(usual.len() > 40, "{}", usual.len());
+    assert_eq!(attributed(&late), attributed(&usual));
+    assert!(late.iter().any(|h| h["instance_name"] == "EC2-A"));
+    assert!(late
+        .iter()
+        .filter(|h| h["session_id"] == "jiwoo-9kvnc1arfcbci2w4uw3k40pqd3")
+        .all(|h| h["attribution"] == "cloudtrail"));
+}
+
+#[test]
+fn cloudtrail_after_records_derived_elsewhere_keeps_them() {
+    // Records as the Lambda writes them (JSON Lines), ingested alone, then the CloudTrail of
+    // their sessions: the records stay.
+    let tmp = tempfile::tempdir().unwrap();
+    let c = corpus();
+    let first = tmp.path().join("first");
+    assert_eq!(ingest(&first, &[&c]).0, 0);
+    let records = search_json(&first, &[]);
+    assert!(records.len() > 40, "{}", records.len());
+    let file = tmp.path().join("records.jsonl");
+    let text: String = records.iter().map(|h| format!("{h}\n")).collect();
+    std::fs::write(&file, text).unwrap();
+    let index = tmp.path().join("idx");
+    assert_eq!(ingest(&index, &[&file]).0, 0);
+    assert_eq!(search_json(&index, &[]).len(), records.len());
+    assert_eq!(ingest(&index, &[&c.join("cloudtrail")]).0, 0);
+    assert_eq!(attributed(&search_json(&index, &[])), attributed(&records));
+}
+
 #[test]
 fn evidence_byte_ranges_hold_the_command() {
     let tmp = tempfile::tempdir().unwrap();
