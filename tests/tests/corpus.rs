@@ -396,7 +396,11 @@ fn one_run_with_transcripts_before_their_cloudtrail_attributes_them_all() {
     let copy = tmp.path().join("copy");
     std::fs::create_dir(&copy).unwrap();
     let log = c.join("sessions/jiwoo-9kvnc1arfcbci2w4uw3k40pqd3.log");
-    std::fs::copy(&log, copy.join("again-jiwoo-9kvnc1arfcbci2w4uw3k40pqd3.log")).unwrap();
+    std::fs::copy(
+        &log,
+        copy.join("again-jiwoo-9kvnc1arfcbci2w4uw3k40pqd3.log"),
+    )
+    .unwrap();
     let late = tmp.path().join("late");
     let (code, err) = ingest(
         &late,
