@@ -271,6 +271,8 @@ struct Ops<'w> {
     searcher: Searcher,
     /// Hashes of the keys of documents added since the last commit.
     touched: std::collections::HashSet<u64>,
+    /// A key no document has (see [`Ops::flush`]).
+    probe: Term,
 }
 
 impl Ops<'_> {
@@ -339,8 +341,18 @@ impl Ops<'_> {
             self.writer.run(std::mem::take(&mut self.ops))?;
             self.bytes = 0;
         }
+        let mut waited = 0u32;
         while self.backlog.load(std::sync::atomic::Ordering::Relaxed) > Self::BACKLOG {
             std::thread::sleep(std::time::Duration::from_millis(1));
+            waited += 1;
+            // An indexing thread that failed (a full disk) takes no more documents, and those
+            // queued are never released: ask the writer every quarter second whether it still
+            // runs (a delete of the empty key, which no document has; the writer refuses any
+            // operation once a thread has failed).
+            if waited.is_multiple_of(250) {
+                self.writer
+                    .run([tantivy::indexer::UserOperation::Delete(self.probe.clone())])?;
+            }
         }
         Ok(())
     }
@@ -816,6 +828,7 @@ impl Store {
             bytes: self.pending.1,
             searcher: self.reader.searcher(),
             touched: std::mem::take(&mut self.touched),
+            probe: self.term(self.f.key, ""),
         };
         let mut affected: BTreeSet<String> = BTreeSet::new();
 
