@@ -862,29 +862,20 @@ impl Store {
             // The sessions of the renamed instances' sources and trails, in one pass over the
             // `sid` fast field: reading their documents would cost as much as ingesting them
             // again, and each pass reads the field's dictionary.
-            let any = |terms: Vec<Term>| -> Box<dyn Query> {
-                Box::new(BooleanQuery::new(
-                    terms
-                        .into_iter()
-                        .map(|t| {
-                            (
-                                Occur::Should,
-                                Box::new(TermQuery::new(t, IndexRecordOption::Basic))
-                                    as Box<dyn Query>,
-                            )
-                        })
-                        .collect(),
-                ))
-            };
-            let kinds = any(vec![
+            let kinds = BooleanQuery::new_multiterms_query(vec![
                 self.term(self.f.kind, "source"),
                 self.term(self.f.kind, "trail"),
             ]);
-            let ids = any(renamed
-                .iter()
-                .map(|id| self.term(self.f.instance, &id.to_ascii_lowercase()))
-                .collect());
-            let q = BooleanQuery::new(vec![(Occur::Must, kinds), (Occur::Must, ids)]);
+            let ids = BooleanQuery::new_multiterms_query(
+                renamed
+                    .iter()
+                    .map(|id| self.term(self.f.instance, &id.to_ascii_lowercase()))
+                    .collect(),
+            );
+            let q = BooleanQuery::new(vec![
+                (Occur::Must, Box::new(kinds) as Box<dyn Query>),
+                (Occur::Must, Box::new(ids)),
+            ]);
             let sessions = self.reader.searcher().search(&q, &CountBy("sid"))?;
             affected.extend(sessions.into_keys());
         }
