@@ -263,7 +263,7 @@ type Writer = IndexWriter<Queued>;
 /// so a key that cannot be in the index is not deleted (see [`Ops::delete_key`]).
 struct Ops<'w> {
     writer: &'w Writer,
-    backlog: &'w std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    backlog: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     ops: Vec<tantivy::indexer::UserOperation<Queued>>,
     /// Bytes of the documents in `ops`.
     bytes: usize,
@@ -636,7 +636,7 @@ impl Store {
     /// finish (fewer, larger segments make every later query faster), and release the writer
     /// lock.
     pub fn finish(mut self) -> Result<()> {
-        if self.dirty || !self.staged.is_empty() {
+        if self.dirty {
             self.commit()?;
         }
         if let Some(w) = self.writer.take() {
@@ -820,10 +820,9 @@ impl Store {
         writer: &Writer,
         batch: Batch,
     ) -> Result<(Changes, Vec<crate::ledger::Ingested>)> {
-        let backlog = self.backlog.clone();
         let mut ops = Ops {
             writer,
-            backlog: &backlog,
+            backlog: self.backlog.clone(),
             ops: std::mem::take(&mut self.pending.0),
             bytes: self.pending.1,
             searcher: self.reader.searcher(),
