@@ -20,10 +20,13 @@
 //! A session's command documents are rebuilt whenever any of its facts change, so files can
 //! arrive in any order and ingesting the same files again changes nothing.
 
+mod body;
+
 use crate::error::{Error, Result};
 use crate::formats::{Instance, TrailEvent};
 pub use crate::ingest::Batch;
 use crate::model::{self, CommandRecord, SessionSource, SessionTrail};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -270,9 +273,30 @@ struct Ops<'w> {
     /// The committed index.
     searcher: Searcher,
     /// Hashes of the keys of documents added since the last commit.
-    touched: std::collections::HashSet<u64>,
+    touched: FxHashSet<u64>,
+    /// Hashes of the keys of the committed documents, when this process added all of them
+    /// (see [`Fresh`]).
+    committed: Option<FxHashSet<u64>>,
     /// A key no document has (see [`Ops::flush`]).
     probe: Term,
+}
+
+/// What the committed index holds, known without reading it: when the index had no documents
+/// as this process took the writer (a first ingest into a new folder), every committed
+/// document is one this process added, and a lookup of anything else can be skipped. (Keys and
+/// sessions are remembered by hash: two of one hash only cost a lookup that finds nothing.)
+#[derive(Default)]
+struct Fresh {
+    /// Hashes of the keys of the committed documents.
+    keys: FxHashSet<u64>,
+    /// Hashes of the sessions of which a source or CloudTrail was added (committed or not).
+    sessions: FxHashSet<u64>,
+}
+
+/// The hash [`Ops`] and [`Fresh`] remember keys and sessions by.
+fn hash_of(bytes: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(bytes)
 }
 
 impl Ops<'_> {
@@ -302,24 +326,24 @@ impl Ops<'_> {
     }
 
     /// Delete the documents of `key` before documents of that key are added: unless documents
-    /// of that key were added since the last commit or some segment of the committed index has
-    /// the key, there are none to delete. (Keys are remembered by hash: two keys of one hash
+    /// of that key were added since the last commit or the committed index has the key (in a
+    /// segment's term dictionary, or in [`Fresh`] when it knows), there are none to delete. (Keys are remembered by hash: two keys of one hash
     /// only cost a delete that finds nothing.)
     fn delete_key(&mut self, key: Term) -> Result<()> {
-        let hash = {
-            use std::hash::{BuildHasher, BuildHasherDefault};
-            BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-                .hash_one(key.serialized_value_bytes())
-        };
+        let hash = hash_of(key.serialized_value_bytes());
         if self.touched.insert(hash) {
             let mut committed = false;
-            for r in self.searcher.segment_readers() {
-                if r.inverted_index(key.field())?
-                    .get_term_info(&key)?
-                    .is_some()
-                {
-                    committed = true;
-                    break;
+            if let Some(keys) = &self.committed {
+                committed = keys.contains(&hash);
+            } else {
+                for r in self.searcher.segment_readers() {
+                    if r.inverted_index(key.field())?
+                        .get_term_info(&key)?
+                        .is_some()
+                    {
+                        committed = true;
+                        break;
+                    }
                 }
             }
             if !committed {
@@ -520,7 +544,7 @@ pub struct Store {
     /// no other process changes them meanwhile): a session's transcript usually arrives in a
     /// later commit than its CloudTrail file, and reading the trail back from the compressed
     /// document store each time would cost more than the session's own indexing.
-    trails: std::collections::HashMap<String, Option<SessionTrail>>,
+    trails: FxHashMap<String, Option<SessionTrail>>,
     /// The ledger, appended to after each commit while the writer (and its lock) is held.
     ledger: Option<crate::ledger::Ledger>,
     /// Instance Name tags, once read (kept up to date by this process while it writes).
@@ -529,9 +553,11 @@ pub struct Store {
     staged: Vec<crate::ledger::Ingested>,
     /// Sessions whose source documents were added since the last commit: a search does not see
     /// them yet, so a later fact about one of them commits first.
-    unseen: std::collections::HashSet<String>,
+    unseen: FxHashSet<String>,
     /// Hashes of the keys of documents added since the last commit (see [`Ops::delete_key`]).
-    touched: std::collections::HashSet<u64>,
+    touched: FxHashSet<u64>,
+    /// What the committed index holds, when this process knows without reading it.
+    fresh: Option<Fresh>,
     /// Operations not yet handed to the writer, and the bytes of their documents: a block is
     /// handed over when full or at the commit, not at the end of each [`Store::add`] (each hand-over
     /// wakes the indexing thread).
@@ -593,12 +619,13 @@ impl Store {
             path: path.to_path_buf(),
             writer: None,
             backlog: Default::default(),
-            trails: std::collections::HashMap::new(),
+            trails: FxHashMap::default(),
             ledger: None,
             names: None,
             staged: Vec::new(),
-            unseen: std::collections::HashSet::new(),
-            touched: std::collections::HashSet::new(),
+            unseen: FxHashSet::default(),
+            touched: FxHashSet::default(),
+            fresh: None,
             pending: (Vec::new(), 0),
             dirty: false,
         })
@@ -614,6 +641,7 @@ impl Store {
         self.ledger = None;
         self.names = None;
         self.reader.reload()?;
+        self.fresh = (self.reader.searcher().num_docs() == 0).then(Fresh::default);
         self.index
             .writer_with_num_threads(WRITER_THREADS, WRITER_HEAP)
             .map_err(|e| match e {
@@ -710,17 +738,37 @@ impl Store {
     /// A session's CloudTrail, read into the cache of this process if it is not there yet.
     fn trail_of(&mut self, sid: &str) -> Result<Option<&SessionTrail>> {
         if !self.trails.contains_key(sid) {
-            let t: Option<SessionTrail> = self
-                .bodies(&self.kind_and("trail", self.f.sid, sid))?
-                .into_iter()
-                .next();
+            let t: Option<SessionTrail> = if self.never_added(sid) {
+                None
+            } else {
+                self.bodies(&self.kind_and("trail", self.f.sid, sid))?
+                    .into_iter()
+                    .next()
+            };
             self.trails.insert(sid.to_string(), t);
         }
         Ok(self.trails.get(sid).and_then(Option::as_ref))
     }
 
     fn sources_of(&self, sid: &str) -> Result<Vec<SessionSource>> {
+        if self.never_added(sid) {
+            return Ok(Vec::new());
+        }
         self.bodies(&self.kind_and("source", self.f.sid, sid))
+    }
+
+    /// The committed index is known to hold no source or CloudTrail of this session.
+    fn never_added(&self, sid: &str) -> bool {
+        self.fresh
+            .as_ref()
+            .is_some_and(|f| !f.sessions.contains(&hash_of(sid.as_bytes())))
+    }
+
+    /// A source or CloudTrail of this session is being added.
+    fn adding(&mut self, sid: &str) {
+        if let Some(f) = &mut self.fresh {
+            f.sessions.insert(hash_of(sid.as_bytes()));
+        }
     }
 
     fn instance_names(&self) -> Result<BTreeMap<String, String>> {
@@ -782,6 +830,8 @@ impl Store {
                 self.staged.clear();
                 self.unseen.clear();
                 self.touched.clear();
+                // What the committed index holds is read from it again.
+                self.fresh = None;
                 self.pending = (Vec::new(), 0);
                 self.dirty = false;
                 self.trails.clear();
@@ -806,7 +856,10 @@ impl Store {
         committed?;
         self.reader.reload()?;
         self.unseen.clear();
-        self.touched.clear();
+        let touched = std::mem::take(&mut self.touched);
+        if let Some(f) = &mut self.fresh {
+            f.keys.extend(touched);
+        }
         self.dirty = false;
         let staged = std::mem::take(&mut self.staged);
         self.ledger
@@ -827,6 +880,7 @@ impl Store {
             bytes: self.pending.1,
             searcher: self.reader.searcher(),
             touched: std::mem::take(&mut self.touched),
+            committed: self.fresh.as_mut().map(|f| std::mem::take(&mut f.keys)),
             probe: self.term(self.f.key, ""),
         };
         let mut affected: BTreeSet<String> = BTreeSet::new();
@@ -893,6 +947,7 @@ impl Store {
                     events: Vec::new(),
                 });
             if t.merge(events) {
+                self.adding(&sid);
                 let key = format!("trail\u{0}{sid}");
                 ops.delete_key(self.term(self.f.key, &key))?;
                 let body = serde_json::to_string(&t)?;
@@ -917,7 +972,7 @@ impl Store {
         for s in batch.sources {
             let key = format!("source\u{0}{}\u{0}{}", s.meta.source, s.meta.session_id);
             ops.delete_key(self.term(self.f.key, &key))?;
-            let body = serde_json::to_string(&s)?;
+            let body = body::source(&s)?;
             let bytes = body.len() + 2 * key.len();
             let mut d = doc!(
                 self.f.kind => "source",
@@ -930,6 +985,7 @@ impl Store {
             }
             ops.add(d, bytes)?;
             affected.insert(s.meta.session_id.clone());
+            self.adding(&s.meta.session_id);
             self.unseen.insert(s.meta.session_id.clone());
             new_sources
                 .entry(s.meta.session_id.clone())
@@ -1013,6 +1069,9 @@ impl Store {
         }
         self.names = Some(names);
         self.touched = ops.touched;
+        if let (Some(f), Some(keys)) = (&mut self.fresh, ops.committed) {
+            f.keys = keys;
+        }
         self.pending = (ops.ops, ops.bytes);
         Ok((changes, batch.ledger))
     }
@@ -1077,7 +1136,7 @@ impl Store {
                 output: l.keep_output.then_some(Cow::Borrowed(l.output)),
                 suspicious: Cow::Borrowed(l.suspicious),
             };
-            let body = serde_json::to_string(&stored)?;
+            let body = body::stored(&stored)?;
             let bytes =
                 key.len() + l.command.len() + l.output.len() + fx.who.len() + body.len() + 256;
             // Sized once for what it will hold (a document's values are copied into one buffer).
