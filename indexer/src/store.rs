@@ -56,7 +56,10 @@ const WRITER_THREADS: usize = 2;
 #[derive(Clone, Copy)]
 struct Fields {
     kind: Field,
+    /// What a document replaces when it is written again (see [`keys`]).
     key: Field,
+    /// The session of a source or trail document, for counting by session (a fast
+    /// field only: a session's documents are found by their keys).
     sid: Field,
     command: Field,
     output: Field,
@@ -76,6 +79,47 @@ struct Fields {
 }
 
 /// An exact-match field. No field norms: results are ordered by session, never scored.
+/// The keys of documents, one term each; a document written again replaces the documents of
+/// its key.
+///
+/// Keys are short, and start with the session they belong to: every session adds a few keys no
+/// other document has, and a term dictionary costs per byte a term does not share with its
+/// neighbours.
+mod keys {
+    /// The command, abandoned-line and session documents of a session.
+    pub(super) fn commands(sid: &str) -> String {
+        format!("c\u{0}{sid}")
+    }
+
+    /// The CloudTrail document of a session.
+    pub(super) fn trail(sid: &str) -> String {
+        format!("t\u{0}{sid}")
+    }
+
+    /// The document of one source of a session: the session, then the first 64 bits of the
+    /// SHA-256 of the source's name (two sources of one session would need 2^32 sources to
+    /// share them by chance).
+    pub(super) fn source(sid: &str, source: &str) -> String {
+        let digest = crate::model::sha256_hex(source.as_bytes());
+        format!("{}{}", sources_from(sid), &digest[..16])
+    }
+
+    /// Every key of a source of `sid` is at or after this, and before [`sources_until`].
+    pub(super) fn sources_from(sid: &str) -> String {
+        format!("s\u{0}{sid}\u{0}")
+    }
+
+    /// See [`sources_from`].
+    pub(super) fn sources_until(sid: &str) -> String {
+        format!("s\u{0}{sid}\u{1}")
+    }
+
+    /// The inventory document of an instance.
+    pub(super) fn instance(id: &str) -> String {
+        format!("i\u{0}{id}")
+    }
+}
+
 fn keyword() -> TextOptions {
     TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
@@ -100,7 +144,7 @@ fn schema() -> (Schema, Fields) {
     let f = Fields {
         kind: b.add_text_field("kind", keyword() | STORED),
         key: b.add_text_field("key", keyword()),
-        sid: b.add_text_field("sid", keyword().set_fast("raw") | STORED),
+        sid: b.add_text_field("sid", TextOptions::default().set_fast("raw")),
         command: b.add_text_field("command", text()),
         output: b.add_text_field("output", text()),
         program: b.add_text_field("program", keyword()),
@@ -741,7 +785,7 @@ impl Store {
             let t: Option<SessionTrail> = if self.never_added(sid) {
                 None
             } else {
-                self.bodies(&self.kind_and("trail", self.f.sid, sid))?
+                self.bodies(&self.kind_and("trail", self.f.key, &keys::trail(sid)))?
                     .into_iter()
                     .next()
             };
@@ -754,7 +798,18 @@ impl Store {
         if self.never_added(sid) {
             return Ok(Vec::new());
         }
-        self.bodies(&self.kind_and("source", self.f.sid, sid))
+        let mut sources: Vec<SessionSource> = self.bodies(&self.sources_query(sid))?;
+        sources.retain(|s| s.meta.session_id == sid);
+        Ok(sources)
+    }
+
+    /// The source documents of a session, by the range of their keys (and of any session
+    /// whose id continues with `\0`, which callers drop by the session id in the body).
+    fn sources_query(&self, sid: &str) -> RangeQuery {
+        RangeQuery::new(
+            Bound::Included(self.term(self.f.key, &keys::sources_from(sid))),
+            Bound::Excluded(self.term(self.f.key, &keys::sources_until(sid))),
+        )
     }
 
     /// The committed index is known to hold no source or CloudTrail of this session.
@@ -896,7 +951,7 @@ impl Store {
             if names.get(&i.instance_id) != Some(name) {
                 names.insert(i.instance_id.clone(), name.clone());
                 renamed.insert(i.instance_id.clone());
-                let key = format!("instance\u{0}{}", i.instance_id);
+                let key = keys::instance(&i.instance_id);
                 ops.delete(self.term(self.f.key, &key))?;
                 let body = serde_json::to_string(i)?;
                 let bytes = body.len() + 2 * key.len();
@@ -948,7 +1003,7 @@ impl Store {
                 });
             if t.merge(events) {
                 self.adding(&sid);
-                let key = format!("trail\u{0}{sid}");
+                let key = keys::trail(&sid);
                 ops.delete_key(self.term(self.f.key, &key))?;
                 let body = serde_json::to_string(&t)?;
                 let bytes = body.len() + 2 * key.len();
@@ -970,7 +1025,7 @@ impl Store {
         // Transcripts.
         let mut new_sources: BTreeMap<String, Vec<SessionSource>> = BTreeMap::new();
         for s in batch.sources {
-            let key = format!("source\u{0}{}\u{0}{}", s.meta.source, s.meta.session_id);
+            let key = keys::source(&s.meta.session_id, &s.meta.source);
             ops.delete_key(self.term(self.f.key, &key))?;
             let body = body::source(&s)?;
             let bytes = body.len() + 2 * key.len();
@@ -1087,7 +1142,7 @@ impl Store {
         changes: &mut Changes,
     ) -> Result<()> {
         let f = self.f;
-        let key = format!("commands\u{0}{sid}");
+        let key = keys::commands(sid);
         ops.delete_key(self.term(f.key, &key))?;
         if lines.is_empty() {
             return Ok(());
@@ -1168,7 +1223,6 @@ impl Store {
             doc!(
                 f.kind => "session",
                 f.key => key,
-                f.sid => sid,
                 f.body => body,
             ),
             bytes,
@@ -1194,7 +1248,7 @@ impl Store {
             let stored: Stored = serde_json::from_str(body)?;
             let sid = stored.sid.to_string();
             if !sessions.contains_key(&sid) {
-                let key = format!("commands\u{0}{sid}");
+                let key = keys::commands(&sid);
                 let shared: Vec<Shared> = self
                     .bodies(&self.kind_and("session", f.key, &key))?
                     .into_iter()
@@ -1212,7 +1266,7 @@ impl Store {
             if with_output && rec.output.is_none() {
                 let k = (rec.evidence.source.clone(), sid.clone());
                 if !outputs.contains_key(&k) {
-                    let key = format!("source\u{0}{}\u{0}{}", k.0, k.1);
+                    let key = keys::source(&k.1, &k.0);
                     let lines: BTreeMap<u32, String> = self
                         .bodies::<SessionSource>(&self.kind_and("source", f.key, &key))?
                         .into_iter()
@@ -1441,7 +1495,7 @@ impl Store {
         let searcher = self.reader.searcher();
         let mut addrs: Vec<DocAddress> = Vec::new();
         for kind in ["command", "abandoned"] {
-            let q = self.kind_and(kind, self.f.key, &format!("commands\u{0}{session_id}"));
+            let q = self.kind_and(kind, self.f.key, &keys::commands(session_id));
             addrs.extend(Self::small_set(&searcher, &q)?);
         }
         addrs.sort();
@@ -1456,12 +1510,12 @@ impl Store {
             self.commit()?;
         }
         let writer = self.take_writer()?;
-        writer.delete_term(self.term(self.f.key, &format!("commands\u{0}{session_id}")));
-        for s in self.bodies::<SourceMetaOnly>(&self.kind_and("source", self.f.sid, session_id))? {
-            writer.delete_term(self.term(
-                self.f.key,
-                &format!("source\u{0}{}\u{0}{}", s.meta.source, session_id),
-            ));
+        writer.delete_term(self.term(self.f.key, &keys::commands(session_id)));
+        for s in self.bodies::<SourceMetaOnly>(&self.sources_query(session_id))? {
+            if s.meta.session_id == session_id {
+                writer
+                    .delete_term(self.term(self.f.key, &keys::source(session_id, &s.meta.source)));
+            }
         }
         self.writer = Some(writer);
         self.commit()
