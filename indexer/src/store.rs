@@ -86,37 +86,51 @@ struct Fields {
 /// other document has, and a term dictionary costs per byte a term does not share with its
 /// neighbours.
 mod keys {
+    /// `tag`, a NUL, then `rest`.
+    fn key(tag: &str, rest: &str) -> String {
+        let mut k = String::with_capacity(tag.len() + 1 + rest.len() + 17);
+        k.push_str(tag);
+        k.push('\u{0}');
+        k.push_str(rest);
+        k
+    }
+
     /// The command, abandoned-line and session documents of a session.
     pub(super) fn commands(sid: &str) -> String {
-        format!("c\u{0}{sid}")
+        key("c", sid)
     }
 
     /// The CloudTrail document of a session.
     pub(super) fn trail(sid: &str) -> String {
-        format!("t\u{0}{sid}")
+        key("t", sid)
     }
 
     /// The document of one source of a session: the session, then the first 64 bits of the
     /// SHA-256 of the source's name (two sources of one session would need 2^32 sources to
     /// share them by chance).
     pub(super) fn source(sid: &str, source: &str) -> String {
-        let digest = crate::model::sha256_hex(source.as_bytes());
-        format!("{}{}", sources_from(sid), &digest[..16])
+        let mut k = sources_from(sid);
+        k.push_str(&crate::model::sha256_hex(source.as_bytes())[..16]);
+        k
     }
 
     /// Every key of a source of `sid` is at or after this, and before [`sources_until`].
     pub(super) fn sources_from(sid: &str) -> String {
-        format!("s\u{0}{sid}\u{0}")
+        let mut k = key("s", sid);
+        k.push('\u{0}');
+        k
     }
 
     /// See [`sources_from`].
     pub(super) fn sources_until(sid: &str) -> String {
-        format!("s\u{0}{sid}\u{1}")
+        let mut k = key("s", sid);
+        k.push('\u{1}');
+        k
     }
 
     /// The inventory document of an instance.
     pub(super) fn instance(id: &str) -> String {
-        format!("i\u{0}{id}")
+        key("i", id)
     }
 }
 

@@ -46,7 +46,9 @@ pub(super) fn stored(s: &super::Stored<'_>) -> serde_json::Result<String> {
     );
     out.push_str("{\"sid\":");
     string(&mut out, &s.sid);
-    let _ = write!(out, ",\"seq\":{},\"command\":", s.seq);
+    out.push_str(",\"seq\":");
+    number(&mut out, u64::from(s.seq));
+    out.push_str(",\"command\":");
     string(&mut out, &s.command);
     out.push_str(",\"run_as\":");
     string(&mut out, &s.run_as);
@@ -57,13 +59,13 @@ pub(super) fn stored(s: &super::Stored<'_>) -> serde_json::Result<String> {
     if s.abandoned {
         out.push_str(",\"abandoned\":true");
     }
-    let _ = write!(
-        out,
-        ",\"byte_start\":{},\"byte_end\":{}",
-        s.byte_start, s.byte_end
-    );
+    out.push_str(",\"byte_start\":");
+    number(&mut out, s.byte_start);
+    out.push_str(",\"byte_end\":");
+    number(&mut out, s.byte_end);
     if s.shared != 0 {
-        let _ = write!(out, ",\"shared\":{}", s.shared);
+        out.push_str(",\"shared\":");
+        number(&mut out, s.shared as u64);
     }
     if let Some(output) = &s.output {
         out.push_str(",\"output\":");
@@ -79,8 +81,9 @@ pub(super) fn stored(s: &super::Stored<'_>) -> serde_json::Result<String> {
 
 /// One [`Line`] as serde writes it: fields in declaration order, the skipped ones skipped.
 fn line(out: &mut String, l: &Line) -> serde_json::Result<()> {
-    // Writing to a String cannot fail.
-    let _ = write!(out, "{{\"seq\":{},\"command\":", l.seq);
+    out.push_str("{\"seq\":");
+    number(out, u64::from(l.seq));
+    out.push_str(",\"command\":");
     string(out, &l.command);
     out.push_str(",\"run_as\":");
     string(out, &l.run_as);
@@ -88,17 +91,17 @@ fn line(out: &mut String, l: &Line) -> serde_json::Result<()> {
         out.push_str(",\"cwd\":");
         string(out, cwd);
     }
-    let _ = write!(
-        out,
-        ",\"byte_start\":{},\"byte_end\":{}",
-        l.byte_start, l.byte_end
-    );
+    out.push_str(",\"byte_start\":");
+    number(out, l.byte_start);
+    out.push_str(",\"byte_end\":");
+    number(out, l.byte_end);
     if !l.output.is_empty() {
         out.push_str(",\"output\":");
         string(out, &l.output);
     }
     if l.output_truncated != 0 {
-        let _ = write!(out, ",\"output_truncated\":{}", l.output_truncated);
+        out.push_str(",\"output_truncated\":");
+        number(out, l.output_truncated);
     }
     if l.abandoned {
         out.push_str(",\"abandoned\":true");
@@ -109,6 +112,11 @@ fn line(out: &mut String, l: &Line) -> serde_json::Result<()> {
     }
     out.push('}');
     Ok(())
+}
+
+/// A JSON number (without `fmt`'s machinery, which costs more than the digits here).
+fn number(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// A JSON string, escaped as `serde_json` escapes it: `"`, `\` and control characters below
@@ -157,6 +165,7 @@ pub(super) fn string(out: &mut String, s: &str) {
         match escape {
             Some(e) => out.push_str(e),
             None => {
+                // Writing to a String cannot fail.
                 let _ = write!(out, "\\u{:04x}", b);
             }
         }
