@@ -352,20 +352,43 @@ const SUDO_VALUE_OPTS: &[&str] = &[
 /// The programs a line runs, in order: each simple command's program, and what wrappers run.
 pub fn programs(line: &str) -> Vec<String> {
     let mut out = Vec::new();
+    each_program(line, &mut |p| out.push(p.to_string()));
+    out
+}
+
+/// [`programs`], each handed to `f` instead of collected (this runs for every command indexed).
+pub fn each_program(line: &str, f: &mut dyn FnMut(&str)) {
     if is_plain(line) {
-        // One buffer of words for every command of the line: this runs for every command.
+        // One buffer of words for every command of the line. A part's words are needed up to
+        // its program's name, and past it only after a wrapper.
         let mut words: Vec<&str> = Vec::new();
-        for part in plain_parts(line) {
+        for mut part in plain_parts(line) {
             words.clear();
-            words.extend(part);
-            push_programs_of(&words, &mut out);
+            for w in part.by_ref() {
+                words.push(w);
+                if is_assignment(w) || is_keyword(basename(w)) {
+                    continue;
+                }
+                if WRAPPERS.contains(&basename(w)) {
+                    words.extend(part.by_ref());
+                }
+                break;
+            }
+            each_program_of(&words, f);
         }
-        return out;
+        return;
     }
     for words in simple_commands(line) {
-        push_programs_of(&words, &mut out);
+        each_program_of(&words, f);
     }
-    out
+}
+
+/// A word a command's program follows (`if cmd`, `! cmd`, `while cmd`).
+fn is_keyword(name: &str) -> bool {
+    matches!(
+        name,
+        "!" | "if" | "then" | "else" | "elif" | "do" | "while" | "until"
+    )
 }
 
 /// The programs one simple command runs: its program and, past wrappers, theirs.
@@ -377,6 +400,11 @@ pub fn programs_of<S: AsRef<str>>(words: &[S]) -> Vec<String> {
 
 /// [`programs_of`], appended to `out`.
 fn push_programs_of<S: AsRef<str>>(words: &[S], out: &mut Vec<String>) {
+    each_program_of(words, &mut |p| out.push(p.to_string()));
+}
+
+/// [`programs_of`], each handed to `f`.
+fn each_program_of<S: AsRef<str>>(words: &[S], f: &mut dyn FnMut(&str)) {
     let mut i = 0;
     while i < words.len() {
         let w = words[i].as_ref();
@@ -385,14 +413,11 @@ fn push_programs_of<S: AsRef<str>>(words: &[S], out: &mut Vec<String>) {
             continue;
         }
         let name = basename(w);
-        if matches!(
-            name,
-            "!" | "if" | "then" | "else" | "elif" | "do" | "while" | "until"
-        ) {
+        if is_keyword(name) {
             i += 1;
             continue;
         }
-        out.push(name.to_string());
+        f(name);
         if !WRAPPERS.contains(&name) {
             break;
         }

@@ -1217,9 +1217,7 @@ impl Store {
             d.add_text(f.run_as, l.run_as);
             d.add_text(f.who, &fx.who);
             if !l.abandoned {
-                for p in crate::shellwords::programs(l.command) {
-                    d.add_text(f.program, p);
-                }
+                crate::shellwords::each_program(l.command, &mut |p| d.add_text(f.program, p));
             }
             if let Some(p) = &fx.principal {
                 d.add_text(f.principal, p);
