@@ -214,7 +214,7 @@ mod tests {
     fn a_source_is_written_as_serde_writes_it() {
         let line = |seq: u32| Line {
             seq,
-            command: format!("echo \"{seq}\" | tee /tmp/x\\y"),
+            command: format!("echo \"{seq}\" | tee out\\y"),
             run_as: "root".into(),
             cwd: Some("/home/ssm-user".into()),
             byte_start: 10 * u64::from(seq),
