@@ -359,21 +359,11 @@ pub fn programs(line: &str) -> Vec<String> {
 /// [`programs`], each handed to `f` instead of collected (this runs for every command indexed).
 pub fn each_program(line: &str, f: &mut dyn FnMut(&str)) {
     if is_plain(line) {
-        // One buffer of words for every command of the line. A part's words are needed up to
-        // its program's name, and past it only after a wrapper.
+        // One buffer of words for every command of the line: this runs for every command.
         let mut words: Vec<&str> = Vec::new();
-        for mut part in plain_parts(line) {
+        for part in plain_parts(line) {
             words.clear();
-            for w in part.by_ref() {
-                words.push(w);
-                if is_assignment(w) || is_keyword(basename(w)) {
-                    continue;
-                }
-                if WRAPPERS.contains(&basename(w)) {
-                    words.extend(part.by_ref());
-                }
-                break;
-            }
+            words.extend(part);
             each_program_of(&words, f);
         }
         return;

@@ -78,7 +78,6 @@ struct Fields {
     body: Field,
 }
 
-/// An exact-match field. No field norms: results are ordered by session, never scored.
 /// The keys of documents, one term each; a document written again replaces the documents of
 /// its key.
 ///
@@ -86,7 +85,7 @@ struct Fields {
 /// other document has, and a term dictionary costs per byte a term does not share with its
 /// neighbours.
 mod keys {
-    /// `tag`, a NUL, then `rest`.
+    /// `tag`, a NUL, then `rest` (with room for a source's suffix).
     fn key(tag: &str, rest: &str) -> String {
         let mut k = String::with_capacity(tag.len() + 1 + rest.len() + 17);
         k.push_str(tag);
@@ -134,6 +133,7 @@ mod keys {
     }
 }
 
+/// An exact-match field. No field norms: results are ordered by session, never scored.
 fn keyword() -> TextOptions {
     TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
@@ -385,8 +385,9 @@ impl Ops<'_> {
 
     /// Delete the documents of `key` before documents of that key are added: unless documents
     /// of that key were added since the last commit or the committed index has the key (in a
-    /// segment's term dictionary, or in [`Fresh`] when it knows), there are none to delete. (Keys are remembered by hash: two keys of one hash
-    /// only cost a delete that finds nothing.)
+    /// segment's term dictionary, or in [`Fresh`] when it knows), there are none to delete.
+    /// (Keys are remembered by hash: two keys of one hash only cost a delete that finds
+    /// nothing.)
     fn delete_key(&mut self, key: Term) -> Result<()> {
         let hash = hash_of(key.serialized_value_bytes());
         if self.touched.insert(hash) {

@@ -20,7 +20,7 @@ pub(super) fn source(s: &SessionSource) -> serde_json::Result<String> {
     let mut out = serde_json::to_string(&s.meta)?;
     out.reserve(size + 16);
     out.pop();
-    // An empty `{}` takes no comma (no field of the facts is always skipped, but be exact).
+    // The facts always have fields; an empty object would take no comma.
     if out.len() > 1 {
         out.push(',');
     }
