@@ -21,6 +21,7 @@
 //! arrive in any order and ingesting the same files again changes nothing.
 
 mod body;
+mod words;
 
 use crate::error::{Error, Result};
 use crate::formats::{Instance, TrailEvent};
@@ -52,6 +53,13 @@ const WRITER_HEAP: usize = 256 << 20;
 
 /// Indexing threads of the writer (one segment each at a time).
 const WRITER_THREADS: usize = 2;
+
+/// A segment with fewer documents than the largest's share of this is merged at the end of a
+/// command-line ingest (see [`Store::finish_compacted`]).
+const SMALL_SEGMENT_SHARE: u32 = 8;
+
+/// The writer that only merges indexes nothing: tantivy's smallest memory budget.
+const MERGE_WRITER_HEAP: usize = 15_000_000;
 
 #[derive(Clone, Copy)]
 struct Fields {
@@ -665,6 +673,10 @@ impl Store {
     }
 
     fn with_index(mut index: Index, f: Fields, path: &Path) -> Result<Store> {
+        // The same tokens as tantivy's own `default`, in one pass (see `words`).
+        index
+            .tokenizers()
+            .register("default", words::Words::default());
         // Searches visit segments on two threads (an ingested index ends with a few large ones).
         index.set_multithread_executor(2)?;
         let reader = index
@@ -730,6 +742,46 @@ impl Store {
             w.wait_merging_threads()?;
         }
         Ok(())
+    }
+
+    /// [`Store::finish`], after merging the segments much smaller than the largest into one.
+    ///
+    /// A query visits each segment on its own (its files mapped, its dictionaries opened), and
+    /// each commit of an ingest leaves one small segment per indexing thread, too few for
+    /// tantivy's merge policy to merge. The command-line ingest ends with this; the Lambda,
+    /// which commits every invocation, leaves merging to that policy. Returns how many
+    /// segments were merged (0 or at least 2).
+    pub fn finish_compacted(mut self) -> Result<usize> {
+        if self.dirty {
+            self.commit()?;
+        }
+        // The merges the commits started end first, so the list below is final. The writer
+        // (and its lock) goes with them; if another process takes the lock meanwhile, it
+        // writes, and this merge is left to it.
+        if let Some(w) = self.writer.take() {
+            w.wait_merging_threads()?;
+        }
+        let Ok(mut writer) = self
+            .index
+            .writer_with_num_threads::<TantivyDocument>(1, MERGE_WRITER_HEAP)
+        else {
+            return Ok(0);
+        };
+        let metas = self.index.searchable_segment_metas()?;
+        let largest = metas.iter().map(|m| m.max_doc()).max().unwrap_or(0);
+        let small: Vec<tantivy::index::SegmentId> = metas
+            .iter()
+            .filter(|m| m.max_doc() < largest / SMALL_SEGMENT_SHARE)
+            .map(|m| m.id())
+            .collect();
+        let merged = if small.len() >= 2 {
+            writer.merge(&small).wait()?;
+            small.len()
+        } else {
+            0
+        };
+        writer.wait_merging_threads()?;
+        Ok(merged)
     }
 
     fn term(&self, field: Field, text: &str) -> Term {

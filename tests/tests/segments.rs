@@ -1,0 +1,88 @@
+//! The end of a command-line ingest (issue 6): the small segments its commits left are merged
+//! into one, so queries visit fewer segments, and nothing is lost or changed by it.
+
+use ssm_audit_tests::{corpus, recorded, run, ssm_audit};
+use std::path::Path;
+
+/// The document counts of the index's segments, from its `meta.json`.
+fn segment_sizes(index: &Path) -> Vec<u64> {
+    let meta = std::fs::read_to_string(index.join("meta.json")).expect("meta.json");
+    let meta: serde_json::Value = serde_json::from_str(&meta).expect("meta.json is JSON");
+    meta["segments"]
+        .as_array()
+        .expect("a segments list")
+        .iter()
+        .map(|s| s["max_doc"].as_u64().expect("max_doc"))
+        .collect()
+}
+
+fn ingest(index: &Path, inputs: &[&Path]) {
+    let out = ssm_audit()
+        .args(["ingest", "-q", "--index"])
+        .arg(index)
+        .args(inputs)
+        .output()
+        .expect("ssm-audit runs");
+    assert!(
+        out.status.success(),
+        "ingest of {inputs:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn all_records(index: &Path, query: &[&str]) -> String {
+    let index = index.display().to_string();
+    let mut args = vec!["search", "--index", &index, "--format", "json"];
+    args.extend_from_slice(query);
+    args.extend_from_slice(&["--limit", "1000000"]);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "search {query:?} failed: {err}");
+    out
+}
+
+#[test]
+fn ingests_end_with_their_small_segments_merged_and_the_same_records() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let corpus = corpus();
+    let sessions = recorded().join("sessions");
+    let added: Vec<_> = [
+        "dan-137509b0150106785.log",
+        "gus-24c0efb6545038f71.log",
+        "dan-ccf3e46bbb6789642.log",
+        "deploy-bot-sui90na27sw6ja0dwo343ng5ab.log",
+    ]
+    .iter()
+    .map(|f| sessions.join(f))
+    .collect();
+
+    // The corpus, then one session log per run: each run commits a small segment, too few
+    // for tantivy's merge policy to merge.
+    let daily = tmp.path().join("daily");
+    ingest(&daily, &[&corpus]);
+    for f in &added {
+        ingest(&daily, &[f]);
+    }
+    let sizes = segment_sizes(&daily);
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    let small = sizes.iter().filter(|&&n| n < largest / 8).count();
+    assert!(
+        small <= 1,
+        "{small} segments under an eighth of the largest ({largest} documents) were left: {sizes:?}"
+    );
+
+    // The same inputs in one run give the same records.
+    let once = tmp.path().join("once");
+    let mut all = vec![corpus.as_path()];
+    all.extend(added.iter().map(|p| p.as_path()));
+    ingest(&once, &all);
+    for query in [
+        &[][..],
+        &["sudo"][..],
+        &["\"sudo su\""][..],
+        &["--program", "sudo"][..],
+    ] {
+        let (a, b) = (all_records(&once, query), all_records(&daily, query));
+        assert!(a.lines().count() > 0, "no records for {query:?}");
+        assert_eq!(a, b, "search {query:?} differs after the merges");
+    }
+}
