@@ -21,7 +21,6 @@
 //! arrive in any order and ingesting the same files again changes nothing.
 
 mod body;
-mod words;
 
 use crate::error::{Error, Result};
 use crate::formats::{Instance, TrailEvent};
@@ -357,6 +356,9 @@ struct Fresh {
     keys: FxHashSet<u64>,
     /// Hashes of the sessions of which a source or CloudTrail was added (committed or not).
     sessions: FxHashSet<u64>,
+    /// Command documents were added (committed or not). Until then no document names an
+    /// instance, so a renamed instance needs no session rebuilt.
+    commands: bool,
 }
 
 /// The hash [`Ops`] and [`Fresh`] remember keys and sessions by.
@@ -673,10 +675,6 @@ impl Store {
     }
 
     fn with_index(mut index: Index, f: Fields, path: &Path) -> Result<Store> {
-        // The same tokens as tantivy's own `default`, in one pass (see `words`).
-        index
-            .tokenizers()
-            .register("default", words::Words::default());
         // Searches visit segments on two threads (an ingested index ends with a few large ones).
         index.set_multithread_executor(2)?;
         let reader = index
@@ -767,13 +765,17 @@ impl Store {
         else {
             return Ok(0);
         };
-        let metas = self.index.searchable_segment_metas()?;
-        let largest = metas.iter().map(|m| m.max_doc()).max().unwrap_or(0);
-        let small: Vec<tantivy::index::SegmentId> = metas
-            .iter()
-            .filter(|m| m.max_doc() < largest / SMALL_SEGMENT_SHARE)
-            .map(|m| m.id())
-            .collect();
+        // Only ids outlive this block: a segment's files are kept while anything holds its
+        // meta, so held metas would leave the merged segments on disk.
+        let small: Vec<tantivy::index::SegmentId> = {
+            let metas = self.index.searchable_segment_metas()?;
+            let largest = metas.iter().map(|m| m.max_doc()).max().unwrap_or(0);
+            metas
+                .iter()
+                .filter(|m| m.max_doc() < largest / SMALL_SEGMENT_SHARE)
+                .map(|m| m.id())
+                .collect()
+        };
         let merged = if small.len() >= 2 {
             writer.merge(&small).wait()?;
             small.len()
@@ -886,6 +888,11 @@ impl Store {
             .is_some_and(|f| !f.sessions.contains(&hash_of(sid.as_bytes())))
     }
 
+    /// A first ingest that has written no command yet: no document names an instance.
+    fn no_commands_yet(&self) -> bool {
+        self.fresh.as_ref().is_some_and(|f| !f.commands)
+    }
+
     /// A source or CloudTrail of this session is being added.
     fn adding(&mut self, sid: &str) {
         if let Some(f) = &mut self.fresh {
@@ -933,13 +940,18 @@ impl Store {
             .map(|s| &s.meta.session_id)
             .chain(batch.trail.iter().map(|e| &e.session_id))
             .any(|sid| self.unseen.contains(sid));
-        if (renames && self.dirty) || reads_unseen {
+        // The sessions of a renamed instance are found in the committed index, once commands
+        // may name it.
+        if (renames && self.dirty && !self.no_commands_yet()) || reads_unseen {
             self.commit()?;
         }
         let mut writer = self.take_writer()?;
         self.dirty = true;
         match self.ingest_with(&writer, batch) {
             Ok((changes, ledger)) => {
+                if let Some(f) = &mut self.fresh {
+                    f.commands |= changes.sessions > 0;
+                }
                 self.writer = Some(writer);
                 self.staged.extend(ledger);
                 Ok(changes)
@@ -1033,7 +1045,7 @@ impl Store {
                 )?;
             }
         }
-        if !renamed.is_empty() {
+        if !renamed.is_empty() && !self.no_commands_yet() {
             // The sessions of the renamed instances' sources and trails, in one pass over the
             // `sid` fast field: reading their documents would cost as much as ingesting them
             // again, and each pass reads the field's dictionary.

@@ -30,6 +30,32 @@ fn ingest(index: &Path, inputs: &[&Path]) {
     );
 }
 
+/// Every segment file of the index's folder belongs to a segment its `meta.json` lists.
+fn assert_only_live_segment_files(index: &Path) {
+    let meta = std::fs::read_to_string(index.join("meta.json")).expect("meta.json");
+    let meta: serde_json::Value = serde_json::from_str(&meta).expect("meta.json is JSON");
+    let live: Vec<String> = meta["segments"]
+        .as_array()
+        .expect("a segments list")
+        .iter()
+        .map(|s| s["segment_id"].as_str().expect("an id").replace('-', ""))
+        .collect();
+    for entry in std::fs::read_dir(index).expect("the index folder") {
+        let name = entry
+            .expect("an entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        let stem = name.split('.').next().unwrap_or("");
+        if stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()) {
+            assert!(
+                live.iter().any(|id| id == stem),
+                "{name} belongs to no segment of the index: {live:?}"
+            );
+        }
+    }
+}
+
 fn all_records(index: &Path, query: &[&str]) -> String {
     let index = index.display().to_string();
     let mut args = vec!["search", "--index", &index, "--format", "json"];
@@ -61,6 +87,8 @@ fn ingests_end_with_their_small_segments_merged_and_the_same_records() {
     ingest(&daily, &[&corpus]);
     for f in &added {
         ingest(&daily, &[f]);
+        // The merged segments' files are gone as the run ends.
+        assert_only_live_segment_files(&daily);
     }
     let sizes = segment_sizes(&daily);
     let largest = sizes.iter().copied().max().unwrap_or(0);
