@@ -384,13 +384,8 @@ fn is_keyword(name: &str) -> bool {
 /// The programs one simple command runs: its program and, past wrappers, theirs.
 pub fn programs_of<S: AsRef<str>>(words: &[S]) -> Vec<String> {
     let mut out = Vec::new();
-    push_programs_of(words, &mut out);
-    out
-}
-
-/// [`programs_of`], appended to `out`.
-fn push_programs_of<S: AsRef<str>>(words: &[S], out: &mut Vec<String>) {
     each_program_of(words, &mut |p| out.push(p.to_string()));
+    out
 }
 
 /// [`programs_of`], each handed to `f`.

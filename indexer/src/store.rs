@@ -749,26 +749,20 @@ impl Store {
     /// tantivy's merge policy to merge. The command-line ingest ends with this; the Lambda,
     /// which commits every invocation, leaves merging to that policy. Returns how many
     /// segments were merged (0 or at least 2).
-    pub fn finish_compacted(mut self) -> Result<usize> {
-        if self.dirty {
-            self.commit()?;
-        }
-        // The merges the commits started end first, so the list below is final. The writer
-        // (and its lock) goes with them; if another process takes the lock meanwhile, it
-        // writes, and this merge is left to it.
-        if let Some(w) = self.writer.take() {
-            w.wait_merging_threads()?;
-        }
-        let Ok(mut writer) = self
-            .index
-            .writer_with_num_threads::<TantivyDocument>(1, MERGE_WRITER_HEAP)
+    pub fn finish_compacted(self) -> Result<usize> {
+        let index = self.index.clone();
+        // `finish` lets the merges the commits started end, so the list below is final, and
+        // releases the writer lock; if another process takes the lock meanwhile, it writes,
+        // and this merge is left to it.
+        self.finish()?;
+        let Ok(mut writer) = index.writer_with_num_threads::<TantivyDocument>(1, MERGE_WRITER_HEAP)
         else {
             return Ok(0);
         };
         // Only ids outlive this block: a segment's files are kept while anything holds its
         // meta, so held metas would leave the merged segments on disk.
         let small: Vec<tantivy::index::SegmentId> = {
-            let metas = self.index.searchable_segment_metas()?;
+            let metas = index.searchable_segment_metas()?;
             let largest = metas.iter().map(|m| m.max_doc()).max().unwrap_or(0);
             metas
                 .iter()

@@ -68,6 +68,16 @@ pub fn ingest(index: &Path, paths: &[&Path]) -> (i32, String) {
     (code, err)
 }
 
+/// Run `ssm-audit search --index INDEX --format json --limit 1000000 QUERY…` (every match, as
+/// JSON Lines) and return (exit code, stdout, stderr).
+pub fn search_json(index: &Path, query: &[&str]) -> (i32, String, String) {
+    let index = index.display().to_string();
+    let mut args = vec!["search", "--index", &index, "--format", "json"];
+    args.extend_from_slice(query);
+    args.extend_from_slice(&["--limit", "1000000"]);
+    run(&args)
+}
+
 /// Every file under a folder, recursively, sorted.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -3,7 +3,7 @@
 //! gives what a clean run gives; a second `ingest` on the same index fails at once with a
 //! clear message; a search during an ingest sees committed state only.
 
-use ssm_audit_tests::{corpus, recorded, run, ssm_audit};
+use ssm_audit_tests::{corpus, recorded, run, search_json, ssm_audit};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -41,15 +41,7 @@ fn start_ingest(index: &Path, inputs: &Path) -> Child {
 
 /// Every record of the index as JSON Lines (exit 1 means none).
 fn all_records(index: &Path) -> String {
-    let (code, out, err) = run(&[
-        "search",
-        "--index",
-        &index.display().to_string(),
-        "--format",
-        "json",
-        "--limit",
-        "1000000",
-    ]);
+    let (code, out, err) = search_json(index, &[]);
     assert!(code == 0 || code == 1, "search failed ({code}): {err}");
     out
 }

@@ -1,37 +1,15 @@
 //! An instance renamed by an inventory names its commands by the new name, whether the
 //! inventory comes before or after the sessions, in the same first ingest or a later one.
 
-use ssm_audit_tests::{corpus, run, ssm_audit};
+use ssm_audit_tests::{corpus, ingest, search_json};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 const INSTANCE: &str = "i-0d44dd44dd44dd444";
 
-fn ingest(index: &Path, inputs: &[&Path]) {
-    let out = ssm_audit()
-        .args(["ingest", "-q", "--index"])
-        .arg(index)
-        .args(inputs)
-        .output()
-        .expect("ssm-audit runs");
-    assert!(
-        out.status.success(),
-        "ingest of {inputs:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The instance names of the instance's commands, counted.
 fn names(index: &Path) -> BTreeMap<String, usize> {
-    let (code, out, err) = run(&[
-        "search",
-        "--index",
-        &index.display().to_string(),
-        "--format",
-        "json",
-        "--limit",
-        "1000000",
-    ]);
+    let (code, out, err) = search_json(index, &[]);
     assert_eq!(code, 0, "search failed: {err}");
     let mut seen = BTreeMap::new();
     for line in out.lines() {
@@ -59,7 +37,7 @@ fn a_renamed_instance_names_its_commands_whatever_the_order() {
     let (sessions, trails) = (corpus.join("sessions"), corpus.join("cloudtrail"));
 
     let before = tmp.path().join("before");
-    ingest(&before, &[&trails, &inventory, &sessions]);
+    assert_eq!(ingest(&before, &[&trails, &inventory, &sessions]).0, 0);
     let old = names(&before);
     assert!(old.get("EC2-A").is_some_and(|&n| n > 0), "{old:?}");
     assert_eq!(old.len(), 1, "{old:?}");
@@ -76,11 +54,11 @@ fn a_renamed_instance_names_its_commands_whatever_the_order() {
         ("renamed after all", [&sessions, &trails, &renamed]),
     ] {
         let index = tmp.path().join(label.replace(' ', "-"));
-        ingest(&index, &order.map(|p| p.as_path()));
+        assert_eq!(ingest(&index, &order.map(|p| p.as_path())).0, 0, "{label}");
         assert_eq!(names(&index), want, "{label}");
     }
 
     // In a later ingest of the inventory alone.
-    ingest(&before, &[&renamed]);
+    assert_eq!(ingest(&before, &[&renamed]).0, 0);
     assert_eq!(names(&before), want, "renamed by a later ingest");
 }

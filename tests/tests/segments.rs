@@ -1,42 +1,30 @@
 //! The end of a command-line ingest (issue 6): the small segments its commits left are merged
 //! into one, so queries visit fewer segments, and nothing is lost or changed by it.
 
-use ssm_audit_tests::{corpus, recorded, run, ssm_audit};
+use ssm_audit_tests::{corpus, ingest, recorded, search_json};
 use std::path::Path;
 
-/// The document counts of the index's segments, from its `meta.json`.
-fn segment_sizes(index: &Path) -> Vec<u64> {
+/// The segments its `meta.json` lists.
+fn segments(index: &Path) -> Vec<serde_json::Value> {
     let meta = std::fs::read_to_string(index.join("meta.json")).expect("meta.json");
     let meta: serde_json::Value = serde_json::from_str(&meta).expect("meta.json is JSON");
     meta["segments"]
         .as_array()
         .expect("a segments list")
+        .clone()
+}
+
+/// The document counts of the index's segments.
+fn segment_sizes(index: &Path) -> Vec<u64> {
+    segments(index)
         .iter()
         .map(|s| s["max_doc"].as_u64().expect("max_doc"))
         .collect()
 }
 
-fn ingest(index: &Path, inputs: &[&Path]) {
-    let out = ssm_audit()
-        .args(["ingest", "-q", "--index"])
-        .arg(index)
-        .args(inputs)
-        .output()
-        .expect("ssm-audit runs");
-    assert!(
-        out.status.success(),
-        "ingest of {inputs:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Every segment file of the index's folder belongs to a segment its `meta.json` lists.
 fn assert_only_live_segment_files(index: &Path) {
-    let meta = std::fs::read_to_string(index.join("meta.json")).expect("meta.json");
-    let meta: serde_json::Value = serde_json::from_str(&meta).expect("meta.json is JSON");
-    let live: Vec<String> = meta["segments"]
-        .as_array()
-        .expect("a segments list")
+    let live: Vec<String> = segments(index)
         .iter()
         .map(|s| s["segment_id"].as_str().expect("an id").replace('-', ""))
         .collect();
@@ -57,11 +45,7 @@ fn assert_only_live_segment_files(index: &Path) {
 }
 
 fn all_records(index: &Path, query: &[&str]) -> String {
-    let index = index.display().to_string();
-    let mut args = vec!["search", "--index", &index, "--format", "json"];
-    args.extend_from_slice(query);
-    args.extend_from_slice(&["--limit", "1000000"]);
-    let (code, out, err) = run(&args);
+    let (code, out, err) = search_json(index, query);
     assert_eq!(code, 0, "search {query:?} failed: {err}");
     out
 }
@@ -84,9 +68,9 @@ fn ingests_end_with_their_small_segments_merged_and_the_same_records() {
     // The corpus, then one session log per run: each run commits a small segment, too few
     // for tantivy's merge policy to merge.
     let daily = tmp.path().join("daily");
-    ingest(&daily, &[&corpus]);
+    assert_eq!(ingest(&daily, &[&corpus]).0, 0);
     for f in &added {
-        ingest(&daily, &[f]);
+        assert_eq!(ingest(&daily, &[f]).0, 0);
         // The merged segments' files are gone as the run ends.
         assert_only_live_segment_files(&daily);
     }
@@ -102,7 +86,7 @@ fn ingests_end_with_their_small_segments_merged_and_the_same_records() {
     let once = tmp.path().join("once");
     let mut all = vec![corpus.as_path()];
     all.extend(added.iter().map(|p| p.as_path()));
-    ingest(&once, &all);
+    assert_eq!(ingest(&once, &all).0, 0);
     for query in [
         &[][..],
         &["sudo"][..],

@@ -1,9 +1,9 @@
 //! The JSON bodies of source and command documents, written directly.
 //!
 //! A source document's body is its whole [`SessionSource`]: every replayed line with its
-//! output, most of the bytes an ingest stores; a command document's is its line's facts. `serde_json` escapes a string by looking up
-//! each byte in a table; here eight bytes are checked at once, and runs without anything to
-//! escape are copied whole. The text is the same, byte for byte, as `serde_json::to_string`
+//! output, most of the bytes an ingest stores; a command document's is its line's facts.
+//! `serde_json` escapes a string by looking up each byte in a table; here eight bytes are
+//! checked at once, and runs without anything to escape are copied whole. The text is the same, byte for byte, as `serde_json::to_string`
 //! gives (the tests hold it to that), so it reads back with serde as before.
 
 use crate::model::{Line, SessionSource};
