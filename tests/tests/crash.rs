@@ -29,12 +29,17 @@ fn inputs(dir: &Path) -> PathBuf {
 }
 
 fn start_ingest(index: &Path, inputs: &Path) -> Child {
+    start_ingest_to(index, inputs, Stdio::null())
+}
+
+/// [`start_ingest`], its standard error to `stderr`.
+fn start_ingest_to(index: &Path, inputs: &Path, stderr: Stdio) -> Child {
     ssm_audit()
         .args(["ingest", "-q", "--commit-kib", COMMIT_KIB, "--index"])
         .arg(index)
         .arg(inputs)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("ssm-audit starts")
 }
@@ -160,10 +165,19 @@ fn a_second_ingest_on_the_same_index_fails_at_once_and_searches_see_committed_st
     let clean_sessions = by_session(&all_records(&clean_index));
 
     let index = tmp.path().join("index");
-    let mut first = start_ingest(&index, &inputs);
-    // Wait until the first ingest holds the index (its first commit wrote meta.json).
+    let first_err = tmp.path().join("first.err");
+    let mut first = start_ingest_to(
+        &index,
+        &inputs,
+        std::fs::File::create(&first_err).expect("a file").into(),
+    );
+    // Wait until the first ingest holds the index: it has committed a segment. (meta.json
+    // alone is written when the index is made, just before the writer lock is taken: a second
+    // ingest started then may take the lock first.)
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !index.join("meta.json").exists() {
+    while !std::fs::read_to_string(index.join("meta.json"))
+        .is_ok_and(|meta| meta.contains("segment_id"))
+    {
         assert!(
             Instant::now() < deadline,
             "the first ingest never created the index"
@@ -200,7 +214,11 @@ fn a_second_ingest_on_the_same_index_fails_at_once_and_searches_see_committed_st
         }
         searches += 1;
     }
-    assert!(first.wait().expect("reaped").success());
+    assert!(
+        first.wait().expect("reaped").success(),
+        "the first ingest failed: {}",
+        std::fs::read_to_string(&first_err).unwrap_or_default()
+    );
     assert!(
         second_failed,
         "the first ingest ended before a second could start"
