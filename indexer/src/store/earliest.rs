@@ -3,7 +3,7 @@
 //! A command's place in session order is its `order` number (session start in seconds, then
 //! its seq), one per command document: 50 bits each over a year of sessions. Reading it for
 //! every match of a common word touches most of that column: for `"sudo su"` over the 1 GiB
-//! benchmark index (105,000 matches), the column's 22 MB, a quarter of the search's time.
+//! benchmark index (105,000 matches), the column's 21 MB, a quarter of the search's time.
 //!
 //! Each command also has its session's `day` (its start's day number), about 10 bits. The
 //! collector reads the day of every match, and the `order` only of a match whose day is not
