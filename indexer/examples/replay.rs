@@ -6,15 +6,8 @@ use indexer::replay::{ReplayOptions, Replayer};
 fn main() {
     for path in std::env::args().skip(1) {
         let bytes = std::fs::read(&path).expect("readable file");
-        let start = if bytes.starts_with(b"Script started on") {
-            bytes.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1)
-        } else {
-            0
-        };
-        let end = bytes
-            .windows(16)
-            .rposition(|w| w == b"\nScript done on ")
-            .unwrap_or(bytes.len());
+        let start = indexer::formats::log_meta(&path, &bytes).body_start;
+        let end = indexer::formats::log_footer(&bytes).map_or(bytes.len(), |(at, _)| at);
         let mut r = Replayer::new(ReplayOptions::default());
         r.feed(&bytes[start..end.max(start)], start as u64);
         println!("== {path}");

@@ -15,15 +15,8 @@ fn bodies() -> Vec<Vec<u8>> {
     names.sort();
     for path in names {
         let data = std::fs::read(&path).expect("a session log");
-        let start = if data.starts_with(b"Script started on") {
-            data.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1)
-        } else {
-            0
-        };
-        let end = data
-            .windows(16)
-            .rposition(|w| w == b"\nScript done on ")
-            .unwrap_or(data.len());
+        let start = indexer::formats::log_meta("", &data).body_start;
+        let end = indexer::formats::log_footer(&data).map_or(data.len(), |(at, _)| at);
         out.push(data[start..end.max(start)].to_vec());
     }
     out
