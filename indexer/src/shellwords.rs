@@ -218,6 +218,24 @@ fn heredoc_words(line: &str) -> Vec<String> {
     words
 }
 
+/// Does a word of `b`, split at the bytes `sep` accepts, satisfy `f`? `f` sees only words of 2
+/// to 6 bytes, the lengths of every name looked for here, and with `base` only what follows a
+/// word's last `/`. One pass over the bytes: this runs for nearly every line the shell accepts.
+fn any_word(b: &[u8], sep: impl Fn(u8) -> bool, base: bool, f: impl Fn(&[u8]) -> bool) -> bool {
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if sep(c) {
+            if (2..=6).contains(&(i - start)) && f(&b[start..i]) {
+                return true;
+            }
+            start = i + 1;
+        } else if base && c == b'/' {
+            start = i + 1;
+        }
+    }
+    (2..=6).contains(&(b.len() - start)) && f(&b[start..])
+}
+
 /// Does this word open a compound command (it continues until its closing word)?
 fn is_opener(w: &[u8]) -> bool {
     matches!(
@@ -231,10 +249,12 @@ pub fn is_incomplete(line: &str) -> bool {
     // Most lines have nothing that could leave them open.
     let syntax = |b: &u8| matches!(b, b'\\' | b'|' | b'&' | b'<' | b'\'' | b'"');
     if !line.as_bytes().iter().any(syntax)
-        && !line
-            .as_bytes()
-            .split(u8::is_ascii_whitespace)
-            .any(is_opener)
+        && !any_word(
+            line.as_bytes(),
+            |b| b.is_ascii_whitespace(),
+            false,
+            is_opener,
+        )
     {
         return false;
     }
@@ -246,7 +266,7 @@ pub fn is_incomplete(line: &str) -> bool {
         return true;
     }
     // Heredoc bodies are not syntax; an open heredoc needs more lines.
-    let free = if line.contains("<<") {
+    let free = if line.as_bytes().windows(2).any(|w| w == b"<<") {
         let (free, open) = split_heredocs(line);
         if open {
             return true;
@@ -256,10 +276,12 @@ pub fn is_incomplete(line: &str) -> bool {
         None
     };
     // Open compound commands: `for …` waits for `done`, `if` for `fi`, `case` for `esac`.
-    let opener = line
-        .as_bytes()
-        .split(|b| b.is_ascii_whitespace() || matches!(b, b';' | b'|' | b'&' | b'('))
-        .any(is_opener);
+    let opener = any_word(
+        line.as_bytes(),
+        |b| b.is_ascii_whitespace() || matches!(b, b';' | b'|' | b'&' | b'('),
+        false,
+        is_opener,
+    );
     let mut depth = 0i32;
     for words in if opener {
         simple_commands(line)
@@ -461,9 +483,14 @@ fn basename(w: &str) -> &str {
     w.rsplit('/').next().unwrap_or(w)
 }
 
-const SHELLS: &[&str] = &[
-    "bash", "sh", "dash", "zsh", "ksh", "fish", "csh", "tcsh", "ash",
-];
+/// Is this program name a shell's? A match (a jump on the length, then a compare), not a scan
+/// of a list.
+fn is_shell(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"bash" | b"sh" | b"dash" | b"zsh" | b"ksh" | b"fish" | b"csh" | b"tcsh" | b"ash"
+    )
+}
 
 /// Does the line hold `su`, `sh`, `exit`, `exec`, `logout` or `doas` anywhere (one pass)?
 fn may_name_a_shell_change(b: &[u8]) -> bool {
@@ -495,16 +522,17 @@ pub fn transition(line: &str) -> Option<Transition> {
     if !may_name_a_shell_change(line.as_bytes()) {
         return None;
     }
-    let names_one = line
-        .as_bytes()
-        .split(|b| b.is_ascii_whitespace() || matches!(b, b';' | b'|' | b'&'))
-        .any(|w| {
-            let name = w.rsplit(|&b| b == b'/').next().unwrap_or(w);
+    let names_one = any_word(
+        line.as_bytes(),
+        |b| b.is_ascii_whitespace() || matches!(b, b';' | b'|' | b'&'),
+        true,
+        |name| {
             matches!(
                 name,
                 b"exit" | b"logout" | b"sudo" | b"doas" | b"su" | b"exec"
-            ) || SHELLS.iter().any(|s| s.as_bytes() == name)
-        });
+            ) || is_shell(name)
+        },
+    );
     if !names_one {
         return None;
     }
@@ -622,13 +650,13 @@ fn transition_of<S: AsRef<str>>(words: &[S]) -> Option<Transition> {
             if prog == "su" {
                 return su_target(&rest[1..]).map(|u| Transition::Enter(Some(u)));
             }
-            if SHELLS.contains(&prog) && shell_is_interactive(&rest[1..]) {
+            if is_shell(prog.as_bytes()) && shell_is_interactive(&rest[1..]) {
                 return Some(Transition::Enter(Some(target)));
             }
             None
         }
         "su" => su_target(&words[1..]).map(|u| Transition::Enter(Some(u))),
-        p if SHELLS.contains(&p) && shell_is_interactive(&words[1..]) => {
+        p if is_shell(p.as_bytes()) && shell_is_interactive(&words[1..]) => {
             Some(Transition::Enter(None))
         }
         _ => None,
@@ -719,6 +747,29 @@ mod tests {
         for (line, want) in cases {
             assert_eq!(programs(line), *want, "{line}");
         }
+    }
+
+    #[test]
+    fn words_of_two_to_six_bytes_are_checked() {
+        let ws = |b: u8| b == b' ' || b == b';';
+        let is_su = |w: &[u8]| w == b"su";
+        let cases: [(&str, bool, bool); 9] = [
+            ("su", false, true),
+            ("ls; su -", false, true),
+            ("/bin/su", false, false),
+            ("/bin/su", true, true),
+            ("sudo", true, false),
+            ("", false, false),
+            ("x ", false, false),
+            ("a/su/b", true, false),
+            ("echo su", true, true),
+        ];
+        for (line, base, want) in cases {
+            assert_eq!(any_word(line.as_bytes(), ws, base, is_su), want, "{line:?}");
+        }
+        // Longer and shorter words are never handed over.
+        assert!(!any_word(b"a logouts", ws, false, |_| true));
+        assert!(any_word(b"a logout", ws, false, |w| w == b"logout"));
     }
 
     #[test]

@@ -52,12 +52,19 @@ pub fn split(line: &str) -> Option<(String, String)> {
 
 /// Where [`split`] would cut the line.
 pub fn split_at(line: &str) -> Option<usize> {
+    // Bytes, not chars: the signs are ASCII, and a character starts at every byte that is not
+    // a UTF-8 continuation byte (this runs for every line the shell accepts).
     let bytes = line.as_bytes();
-    for (n, (i, c)) in line.char_indices().enumerate() {
-        if n >= MAX_PROMPT_CHARS {
+    let mut chars = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b & 0xc0 == 0x80 {
+            continue;
+        }
+        if chars >= MAX_PROMPT_CHARS {
             break;
         }
-        if !matches!(c, '$' | '#' | '%' | '>') {
+        chars += 1;
+        if !matches!(b, b'$' | b'#' | b'%' | b'>') {
             continue;
         }
         let cut = match bytes.get(i + 1) {
@@ -77,8 +84,15 @@ pub fn split_at(line: &str) -> Option<usize> {
 fn plausible(prompt: &str) -> bool {
     let body = prompt.trim_end();
     let body = &body[..body.len() - 1];
-    !body.contains("  ")
-        && !body.contains(['=', '"', '\'', '|', '<', '>', ';', '`', '{'])
+    // Byte tests: a substring search first builds a searcher, which costs more than a prompt.
+    let b = body.as_bytes();
+    !b.windows(2).any(|w| w == b"  ")
+        && !b.iter().any(|c| {
+            matches!(
+                c,
+                b'=' | b'"' | b'\'' | b'|' | b'<' | b'>' | b';' | b'`' | b'{'
+            )
+        })
         && !body.starts_with(' ')
 }
 
@@ -142,6 +156,24 @@ mod tests {
         }
         assert_eq!(split("uid=0(root) gid=0(root)"), None);
         assert_eq!(split("total 52"), None);
+        // Characters, not bytes, count towards the prompt's length; a sign alone is no prompt
+        // when what comes before it holds what commands and output hold.
+        let wide = format!("{}$ id", "é".repeat(MAX_PROMPT_CHARS - 1));
+        assert_eq!(split_at(&wide), Some(wide.len() - 2));
+        let long = format!("{}$ id", "é".repeat(MAX_PROMPT_CHARS));
+        assert_eq!(split_at(&long), None);
+        for line in [
+            "a  b$ x",
+            "x=1$ y",
+            "say \"hi\"$ x",
+            "a|b$ c",
+            "a;b# c",
+            "`x`> y",
+            " a$ b",
+        ] {
+            assert_eq!(split_at(line), None, "{line}");
+        }
+        assert_eq!(split_at("a b$ x"), Some(5));
     }
 
     #[test]
