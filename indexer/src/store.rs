@@ -1419,7 +1419,7 @@ impl Store {
                     None => (Box::new(query), None),
                 };
                 searcher
-                    .search(&query, &earliest::Earliest { limit: n, exact })?
+                    .search(&query, &earliest::Earliest::new(n, exact))?
                     .into_iter()
                     .map(|(_, a)| a)
                     .collect()

@@ -72,10 +72,21 @@ pub(super) fn loosened(query: &dyn Query) -> Option<Box<dyn Query>> {
 /// The `limit` matches of smallest `order`, and every other match of the second of the last of
 /// them, in `order` order. Reads the fast fields `order` and `day`.
 pub(super) struct Earliest {
-    pub(super) limit: usize,
+    /// At least 1.
+    limit: usize,
     /// The query itself, when the collector is given the matches of a looser one: a match is
     /// kept only if this matches it too.
-    pub(super) exact: Option<Box<dyn Weight>>,
+    exact: Option<Box<dyn Weight>>,
+}
+
+impl Earliest {
+    /// The first `limit` matches (at least one), kept only where `exact` matches too, if given.
+    pub(super) fn new(limit: usize, exact: Option<Box<dyn Weight>>) -> Earliest {
+        Earliest {
+            limit: limit.max(1),
+            exact,
+        }
+    }
 }
 
 pub(super) struct SegmentEarliest {
@@ -135,7 +146,7 @@ impl Collector for Earliest {
                 .column_opt(name)?
                 .unwrap_or_else(|| Column::build_empty_column(reader.max_doc())))
         };
-        let limit = self.limit.max(1);
+        let limit = self.limit;
         Ok(SegmentEarliest {
             segment,
             limit,
@@ -158,7 +169,7 @@ impl Collector for Earliest {
 
     fn merge_fruits(&self, fruits: Vec<Vec<(u64, DocAddress)>>) -> tantivy::Result<Self::Fruit> {
         let mut all: Vec<(u64, DocAddress)> = fruits.into_iter().flatten().collect();
-        cut(&mut all, self.limit.max(1));
+        cut(&mut all, self.limit);
         all.sort_unstable();
         Ok(all)
     }
