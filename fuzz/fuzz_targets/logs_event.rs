@@ -3,7 +3,7 @@
 #![no_main]
 
 use base64::Engine;
-use indexer::events::{decode, Decoded};
+use aws_adapters::events::{decode, Decoded};
 use libfuzzer_sys::fuzz_target;
 use std::io::Write;
 

@@ -2,7 +2,7 @@
 //! decoded, every failure a reason.
 #![no_main]
 
-use indexer::events::{decode, Decoded};
+use aws_adapters::events::{decode, Decoded};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,6 +2,7 @@
 //! records, `describe-instances` inventories. See `../shared/FORMATS.md` in the repository.
 
 use crate::error::{Error, Result};
+use crate::names::TagChange;
 use crate::sessionid;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -45,6 +46,9 @@ pub struct Transcript {
     pub last_time: Option<String>,
     /// Escapes were stripped line by line (streamed sessions): no input markers to trust.
     pub stripped: bool,
+    /// The document the byte ranges point into and the SHA-256 is taken of, when it is not
+    /// the source object itself: a stream's canonical document ([`stream_document`]).
+    pub document: Option<Vec<u8>>,
 }
 
 impl Transcript {
@@ -112,10 +116,13 @@ pub struct Instance {
 pub enum Parsed {
     /// Session transcripts.
     Transcripts(Vec<Transcript>),
-    /// CloudTrail events about sessions (others are dropped; `ignored` counts them).
+    /// CloudTrail events about sessions and instance names (others are dropped; `ignored`
+    /// counts them).
     Trail {
         /// The Session Manager events.
         events: Vec<TrailEvent>,
+        /// Changes of instances' `Name` tags.
+        tags: Vec<TagChange>,
         /// Records that are about something else.
         ignored: usize,
     },
@@ -347,6 +354,7 @@ fn s3_log(name: &str, bytes: &[u8]) -> Result<Transcript> {
         first_time: None,
         last_time,
         stripped: false,
+        document: None,
     })
 }
 
@@ -476,14 +484,88 @@ fn json_lines(text: &str) -> Option<Vec<(usize, usize)>> {
 
 fn trail(records: &[Value]) -> Result<Parsed> {
     let mut events = Vec::new();
+    let mut tags = Vec::new();
     let mut ignored = 0;
     for r in records {
-        match session_event(fields_of_value(r)) {
+        let f = fields_of_value(r);
+        if is_tag_event(f.source, f.name) {
+            let before = tags.len();
+            tag_changes(r, &mut tags);
+            ignored += usize::from(tags.len() == before);
+            continue;
+        }
+        match session_event(f) {
             Some(e) => events.push(e),
             None => ignored += 1,
         }
     }
-    Ok(Parsed::Trail { events, ignored })
+    Ok(Parsed::Trail {
+        events,
+        tags,
+        ignored,
+    })
+}
+
+/// Is this an EC2 event that may change an instance's `Name` tag?
+fn is_tag_event(source: Option<&str>, name: Option<&str>) -> bool {
+    source == Some("ec2.amazonaws.com")
+        && matches!(name, Some("CreateTags" | "DeleteTags" | "RunInstances"))
+}
+
+/// The `Name` tag changes of a successful `CreateTags`, `DeleteTags` or `RunInstances`.
+fn tag_changes(r: &Value, out: &mut Vec<TagChange>) {
+    if r.get("errorCode").is_some_and(|e| !e.is_null()) {
+        return;
+    }
+    let s = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(String::from);
+    let (Some(name), Some(time)) = (s(r, "/eventName"), s(r, "/eventTime")) else {
+        return;
+    };
+    let items = |v: Option<&Value>| -> Vec<Value> {
+        v.and_then(|v| v.get("items").or(Some(v)))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let is_instance = |id: &str| id.starts_with("i-") || id.starts_with("mi-");
+    let (ids, tags): (Vec<String>, Vec<Value>) = if name == "RunInstances" {
+        let ids = items(r.pointer("/responseElements/instancesSet"))
+            .iter()
+            .filter_map(|i| s(i, "/instanceId"))
+            .collect();
+        let tags = items(r.pointer("/requestParameters/tagSpecificationSet"))
+            .into_iter()
+            .filter(|spec| spec.get("resourceType").and_then(Value::as_str) == Some("instance"))
+            .flat_map(|spec| items(spec.get("tags").or(spec.get("tagSet"))))
+            .collect();
+        (ids, tags)
+    } else {
+        let ids = items(r.pointer("/requestParameters/resourcesSet"))
+            .iter()
+            .filter_map(|i| s(i, "/resourceId"))
+            .collect();
+        (ids, items(r.pointer("/requestParameters/tagSet")))
+    };
+    let Some(tag) = tags
+        .iter()
+        .rev()
+        .find(|t| t.get("key").and_then(Value::as_str) == Some("Name"))
+    else {
+        return;
+    };
+    let value = (name != "DeleteTags").then(|| s(tag, "/value")).flatten();
+    if name != "DeleteTags" && value.is_none() {
+        return;
+    }
+    for id in ids.into_iter().filter(|i| is_instance(i)) {
+        out.push(TagChange {
+            time: time.clone(),
+            instance_id: id,
+            name: value.clone(),
+            event_name: name.clone(),
+            event_id: s(r, "/eventID"),
+        });
+    }
 }
 
 /// A CloudTrail file whose records are kept as raw JSON until one is known to be a session's.
@@ -721,8 +803,17 @@ fn trail_typed(records: &[&serde_json::value::RawValue]) -> Option<Parsed> {
         return None;
     }
     let mut events = Vec::new();
+    let mut tags = Vec::new();
     let mut ignored = 0;
     for (head, raw) in heads.into_iter().zip(records) {
+        if is_tag_event(head.event_source.as_deref(), head.event_name.as_deref()) {
+            let before = tags.len();
+            if let Ok(v) = serde_json::from_str::<Value>(raw.get()) {
+                tag_changes(&v, &mut tags);
+            }
+            ignored += usize::from(tags.len() == before);
+            continue;
+        }
         if !is_session_event(head.event_source.as_deref(), head.event_name.as_deref()) {
             ignored += 1;
             continue;
@@ -738,7 +829,11 @@ fn trail_typed(records: &[&serde_json::value::RawValue]) -> Option<Parsed> {
             None => ignored += 1,
         }
     }
-    Some(Parsed::Trail { events, ignored })
+    Some(Parsed::Trail {
+        events,
+        tags,
+        ignored,
+    })
 }
 
 /// The principal's name in an ARN: `user/NAME`, `assumed-role/ROLE/NAME`, `federated-user/NAME`.
@@ -803,12 +898,51 @@ struct StreamMessage {
     session_data: Vec<String>,
 }
 
-/// One log event: its stream, time, message, and its byte range in the source.
-struct LogEvent {
-    stream: Option<String>,
-    timestamp: i64,
-    message: String,
-    range: (u64, u64),
+/// One log event of a CloudWatch Logs stream, however it was delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamEvent {
+    /// The log stream (a session's id, for Session Manager).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_stream_name: Option<String>,
+    /// Milliseconds since the epoch.
+    #[serde(default)]
+    pub timestamp: i64,
+    /// The message.
+    pub message: String,
+    /// The event id (absent where only messages were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+}
+
+/// The canonical document of a stream's events, and the byte range of each event in it.
+///
+/// A streamed session reaches ssm-audit as subscription deliveries, `aws logs
+/// filter-log-events` output or a `cloudwatch://` read: each shape is turned into this one
+/// document, so that its SHA-256 and the byte ranges of its commands are the same whichever way
+/// it came. The document is `{"events":[E,…]}` without spaces, one `E` per event as
+/// `{"logStreamName":…,"timestamp":…,"message":…,"eventId":…}` (a missing stream name or id
+/// left out) as `serde_json` writes it, events sorted by timestamp then event id (stably), an
+/// event id seen twice kept once. It is itself `filter-log-events` output, and canonical: read
+/// again, it gives itself.
+pub fn stream_document(events: &[StreamEvent]) -> (Vec<u8>, Vec<(u64, u64)>) {
+    let mut order: Vec<&StreamEvent> = events.iter().collect();
+    order.sort_by(|a, b| (a.timestamp, &a.event_id).cmp(&(b.timestamp, &b.event_id)));
+    order.dedup_by(|b, a| a.event_id.is_some() && a.event_id == b.event_id);
+    let mut doc = Vec::with_capacity(events.iter().map(|e| e.message.len() + 96).sum());
+    let mut ranges = Vec::with_capacity(order.len());
+    doc.extend_from_slice(b"{\"events\":[");
+    for (i, e) in order.into_iter().enumerate() {
+        if i > 0 {
+            doc.push(b',');
+        }
+        let start = doc.len() as u64;
+        // Writing a struct of strings and an integer into memory cannot fail.
+        let _ = serde_json::to_writer(&mut doc, e);
+        ranges.push((start, doc.len() as u64));
+    }
+    doc.extend_from_slice(b"]}");
+    (doc, ranges)
 }
 
 #[derive(Deserialize)]
@@ -817,30 +951,11 @@ struct FilterOut<'a> {
     events: Vec<&'a serde_json::value::RawValue>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawEvent {
-    #[serde(default)]
-    log_stream_name: Option<String>,
-    #[serde(default)]
-    timestamp: i64,
-    message: String,
-}
-
 fn filter_log_events(name: &str, text: &str) -> Result<Parsed> {
     let out: FilterOut = serde_json::from_str(text)?;
-    let base = text.as_ptr() as usize;
-    let mut events = Vec::new();
+    let mut events = Vec::with_capacity(out.events.len());
     for raw in out.events {
-        let s = raw.get();
-        let start = (s.as_ptr() as usize - base) as u64;
-        let e: RawEvent = serde_json::from_str(s)?;
-        events.push(LogEvent {
-            stream: e.log_stream_name,
-            timestamp: e.timestamp,
-            message: e.message,
-            range: (start, start + s.len() as u64),
-        });
+        events.push(serde_json::from_str::<StreamEvent>(raw.get())?);
     }
     streams(name, events)
 }
@@ -862,15 +977,15 @@ fn subscription(name: &str, value: &Value) -> Result<Parsed> {
         .into_iter()
         .flatten()
     {
-        events.push(LogEvent {
-            stream: stream.clone(),
+        events.push(StreamEvent {
+            log_stream_name: stream.clone(),
             timestamp: e.get("timestamp").and_then(Value::as_i64).unwrap_or(0),
             message: e
                 .get("message")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string(),
-            range: (0, 0),
+            event_id: e.get("id").and_then(Value::as_str).map(String::from),
         });
     }
     streams(name, events)
@@ -880,84 +995,114 @@ fn stream_from_lines(name: &str, text: &str, lines: Vec<(usize, usize)>) -> Resu
     let mut events = Vec::new();
     for (a, b) in lines {
         let v: Value = serde_json::from_str(&text[a..b])?;
-        let (message, stream, ts) = if v.get("sessionData").is_some() {
-            (text[a..b].to_string(), None, 0)
-        } else if let Some(m) = v.get("message").and_then(Value::as_str) {
-            (
-                m.to_string(),
-                v.get("logStreamName")
-                    .and_then(Value::as_str)
-                    .map(String::from),
-                v.get("timestamp").and_then(Value::as_i64).unwrap_or(0),
-            )
+        let event = if v.get("sessionData").is_some() {
+            StreamEvent {
+                log_stream_name: None,
+                timestamp: 0,
+                message: text[a..b].to_string(),
+                event_id: None,
+            }
+        } else if v.get("message").and_then(Value::as_str).is_some() {
+            serde_json::from_value(v)?
         } else {
             return Err(Error::Unrecognised(
                 "JSON Lines whose lines are neither stream messages nor log events".into(),
             ));
         };
-        events.push(LogEvent {
-            stream,
-            timestamp: ts,
-            message,
-            range: (a as u64, b as u64),
-        });
+        events.push(event);
     }
     streams(name, events)
 }
 
-/// Group log events into one transcript per session.
-fn streams(name: &str, events: Vec<LogEvent>) -> Result<Parsed> {
+/// Group log events into one transcript per session, each read from its canonical document
+/// ([`stream_document`]).
+fn streams(name: &str, events: Vec<StreamEvent>) -> Result<Parsed> {
     use std::collections::BTreeMap;
-    let mut by_session: BTreeMap<String, Transcript> = BTreeMap::new();
-    let mut order: Vec<(i64, usize)> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.timestamp, i))
-        .collect();
-    order.sort();
+    let mut by_session: BTreeMap<String, Vec<StreamEvent>> = BTreeMap::new();
     let mut skipped = Vec::new();
-    for (_, i) in order {
-        let e = &events[i];
+    for e in events {
         let parsed: Option<StreamMessage> = serde_json::from_str(&e.message).ok();
-        let (sid, lines, stripped, msg) = match parsed {
+        let sid = match &parsed {
             Some(m) if !m.session_data.is_empty() || m.session_id.is_some() => {
-                let sid = m.session_id.clone().or_else(|| e.stream.clone());
-                let mut text = String::new();
-                for l in &m.session_data {
-                    text.push_str(l);
-                    text.push_str("\r\n");
-                }
-                (sid, text, true, Some(m))
+                m.session_id.clone().or_else(|| e.log_stream_name.clone())
             }
-            _ => (e.stream.clone(), e.message.clone(), false, None),
+            _ => e.log_stream_name.clone(),
         };
         let Some(sid) = sid else {
             skipped.push("an event with no session id".to_string());
             continue;
         };
-        if sessionid::parse(&sid).is_none() && msg.is_none() {
+        let is_message = parsed
+            .as_ref()
+            .is_some_and(|m| !m.session_data.is_empty() || m.session_id.is_some());
+        if sessionid::parse(&sid).is_none() && !is_message {
             skipped.push(format!(
                 "log stream {sid:?} is not a Session Manager session"
             ));
             continue;
         }
-        let t = by_session.entry(sid.clone()).or_insert_with(|| Transcript {
-            session_id: sid.clone(),
-            session_id_from: "stream",
-            kind: "cloudwatch-stream",
-            body: Vec::new(),
-            body_offset: 0,
-            spans: Vec::new(),
-            instance_id: None,
-            principal_arn: None,
-            run_as: None,
-            first_time: None,
-            last_time: None,
-            stripped,
-        });
-        t.spans.push((t.body.len() as u64, e.range.0, e.range.1));
-        // Non-streaming uploads turned `\r\n` into `\n`: the replay treats LF as a new line.
-        t.body.extend_from_slice(lines.as_bytes());
+        by_session.entry(sid).or_default().push(e);
+    }
+    if by_session.is_empty() {
+        let why = skipped
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "no log events".into());
+        return Ok(Parsed::Skipped(format!(
+            "CloudWatch Logs data with no Session Manager session ({why}) in {}",
+            file_stem(name)
+        )));
+    }
+    Ok(Parsed::Transcripts(
+        by_session
+            .into_iter()
+            .map(|(sid, events)| stream_transcript(sid, &events))
+            .collect(),
+    ))
+}
+
+/// The transcript of one session's events, read from their canonical document.
+fn stream_transcript(sid: String, events: &[StreamEvent]) -> Transcript {
+    let (document, ranges) = stream_document(events);
+    let mut t = Transcript {
+        session_id: sid,
+        session_id_from: "stream",
+        kind: "cloudwatch-stream",
+        body: Vec::new(),
+        body_offset: 0,
+        spans: Vec::new(),
+        instance_id: None,
+        principal_arn: None,
+        run_as: None,
+        first_time: None,
+        last_time: None,
+        stripped: false,
+        document: None,
+    };
+    // The events in the document's order, read back from it.
+    let mut first = true;
+    for &(a, b) in &ranges {
+        let Ok(e) = serde_json::from_slice::<StreamEvent>(&document[a as usize..b as usize]) else {
+            continue;
+        };
+        let msg = serde_json::from_str::<StreamMessage>(&e.message)
+            .ok()
+            .filter(|m| !m.session_data.is_empty() || m.session_id.is_some());
+        if first {
+            t.stripped = msg.is_some();
+            first = false;
+        }
+        t.spans.push((t.body.len() as u64, a, b));
+        match &msg {
+            Some(m) => {
+                for l in &m.session_data {
+                    t.body.extend_from_slice(l.as_bytes());
+                    t.body.extend_from_slice(b"\r\n");
+                }
+            }
+            // Non-streaming uploads turned `\r\n` into `\n`: the replay treats LF as a new line.
+            None => t.body.extend_from_slice(e.message.as_bytes()),
+        }
         if let Some(m) = msg {
             if t.instance_id.is_none() {
                 t.instance_id = m
@@ -976,7 +1121,7 @@ fn streams(name: &str, events: Vec<LogEvent>) -> Result<Parsed> {
                     .map(String::from);
             }
             if t.run_as.is_none() {
-                t.run_as = m.run_as_user.clone();
+                t.run_as = m.run_as_user;
             }
             if let Some(time) = m.event_time {
                 if t.first_time.is_none() {
@@ -986,17 +1131,8 @@ fn streams(name: &str, events: Vec<LogEvent>) -> Result<Parsed> {
             }
         }
     }
-    if by_session.is_empty() {
-        let why = skipped
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "no log events".into());
-        return Ok(Parsed::Skipped(format!(
-            "CloudWatch Logs data with no Session Manager session ({why}) in {}",
-            file_stem(name)
-        )));
-    }
-    Ok(Parsed::Transcripts(by_session.into_values().collect()))
+    t.document = Some(document);
+    t
 }
 
 /// An S3 event's object key: `+` is a space, then `%XX` escapes (UTF-8).
@@ -1047,6 +1183,128 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A streamed session's events: (id, timestamp, message).
+    fn stream_events() -> Vec<(String, i64, String)> {
+        (0..4)
+            .map(|i| {
+                let msg = serde_json::json!({
+                    "eventVersion": "1.0", "eventTime": format!("2026-02-11T05:00:0{i}Z"),
+                    "awsRegion": "us-east-1", "target": {"id": "i-0d44dd44dd44dd444"},
+                    "userIdentity": {"arn": "arn:aws:sts::444455556666:assumed-role/R/hyejin"},
+                    "runAsUser": "ssm-user", "sessionId": "hyejin-0123456789abcdef0",
+                    "sessionData": [format!("sh-4.2$ echo {i}"), format!("{i}")],
+                });
+                (format!("3799{i}"), 1_770_786_000_000 + i, msg.to_string())
+            })
+            .collect()
+    }
+
+    /// A transcript's document, its spans (body offset, document range) and its body.
+    type Read = (Vec<u8>, Vec<(u64, u64, u64)>, Vec<u8>);
+
+    /// What the one transcript a text holds was read from.
+    fn transcript_of(name: &str, text: &str) -> Read {
+        match parse(name, text.as_bytes()).unwrap() {
+            Parsed::Transcripts(mut ts) => {
+                assert_eq!(ts.len(), 1);
+                let t = ts.remove(0);
+                (t.document.unwrap(), t.spans, t.body)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_stream_has_one_document_whichever_shape_it_came_in() {
+        let events = stream_events();
+        let stream = "hyejin-0123456789abcdef0";
+        let as_event = |(id, ts, m): &(String, i64, String)| {
+            serde_json::json!({"logStreamName": stream, "timestamp": ts, "message": m,
+                "ingestionTime": ts + 5, "eventId": id})
+        };
+        // `aws logs filter-log-events`, pretty-printed, with fields the document leaves out.
+        let filter = serde_json::to_string_pretty(&serde_json::json!({
+            "events": events.iter().map(as_event).collect::<Vec<_>>(),
+            "searchedLogStreams": []
+        }))
+        .unwrap();
+        // A subscription delivery, decoded, its events in two deliveries' order reversed.
+        let mut reversed = events.clone();
+        reversed.reverse();
+        let subscription = serde_json::json!({
+            "messageType": "DATA_MESSAGE", "owner": "444455556666",
+            "logGroup": "/aws/ssm/sessions", "logStream": stream, "subscriptionFilters": ["f"],
+            "logEvents": reversed.iter().map(|(id, ts, m)| serde_json::json!({"id": id, "timestamp": ts, "message": m})).collect::<Vec<_>>()
+        })
+        .to_string();
+        // Events one per line, one of them twice.
+        let mut lines: Vec<String> = events.iter().map(|e| as_event(e).to_string()).collect();
+        lines.push(lines[1].clone());
+        let jsonl = lines.join("\n");
+        let a = transcript_of("a.json", &filter);
+        let b = transcript_of("b.json", &subscription);
+        let c = transcript_of("c.json", &jsonl);
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        // The document is canonical: read again, it gives itself.
+        let again = transcript_of("d.json", std::str::from_utf8(&a.0).unwrap());
+        assert_eq!(again, a);
+        // Each span is one event of the document, in time order.
+        assert_eq!(a.1.len(), 4);
+        for (i, &(_, start, end)) in a.1.iter().enumerate() {
+            let e: StreamEvent =
+                serde_json::from_slice(&a.0[start as usize..end as usize]).unwrap();
+            assert_eq!(e.event_id.as_deref(), Some(events[i].0.as_str()));
+        }
+        assert!(String::from_utf8_lossy(&a.2).contains("sh-4.2$ echo 3\r\n3\r\n"));
+    }
+
+    #[test]
+    fn name_tag_changes_are_read_from_successful_ec2_calls_only() {
+        let rec = |name: &str, extra: &str, params: &str| {
+            format!(
+                r#"{{"eventSource":"ec2.amazonaws.com","eventName":"{name}","eventTime":"2026-03-01T00:00:00Z","eventID":"e-{name}","requestParameters":{params}{extra}}}"#
+            )
+        };
+        let tags = r#"{"resourcesSet":{"items":[{"resourceId":"i-0a"},{"resourceId":"vol-1"}]},"tagSet":{"items":[{"key":"Env","value":"prod"},{"key":"Name","value":"EC2-A"}]}}"#;
+        let run = r#"{"tagSpecificationSet":{"items":[{"resourceType":"volume","tags":[{"key":"Name","value":"disk"}]},{"resourceType":"instance","tags":[{"key":"Name","value":"web"}]}]}},"responseElements":{"instancesSet":{"items":[{"instanceId":"i-0b"}]}}"#;
+        let text = format!(
+            r#"{{"Records":[{},{},{},{}]}}"#,
+            rec("CreateTags", "", tags),
+            rec("DeleteTags", "", tags),
+            rec(
+                "CreateTags",
+                r#","errorCode":"UnauthorizedOperation""#,
+                tags
+            ),
+            rec("RunInstances", "", run),
+        );
+        let (typed, by_value) = both_ways(&text);
+        assert_eq!(typed, by_value);
+        let Ok(Parsed::Trail { tags, ignored, .. }) = parse("x.json", text.as_bytes()) else {
+            panic!("a trail");
+        };
+        let got: Vec<(&str, &str, Option<&str>)> = tags
+            .iter()
+            .map(|t| {
+                (
+                    t.event_name.as_str(),
+                    t.instance_id.as_str(),
+                    t.name.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("CreateTags", "i-0a", Some("EC2-A")),
+                ("DeleteTags", "i-0a", None),
+                ("RunInstances", "i-0b", Some("web")),
+            ]
+        );
+        assert_eq!(ignored, 1, "the failed call is ignored");
+    }
 
     /// The events and the ignored count of a CloudTrail text, read both ways.
     fn both_ways(text: &str) -> (String, String) {

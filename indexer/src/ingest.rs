@@ -1,8 +1,9 @@
 //! From source objects to a [`Batch`] of facts, one outcome per object.
 
 use crate::error::Error;
-use crate::formats::{self, Instance, Parsed, TrailEvent};
+use crate::formats::{self, Parsed, TrailEvent};
 use crate::model::{CommandRecord, SessionSource, SourceObject};
+use crate::names::{InstanceNames, NameOrigin, TagChange};
 
 /// Facts read from sources, to be merged into the index.
 #[derive(Debug, Default)]
@@ -11,8 +12,10 @@ pub struct Batch {
     pub sources: Vec<SessionSource>,
     /// CloudTrail events.
     pub trail: Vec<TrailEvent>,
-    /// Inventory.
-    pub instances: Vec<Instance>,
+    /// Instance names observed (inventories, the EC2 API).
+    pub instances: Vec<InstanceNames>,
+    /// Changes of instance names recorded by CloudTrail.
+    pub tags: Vec<TagChange>,
     /// Command records derived elsewhere (the Lambda's output), taken as they are.
     pub records: Vec<CommandRecord>,
     /// The sources these facts were read from, for the ledger.
@@ -25,6 +28,7 @@ impl Batch {
         self.sources.is_empty()
             && self.trail.is_empty()
             && self.instances.is_empty()
+            && self.tags.is_empty()
             && self.records.is_empty()
     }
 }
@@ -92,6 +96,31 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
             };
         }
     }
+    // Session logs, the bulk of the input, go through the one reader of session logs.
+    if crate::stream::is_session_log(&object.bytes) {
+        batch
+            .sources
+            .push(SessionSource::from_log(object, &object.bytes, sha));
+        return Outcome::Read {
+            kind: "s3-log",
+            items: 1,
+        };
+    }
+    if object.bytes.starts_with(&[0x1f, 0x8b]) {
+        match formats::gunzip(&object.bytes) {
+            Ok(inflated) if crate::stream::is_session_log(&inflated) => {
+                batch
+                    .sources
+                    .push(SessionSource::from_log(object, &inflated, sha));
+                return Outcome::Read {
+                    kind: "s3-log",
+                    items: 1,
+                };
+            }
+            Ok(_) => {}
+            Err(e) => return Outcome::Failed(e),
+        }
+    }
     match formats::parse(&object.name, &object.bytes) {
         Err(e) => Outcome::Failed(e),
         Ok(Parsed::Skipped(why)) => Outcome::Skipped(why),
@@ -105,9 +134,10 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
             }
             Outcome::Read { kind, items }
         }
-        Ok(Parsed::Trail { events, .. }) => {
-            let items = events.len();
+        Ok(Parsed::Trail { events, tags, .. }) => {
+            let items = events.len() + tags.len();
             batch.trail.extend(events);
+            batch.tags.extend(tags);
             Outcome::Read {
                 kind: "cloudtrail",
                 items,
@@ -115,7 +145,11 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
         }
         Ok(Parsed::Inventory(list)) => {
             let items = list.len();
-            batch.instances.extend(list);
+            batch.instances.extend(list.into_iter().map(|i| {
+                let mut n = InstanceNames::new(&i.instance_id);
+                n.observe(i.name.as_deref(), NameOrigin::Inventory);
+                n
+            }));
             Outcome::Read {
                 kind: "inventory",
                 items,

@@ -13,12 +13,13 @@
 //! assert_eq!(lines[0].run_as, "ssm-user");
 //! ```
 
+pub mod derive;
 pub mod error;
-pub mod events;
 pub mod formats;
 pub mod ingest;
 pub mod ledger;
 pub mod model;
+pub mod names;
 pub mod redact;
 pub mod replay;
 pub mod rules;

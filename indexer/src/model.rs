@@ -1,12 +1,13 @@
 //! Audit records: what one source says about a session, what CloudTrail says, and the command
 //! records derived from both.
 
-use crate::formats::{self, Instance, TrailEvent, Transcript};
+use crate::formats::{self, TrailEvent, Transcript};
+use crate::names::{NameOrigin, Names};
 use crate::replay::{InputLine, ReplayOptions, Replayer};
-use crate::{sessionid, shellwords};
+use crate::sessionid;
+use crate::stream::{self, LogSummary};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 
 /// Where a piece of evidence came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,10 +45,14 @@ impl SourceObject {
 
 /// SHA-256 of bytes, lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Bytes in lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(bytes);
-    let mut hex = String::with_capacity(64);
-    for b in digest {
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
         hex.push(char::from(HEX[usize::from(b >> 4)]));
         hex.push(char::from(HEX[usize::from(b & 0xf)]));
     }
@@ -102,9 +107,14 @@ pub struct SourceMeta {
     /// Its version id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
-    /// SHA-256 of the whole object.
+    /// SHA-256 of the document the byte ranges point into: the whole object, or a stream's
+    /// canonical document ([`crate::formats::stream_document`]).
     pub sha256: String,
-    /// Size of the object.
+    /// SHA-256 of the object it was read from, when that is not the document itself (a
+    /// stream read from a file or an event): what the ledger lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_sha256: Option<String>,
+    /// Size of the document.
     pub size: u64,
     /// Instance id named by the source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,13 +130,6 @@ pub struct SourceMeta {
     pub last_time: Option<String>,
 }
 
-impl SourceMeta {
-    /// Preference among sources of one session: full S3 transcripts over streams, then bigger.
-    pub fn rank(&self) -> (u8, u64, &str) {
-        (u8::from(self.kind == "s3-log"), self.size, &self.source)
-    }
-}
-
 /// What one transcript source says about one session: its facts and its input lines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionSource {
@@ -137,7 +140,51 @@ pub struct SessionSource {
     pub lines: Vec<Line>,
 }
 
+impl SourceMeta {
+    /// The facts of an S3 session log named `name`, as its reader summed them up.
+    pub fn of_log(
+        name: &str,
+        version_id: Option<String>,
+        sha256: String,
+        summary: &LogSummary,
+    ) -> SourceMeta {
+        SourceMeta {
+            session_id: summary.meta.session_id.clone(),
+            session_id_from: summary.meta.session_id_from.to_string(),
+            kind: "s3-log".into(),
+            source: name.to_string(),
+            version_id,
+            sha256,
+            object_sha256: None,
+            size: summary.size,
+            instance_id: summary.meta.instance_id.clone(),
+            principal_arn: None,
+            first_time: None,
+            last_time: summary.last_time.clone(),
+        }
+    }
+
+    /// The SHA-256 the ledger lists for the object this source was read from.
+    pub fn object_digest(&self) -> &str {
+        self.object_sha256.as_deref().unwrap_or(&self.sha256)
+    }
+}
+
 impl SessionSource {
+    /// An S3 session log read whole (`bytes`: the log itself, inflated if it was stored
+    /// compressed), by the reader the Lambda streams logs through.
+    pub fn from_log(object: &SourceObject, bytes: &[u8], sha256: &str) -> SessionSource {
+        let (summary, lines) = stream::read_log(&object.name, bytes);
+        let mut meta = SourceMeta::of_log(
+            &object.name,
+            object.version_id.clone(),
+            sha256.to_string(),
+            &summary,
+        );
+        meta.size = object.bytes.len() as u64;
+        SessionSource { meta, lines }
+    }
+
     /// Replay a transcript read from `object`.
     pub fn from_transcript(t: &Transcript, object: &SourceObject, sha256: &str) -> SessionSource {
         let options = ReplayOptions {
@@ -159,6 +206,11 @@ impl SessionSource {
                 }
             })
             .collect();
+        let (document_sha, size) = match &t.document {
+            Some(d) => (sha256_hex(d), d.len() as u64),
+            None => (sha256.to_string(), object.bytes.len() as u64),
+        };
+        let object_sha256 = (document_sha != sha256).then(|| sha256.to_string());
         SessionSource {
             meta: SourceMeta {
                 session_id: t.session_id.clone(),
@@ -166,8 +218,9 @@ impl SessionSource {
                 kind: t.kind.to_string(),
                 source: object.name.clone(),
                 version_id: object.version_id.clone(),
-                sha256: sha256.to_string(),
-                size: object.bytes.len() as u64,
+                sha256: document_sha,
+                object_sha256,
+                size,
                 instance_id: t.instance_id.clone(),
                 principal_arn: t.principal_arn.clone(),
                 first_time: t.first_time.clone(),
@@ -230,8 +283,12 @@ pub struct Attribution {
     pub source_ip: Option<String>,
     /// Instance id.
     pub instance_id: Option<String>,
-    /// Instance Name tag.
+    /// Instance Name tag at the time of the session.
     pub instance_name: Option<String>,
+    /// Where that name comes from (`cloudtrail`, `inventory`, `ec2`), or `unknown` when the
+    /// instance was renamed after the session and its name then is not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_name_from: Option<NameOrigin>,
     /// Start time (RFC 3339, UTC).
     pub session_start: Option<String>,
     /// End time.
@@ -240,12 +297,12 @@ pub struct Attribution {
     pub attribution: String,
 }
 
-/// Combine what the sources, CloudTrail and the inventory say about one session.
+/// Combine what the sources, CloudTrail and the instance names say about one session.
 pub fn attribute(
     session_id: &str,
     source: Option<&SourceMeta>,
     trail: Option<&SessionTrail>,
-    names: &BTreeMap<String, String>,
+    names: &Names,
 ) -> Attribution {
     let mut a = Attribution::default();
     let start = trail.and_then(SessionTrail::start);
@@ -271,7 +328,6 @@ pub fn attribute(
     if a.instance_id.is_none() {
         a.instance_id = source.and_then(|s| s.instance_id.clone());
     }
-    a.instance_name = a.instance_id.as_ref().and_then(|i| names.get(i).cloned());
     if a.session_start.is_none() {
         a.session_start = source.and_then(|s| s.first_time.clone());
     }
@@ -279,12 +335,20 @@ pub fn attribute(
         .and_then(SessionTrail::terminate)
         .map(|e| e.event_time.clone())
         .or_else(|| source.and_then(|s| s.last_time.clone()));
+    if let Some(i) = &a.instance_id {
+        // The session's time: its start, else its end.
+        let at = a.session_start.as_deref().or(a.session_end.as_deref());
+        (a.instance_name, a.instance_name_from) = names.at(i, at);
+    }
     a
 }
 
 /// One command with everything an auditor needs to read it and prove it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandRecord {
+    /// The version of this shape ([`crate::derive::SCHEMA`]).
+    #[serde(default)]
+    pub schema: u32,
     /// The session.
     pub session_id: String,
     /// Position in the session.
@@ -315,49 +379,6 @@ pub struct CommandRecord {
     /// Output text (only when asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
-}
-
-/// The best of a session's sources.
-pub fn best(sources: &[SessionSource]) -> Option<&SessionSource> {
-    sources
-        .iter()
-        .max_by(|a, b| a.meta.rank().cmp(&b.meta.rank()))
-}
-
-/// The record of one input line.
-pub fn record(meta: &SourceMeta, who: &Attribution, l: &Line) -> CommandRecord {
-    CommandRecord {
-        session_id: meta.session_id.clone(),
-        seq: l.seq,
-        command: l.command.clone(),
-        run_as: l.run_as.clone(),
-        cwd: l.cwd.clone(),
-        who: who.clone(),
-        programs: if l.abandoned {
-            Vec::new()
-        } else {
-            shellwords::programs(&l.command)
-        },
-        abandoned: l.abandoned,
-        rule: Vec::new(),
-        suspicious: l.suspicious.clone(),
-        evidence: Evidence {
-            source: meta.source.clone(),
-            version_id: meta.version_id.clone(),
-            sha256: meta.sha256.clone(),
-            byte_start: l.byte_start,
-            byte_end: l.byte_end,
-        },
-        output: None,
-    }
-}
-
-/// Instance names from inventories.
-pub fn names_of(instances: &[Instance]) -> BTreeMap<String, String> {
-    instances
-        .iter()
-        .filter_map(|i| Some((i.instance_id.clone(), i.name.clone()?)))
-        .collect()
 }
 
 /// Command records as JSON Lines (the Lambda's output, `search --format json`), if every

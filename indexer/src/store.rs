@@ -23,10 +23,12 @@
 mod body;
 mod earliest;
 
+use crate::derive::{Basis, LineRef};
 use crate::error::{Error, Result};
-use crate::formats::{Instance, TrailEvent};
+use crate::formats::TrailEvent;
 pub use crate::ingest::Batch;
 use crate::model::{self, CommandRecord, SessionSource, SessionTrail};
+use crate::names::{InstanceNames, Names};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -190,25 +192,7 @@ fn schema() -> (Schema, Fields) {
 }
 
 /// What a session's records share, stored once in its `session` document.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Shared {
-    who: model::Attribution,
-    source: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    version_id: Option<String>,
-    sha256: String,
-}
-
-impl Shared {
-    fn of(r: &CommandRecord) -> Shared {
-        Shared {
-            who: r.who.clone(),
-            source: r.evidence.source.clone(),
-            version_id: r.evidence.version_id.clone(),
-            sha256: r.evidence.sha256.clone(),
-        }
-    }
-}
+type Shared = Basis;
 
 /// What a command document stores of its record: the line's own facts.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -241,30 +225,21 @@ fn is_zero(n: &usize) -> bool {
 
 impl Stored<'_> {
     fn record(self, session_id: &str, shared: &Shared) -> CommandRecord {
-        CommandRecord {
-            session_id: session_id.to_string(),
-            seq: self.seq,
-            programs: if self.abandoned {
-                Vec::new()
-            } else {
-                crate::shellwords::programs(&self.command)
-            },
-            command: self.command.into_owned(),
-            run_as: self.run_as.into_owned(),
-            cwd: self.cwd.map(Cow::into_owned),
-            who: shared.who.clone(),
-            abandoned: self.abandoned,
-            rule: Vec::new(),
-            suspicious: self.suspicious.into_owned(),
-            evidence: model::Evidence {
-                source: shared.source.clone(),
-                version_id: shared.version_id.clone(),
-                sha256: shared.sha256.clone(),
+        let mut r = shared.record(
+            session_id,
+            LineRef {
+                seq: self.seq,
+                command: &self.command,
+                run_as: &self.run_as,
+                cwd: self.cwd.as_deref(),
+                abandoned: self.abandoned,
                 byte_start: self.byte_start,
                 byte_end: self.byte_end,
+                suspicious: &self.suspicious,
             },
-            output: self.output.map(Cow::into_owned),
-        }
+        );
+        r.output = self.output.map(Cow::into_owned);
+        r
     }
 }
 
@@ -626,7 +601,7 @@ pub struct Store {
     /// The ledger, appended to after each commit while the writer (and its lock) is held.
     ledger: Option<crate::ledger::Ledger>,
     /// Instance Name tags, once read (kept up to date by this process while it writes).
-    names: Option<BTreeMap<String, String>>,
+    names: Option<Names>,
     /// What was added since the last commit: the sources, for the ledger at the commit.
     staged: Vec<crate::ledger::Ingested>,
     /// Sessions whose source documents were added since the last commit: a search does not see
@@ -903,10 +878,10 @@ impl Store {
         }
     }
 
-    fn instance_names(&self) -> Result<BTreeMap<String, String>> {
+    fn instance_names(&self) -> Result<Names> {
         let q = TermQuery::new(self.term(self.f.kind, "instance"), IndexRecordOption::Basic);
-        let list: Vec<Instance> = self.bodies(&q)?;
-        Ok(model::names_of(&list))
+        let list: Vec<InstanceNames> = self.bodies(&q)?;
+        Ok(Names::from_list(list))
     }
 
     /// Merge facts into the index and rebuild the commands of every session they touch, and
@@ -931,17 +906,16 @@ impl Store {
         if self.names.is_none() {
             self.names = Some(self.instance_names()?);
         }
-        let renames = self.names.as_ref().is_some_and(|names| {
-            batch
-                .instances
-                .iter()
-                .any(|i| i.name.is_some() && names.get(&i.instance_id) != i.name.as_ref())
-        });
+        let renames = self
+            .names
+            .as_ref()
+            .is_some_and(|names| names.would_change(&batch.instances, &batch.tags));
         let reads_unseen = batch
             .sources
             .iter()
             .map(|s| &s.meta.session_id)
             .chain(batch.trail.iter().map(|e| &e.session_id))
+            .chain(batch.records.iter().map(|r| &r.session_id))
             .any(|sid| self.unseen.contains(sid));
         // The sessions of a renamed instance are found in the committed index, once commands
         // may name it.
@@ -1027,26 +1001,22 @@ impl Store {
             Some(n) => n,
             None => self.instance_names()?,
         };
-        let mut renamed = BTreeSet::new();
-        for i in &batch.instances {
-            let Some(name) = &i.name else { continue };
-            if names.get(&i.instance_id) != Some(name) {
-                names.insert(i.instance_id.clone(), name.clone());
-                renamed.insert(i.instance_id.clone());
-                let key = keys::instance(&i.instance_id);
-                ops.delete(self.term(self.f.key, &key))?;
-                let body = serde_json::to_string(i)?;
-                let bytes = body.len() + 2 * key.len();
-                ops.add(
-                    doc!(
-                        self.f.kind => "instance",
-                        self.f.key => key,
-                        self.f.instance => i.instance_id.to_ascii_lowercase(),
-                        self.f.body => body,
-                    ),
-                    bytes,
-                )?;
-            }
+        let renamed = names.apply(&batch.instances, &batch.tags);
+        for id in &renamed {
+            let Some(i) = names.get(id) else { continue };
+            let key = keys::instance(id);
+            ops.delete(self.term(self.f.key, &key))?;
+            let body = serde_json::to_string(i)?;
+            let bytes = body.len() + 2 * key.len();
+            ops.add(
+                doc!(
+                    self.f.kind => "instance",
+                    self.f.key => key,
+                    self.f.instance => id.to_ascii_lowercase(),
+                    self.f.body => body,
+                ),
+                bytes,
+            )?;
         }
         if !renamed.is_empty() && !self.no_commands_yet() {
             // The sessions of the renamed instances' sources and trails, in one pass over the
@@ -1140,15 +1110,13 @@ impl Store {
             }
             // A session without a transcript has no commands to rebuild; commands it has came
             // as records derived elsewhere, which carry their own attribution and stay.
-            let Some(best) = model::best(&sources) else {
+            let Some(chosen) = crate::derive::choose(sources.iter().map(|s| &s.meta)) else {
                 continue;
             };
-            let shared = [Shared {
-                who: model::attribute(sid, Some(&best.meta), self.trail_of(sid)?, &names),
-                source: best.meta.source.clone(),
-                version_id: best.meta.version_id.clone(),
-                sha256: best.meta.sha256.clone(),
-            }];
+            let best = &sources[chosen];
+            let trail = self.trail_of(sid)?;
+            let shared = [Basis::of(sid, [&best.meta], trail, &names)
+                .expect("a session with a transcript has a basis")];
             let lines: Vec<LineDoc<'_>> = best
                 .lines
                 .iter()
@@ -1168,18 +1136,29 @@ impl Store {
                 .collect();
             self.write_session(&mut ops, sid, &shared, &lines, &mut changes)?;
         }
-        // Records derived elsewhere replace the commands of their sessions.
+        // Records derived elsewhere replace the lines of the same number in their sessions: the
+        // Lambda writes a session's commands and its abandoned lines as two objects.
         let mut by_session: BTreeMap<String, Vec<CommandRecord>> = BTreeMap::new();
         for r in batch.records {
             by_session.entry(r.session_id.clone()).or_default().push(r);
         }
         for (sid, mut recs) in by_session {
+            let fresh: BTreeSet<u32> = recs.iter().map(|r| r.seq).collect();
+            if !self.never_added(&sid) {
+                for old in self.session_records(&sid, true)? {
+                    if !fresh.contains(&old.seq) {
+                        recs.push(old);
+                    }
+                }
+            }
+            self.adding(&sid);
+            self.unseen.insert(sid.clone());
             recs.sort_by_key(|r| r.seq);
             recs.dedup_by_key(|r| r.seq);
             let mut shared: Vec<Shared> = Vec::new();
             let mut lines = Vec::new();
             for r in &recs {
-                let part = Shared::of(r);
+                let part = Basis::of_record(r);
                 let index = match shared.iter().position(|s| s == &part) {
                     Some(i) => i,
                     None => {
@@ -1597,6 +1576,37 @@ impl Store {
         Ok(out)
     }
 
+    /// Instances that sessions in the index ran on and that nothing names yet (no inventory, no
+    /// tag history, never looked up), each with the region of a session on it when CloudTrail
+    /// says: what to ask the EC2 API about.
+    pub fn instances_to_name(&self) -> Result<BTreeMap<String, Option<String>>> {
+        let names = self.instance_names()?;
+        let mut out: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let q = TermQuery::new(self.term(self.f.kind, "trail"), IndexRecordOption::Basic);
+        for t in self.bodies::<SessionTrail>(&q)? {
+            if let Some(s) = t.start() {
+                if let Some(id) = &s.target {
+                    let region = out.entry(id.clone()).or_default();
+                    if region.is_none() {
+                        region.clone_from(&s.region);
+                    }
+                }
+            }
+        }
+        let q = TermQuery::new(self.term(self.f.kind, "source"), IndexRecordOption::Basic);
+        for s in self.bodies::<SourceMetaOnly>(&q)? {
+            if let Some(id) = s.meta.instance_id {
+                out.entry(id).or_default();
+            }
+        }
+        out.retain(|id, region| {
+            names
+                .get(id)
+                .is_none_or(|n| n.wants_lookup(region.as_deref()) && n.history.is_empty())
+        });
+        Ok(out)
+    }
+
     /// Every transcript source in the index, with its lines.
     pub fn sources(&self) -> Result<Vec<SessionSource>> {
         self.bodies(&TermQuery::new(
@@ -1607,6 +1617,11 @@ impl Store {
 
     /// The command and abandoned-line records of one session.
     pub fn records_of(&self, session_id: &str) -> Result<Vec<CommandRecord>> {
+        self.session_records(session_id, false)
+    }
+
+    /// [`Store::records_of`], with their output when asked.
+    fn session_records(&self, session_id: &str, with_output: bool) -> Result<Vec<CommandRecord>> {
         let searcher = self.reader.searcher();
         let mut addrs: Vec<DocAddress> = Vec::new();
         for kind in ["command", "abandoned"] {
@@ -1614,7 +1629,7 @@ impl Store {
             addrs.extend(Self::small_set(&searcher, &q)?);
         }
         addrs.sort();
-        self.load_records(&searcher, addrs, false)
+        self.load_records(&searcher, addrs, with_output)
     }
 
     /// Remove a session's records and sources from the index (a retention purge); the ledger

@@ -26,7 +26,7 @@ pub fn is_session_log(head: &[u8]) -> bool {
 pub struct LogSummary {
     /// Header facts.
     pub meta: LogMeta,
-    /// SHA-256 of every byte pushed.
+    /// SHA-256 of every byte pushed (empty for a reader made with [`LogReader::unhashed`]).
     pub sha256: String,
     /// Bytes pushed.
     pub size: u64,
@@ -34,7 +34,8 @@ pub struct LogSummary {
     pub last_time: Option<String>,
 }
 
-/// Reads one S3 session log incrementally.
+/// Reads one S3 session log incrementally: the one reader of session logs, fed chunk by chunk
+/// by the Lambda and whole by the command line ([`read_log`]).
 pub struct LogReader {
     name: String,
     head: Vec<u8>,
@@ -43,7 +44,7 @@ pub struct LogReader {
     hold_offset: u64,
     replayer: Option<Replayer>,
     meta: Option<LogMeta>,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     size: u64,
 }
 
@@ -51,13 +52,21 @@ impl LogReader {
     /// A reader for the object named `name` (its file name may carry the session id).
     pub fn new(name: &str) -> Self {
         LogReader {
+            hasher: Some(Sha256::new()),
+            ..LogReader::unhashed(name)
+        }
+    }
+
+    /// A reader that does not hash what it reads (the caller knows the digest already).
+    pub fn unhashed(name: &str) -> Self {
+        LogReader {
             name: name.to_string(),
             head: Vec::new(),
             hold: Vec::new(),
             hold_offset: 0,
             replayer: None,
             meta: None,
-            hasher: Sha256::new(),
+            hasher: None,
             size: 0,
         }
     }
@@ -69,36 +78,52 @@ impl LogReader {
 
     /// Push the next bytes; returns the input lines completed so far.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Line> {
-        self.hasher.update(chunk);
-        self.size += chunk.len() as u64;
-        if self.meta.is_none() {
-            self.head.extend_from_slice(chunk);
-            if self.head.len() < LOG_HEAD_BYTES + 1024 {
-                return Vec::new();
-            }
-            self.start();
-            let head = std::mem::take(&mut self.head);
-            return self.feed(&head);
+        if let Some(h) = &mut self.hasher {
+            h.update(chunk);
         }
-        self.feed(chunk)
+        self.size += chunk.len() as u64;
+        if self.meta.is_some() {
+            return self.feed(chunk);
+        }
+        if self.head.is_empty() && chunk.len() >= HEAD_NEEDED {
+            // The header is in this chunk: read it in place.
+            let body = self.start(chunk);
+            return self.feed(&chunk[body..]);
+        }
+        self.head.extend_from_slice(chunk);
+        if self.head.len() < HEAD_NEEDED {
+            return Vec::new();
+        }
+        let head = std::mem::take(&mut self.head);
+        let body = self.start(&head);
+        self.feed(&head[body..])
     }
 
-    fn start(&mut self) {
-        let meta = formats::log_meta(&self.name, &self.head);
-        self.hold_offset = meta.body_start as u64;
-        self.head.drain(..meta.body_start);
+    /// Read the header from `head`; returns where the body starts in it.
+    fn start(&mut self, head: &[u8]) -> usize {
+        let meta = formats::log_meta(&self.name, &head[..head.len().min(HEAD_NEEDED)]);
+        let body = meta.body_start;
+        self.hold_offset = body as u64;
         self.meta = Some(meta);
         self.replayer = Some(Replayer::new(ReplayOptions::default()));
+        body
     }
 
-    /// Feed all but the last bytes (they may be the footer).
+    /// Feed all but the last bytes (they may be the footer), copying only what is held back.
     fn feed(&mut self, bytes: &[u8]) -> Vec<Line> {
+        let r = self.replayer.as_mut().expect("started before feeding");
+        if self.hold.is_empty() && bytes.len() > LOG_TAIL_BYTES * 2 {
+            let n = bytes.len() - LOG_TAIL_BYTES;
+            r.feed(&bytes[..n], self.hold_offset);
+            self.hold_offset += n as u64;
+            self.hold.extend_from_slice(&bytes[n..]);
+            return r.drain().into_iter().map(Line::from).collect();
+        }
         self.hold.extend_from_slice(bytes);
         if self.hold.len() <= LOG_TAIL_BYTES * 2 {
             return Vec::new();
         }
         let n = self.hold.len() - LOG_TAIL_BYTES;
-        let r = self.replayer.as_mut().expect("started before feeding");
         r.feed(&self.hold[..n], self.hold_offset);
         self.hold.drain(..n);
         self.hold_offset += n as u64;
@@ -108,8 +133,9 @@ impl LogReader {
     /// End of the object: the last lines and what the log said about itself.
     pub fn finish(mut self) -> (LogSummary, Vec<Line>) {
         if self.meta.is_none() {
-            self.start();
-            self.hold = std::mem::take(&mut self.head);
+            let head = std::mem::take(&mut self.head);
+            let body = self.start(&head);
+            self.hold = head[body..].to_vec();
         }
         let (end, last_time) = match formats::log_footer(&self.hold) {
             Some((at, time)) => (at, time),
@@ -120,10 +146,8 @@ impl LogReader {
         let lines = r.finish().into_iter().map(Line::from).collect();
         let sha256 = self
             .hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+            .map(|h| crate::model::hex(&h.finalize()))
+            .unwrap_or_default();
         (
             LogSummary {
                 meta: self.meta.expect("started"),
@@ -134,6 +158,18 @@ impl LogReader {
             lines,
         )
     }
+}
+
+/// Bytes of a log's start read before its header is taken as known.
+const HEAD_NEEDED: usize = LOG_HEAD_BYTES + 1024;
+
+/// A whole session log whose SHA-256 is known, read by the same reader as a streamed one.
+pub fn read_log(name: &str, bytes: &[u8]) -> (LogSummary, Vec<Line>) {
+    let mut r = LogReader::unhashed(name);
+    let mut lines = r.push(bytes);
+    let (summary, rest) = r.finish();
+    lines.extend(rest);
+    (summary, lines)
 }
 
 impl From<InputLine> for Line {
@@ -204,6 +240,46 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_whole_log_path_reads_what_the_streaming_reader_reads() {
+        let bytes = log(40);
+        let object = crate::model::SourceObject {
+            name: "s3://b/x.log".into(),
+            version_id: Some("v1".into()),
+            bytes: bytes.clone(),
+        };
+        let sha = object.sha256();
+        // What the Lambda does: chunks, hashed on the way.
+        let mut r = LogReader::new(&object.name);
+        let mut lines = Vec::new();
+        for c in bytes.chunks(1000) {
+            lines.extend(r.push(c));
+        }
+        let (summary, rest) = r.finish();
+        lines.extend(rest);
+        let streamed = crate::model::SourceMeta::of_log(
+            &object.name,
+            object.version_id.clone(),
+            summary.sha256.clone(),
+            &summary,
+        );
+        // What the command line does, and what the index writer is handed.
+        let mut batch = crate::ingest::Batch::default();
+        crate::ingest::read_object(&object, &mut batch);
+        let whole = &batch.sources[0];
+        assert_eq!(summary.sha256, sha);
+        assert_eq!(whole.meta, streamed);
+        assert_eq!(whole.lines, lines);
+        // The format parser's transcript replays to the same lines.
+        let Ok(crate::formats::Parsed::Transcripts(ts)) =
+            crate::formats::parse(&object.name, &bytes)
+        else {
+            panic!("a transcript");
+        };
+        let parsed = crate::model::SessionSource::from_transcript(&ts[0], &object, &sha);
+        assert_eq!(parsed, *whole);
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub fn verify(
                 source: name.clone(),
                 detail: "in the index but not in the ledger".into(),
             }),
-            Some(e) if sources.iter().any(|s| s.meta.sha256 != e.sha256) => {
+            Some(e) if sources.iter().any(|s| s.meta.object_digest() != e.sha256) => {
                 report.problems.push(Problem {
                     kind: "unexpected",
                     source: name.clone(),
@@ -173,15 +173,13 @@ pub fn verify(
             // The records derived from it: as many as its lines, and the same commands.
             let records = store.records_of(sid)?;
             report.commands += records.len();
-            let best = crate::model::best(
-                &indexed
-                    .values()
-                    .flatten()
-                    .filter(|s| &s.meta.session_id == sid)
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            )
-            .map(|b| b.meta.source.clone());
+            let of_session: Vec<&SessionSource> = indexed
+                .values()
+                .flatten()
+                .filter(|s| &s.meta.session_id == sid)
+                .collect();
+            let best = crate::derive::choose(of_session.iter().map(|s| &s.meta))
+                .map(|i| of_session[i].meta.source.clone());
             if best.as_deref() != Some(name.as_str()) {
                 continue;
             }

@@ -1,8 +1,9 @@
 //! The Lambda handler: S3 `ObjectCreated` events and CloudWatch Logs subscription events.
 
-use crate::objects::ObjectStore;
-use crate::pipeline::{Done, Failure, Pipeline, StreamEvent};
-use indexer::events::{self, Decoded};
+use crate::error::Error;
+use crate::pipeline::{Done, Pipeline, StreamEvent};
+use aws_adapters::events::{self, Decoded};
+use aws_adapters::objects::ObjectStore;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ pub struct Retry {
 /// Handle one event. Permanent failures are quarantined and reported in the response;
 /// transient ones fail the invocation after the whole batch was tried.
 pub async fn handle(event: Value, deps: &Deps) -> Result<Value, Retry> {
-    let mut results: Vec<(String, Result<Done, Failure>)> = Vec::new();
+    let mut results: Vec<(String, Result<Done, Error>)> = Vec::new();
     match events::decode(&event) {
         Decoded::TestEvent => {
             tracing::info!("acknowledged s3:TestEvent");
@@ -66,7 +67,7 @@ pub async fn handle(event: Value, deps: &Deps) -> Result<Value, Retry> {
         Decoded::BadLogs(reason) => {
             results.push((
                 "CloudWatch Logs event".into(),
-                Err(Failure::Permanent(reason)),
+                Err(Error::BadSource(reason)),
             ));
         }
         Decoded::Unknown(reason) => {
@@ -89,7 +90,7 @@ pub async fn handle(event: Value, deps: &Deps) -> Result<Value, Retry> {
                 let Some(key) = o.key else {
                     results.push((
                         format!("s3://{bucket}/?"),
-                        Err(Failure::Permanent(
+                        Err(Error::BadSource(
                             "event record without an object key".into(),
                         )),
                     ));
@@ -107,7 +108,7 @@ pub async fn handle(event: Value, deps: &Deps) -> Result<Value, Retry> {
                 if bucket.is_empty() {
                     results.push((
                         url,
-                        Err(Failure::Permanent("event record without a bucket".into())),
+                        Err(Error::BadSource("event record without a bucket".into())),
                     ));
                     continue;
                 }
@@ -128,10 +129,7 @@ pub async fn handle(event: Value, deps: &Deps) -> Result<Value, Retry> {
     report(results, deps).await
 }
 
-async fn report(
-    results: Vec<(String, Result<Done, Failure>)>,
-    deps: &Deps,
-) -> Result<Value, Retry> {
+async fn report(results: Vec<(String, Result<Done, Error>)>, deps: &Deps) -> Result<Value, Retry> {
     let total = results.len();
     let mut out = Vec::new();
     let mut failed = Vec::new();
@@ -145,12 +143,14 @@ async fn report(
                 }
                 out.push(json!({"source": source, "outcome": done}));
             }
-            Err(Failure::Permanent(reason)) => {
+            Err(e) if !e.retryable() => {
                 // Only reached where the quarantine record could not say it (no source object).
+                let reason = e.to_string();
                 tracing::error!(source, reason, "rejected");
                 out.push(json!({"source": source, "outcome": {"rejected": reason}}));
             }
-            Err(Failure::Transient(reason)) => {
+            Err(e) => {
+                let reason = e.to_string();
                 tracing::error!(source, reason, "transient failure");
                 failed.push(format!("{source}: {reason}"));
             }

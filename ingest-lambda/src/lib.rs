@@ -1,23 +1,15 @@
-//! AWS I/O for ssm-audit: object storage (S3 and a local folder), CloudWatch Logs reading, and
-//! the Lambda that turns S3 and CloudWatch Logs events into per-session audit records with the
-//! `indexer` engine.
+//! The ssm-audit Lambda: turns S3 and CloudWatch Logs events into per-session audit records with
+//! the `indexer` engine, reading and writing through the AWS adapters of `aws-adapters`.
 //!
 //! The Lambda's `main` reads its environment once, builds its clients once, and hands
 //! [`handler::handle`] to the runtime; tests call `handle` directly.
 
-pub mod cloudwatch;
+pub mod error;
 pub mod handler;
-pub mod objects;
 pub mod pipeline;
 
+use aws_adapters::{objects, parse_s3_url};
 use std::sync::Arc;
-
-/// Split `s3://bucket/prefix` into the bucket and the prefix (no trailing `/`).
-pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("s3://")?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    (!bucket.is_empty()).then(|| (bucket.to_string(), prefix.trim_end_matches('/').to_string()))
-}
 
 /// Dependencies of the handler from the environment: `SSM_AUDIT_OUTPUT` (required),
 /// `SSM_AUDIT_INDEX_DIR` (optional), and the AWS SDK's standard variables.
@@ -37,25 +29,10 @@ pub async fn deps_from_env() -> Result<handler::Deps, String> {
         pipeline: pipeline::Pipeline::new(pipeline::Output {
             store: out_store,
             prefix,
-        }),
+        })
+        .with_ec2(Arc::new(aws_adapters::ec2::Ec2Names::from_env().await)),
         index_dir: std::env::var_os("SSM_AUDIT_INDEX_DIR")
             .filter(|d| !d.is_empty())
             .map(Into::into),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_s3_url;
-
-    #[test]
-    fn s3_urls() {
-        assert_eq!(
-            parse_s3_url("s3://b/p/q/"),
-            Some(("b".into(), "p/q".into()))
-        );
-        assert_eq!(parse_s3_url("s3://b"), Some(("b".into(), "".into())));
-        assert_eq!(parse_s3_url("s3:///x"), None);
-        assert_eq!(parse_s3_url("b/x"), None);
-    }
 }

@@ -1,36 +1,19 @@
 //! From source objects to per-session JSON Lines records, with all state kept in the output
 //! bucket, so that any invocation can rebuild any session. See `design.md` beside this file.
 
-use crate::objects::{ObjectStore, StoreError};
-use indexer::formats::{self, Instance, Parsed, TrailEvent};
+use crate::error::Error;
+use aws_adapters::ec2::Ec2Names;
+use aws_adapters::objects::{ObjectStore, StoreError};
+use indexer::derive::{self, Basis};
+use indexer::formats::{self, TrailEvent};
+use indexer::ingest::{self, Batch, Outcome};
 use indexer::model::{self, Line, SessionSource, SessionTrail, SourceMeta, SourceObject};
+use indexer::names::{InstanceNames, NameOrigin, Names, TagChange};
+use indexer::rules::Rules;
 use indexer::stream::{self, LogReader};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// How a source failed.
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    /// Worth retrying: the invocation fails and Lambda delivers the event again.
-    #[error("transient: {0}")]
-    Transient(String),
-    /// The object itself is bad: it is quarantined, the rest of the batch goes on.
-    #[error("{0}")]
-    Permanent(String),
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        Failure::Transient(e.to_string())
-    }
-}
-
-impl From<serde_json::Error> for Failure {
-    fn from(e: serde_json::Error) -> Self {
-        Failure::Transient(format!("state: {e}"))
-    }
-}
 
 /// What became of one source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -74,30 +57,29 @@ impl Output {
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         rest: &str,
-    ) -> Result<Option<T>, Failure> {
-        match self.store.get(&self.key(rest)).await? {
-            Some(b) => Ok(Some(serde_json::from_slice(&b)?)),
+    ) -> Result<Option<T>, Error> {
+        let key = self.key(rest);
+        match self.store.get(&key).await? {
+            Some(b) => Ok(Some(
+                serde_json::from_slice(&b).map_err(|e| Error::state(&key, e))?,
+            )),
             None => Ok(None),
         }
     }
 
     /// Write a JSON state object under the prefix.
-    async fn put_json<T: Serialize>(&self, rest: &str, value: &T) -> Result<(), Failure> {
-        Ok(self
-            .store
-            .put(&self.key(rest), serde_json::to_vec(value)?)
-            .await?)
+    async fn put_json<T: Serialize>(&self, rest: &str, value: &T) -> Result<(), Error> {
+        let key = self.key(rest);
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::state(&key, e))?;
+        Ok(self.store.put(&key, bytes).await?)
     }
 
     /// Every JSON state object under a prefix (under the output prefix), in key order.
-    async fn list_json<T: serde::de::DeserializeOwned>(
-        &self,
-        rest: &str,
-    ) -> Result<Vec<T>, Failure> {
+    async fn list_json<T: serde::de::DeserializeOwned>(&self, rest: &str) -> Result<Vec<T>, Error> {
         let mut out = Vec::new();
         for o in self.store.list(&self.key(rest)).await? {
             if let Some(b) = self.store.get(&o.key).await? {
-                out.push(serde_json::from_slice(&b)?);
+                out.push(serde_json::from_slice(&b).map_err(|e| Error::state(&o.key, e))?);
             }
         }
         Ok(out)
@@ -122,6 +104,16 @@ struct Seen {
     version_id: Option<String>,
     kind: String,
     sessions: Vec<String>,
+}
+
+/// Where a session's records are: its `dt=` can change when CloudTrail arrives.
+#[derive(Debug, Serialize, Deserialize)]
+struct OutputKeys {
+    /// The commands: `sessions/dt=…/<session>.jsonl`.
+    records: String,
+    /// The abandoned lines, when there are any: `abandoned/dt=…/<session>.jsonl`.
+    #[serde(default)]
+    abandoned: Option<String>,
 }
 
 /// A log event of a streamed session.
@@ -171,12 +163,26 @@ fn key_safe(sid: &str) -> String {
 #[derive(Clone)]
 pub struct Pipeline {
     out: Output,
+    /// The privileged-command rules records name (the built-in ones).
+    rules: Arc<Rules>,
+    /// Asks EC2 for the names of instances no inventory or CloudTrail record names.
+    ec2: Option<Arc<Ec2Names>>,
 }
 
 impl Pipeline {
     /// A pipeline writing under `out`.
     pub fn new(out: Output) -> Self {
-        Pipeline { out }
+        Pipeline {
+            out,
+            rules: Arc::new(Rules::builtin()),
+            ec2: None,
+        }
+    }
+
+    /// Look up the names of instances through the EC2 API, once per instance.
+    pub fn with_ec2(mut self, ec2: Arc<Ec2Names>) -> Self {
+        self.ec2 = Some(ec2);
+        self
     }
 
     /// The output location.
@@ -191,7 +197,7 @@ impl Pipeline {
         key: &str,
         version: Option<&str>,
         etag: Option<&str>,
-    ) -> Result<Done, Failure> {
+    ) -> Result<Done, Error> {
         let url = src.url(key);
         let id = source_id(&url, version, etag);
         let seen_key = self.out.key(&format!("state/seen/{id}.json"));
@@ -201,7 +207,8 @@ impl Pipeline {
         let result = self.read_object(src, key, version, &url, &id).await;
         let done = match result {
             Ok(done) => done,
-            Err(Failure::Permanent(reason)) => {
+            Err(e) if !e.retryable() => {
+                let reason = e.to_string();
                 self.quarantine(&url, version, &id, &reason).await?;
                 Done::Quarantined(reason)
             }
@@ -221,7 +228,10 @@ impl Pipeline {
         };
         self.out
             .store
-            .put(&seen_key, serde_json::to_vec(&seen)?)
+            .put(
+                &seen_key,
+                serde_json::to_vec(&seen).map_err(|e| Error::state(&seen_key, e))?,
+            )
             .await?;
         Ok(done)
     }
@@ -233,12 +243,10 @@ impl Pipeline {
         version: Option<&str>,
         url: &str,
         id: &str,
-    ) -> Result<Done, Failure> {
+    ) -> Result<Done, Error> {
         let mut chunks = src.open(key, version).await.map_err(|e| match e {
-            StoreError::NotFound(m) => {
-                Failure::Permanent(format!("{m} (deleted before it could be read)"))
-            }
-            e => Failure::from(e),
+            StoreError::NotFound(m) => Error::Gone(m),
+            e => Error::from(e),
         })?;
         let mut head = Vec::new();
         while head.len() < formats::LOG_HEAD_BYTES + 1024 {
@@ -248,7 +256,7 @@ impl Pipeline {
             }
         }
         if head.is_empty() {
-            return Err(Failure::Permanent("the object is empty".into()));
+            return Err(Error::BadSource("the object is empty".into()));
         }
         if stream::is_session_log(&head) {
             return self.stream_log(chunks, head, url, version, id).await;
@@ -262,55 +270,51 @@ impl Pipeline {
             version_id: version.map(String::from),
             bytes,
         };
-        match formats::parse(url, &object.bytes) {
-            Err(e) => Err(Failure::Permanent(e.to_string())),
-            Ok(Parsed::Skipped(why)) => Ok(Done::Skipped(why)),
-            Ok(Parsed::Transcripts(ts)) => {
-                let sha = object.sha256();
-                let mut sessions = Vec::new();
-                for t in &ts {
-                    let s = SessionSource::from_transcript(t, &object, &sha);
-                    sessions.push(self.store_source(&s.meta, &s.lines, id).await?);
-                }
-                for sid in &sessions {
-                    self.rebuild(sid).await?;
-                }
-                Ok(Done::Ingested {
-                    kind: ts
-                        .first()
-                        .map_or("cloudwatch-stream", |t| t.kind)
-                        .to_string(),
-                    sessions,
-                })
-            }
-            Ok(Parsed::Trail { events, .. }) => {
-                let sessions = self.merge_trail(events).await?;
-                Ok(Done::Ingested {
-                    kind: "cloudtrail".into(),
-                    sessions,
-                })
-            }
-            Ok(Parsed::Inventory(list)) => {
-                let sessions = self.merge_inventory(list).await?;
-                Ok(Done::Ingested {
-                    kind: "inventory".into(),
-                    sessions,
-                })
-            }
+        self.read_whole(&object, id).await
+    }
+
+    /// Read an object held whole with the reader the command line uses, and merge what it
+    /// holds into the state.
+    async fn read_whole(&self, object: &SourceObject, id: &str) -> Result<Done, Error> {
+        let mut batch = Batch::default();
+        let (kind, items) = match ingest::read_object(object, &mut batch) {
+            Outcome::Read { kind, items } => (kind, items),
+            Outcome::Skipped(why) => return Ok(Done::Skipped(why)),
+            Outcome::Failed(e) => return Err(Error::BadSource(e.to_string())),
+        };
+        if kind == "records" {
+            return Ok(Done::Skipped(format!(
+                "{items} command records derived elsewhere: the Lambda derives records from sources only"
+            )));
         }
+        let mut sessions = Vec::new();
+        for s in &batch.sources {
+            sessions.push(self.store_source(&s.meta, &s.lines, id).await?);
+        }
+        for sid in &sessions {
+            self.rebuild(sid).await?;
+        }
+        sessions.extend(self.merge_trail(batch.trail).await?);
+        sessions.extend(self.merge_names(&batch.instances, &batch.tags).await?);
+        sessions.sort();
+        sessions.dedup();
+        Ok(Done::Ingested {
+            kind: kind.to_string(),
+            sessions,
+        })
     }
 
     /// Replay a session log as it streams in, writing its lines as they complete.
     async fn stream_log(
         &self,
-        mut chunks: Box<dyn crate::objects::ChunkStream>,
+        mut chunks: Box<dyn aws_adapters::objects::ChunkStream>,
         head: Vec<u8>,
         url: &str,
         version: Option<&str>,
         id: &str,
-    ) -> Result<Done, Failure> {
+    ) -> Result<Done, Error> {
         let mut reader = LogReader::new(url);
-        let mut writer: Option<(Box<dyn crate::objects::ObjectWriter>, String)> = None;
+        let mut writer: Option<(Box<dyn aws_adapters::objects::ObjectWriter>, String)> = None;
         let mut counts = (0usize, 0usize);
         let mut pending = reader.push(&head);
         loop {
@@ -342,19 +346,12 @@ impl Pipeline {
                 key
             }
         };
-        let meta = SourceMeta {
-            session_id: sid.clone(),
-            session_id_from: summary.meta.session_id_from.to_string(),
-            kind: "s3-log".into(),
-            source: url.to_string(),
-            version_id: version.map(String::from),
-            sha256: summary.sha256,
-            size: summary.size,
-            instance_id: summary.meta.instance_id.clone(),
-            principal_arn: None,
-            first_time: None,
-            last_time: summary.last_time,
-        };
+        let meta = SourceMeta::of_log(
+            url,
+            version.map(String::from),
+            summary.sha256.clone(),
+            &summary,
+        );
         self.put_source_state(&meta, lines_key, counts, id).await?;
         self.rebuild(&sid).await?;
         Ok(Done::Ingested {
@@ -370,12 +367,12 @@ impl Pipeline {
 
     async fn write_lines(
         &self,
-        writer: &mut Option<(Box<dyn crate::objects::ObjectWriter>, String)>,
+        writer: &mut Option<(Box<dyn aws_adapters::objects::ObjectWriter>, String)>,
         sid: &str,
         id: &str,
         lines: &[Line],
         counts: &mut (usize, usize),
-    ) -> Result<(), Failure> {
+    ) -> Result<(), Error> {
         if lines.is_empty() {
             return Ok(());
         }
@@ -391,7 +388,7 @@ impl Pipeline {
             } else {
                 counts.0 += 1;
             }
-            serde_json::to_writer(&mut buf, l)?;
+            serde_json::to_writer(&mut buf, l).map_err(|e| Error::state(sid, e))?;
             buf.push(b'\n');
         }
         w.write(&buf).await?;
@@ -404,7 +401,7 @@ impl Pipeline {
         meta: &SourceMeta,
         lines: &[Line],
         id: &str,
-    ) -> Result<String, Failure> {
+    ) -> Result<String, Error> {
         let mut writer = None;
         let mut counts = (0, 0);
         self.write_lines(&mut writer, &meta.session_id, id, lines, &mut counts)
@@ -430,7 +427,7 @@ impl Pipeline {
         lines_key: String,
         counts: (usize, usize),
         id: &str,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), Error> {
         let sid = key_safe(&meta.session_id);
         if let Some(i) = &meta.instance_id {
             self.mark_instance(i, &meta.session_id).await?;
@@ -445,14 +442,14 @@ impl Pipeline {
             .store
             .put(
                 &self.out.key(&format!("state/sources/{sid}/{id}.json")),
-                serde_json::to_vec(&state)?,
+                serde_json::to_vec(&state).map_err(|e| Error::state(&sid, e))?,
             )
             .await?;
         Ok(())
     }
 
     /// Remember that a session ran on an instance (a new Name tag rebuilds it).
-    async fn mark_instance(&self, instance: &str, sid: &str) -> Result<(), Failure> {
+    async fn mark_instance(&self, instance: &str, sid: &str) -> Result<(), Error> {
         let marker = format!("state/by-instance/{}/{}", key_safe(instance), key_safe(sid));
         Ok(self
             .out
@@ -461,7 +458,7 @@ impl Pipeline {
             .await?)
     }
 
-    async fn merge_trail(&self, events: Vec<TrailEvent>) -> Result<Vec<String>, Failure> {
+    async fn merge_trail(&self, events: Vec<TrailEvent>) -> Result<Vec<String>, Error> {
         let mut by: BTreeMap<String, Vec<TrailEvent>> = BTreeMap::new();
         for e in events {
             by.entry(e.session_id.clone()).or_default().push(e);
@@ -488,17 +485,41 @@ impl Pipeline {
         Ok(touched)
     }
 
-    async fn merge_inventory(&self, list: Vec<Instance>) -> Result<Vec<String>, Failure> {
+    /// Take observed names and tag changes into the instances' state, and rebuild the sessions
+    /// of every instance whose facts changed.
+    async fn merge_names(
+        &self,
+        observed: &[InstanceNames],
+        tags: &[TagChange],
+    ) -> Result<Vec<String>, Error> {
+        let mut ids: Vec<&str> = observed
+            .iter()
+            .map(|o| o.instance_id.as_str())
+            .chain(tags.iter().map(|t| t.instance_id.as_str()))
+            .collect();
+        ids.sort();
+        ids.dedup();
         let mut touched = Vec::new();
-        for i in list {
-            let rest = format!("state/instances/{}.json", key_safe(&i.instance_id));
-            if self.out.get_json::<Instance>(&rest).await?.as_ref() == Some(&i) {
+        for id in ids {
+            let rest = format!("state/instances/{}.json", key_safe(id));
+            let known: Option<InstanceNames> = self.out.get_json(&rest).await?;
+            let mut names = Names::from_list(known);
+            let mine = |o: &&InstanceNames| o.instance_id == id;
+            let theirs: Vec<InstanceNames> = observed.iter().filter(mine).cloned().collect();
+            let changes: Vec<TagChange> = tags
+                .iter()
+                .filter(|t| t.instance_id == id)
+                .cloned()
+                .collect();
+            if names.apply(&theirs, &changes).is_empty() {
                 continue;
             }
-            self.out.put_json(&rest, &i).await?;
+            if let Some(i) = names.get(id) {
+                self.out.put_json(&rest, i).await?;
+            }
             let prefix = self
                 .out
-                .key(&format!("state/by-instance/{}/", key_safe(&i.instance_id)));
+                .key(&format!("state/by-instance/{}/", key_safe(id)));
             for o in self.out.store.list(&prefix).await? {
                 let sid = o.key.rsplit('/').next().unwrap_or_default().to_string();
                 if self.rebuild(&sid).await? {
@@ -517,7 +538,7 @@ impl Pipeline {
         group: &str,
         stream: &str,
         events: Vec<StreamEvent>,
-    ) -> Result<Done, Failure> {
+    ) -> Result<Done, Error> {
         if events.is_empty() {
             return Ok(Done::Skipped("no log events".into()));
         }
@@ -539,97 +560,103 @@ impl Pipeline {
                 &chunk,
             )
             .await?;
-        // Every delivery so far, in time order, as `filter-log-events` would print them.
-        let mut all: BTreeMap<(i64, String), StreamEvent> = BTreeMap::new();
+        // Every delivery so far, as the stream's canonical document: the one a
+        // `filter-log-events` file or a `cloudwatch://` read of the same events gives.
         let chunks: Vec<StreamChunk> = self.out.list_json(&format!("state/stream/{sid}/")).await?;
-        for e in chunks.into_iter().flat_map(|c| c.events) {
-            all.insert((e.timestamp, e.id.clone()), e);
-        }
-        let events: Vec<serde_json::Value> = all
-            .into_values()
-            .map(|e| {
-                serde_json::json!({"logStreamName": stream, "timestamp": e.timestamp, "message": e.message, "eventId": e.id})
+        let events: Vec<formats::StreamEvent> = chunks
+            .into_iter()
+            .flat_map(|c| c.events)
+            .map(|e| formats::StreamEvent {
+                log_stream_name: Some(stream.to_string()),
+                timestamp: e.timestamp,
+                message: e.message,
+                event_id: Some(e.id),
             })
             .collect();
-        let bytes = serde_json::to_vec(&serde_json::json!({ "events": events }))?;
         let url = format!("cloudwatch://{group}/{stream}");
         let object = SourceObject {
             name: url.clone(),
             version_id: None,
-            bytes,
+            bytes: formats::stream_document(&events).0,
         };
         let id = source_id(&url, None, None);
-        match formats::parse(&url, &object.bytes) {
-            Ok(Parsed::Transcripts(ts)) => {
-                let sha = object.sha256();
-                let mut sessions = Vec::new();
-                for t in &ts {
-                    let s = SessionSource::from_transcript(t, &object, &sha);
-                    let sid = self.store_source(&s.meta, &s.lines, &id).await?;
-                    self.rebuild(&sid).await?;
-                    sessions.push(sid);
-                }
-                Ok(Done::Ingested {
-                    kind: "cloudwatch-stream".into(),
-                    sessions,
-                })
+        match self.read_whole(&object, &id).await {
+            Err(Error::BadSource(why)) => {
+                self.quarantine(&url, None, &id, &why).await?;
+                Ok(Done::Quarantined(why))
             }
-            Ok(Parsed::Skipped(why)) => Ok(Done::Skipped(why)),
-            Ok(_) => Ok(Done::Skipped("not a session stream".into())),
-            Err(e) => {
-                self.quarantine(&url, None, &id, &e.to_string()).await?;
-                Ok(Done::Quarantined(e.to_string()))
-            }
+            other => other,
         }
     }
 
     /// The CloudTrail facts of a session.
-    async fn trail(&self, sid: &str) -> Result<Option<SessionTrail>, Failure> {
+    async fn trail(&self, sid: &str) -> Result<Option<SessionTrail>, Error> {
         self.out
             .get_json(&format!("state/trail/{}.json", key_safe(sid)))
             .await
     }
 
-    /// The Name tag of an instance, as a name map for attribution.
-    async fn names(&self, instance: Option<&str>) -> Result<BTreeMap<String, String>, Failure> {
-        let Some(i) = instance else {
-            return Ok(BTreeMap::new());
+    /// What is known of an instance's name; the EC2 API is asked (in `region`, the session's)
+    /// when nothing names the instance and it was never asked. A failed look-up leaves the name
+    /// empty, says why in the log and is tried again with the session's next event.
+    async fn names(&self, instance: Option<&str>, region: Option<&str>) -> Result<Names, Error> {
+        let Some(id) = instance else {
+            return Ok(Names::default());
         };
-        let inst: Option<Instance> = self
-            .out
-            .get_json(&format!("state/instances/{}.json", key_safe(i)))
-            .await?;
-        Ok(model::names_of(&inst.into_iter().collect::<Vec<_>>()))
+        let rest = format!("state/instances/{}.json", key_safe(id));
+        let mut known: Option<InstanceNames> = self.out.get_json(&rest).await?;
+        if let (Some(ec2), true) = (
+            &self.ec2,
+            known.as_ref().is_none_or(|k| k.wants_lookup(region)),
+        ) {
+            match ec2.names(region, &[id.to_string()]).await {
+                Ok(found) => {
+                    let mut k = known.unwrap_or_else(|| InstanceNames::new(id));
+                    k.observe(found.get(id).map(String::as_str), NameOrigin::Ec2);
+                    k.region = region.map(String::from);
+                    k.looked_up = Some(now());
+                    self.out.put_json(&rest, &k).await?;
+                    known = Some(k);
+                }
+                Err(reason) => {
+                    tracing::warn!(instance = id, reason, "instance name not looked up");
+                }
+            }
+        }
+        Ok(Names::from_list(known))
     }
 
     /// Rewrite a session's records from its state. False when it has no transcript yet.
-    pub async fn rebuild(&self, session_id: &str) -> Result<bool, Failure> {
+    pub async fn rebuild(&self, session_id: &str) -> Result<bool, Error> {
         let sid = key_safe(session_id);
         let sources: Vec<SourceState> =
             self.out.list_json(&format!("state/sources/{sid}/")).await?;
-        let Some(best) = sources
-            .iter()
-            .max_by(|a, b| a.meta.rank().cmp(&b.meta.rank()))
-        else {
+        let Some(chosen) = derive::choose(sources.iter().map(|s| &s.meta)) else {
             return Ok(false);
         };
+        let best = &sources[chosen];
         let trail = self.trail(session_id).await?;
-        let instance = trail
-            .as_ref()
-            .and_then(|t| t.start())
+        let start = trail.as_ref().and_then(|t| t.start());
+        let instance = start
             .and_then(|s| s.target.clone())
             .or_else(|| best.meta.instance_id.clone());
-        let names = self.names(instance.as_deref()).await?;
-        let who = model::attribute(session_id, Some(&best.meta), trail.as_ref(), &names);
-        let day = who
+        let region = start.and_then(|s| s.region.as_deref());
+        let names = self.names(instance.as_deref(), region).await?;
+        let basis = Basis::of(session_id, [&best.meta], trail.as_ref(), &names)
+            .expect("a session with a transcript has a basis");
+        let day = basis
+            .who
             .session_start
             .as_deref()
-            .or(who.session_end.as_deref())
+            .or(basis.who.session_end.as_deref())
             .and_then(|t| t.get(..10))
             .unwrap_or("unknown")
             .to_string();
         let out_key = self.out.key(&format!("sessions/dt={day}/{sid}.jsonl"));
+        let abandoned_key = self.out.key(&format!("abandoned/dt={day}/{sid}.jsonl"));
         let mut w = self.out.store.create(&out_key).await?;
+        // Made when the first abandoned line comes: most sessions have none.
+        let mut abandoned: Option<Box<dyn aws_adapters::objects::ObjectWriter>> = None;
         let mut lines = self.out.store.open(&best.lines_key, None).await?;
         let mut rest = Vec::new();
         while let Some(chunk) = lines.next().await? {
@@ -637,26 +664,52 @@ impl Pipeline {
             let Some(end) = rest.iter().rposition(|&b| b == b'\n') else {
                 continue;
             };
-            let mut buf = Vec::new();
+            let (mut ran, mut typed) = (Vec::new(), Vec::new());
             for l in rest[..end].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                let line: Line = serde_json::from_slice(l)?;
-                if line.abandoned {
-                    continue;
-                }
-                serde_json::to_writer(&mut buf, &model::record(&best.meta, &who, &line))?;
+                let line: Line =
+                    serde_json::from_slice(l).map_err(|e| Error::state(&best.lines_key, e))?;
+                let mut record = basis.record(session_id, (&line).into());
+                derive::apply_rules(&mut record, &self.rules);
+                let buf = if record.abandoned {
+                    &mut typed
+                } else {
+                    &mut ran
+                };
+                serde_json::to_writer(&mut *buf, &record).map_err(|e| Error::state(&out_key, e))?;
                 buf.push(b'\n');
             }
             rest.drain(..=end);
-            w.write(&buf).await?;
-        }
-        w.finish().await?;
-        let pointer = format!("state/output/{sid}.json");
-        if let Some(old) = self.out.get_json::<String>(&pointer).await? {
-            if old != out_key {
-                self.out.store.delete(&old).await?;
+            w.write(&ran).await?;
+            if !typed.is_empty() {
+                if abandoned.is_none() {
+                    abandoned = Some(self.out.store.create(&abandoned_key).await?);
+                }
+                if let Some(a) = &mut abandoned {
+                    a.write(&typed).await?;
+                }
             }
         }
-        self.out.put_json(&pointer, &out_key).await?;
+        w.finish().await?;
+        let keys = OutputKeys {
+            records: out_key,
+            abandoned: match abandoned {
+                Some(a) => {
+                    a.finish().await?;
+                    Some(abandoned_key)
+                }
+                None => None,
+            },
+        };
+        let pointer = format!("state/output/{sid}.json");
+        if let Some(old) = self.out.get_json::<OutputKeys>(&pointer).await? {
+            if old.records != keys.records {
+                self.out.store.delete(&old.records).await?;
+            }
+            if let Some(a) = old.abandoned.filter(|a| Some(a) != keys.abandoned.as_ref()) {
+                self.out.store.delete(&a).await?;
+            }
+        }
+        self.out.put_json(&pointer, &keys).await?;
         Ok(true)
     }
 
@@ -665,7 +718,7 @@ impl Pipeline {
         &self,
         event: &serde_json::Value,
         reason: &str,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), Error> {
         let id = model::sha256_hex(event.to_string().as_bytes())[..32].to_string();
         tracing::warn!(reason, "quarantined an event");
         let record =
@@ -682,7 +735,7 @@ impl Pipeline {
         version: Option<&str>,
         id: &str,
         reason: &str,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), Error> {
         tracing::warn!(source = url, reason, "quarantined");
         let record = serde_json::json!({"source": url, "version_id": version, "reason": reason, "time": now()});
         self.out
@@ -692,7 +745,7 @@ impl Pipeline {
 
     /// Every transcript of each session with its CloudTrail facts and instance names, for
     /// committing into a tantivy index.
-    pub async fn batch_for(&self, sessions: &[String]) -> Result<indexer::store::Batch, Failure> {
+    pub async fn batch_for(&self, sessions: &[String]) -> Result<indexer::store::Batch, Error> {
         let mut batch = indexer::store::Batch::default();
         for session_id in sessions {
             let sid = key_safe(session_id);
@@ -710,11 +763,14 @@ impl Pipeline {
                     .and_then(|s| s.target.clone()),
             );
             for i in instances {
-                let inst: Option<Instance> = self
+                let known: Option<InstanceNames> = self
                     .out
                     .get_json(&format!("state/instances/{}.json", key_safe(&i)))
                     .await?;
-                batch.instances.extend(inst);
+                if let Some(mut known) = known {
+                    batch.tags.append(&mut known.history);
+                    batch.instances.push(known);
+                }
             }
             for st in states {
                 let raw = self.out.store.get(&st.lines_key).await?.unwrap_or_default();
@@ -722,7 +778,8 @@ impl Pipeline {
                     .split(|&b| b == b'\n')
                     .filter(|l| !l.is_empty())
                     .map(serde_json::from_slice::<Line>)
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Error::state(&st.lines_key, e))?;
                 batch.sources.push(SessionSource {
                     meta: st.meta,
                     lines,

@@ -121,6 +121,10 @@ pub struct IngestArgs {
     /// loses; memory does not depend on it)
     #[arg(long, value_name = "KIB", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..))]
     pub commit_kib: u64,
+    /// Ask the EC2 API (ec2:DescribeTags, in each session's region) for the Name tag of every
+    /// instance that no inventory or CloudTrail tag record names, once per instance
+    #[arg(long)]
+    pub resolve_names: bool,
 }
 
 /// Output formats.

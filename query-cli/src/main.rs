@@ -57,6 +57,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 args.quiet,
                 since,
                 args.commit_kib << 10,
+                args.resolve_names,
             )
         }
         Command::Search(args) => {
@@ -64,9 +65,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let store = Store::open(&index)?;
             let mut records = store.search(&config.filter)?;
             for r in &mut records {
-                if !r.abandoned {
-                    r.rule = config.rules.matches(&r.command);
-                }
+                indexer::derive::apply_rules(r, &config.rules);
             }
             if config.privileged {
                 records.retain(|r| !r.rule.is_empty());
@@ -143,6 +142,7 @@ fn ingest(
     quiet: bool,
     since: Option<i64>,
     commit_bytes: u64,
+    resolve_names: bool,
 ) -> Result<ExitCode> {
     let local: Vec<std::path::PathBuf> = inputs
         .iter()
@@ -202,6 +202,21 @@ fn ingest(
         bar.set_message("indexing…");
     }
     run.commit(&mut store)?;
+    if resolve_names {
+        let names = remote::instance_names(&store.instances_to_name()?, &mut |warning| {
+            run.say(&format!("warning: {}", output::visible(warning)))
+        })?;
+        if !names.is_empty() {
+            run.add(
+                &mut store,
+                &mut Batch {
+                    instances: names,
+                    ..Batch::default()
+                },
+            )?;
+            run.commit(&mut store)?;
+        }
+    }
     // Queries then visit fewer segments: the commits' small ones are merged into one.
     store.finish_compacted()?;
     let changes = run.changes.clone();

@@ -2,8 +2,8 @@
 //! The SDK takes its endpoint, region and credentials from the standard environment.
 
 use anyhow::{anyhow, Context, Result};
+use aws_adapters::objects::{self, ObjectStore, S3Store};
 use indexer::model::SourceObject;
-use ingest_lambda::objects::{self, ObjectStore, S3Store};
 
 /// Is this argument a remote source?
 pub fn is_remote(arg: &str) -> bool {
@@ -24,7 +24,7 @@ pub fn each_s3_object(
     mut each: impl FnMut(usize, usize, Result<SourceObject, String>),
 ) -> Result<usize> {
     let (bucket, prefix) =
-        ingest_lambda::parse_s3_url(url).ok_or_else(|| anyhow!("{url}: not s3://bucket/prefix"))?;
+        aws_adapters::parse_s3_url(url).ok_or_else(|| anyhow!("{url}: not s3://bucket/prefix"))?;
     let rt = runtime()?;
     let client = rt.block_on(objects::s3_client());
     let store = S3Store::new(client, &bucket);
@@ -55,12 +55,12 @@ pub fn cloudwatch_streams(url: &str, since_ms: Option<i64>) -> Result<Vec<Source
         return Err(anyhow!("{url}: no log group"));
     }
     let rt = runtime()?;
-    let client = rt.block_on(ingest_lambda::cloudwatch::client());
+    let client = rt.block_on(aws_adapters::cloudwatch::client());
     let (group, prefix) = rt
-        .block_on(ingest_lambda::cloudwatch::resolve_group(&client, path))
+        .block_on(aws_adapters::cloudwatch::resolve_group(&client, path))
         .map_err(|e| anyhow!(e))?;
     let streams = rt
-        .block_on(ingest_lambda::cloudwatch::filter_log_events(
+        .block_on(aws_adapters::cloudwatch::filter_log_events(
             &client,
             &group,
             prefix.as_deref(),
@@ -99,7 +99,7 @@ impl S3Fetcher {
         version: Option<&str>,
     ) -> std::result::Result<Vec<u8>, String> {
         let (bucket, key) =
-            ingest_lambda::parse_s3_url(url).ok_or_else(|| format!("{url}: not an S3 URL"))?;
+            aws_adapters::parse_s3_url(url).ok_or_else(|| format!("{url}: not an S3 URL"))?;
         let client = match &self.client {
             Some(c) => c.clone(),
             None => {
@@ -114,4 +114,47 @@ impl S3Fetcher {
             .map(|(b, _)| b)
             .map_err(|e| e.to_string())
     }
+}
+
+/// Ask the EC2 API for the Name tags of `instances` (id → region of a session on it), one call
+/// per region; what each region answered, as observed names (an instance without a Name is
+/// recorded as looked up, so that it is not asked again). A region whose call fails is named
+/// in a warning, and its instances stay unnamed.
+pub fn instance_names(
+    instances: &std::collections::BTreeMap<String, Option<String>>,
+    warn: &mut dyn FnMut(&str) -> Result<()>,
+) -> Result<Vec<indexer::names::InstanceNames>> {
+    use indexer::names::{InstanceNames, NameOrigin};
+    if instances.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut by_region: std::collections::BTreeMap<Option<&str>, Vec<String>> = Default::default();
+    for (id, region) in instances {
+        by_region
+            .entry(region.as_deref())
+            .or_default()
+            .push(id.clone());
+    }
+    let rt = runtime()?;
+    let ec2 = rt.block_on(aws_adapters::ec2::Ec2Names::from_env());
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let mut out = Vec::new();
+    for (region, ids) in by_region {
+        match rt.block_on(ec2.names(region, &ids)) {
+            Ok(found) => {
+                for id in ids {
+                    let mut n = InstanceNames::new(&id);
+                    n.observe(found.get(&id).map(String::as_str), NameOrigin::Ec2);
+                    n.region = region.map(String::from);
+                    n.looked_up = Some(now.clone());
+                    out.push(n);
+                }
+            }
+            Err(why) => warn(&format!(
+                "the names of {} instances were not looked up: {why}",
+                ids.len()
+            ))?,
+        }
+    }
+    Ok(out)
 }

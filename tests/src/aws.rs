@@ -116,6 +116,14 @@ impl Moto {
         aws_sdk_s3::Client::from_conf(conf)
     }
 
+    /// An EC2 client of this server in `region`.
+    pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        let conf = aws_sdk_ec2::config::Builder::from(&self.sdk_config())
+            .region(aws_sdk_ec2::config::Region::new(region.to_string()))
+            .build();
+        aws_sdk_ec2::Client::from_conf(conf)
+    }
+
     /// A CloudWatch Logs client of this server.
     pub fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
         aws_sdk_cloudwatchlogs::Client::new(&self.sdk_config())

@@ -1,8 +1,8 @@
 //! The deployment templates: linted, scanned, complete, and the Athena query of infra/README.md
 //! answering like `ssm-audit who` over the records the Lambda writes.
 
+use aws_adapters::objects::{DirStore, ObjectStore};
 use ingest_lambda::handler::{self, Deps};
-use ingest_lambda::objects::{DirStore, ObjectStore};
 use ingest_lambda::pipeline::{Output, Pipeline};
 use serde_json::Value;
 use ssm_audit_tests::aws::s3_event;

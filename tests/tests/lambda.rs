@@ -2,8 +2,8 @@
 //! through the real AWS SDK; one test runs the built `ingest-lambda` binary behind a Lambda
 //! Runtime API.
 
+use aws_adapters::objects::{ObjectStore, S3Store};
 use ingest_lambda::handler::{self, Deps};
-use ingest_lambda::objects::{ObjectStore, S3Store};
 use ingest_lambda::pipeline::{Output, Pipeline};
 use serde_json::Value;
 use ssm_audit_tests::aws::{logs_event, s3_event, Moto};
@@ -32,11 +32,14 @@ struct World {
 }
 
 fn world() -> World {
-    let moto = Moto::start();
+    world_in(Moto::start(), &corpus(), true)
+}
+
+/// A moto server holding the corpus at `c`, with its `describe-instances.json` or without.
+fn world_in(moto: Moto, c: &Path, inventory: bool) -> World {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let s3 = moto.s3();
     let logs = moto.logs();
-    let c = corpus();
     let objects = rt.block_on(async {
         for b in [LOGS, OUT] {
             s3.create_bucket().bucket(b).send().await.unwrap();
@@ -69,11 +72,13 @@ fn world() -> World {
                 .to_string();
             uploads.push((rel, f, true));
         }
-        uploads.push((
-            "inventory/describe-instances.json".into(),
-            c.join("describe-instances.json"),
-            false,
-        ));
+        if inventory {
+            uploads.push((
+                "inventory/describe-instances.json".into(),
+                c.join("describe-instances.json"),
+                false,
+            ));
+        }
         let mut out = Vec::new();
         for (key, path, trail) in uploads {
             let bytes = std::fs::read(&path).unwrap();
@@ -120,7 +125,7 @@ fn world() -> World {
             )
         })
         .collect();
-    rt.block_on(async {
+    let events = rt.block_on(async {
         logs.create_log_group()
             .log_group_name(GROUP)
             .send()
@@ -155,6 +160,32 @@ fn world() -> World {
             "events rejected: {:?}",
             r.rejected_log_events_info()
         );
+        // A subscription delivers the ids CloudWatch Logs gave the events.
+        let got = logs
+            .filter_log_events()
+            .log_group_name(GROUP)
+            .send()
+            .await
+            .unwrap();
+        let given: Vec<(i64, String, String)> = got
+            .events()
+            .iter()
+            .map(|e| {
+                (
+                    e.timestamp().unwrap(),
+                    e.message().unwrap().to_string(),
+                    e.event_id().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(given.len(), events.len());
+        events
+            .iter()
+            .map(|(_, ts, m)| {
+                let g = given.iter().find(|g| g.0 == *ts && &g.1 == m).unwrap();
+                (g.2.clone(), *ts, m.clone())
+            })
+            .collect::<Vec<_>>()
     });
     World {
         moto,
@@ -489,7 +520,7 @@ fn s3_and_folder_stores_pass_the_same_suite() {
     let tmp = tempfile::tempdir().unwrap();
     let stores: Vec<Box<dyn ObjectStore>> = vec![
         Box::new(S3Store::new(s3, "suite")),
-        Box::new(ingest_lambda::objects::DirStore::new(tmp.path())),
+        Box::new(aws_adapters::objects::DirStore::new(tmp.path())),
     ];
     for store in stores {
         rt.block_on(store_suite(store.as_ref()));
@@ -516,7 +547,7 @@ async fn store_suite(store: &dyn ObjectStore) {
         .collect();
     assert_eq!(keys, ["a/b/two.json", "a/one.json"], "{url}");
     // A multipart object (larger than one part) reads back whole, and is invisible until finished.
-    let big: Vec<u8> = (0..(ingest_lambda::objects::PART_BYTES * 2 + 12345))
+    let big: Vec<u8> = (0..(aws_adapters::objects::PART_BYTES * 2 + 12345))
         .map(|i| (i % 251) as u8)
         .collect();
     let mut w = store.create("big/object").await.unwrap();
@@ -529,7 +560,7 @@ async fn store_suite(store: &dyn ObjectStore) {
         "{url}: visible before finish"
     );
     w.finish().await.unwrap();
-    let back = ingest_lambda::objects::read_all(store, "big/object", None)
+    let back = aws_adapters::objects::read_all(store, "big/object", None)
         .await
         .unwrap();
     assert!(back == big, "{url}: multipart object differs");
@@ -538,7 +569,7 @@ async fn store_suite(store: &dyn ObjectStore) {
     assert_eq!(store.get("a/one.json").await.unwrap(), None, "{url}");
     assert!(matches!(
         store.open("nothing/here", None).await.err(),
-        Some(ingest_lambda::objects::StoreError::NotFound(_))
+        Some(aws_adapters::objects::StoreError::NotFound(_))
     ));
 }
 
@@ -668,4 +699,190 @@ fn s3_throttling_is_retried_and_persistent_errors_fail_the_invocation_without_lo
         .outputs("f/sessions/")
         .keys()
         .any(|k| k.contains(&sid(&name_b))));
+}
+
+/// Launch the corpus's instances in moto (in the corpus's region, with their Name tags) and
+/// write a copy of the corpus at `dir` whose files name moto's instance ids instead (ids of the
+/// same length: byte ranges do not move), without its inventory file.
+fn corpus_on_ec2(moto: &Moto, dir: &Path) -> BTreeMap<String, String> {
+    let c = corpus();
+    let inventory: Value =
+        serde_json::from_slice(&std::fs::read(c.join("describe-instances.json")).unwrap()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ec2 = moto.ec2("ap-northeast-2");
+    let mut ids = BTreeMap::new();
+    for r in inventory["Reservations"].as_array().unwrap() {
+        for i in r["Instances"].as_array().unwrap() {
+            let old = i["InstanceId"].as_str().unwrap().to_string();
+            let name = i["Tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["Key"] == "Name")
+                .map(|t| t["Value"].as_str().unwrap().to_string())
+                .unwrap();
+            let new = rt.block_on(async {
+                let tag = aws_sdk_ec2::types::Tag::builder()
+                    .key("Name")
+                    .value(&name)
+                    .build();
+                let spec = aws_sdk_ec2::types::TagSpecification::builder()
+                    .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                    .tags(tag)
+                    .build();
+                let out = ec2
+                    .run_instances()
+                    .image_id("ami-12c6146b")
+                    .min_count(1)
+                    .max_count(1)
+                    .tag_specifications(spec)
+                    .send()
+                    .await
+                    .unwrap();
+                out.instances()[0].instance_id().unwrap().to_string()
+            });
+            assert_eq!(new.len(), old.len(), "{new} and {old}");
+            ids.insert(old, new);
+        }
+    }
+    for f in files_under(&c) {
+        let rel = f.strip_prefix(&c).unwrap();
+        if rel == Path::new("describe-instances.json") {
+            continue;
+        }
+        let mut bytes = std::fs::read(&f).unwrap();
+        let gz = bytes.starts_with(&[0x1f, 0x8b]);
+        if gz {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::MultiGzDecoder::new(&bytes[..]),
+                &mut out,
+            )
+            .unwrap();
+            bytes = out;
+        }
+        for (old, new) in &ids {
+            bytes = replace_all(&bytes, old.as_bytes(), new.as_bytes());
+        }
+        if gz {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut e, &bytes).unwrap();
+            bytes = e.finish().unwrap();
+        }
+        let dest = dir.join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::write(dest, bytes).unwrap();
+    }
+    ids
+}
+
+fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// JSON Lines as values, in (session, seq) order.
+fn sorted_records(text: &[u8]) -> Vec<Value> {
+    let mut v: Vec<Value> = String::from_utf8_lossy(text)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    v.sort_by(|a, b| {
+        (a["session_id"].as_str(), a["seq"].as_u64())
+            .cmp(&(b["session_id"].as_str(), b["seq"].as_u64()))
+    });
+    v
+}
+
+#[test]
+fn the_lambda_with_names_from_ec2_writes_exactly_the_records_the_cli_derives() {
+    let moto = Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("corpus");
+    let ids = corpus_on_ec2(&moto, &copy);
+    let w = world_in(moto, &copy, false);
+    // The Lambda binary behind the Runtime API, no inventory anywhere: names come from EC2.
+    let mut events = w.s3_events(|_| true);
+    events.extend(w.stream_events());
+    let answers = run_binary(&w, &w.moto.endpoint, events.clone(), "audit");
+    for (e, a) in events.iter().zip(&answers) {
+        assert!(matches!(a, Answer::Response(_)), "event {e} answered {a:?}");
+    }
+    let commands: Vec<u8> = w
+        .outputs("audit/sessions/")
+        .into_values()
+        .flatten()
+        .collect();
+    let abandoned: Vec<u8> = w
+        .outputs("audit/abandoned/")
+        .into_values()
+        .flatten()
+        .collect();
+    // The command line on the same bytes, through S3 and CloudWatch Logs.
+    let index = tmp.path().join("index");
+    let idx = index.display().to_string();
+    let out = ssm_audit_tests::ssm_audit()
+        .envs(w.moto.env())
+        .args(["ingest", "--resolve-names", "--index", &idx])
+        .args([format!("s3://{LOGS}/"), format!("cloudwatch://{GROUP}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let search = |extra: &[&str]| {
+        let mut args = vec![
+            "search", "--index", &idx, "--format", "json", "--limit", "100000",
+        ];
+        args.extend_from_slice(extra);
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        sorted_records(out.as_bytes())
+    };
+    let (lambda, cli) = (sorted_records(&commands), search(&[]));
+    assert!(lambda.len() > 40);
+    assert_eq!(lambda.len(), cli.len());
+    for (l, c) in lambda.iter().zip(&cli) {
+        assert_eq!(l, c, "the Lambda's record and the CLI's differ");
+    }
+    let (lambda, cli) = (sorted_records(&abandoned), search(&["--abandoned"]));
+    assert!(!lambda.is_empty(), "the corpus has Ctrl-C'd lines");
+    assert_eq!(lambda, cli);
+    assert!(lambda.iter().all(|r| r["abandoned"] == true));
+    // Every record names its instance by the Name tag EC2 gave, and says so; the streamed
+    // session is among them, with the same digest and byte ranges.
+    let all = sorted_records(&commands);
+    for r in &all {
+        let id = r["instance_id"].as_str().unwrap();
+        assert!(ids.values().any(|v| v == id), "{id} is one of moto's");
+        assert_eq!(r["instance_name_from"], "ec2", "{r}");
+        assert_eq!(r["schema"], 1);
+    }
+    assert!(all.iter().any(|r| r["evidence"]["source"]
+        .as_str()
+        .unwrap()
+        .starts_with("cloudwatch://")));
+    assert!(all
+        .iter()
+        .any(|r| !r["rule"].as_array().is_none_or(Vec::is_empty)));
+    // Scored against the corpus's truth with the ids rewritten: every name right.
+    let hits = tmp.path().join("lambda.ndjson");
+    std::fs::write(&hits, &commands).unwrap();
+    let (_, text) = score(&copy.join("truth.json"), &hits, &[]);
+    let last = last_line(&text);
+    assert!(last.contains("attribution 1.000"), "{text}");
+    assert!(last.starts_with("precision 1.000 recall 1.000"), "{text}");
 }

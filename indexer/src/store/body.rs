@@ -243,6 +243,7 @@ mod tests {
             source: "s3://bucket/key with spaces".into(),
             version_id: Some("v1".into()),
             sha256: "ab".repeat(32),
+            object_sha256: Some("cd".repeat(32)),
             size: 1234,
             instance_id: Some("i-0123".into()),
             principal_arn: None,

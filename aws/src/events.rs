@@ -114,7 +114,7 @@ pub fn decode(event: &Value) -> Decoded {
                 .object
                 .key
                 .as_deref()
-                .map(crate::formats::decode_s3_key),
+                .map(indexer::formats::decode_s3_key),
             version_id: r
                 .s3
                 .object

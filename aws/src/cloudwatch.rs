@@ -1,7 +1,7 @@
 //! Backfilling streamed sessions from CloudWatch Logs (`FilterLogEvents`, all pages).
 
 use aws_sdk_cloudwatchlogs::Client;
-use serde_json::json;
+use indexer::formats::{stream_document, StreamEvent};
 
 /// A CloudWatch Logs client from the standard environment.
 pub async fn client() -> Client {
@@ -10,15 +10,14 @@ pub async fn client() -> Client {
 }
 
 /// Every event of `group` in streams starting with `stream_prefix` since `since_ms`, grouped by
-/// stream, each group as the `aws logs filter-log-events` JSON the engine reads.
+/// stream, each group as its canonical document ([`indexer::formats::stream_document`]).
 pub async fn filter_log_events(
     client: &Client,
     group: &str,
     stream_prefix: Option<&str>,
     since_ms: Option<i64>,
 ) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let mut by_stream: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
-        Default::default();
+    let mut by_stream: std::collections::BTreeMap<String, Vec<StreamEvent>> = Default::default();
     let mut pages = client
         .filter_log_events()
         .log_group_name(group)
@@ -35,23 +34,20 @@ pub async fn filter_log_events(
         })?;
         for e in page.events() {
             let stream = e.log_stream_name().unwrap_or_default().to_string();
-            by_stream.entry(stream.clone()).or_default().push(json!({
-                "logStreamName": stream,
-                "timestamp": e.timestamp().unwrap_or(0),
-                "message": e.message().unwrap_or_default(),
-                "ingestionTime": e.ingestion_time().unwrap_or(0),
-                "eventId": e.event_id().unwrap_or_default(),
-            }));
+            by_stream
+                .entry(stream.clone())
+                .or_default()
+                .push(StreamEvent {
+                    log_stream_name: Some(stream),
+                    timestamp: e.timestamp().unwrap_or(0),
+                    message: e.message().unwrap_or_default().to_string(),
+                    event_id: e.event_id().map(String::from),
+                });
         }
     }
     Ok(by_stream
         .into_iter()
-        .map(|(s, events)| {
-            let body =
-                serde_json::to_vec_pretty(&json!({ "events": events, "searchedLogStreams": [] }))
-                    .unwrap_or_default();
-            (s, body)
-        })
+        .map(|(s, events)| (s, stream_document(&events).0))
         .collect())
 }
 

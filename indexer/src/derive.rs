@@ -1,0 +1,274 @@
+//! The one derivation: a session's sources, its CloudTrail facts, instance names and rules in,
+//! its command records and abandoned lines out.
+//!
+//! Every caller goes through here: the CLI's index writer (and the records it reads back), the
+//! Lambda's per-session records and its optional index commit. Choosing among several
+//! transcripts of one session happens here too, in [`Basis::of`].
+//!
+//! ```
+//! use indexer::derive::Basis;
+//! use indexer::model::{Line, SourceMeta};
+//! use indexer::names::Names;
+//! let meta = SourceMeta {
+//!     session_id: "alice-0123456789abcdef0".into(),
+//!     session_id_from: "file-name".into(),
+//!     kind: "s3-log".into(),
+//!     source: "alice-0123456789abcdef0.log".into(),
+//!     version_id: None,
+//!     sha256: "00".repeat(32),
+//!     object_sha256: None,
+//!     size: 10,
+//!     instance_id: None,
+//!     principal_arn: None,
+//!     first_time: None,
+//!     last_time: None,
+//! };
+//! let basis = Basis::of(&meta.session_id, [&meta], None, &Names::default()).unwrap();
+//! let line = Line {
+//!     seq: 0, command: "sudo id".into(), run_as: "ssm-user".into(), cwd: None,
+//!     byte_start: 0, byte_end: 7, output: String::new(), output_truncated: 0,
+//!     abandoned: false, suspicious: vec![],
+//! };
+//! let r = basis.record(&meta.session_id, (&line).into());
+//! assert_eq!(r.programs, ["sudo", "id"]);
+//! assert_eq!(r.who.principal.as_deref(), Some("alice"));
+//! assert_eq!(r.schema, indexer::derive::SCHEMA);
+//! ```
+
+use crate::model::{self, Attribution, CommandRecord, Evidence, Line, SessionTrail, SourceMeta};
+use crate::names::Names;
+use crate::rules::Rules;
+use serde::{Deserialize, Serialize};
+
+/// The version of the command record's shape, carried by every record as `schema`.
+pub const SCHEMA: u32 = 1;
+
+/// What all the records of a session share: who, where, when, and the source they were read
+/// from. The index stores it once per session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Basis {
+    /// Who, where, when, and how that is known.
+    pub who: Attribution,
+    /// The source object the records were read from.
+    pub source: String,
+    /// Its version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// SHA-256 of the source document (the object, or a stream's canonical document).
+    pub sha256: String,
+}
+
+/// One input line's own facts, borrowed from wherever it is held.
+#[derive(Debug, Clone, Copy)]
+pub struct LineRef<'a> {
+    /// Position among the session's input lines.
+    pub seq: u32,
+    /// The command as the shell took it.
+    pub command: &'a str,
+    /// The user it ran as.
+    pub run_as: &'a str,
+    /// Working directory shown by the prompt.
+    pub cwd: Option<&'a str>,
+    /// Interrupted with Ctrl-C: typed, never run.
+    pub abandoned: bool,
+    /// First byte of the line in the source.
+    pub byte_start: u64,
+    /// End of those bytes.
+    pub byte_end: u64,
+    /// Why the line deserves a closer look.
+    pub suspicious: &'a [String],
+}
+
+impl<'a> From<&'a Line> for LineRef<'a> {
+    fn from(l: &'a Line) -> Self {
+        LineRef {
+            seq: l.seq,
+            command: &l.command,
+            run_as: &l.run_as,
+            cwd: l.cwd.as_deref(),
+            abandoned: l.abandoned,
+            byte_start: l.byte_start,
+            byte_end: l.byte_end,
+            suspicious: &l.suspicious,
+        }
+    }
+}
+
+impl<'a> From<&'a CommandRecord> for LineRef<'a> {
+    fn from(r: &'a CommandRecord) -> Self {
+        LineRef {
+            seq: r.seq,
+            command: &r.command,
+            run_as: &r.run_as,
+            cwd: r.cwd.as_deref(),
+            abandoned: r.abandoned,
+            byte_start: r.evidence.byte_start,
+            byte_end: r.evidence.byte_end,
+            suspicious: &r.suspicious,
+        }
+    }
+}
+
+/// Preference among the transcripts of one session: full S3 transcripts over streams, then the
+/// bigger, then the name (so that the choice does not depend on the order they arrived in).
+fn rank(m: &SourceMeta) -> (u8, u64, &str) {
+    (u8::from(m.kind == "s3-log"), m.size, &m.source)
+}
+
+/// Which of a session's transcripts its records are read from: the index into `sources`.
+pub fn choose<'a>(sources: impl IntoIterator<Item = &'a SourceMeta>) -> Option<usize> {
+    sources
+        .into_iter()
+        .enumerate()
+        .max_by(|a, b| rank(a.1).cmp(&rank(b.1)))
+        .map(|(i, _)| i)
+}
+
+impl Basis {
+    /// The basis of a session's records: its chosen transcript, attributed with CloudTrail's
+    /// facts and the instance's name at the time of the session. `None` without a transcript.
+    pub fn of<'a>(
+        session_id: &str,
+        sources: impl IntoIterator<Item = &'a SourceMeta>,
+        trail: Option<&SessionTrail>,
+        names: &Names,
+    ) -> Option<Basis> {
+        let sources: Vec<&SourceMeta> = sources.into_iter().collect();
+        let best = sources[choose(sources.iter().copied())?];
+        Some(Basis {
+            who: model::attribute(session_id, Some(best), trail, names),
+            source: best.source.clone(),
+            version_id: best.version_id.clone(),
+            sha256: best.sha256.clone(),
+        })
+    }
+
+    /// The basis a record derived elsewhere carries.
+    pub fn of_record(r: &CommandRecord) -> Basis {
+        Basis {
+            who: r.who.clone(),
+            source: r.evidence.source.clone(),
+            version_id: r.evidence.version_id.clone(),
+            sha256: r.evidence.sha256.clone(),
+        }
+    }
+
+    /// The record of one input line (its rules not applied: see [`apply_rules`]).
+    pub fn record(&self, session_id: &str, l: LineRef<'_>) -> CommandRecord {
+        CommandRecord {
+            schema: SCHEMA,
+            session_id: session_id.to_string(),
+            seq: l.seq,
+            command: l.command.to_string(),
+            run_as: l.run_as.to_string(),
+            cwd: l.cwd.map(String::from),
+            who: self.who.clone(),
+            programs: if l.abandoned {
+                Vec::new()
+            } else {
+                crate::shellwords::programs(l.command)
+            },
+            abandoned: l.abandoned,
+            rule: Vec::new(),
+            suspicious: l.suspicious.to_vec(),
+            evidence: Evidence {
+                source: self.source.clone(),
+                version_id: self.version_id.clone(),
+                sha256: self.sha256.clone(),
+                byte_start: l.byte_start,
+                byte_end: l.byte_end,
+            },
+            output: None,
+        }
+    }
+}
+
+/// Name the privileged-command rules a record matches (none for an abandoned line: it never
+/// ran).
+pub fn apply_rules(r: &mut CommandRecord, rules: &Rules) {
+    r.rule = if r.abandoned {
+        Vec::new()
+    } else {
+        rules.matches(&r.command)
+    };
+}
+
+/// A session's records, commands and abandoned lines in input order, rules applied: what the
+/// Lambda writes and `search --format json` (with and without `--abandoned`) prints.
+pub fn records<'a>(
+    session_id: &str,
+    basis: &Basis,
+    lines: impl IntoIterator<Item = LineRef<'a>>,
+    rules: &Rules,
+) -> Vec<CommandRecord> {
+    lines
+        .into_iter()
+        .map(|l| {
+            let mut r = basis.record(session_id, l);
+            apply_rules(&mut r, rules);
+            r
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(kind: &str, size: u64, source: &str) -> SourceMeta {
+        SourceMeta {
+            session_id: "bob-0123456789abcdef0".into(),
+            session_id_from: "file-name".into(),
+            kind: kind.into(),
+            source: source.into(),
+            version_id: None,
+            sha256: String::new(),
+            object_sha256: None,
+            size,
+            instance_id: None,
+            principal_arn: None,
+            first_time: None,
+            last_time: None,
+        }
+    }
+
+    #[test]
+    fn the_choice_prefers_s3_logs_then_size_then_name_whatever_the_order() {
+        let a = meta("cloudwatch-stream", 900, "cloudwatch://g/s");
+        let b = meta("s3-log", 100, "b.log");
+        let c = meta("s3-log", 100, "c.log");
+        assert_eq!(choose([&a, &b, &c]), Some(2));
+        assert_eq!(choose([&c, &b, &a]), Some(0));
+        assert_eq!(choose([&a]), Some(0));
+        assert_eq!(choose(std::iter::empty::<&SourceMeta>()), None);
+    }
+
+    #[test]
+    fn abandoned_lines_have_no_programs_and_no_rules() {
+        let m = meta("s3-log", 1, "x.log");
+        let basis = Basis::of(&m.session_id, [&m], None, &Names::default()).unwrap();
+        let line = |abandoned| Line {
+            seq: 1,
+            command: "sudo su -".into(),
+            run_as: "ssm-user".into(),
+            cwd: None,
+            byte_start: 3,
+            byte_end: 9,
+            output: String::new(),
+            output_truncated: 0,
+            abandoned,
+            suspicious: vec![],
+        };
+        let (ran, typed) = (line(false), line(true));
+        let rs = records(
+            &m.session_id,
+            &basis,
+            [(&ran).into(), (&typed).into()],
+            &Rules::builtin(),
+        );
+        assert_eq!(rs[0].programs, ["sudo", "su"]);
+        assert!(!rs[0].rule.is_empty());
+        assert!(rs[1].programs.is_empty() && rs[1].rule.is_empty() && rs[1].abandoned);
+        assert_eq!((rs[1].evidence.byte_start, rs[1].evidence.byte_end), (3, 9));
+    }
+}
