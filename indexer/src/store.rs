@@ -437,20 +437,14 @@ impl Ops<'_> {
 
 /// One input line to write as a command document, borrowed from where it is held.
 struct LineDoc<'a> {
-    seq: u32,
-    command: &'a str,
-    run_as: &'a str,
-    cwd: Option<&'a str>,
-    abandoned: bool,
-    byte_start: u64,
-    byte_end: u64,
+    /// The line's own facts.
+    line: LineRef<'a>,
+    /// Its output text.
     output: &'a str,
     /// Its own document keeps the output (no source document holds it).
     keep_output: bool,
     /// Which of the session's [`Shared`] parts it has.
     shared: usize,
-    /// Why the line deserves a closer look.
-    suspicious: &'a [String],
 }
 
 /// Counts matching documents by the value of a string fast field (`who`, `sid`), per segment by
@@ -1121,17 +1115,10 @@ impl Store {
                 .lines
                 .iter()
                 .map(|l| LineDoc {
-                    seq: l.seq,
-                    command: &l.command,
-                    run_as: &l.run_as,
-                    cwd: l.cwd.as_deref(),
-                    abandoned: l.abandoned,
-                    byte_start: l.byte_start,
-                    byte_end: l.byte_end,
+                    line: l.into(),
                     output: &l.output,
                     keep_output: false,
                     shared: 0,
-                    suspicious: &l.suspicious,
                 })
                 .collect();
             self.write_session(&mut ops, sid, &shared, &lines, &mut changes)?;
@@ -1167,18 +1154,11 @@ impl Store {
                     }
                 };
                 lines.push(LineDoc {
-                    seq: r.seq,
-                    command: &r.command,
-                    run_as: &r.run_as,
-                    cwd: r.cwd.as_deref(),
-                    abandoned: r.abandoned,
-                    byte_start: r.evidence.byte_start,
-                    byte_end: r.evidence.byte_end,
+                    line: r.into(),
                     output: r.output.as_deref().unwrap_or(""),
                     // No source document holds their output: their own documents keep it.
                     keep_output: true,
                     shared: index,
-                    suspicious: &r.suspicious,
                 });
             }
             self.write_session(&mut ops, &sid, &shared, &lines, &mut changes)?;
@@ -1232,13 +1212,14 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<Facts>>>()?;
-        for l in lines {
+        for doc in lines {
+            let l = &doc.line;
             if l.abandoned {
                 changes.abandoned += 1;
             } else {
                 changes.commands += 1;
             }
-            let fx = &facts[l.shared];
+            let fx = &facts[doc.shared];
             let stored = Stored {
                 sid: Cow::Borrowed(sid),
                 seq: l.seq,
@@ -1248,19 +1229,19 @@ impl Store {
                 abandoned: l.abandoned,
                 byte_start: l.byte_start,
                 byte_end: l.byte_end,
-                shared: l.shared,
-                output: l.keep_output.then_some(Cow::Borrowed(l.output)),
+                shared: doc.shared,
+                output: doc.keep_output.then_some(Cow::Borrowed(doc.output)),
                 suspicious: Cow::Borrowed(l.suspicious),
             };
             let body = body::stored(&stored)?;
             let bytes =
-                key.len() + l.command.len() + l.output.len() + fx.who.len() + body.len() + 256;
+                key.len() + l.command.len() + doc.output.len() + fx.who.len() + body.len() + 256;
             // Sized once for what it will hold (a document's values are copied into one buffer).
             let mut d = TantivyDocument::with_capacity(bytes);
             d.add_text(f.kind, if l.abandoned { "abandoned" } else { "command" });
             d.add_text(f.key, &key);
             d.add_text(f.command, l.command);
-            d.add_text(f.output, l.output);
+            d.add_text(f.output, doc.output);
             d.add_text(f.run_as, l.run_as);
             d.add_text(f.who, &fx.who);
             if !l.abandoned {
