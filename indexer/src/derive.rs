@@ -23,7 +23,7 @@
 //!     first_time: None,
 //!     last_time: None,
 //! };
-//! let basis = Basis::of(&meta.session_id, [&meta], None, &Names::default()).unwrap();
+//! let (_, basis) = Basis::of(&meta.session_id, [&meta], None, &Names::default()).unwrap();
 //! let line = Line {
 //!     seq: 0, command: "sudo id".into(), run_as: "ssm-user".into(), cwd: None,
 //!     byte_start: 0, byte_end: 7, output: String::new(), output_truncated: 0,
@@ -125,22 +125,25 @@ pub fn choose<'a>(sources: impl IntoIterator<Item = &'a SourceMeta>) -> Option<u
 }
 
 impl Basis {
-    /// The basis of a session's records: its chosen transcript, attributed with CloudTrail's
-    /// facts and the instance's name at the time of the session. `None` without a transcript.
+    /// The basis of a session's records: its chosen transcript (which of `sources`, returned
+    /// with it), attributed with CloudTrail's facts and the instance's name at the time of the
+    /// session. `None` without a transcript.
     pub fn of<'a>(
         session_id: &str,
         sources: impl IntoIterator<Item = &'a SourceMeta>,
         trail: Option<&SessionTrail>,
         names: &Names,
-    ) -> Option<Basis> {
+    ) -> Option<(usize, Basis)> {
         let sources: Vec<&SourceMeta> = sources.into_iter().collect();
-        let best = sources[choose(sources.iter().copied())?];
-        Some(Basis {
+        let chosen = choose(sources.iter().copied())?;
+        let best = sources[chosen];
+        let basis = Basis {
             who: model::attribute(session_id, Some(best), trail, names),
             source: best.source.clone(),
             version_id: best.version_id.clone(),
             sha256: best.sha256.clone(),
-        })
+        };
+        Some((chosen, basis))
     }
 
     /// The basis a record derived elsewhere carries.
@@ -246,7 +249,7 @@ mod tests {
     #[test]
     fn abandoned_lines_have_no_programs_and_no_rules() {
         let m = meta("s3-log", 1, "x.log");
-        let basis = Basis::of(&m.session_id, [&m], None, &Names::default()).unwrap();
+        let (_, basis) = Basis::of(&m.session_id, [&m], None, &Names::default()).unwrap();
         let line = |abandoned| Line {
             seq: 1,
             command: "sudo su -".into(),

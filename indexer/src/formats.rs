@@ -926,13 +926,24 @@ pub struct StreamEvent {
 /// event id seen twice kept once. It is itself `filter-log-events` output, and canonical: read
 /// again, it gives itself.
 pub fn stream_document(events: &[StreamEvent]) -> (Vec<u8>, Vec<(u64, u64)>) {
+    write_document(&document_order(events))
+}
+
+/// The events of a stream in its canonical document's order: by timestamp then event id, an
+/// id seen twice once.
+fn document_order(events: &[StreamEvent]) -> Vec<&StreamEvent> {
     let mut order: Vec<&StreamEvent> = events.iter().collect();
     order.sort_by(|a, b| (a.timestamp, &a.event_id).cmp(&(b.timestamp, &b.event_id)));
     order.dedup_by(|b, a| a.event_id.is_some() && a.event_id == b.event_id);
-    let mut doc = Vec::with_capacity(events.iter().map(|e| e.message.len() + 96).sum());
+    order
+}
+
+/// The document of events already in [`document_order`], and each one's byte range in it.
+fn write_document(order: &[&StreamEvent]) -> (Vec<u8>, Vec<(u64, u64)>) {
+    let mut doc = Vec::with_capacity(order.iter().map(|e| e.message.len() + 96).sum());
     let mut ranges = Vec::with_capacity(order.len());
     doc.extend_from_slice(b"{\"events\":[");
-    for (i, e) in order.into_iter().enumerate() {
+    for (i, e) in order.iter().enumerate() {
         if i > 0 {
             doc.push(b',');
         }
@@ -1021,21 +1032,16 @@ fn streams(name: &str, events: Vec<StreamEvent>) -> Result<Parsed> {
     let mut by_session: BTreeMap<String, Vec<StreamEvent>> = BTreeMap::new();
     let mut skipped = Vec::new();
     for e in events {
-        let parsed: Option<StreamMessage> = serde_json::from_str(&e.message).ok();
-        let sid = match &parsed {
-            Some(m) if !m.session_data.is_empty() || m.session_id.is_some() => {
-                m.session_id.clone().or_else(|| e.log_stream_name.clone())
-            }
-            _ => e.log_stream_name.clone(),
+        let msg = stream_message(&e.message);
+        let sid = match &msg {
+            Some(m) => m.session_id.clone().or_else(|| e.log_stream_name.clone()),
+            None => e.log_stream_name.clone(),
         };
         let Some(sid) = sid else {
             skipped.push("an event with no session id".to_string());
             continue;
         };
-        let is_message = parsed
-            .as_ref()
-            .is_some_and(|m| !m.session_data.is_empty() || m.session_id.is_some());
-        if sessionid::parse(&sid).is_none() && !is_message {
+        if sessionid::parse(&sid).is_none() && msg.is_none() {
             skipped.push(format!(
                 "log stream {sid:?} is not a Session Manager session"
             ));
@@ -1061,9 +1067,18 @@ fn streams(name: &str, events: Vec<StreamEvent>) -> Result<Parsed> {
     ))
 }
 
+/// A message that is a Session Manager stream message (session data or a session id), not raw
+/// transcript text.
+fn stream_message(message: &str) -> Option<StreamMessage> {
+    serde_json::from_str::<StreamMessage>(message)
+        .ok()
+        .filter(|m| !m.session_data.is_empty() || m.session_id.is_some())
+}
+
 /// The transcript of one session's events, read from their canonical document.
 fn stream_transcript(sid: String, events: &[StreamEvent]) -> Transcript {
-    let (document, ranges) = stream_document(events);
+    let order = document_order(events);
+    let (document, ranges) = write_document(&order);
     let mut t = Transcript {
         session_id: sid,
         session_id_from: "stream",
@@ -1079,15 +1094,9 @@ fn stream_transcript(sid: String, events: &[StreamEvent]) -> Transcript {
         stripped: false,
         document: None,
     };
-    // The events in the document's order, read back from it.
     let mut first = true;
-    for &(a, b) in &ranges {
-        let Ok(e) = serde_json::from_slice::<StreamEvent>(&document[a as usize..b as usize]) else {
-            continue;
-        };
-        let msg = serde_json::from_str::<StreamMessage>(&e.message)
-            .ok()
-            .filter(|m| !m.session_data.is_empty() || m.session_id.is_some());
+    for (e, &(a, b)) in order.iter().zip(&ranges) {
+        let msg = stream_message(&e.message);
         if first {
             t.stripped = msg.is_some();
             first = false;

@@ -106,22 +106,28 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
             items: 1,
         };
     }
-    if object.bytes.starts_with(&[0x1f, 0x8b]) {
-        match formats::gunzip(&object.bytes) {
-            Ok(inflated) if crate::stream::is_session_log(&inflated) => {
-                batch
-                    .sources
-                    .push(SessionSource::from_log(object, &inflated, sha));
-                return Outcome::Read {
-                    kind: "s3-log",
-                    items: 1,
-                };
-            }
-            Ok(_) => {}
+    // Compressed objects are inflated once: a log goes to the log reader, anything else to the
+    // format parser under its name without `.gz` (as `formats::parse` reads gzip itself).
+    let inflated;
+    let (name, bytes) = if object.bytes.starts_with(&[0x1f, 0x8b]) {
+        inflated = match formats::gunzip(&object.bytes) {
+            Ok(b) => b,
             Err(e) => return Outcome::Failed(e),
+        };
+        if crate::stream::is_session_log(&inflated) {
+            batch
+                .sources
+                .push(SessionSource::from_log(object, &inflated, sha));
+            return Outcome::Read {
+                kind: "s3-log",
+                items: 1,
+            };
         }
-    }
-    match formats::parse(&object.name, &object.bytes) {
+        (object.name.trim_end_matches(".gz"), inflated.as_slice())
+    } else {
+        (object.name.as_str(), object.bytes.as_slice())
+    };
+    match formats::parse(name, bytes) {
         Err(e) => Outcome::Failed(e),
         Ok(Parsed::Skipped(why)) => Outcome::Skipped(why),
         Ok(Parsed::Transcripts(ts)) => {

@@ -93,6 +93,14 @@ impl InstanceNames {
         self.name.is_none() && (self.looked_up.is_none() || self.region.as_deref() != region)
     }
 
+    /// Take what the EC2 API answered in `region` at time `at`: the name, if it found one, and
+    /// that it was asked there (so that it is not asked there again).
+    pub fn looked_up(&mut self, name: Option<&str>, region: Option<&str>, at: String) {
+        self.observe(name, NameOrigin::Ec2);
+        self.region = region.map(String::from);
+        self.looked_up = Some(at);
+    }
+
     /// Nothing known yet of `instance_id`.
     pub fn new(instance_id: &str) -> Self {
         InstanceNames {

@@ -1104,13 +1104,14 @@ impl Store {
             }
             // A session without a transcript has no commands to rebuild; commands it has came
             // as records derived elsewhere, which carry their own attribution and stay.
-            let Some(chosen) = crate::derive::choose(sources.iter().map(|s| &s.meta)) else {
+            let trail = self.trail_of(sid)?;
+            let Some((chosen, basis)) =
+                Basis::of(sid, sources.iter().map(|s| &s.meta), trail, &names)
+            else {
                 continue;
             };
             let best = &sources[chosen];
-            let trail = self.trail_of(sid)?;
-            let shared = [Basis::of(sid, [&best.meta], trail, &names)
-                .expect("a session with a transcript has a basis")];
+            let shared = [basis];
             let lines: Vec<LineDoc<'_>> = best
                 .lines
                 .iter()

@@ -8,7 +8,7 @@ use indexer::derive::{self, Basis};
 use indexer::formats::{self, TrailEvent};
 use indexer::ingest::{self, Batch, Outcome};
 use indexer::model::{self, Line, SessionSource, SessionTrail, SourceMeta, SourceObject};
-use indexer::names::{InstanceNames, NameOrigin, Names, TagChange};
+use indexer::names::{InstanceNames, Names, TagChange};
 use indexer::rules::Rules;
 use indexer::stream::{self, LogReader};
 use serde::{Deserialize, Serialize};
@@ -499,27 +499,21 @@ impl Pipeline {
             .collect();
         ids.sort();
         ids.dedup();
-        let mut touched = Vec::new();
+        let mut known = Vec::new();
         for id in ids {
             let rest = format!("state/instances/{}.json", key_safe(id));
-            let known: Option<InstanceNames> = self.out.get_json(&rest).await?;
-            let mut names = Names::from_list(known);
-            let mine = |o: &&InstanceNames| o.instance_id == id;
-            let theirs: Vec<InstanceNames> = observed.iter().filter(mine).cloned().collect();
-            let changes: Vec<TagChange> = tags
-                .iter()
-                .filter(|t| t.instance_id == id)
-                .cloned()
-                .collect();
-            if names.apply(&theirs, &changes).is_empty() {
-                continue;
-            }
-            if let Some(i) = names.get(id) {
+            known.extend(self.out.get_json::<InstanceNames>(&rest).await?);
+        }
+        let mut names = Names::from_list(known);
+        let mut touched = Vec::new();
+        for id in names.apply(observed, tags) {
+            if let Some(i) = names.get(&id) {
+                let rest = format!("state/instances/{}.json", key_safe(&id));
                 self.out.put_json(&rest, i).await?;
             }
             let prefix = self
                 .out
-                .key(&format!("state/by-instance/{}/", key_safe(id)));
+                .key(&format!("state/by-instance/{}/", key_safe(&id)));
             for o in self.out.store.list(&prefix).await? {
                 let sid = o.key.rsplit('/').next().unwrap_or_default().to_string();
                 if self.rebuild(&sid).await? {
@@ -612,9 +606,7 @@ impl Pipeline {
             match ec2.names(region, &[id.to_string()]).await {
                 Ok(found) => {
                     let mut k = known.unwrap_or_else(|| InstanceNames::new(id));
-                    k.observe(found.get(id).map(String::as_str), NameOrigin::Ec2);
-                    k.region = region.map(String::from);
-                    k.looked_up = Some(now());
+                    k.looked_up(found.get(id).map(String::as_str), region, now());
                     self.out.put_json(&rest, &k).await?;
                     known = Some(k);
                 }
@@ -637,13 +629,16 @@ impl Pipeline {
         let best = &sources[chosen];
         let trail = self.trail(session_id).await?;
         let start = trail.as_ref().and_then(|t| t.start());
+        // The instance's names are read (and looked up) before the basis is made: the name at
+        // the session's time is part of it.
         let instance = start
             .and_then(|s| s.target.clone())
             .or_else(|| best.meta.instance_id.clone());
         let region = start.and_then(|s| s.region.as_deref());
         let names = self.names(instance.as_deref(), region).await?;
-        let basis = Basis::of(session_id, [&best.meta], trail.as_ref(), &names)
-            .expect("a session with a transcript has a basis");
+        let Some((_, basis)) = Basis::of(session_id, [&best.meta], trail.as_ref(), &names) else {
+            return Ok(false);
+        };
         let day = basis
             .who
             .session_start

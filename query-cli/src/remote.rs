@@ -124,7 +124,7 @@ pub fn instance_names(
     instances: &std::collections::BTreeMap<String, Option<String>>,
     warn: &mut dyn FnMut(&str) -> Result<()>,
 ) -> Result<Vec<indexer::names::InstanceNames>> {
-    use indexer::names::{InstanceNames, NameOrigin};
+    use indexer::names::InstanceNames;
     if instances.is_empty() {
         return Ok(Vec::new());
     }
@@ -144,9 +144,7 @@ pub fn instance_names(
             Ok(found) => {
                 for id in ids {
                     let mut n = InstanceNames::new(&id);
-                    n.observe(found.get(&id).map(String::as_str), NameOrigin::Ec2);
-                    n.region = region.map(String::from);
-                    n.looked_up = Some(now.clone());
+                    n.looked_up(found.get(&id).map(String::as_str), region, now.clone());
                     out.push(n);
                 }
             }
