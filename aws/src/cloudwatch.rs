@@ -1,6 +1,7 @@
 //! Backfilling streamed sessions from CloudWatch Logs (`FilterLogEvents`, all pages).
 
-use aws_sdk_cloudwatchlogs::Client;
+/// The CloudWatch Logs client type, for callers that keep one.
+pub use aws_sdk_cloudwatchlogs::Client;
 use indexer::formats::{stream_document, StreamEvent};
 
 /// A CloudWatch Logs client from the standard environment.
@@ -28,7 +29,7 @@ pub async fn filter_log_events(
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| {
             format!(
-                "cloudwatch://{group}: {}",
+                "filter-log-events: {}",
                 aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
             )
         })?;
@@ -67,7 +68,7 @@ pub async fn resolve_group(
             .await
             .map_err(|e| {
                 format!(
-                    "cloudwatch://{path}: {}",
+                    "describe-log-groups: {}",
                     aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
                 )
             })?;
@@ -84,7 +85,7 @@ pub async fn resolve_group(
         }
         match path[..split].rfind('/') {
             Some(p) if p > 0 => split = p,
-            _ => return Err(format!("cloudwatch://{path}: no such log group")),
+            _ => return Err("no such log group".to_string()),
         }
     }
 }

@@ -5,7 +5,7 @@ mod cli;
 mod output;
 mod remote;
 mod report;
-mod walk;
+mod sources;
 
 /// Ingest allocates many small strings per command; mimalloc serves them several times faster
 /// than the system allocator and does not fragment over a long run.
@@ -18,6 +18,7 @@ use cli::{Cli, Command};
 use indexer::ingest::{self, Outcome};
 use indexer::model::SourceObject;
 use indexer::store::{Batch, Store};
+use sources::Sources;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -144,12 +145,6 @@ fn ingest(
     commit_bytes: u64,
     resolve_names: bool,
 ) -> Result<ExitCode> {
-    let local: Vec<std::path::PathBuf> = inputs
-        .iter()
-        .filter(|a| !remote::is_remote(a))
-        .map(Into::into)
-        .collect();
-    let files = walk::files(&local)?;
     let mut store = Store::open_or_create(index)
         .with_context(|| format!("opening the index at {}", index.display()))?;
     // Take the writer lock before reading anything: a second ingest fails at once.
@@ -162,41 +157,16 @@ fn ingest(
     };
     let mut batch = Batch::default();
     let started = std::time::Instant::now();
-    for (n, path) in files.iter().enumerate() {
-        let name = path.display().to_string();
-        run.show_progress(n, files.len(), &name);
-        let object = std::fs::read(path).map(|bytes| SourceObject {
-            name: name.clone(),
-            version_id: None,
-            bytes,
-        });
-        run.take(&name, object.map_err(|e| e.to_string()), &mut batch)?;
-        run.add(&mut store, &mut batch)?;
-    }
-    for url in inputs.iter().filter(|a| remote::is_remote(a)) {
-        if url.starts_with("s3://") {
-            let mut failed: Result<()> = Ok(());
-            remote::each_s3_object(url, |n, total, object| {
-                let name = object
-                    .as_ref()
-                    .map(|o| o.name.clone())
-                    .unwrap_or_else(|_| url.clone());
-                run.show_progress(n, total, &name);
-                if let Err(e) = run
-                    .take(&name, object, &mut batch)
-                    .and_then(|()| run.add(&mut store, &mut batch))
-                {
-                    failed = Err(e);
-                }
-            })?;
-            failed?;
-        } else {
-            for object in remote::cloudwatch_streams(url, since.map(|s| s * 1000))? {
-                let name = object.name.clone();
-                run.take(&name, Ok(object), &mut batch)?;
-                run.add(&mut store, &mut batch)?;
-            }
+    let sources = Sources::list(inputs, since.map(|s| s * 1000), &mut |location| {
+        if let Some(bar) = &run.bar {
+            bar.set_message(format!("listing {}", output::visible(location)));
         }
+    });
+    let total = sources.total();
+    for (n, source) in sources.enumerate() {
+        run.show_progress(n, total, &source.name);
+        run.take(&source.name, source.object, &mut batch)?;
+        run.add(&mut store, &mut batch)?;
     }
     if let Some(bar) = &run.bar {
         bar.set_message("indexing…");

@@ -1,80 +1,14 @@
-//! Sources read through the AWS SDK: `s3://bucket/prefix` and `cloudwatch://group[/prefix]`.
+//! What the CLI asks AWS besides its sources: S3 objects again for `verify`, instance names.
 //! The SDK takes its endpoint, region and credentials from the standard environment.
 
-use anyhow::{anyhow, Context, Result};
-use aws_adapters::objects::{self, ObjectStore, S3Store};
-use indexer::model::SourceObject;
-
-/// Is this argument a remote source?
-pub fn is_remote(arg: &str) -> bool {
-    arg.starts_with("s3://") || arg.starts_with("cloudwatch://")
-}
+use anyhow::{Context, Result};
+use aws_adapters::objects::{self, S3Store};
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
-}
-
-/// Every object under `s3://bucket/prefix`, read one at a time and handed to `each`, with its
-/// version id. Returns how many there were.
-pub fn each_s3_object(
-    url: &str,
-    mut each: impl FnMut(usize, usize, Result<SourceObject, String>),
-) -> Result<usize> {
-    let (bucket, prefix) =
-        aws_adapters::parse_s3_url(url).ok_or_else(|| anyhow!("{url}: not s3://bucket/prefix"))?;
-    let rt = runtime()?;
-    let client = rt.block_on(objects::s3_client());
-    let store = S3Store::new(client, &bucket);
-    let listed = rt
-        .block_on(store.list(&prefix))
-        .map_err(|e| anyhow!("listing {url}: {e}"))?;
-    let total = listed.len();
-    for (n, o) in listed.into_iter().enumerate() {
-        let r = rt
-            .block_on(store.read_versioned(&o.key, None))
-            .map(|(bytes, version_id)| SourceObject {
-                name: store.url(&o.key),
-                version_id,
-                bytes,
-            })
-            .map_err(|e| e.to_string());
-        each(n, total, r);
-    }
-    Ok(total)
-}
-
-/// Streamed sessions of `cloudwatch://GROUP[/STREAM-PREFIX]` since `since_ms`, one
-/// `filter-log-events` document per session. Group names may hold `/`: the longest leading
-/// part that names an existing group is the group.
-pub fn cloudwatch_streams(url: &str, since_ms: Option<i64>) -> Result<Vec<SourceObject>> {
-    let path = url.strip_prefix("cloudwatch://").unwrap_or(url);
-    if path.is_empty() {
-        return Err(anyhow!("{url}: no log group"));
-    }
-    let rt = runtime()?;
-    let client = rt.block_on(aws_adapters::cloudwatch::client());
-    let (group, prefix) = rt
-        .block_on(aws_adapters::cloudwatch::resolve_group(&client, path))
-        .map_err(|e| anyhow!(e))?;
-    let streams = rt
-        .block_on(aws_adapters::cloudwatch::filter_log_events(
-            &client,
-            &group,
-            prefix.as_deref(),
-            since_ms,
-        ))
-        .map_err(|e| anyhow!(e))?;
-    Ok(streams
-        .into_iter()
-        .map(|(stream, bytes)| SourceObject {
-            name: format!("cloudwatch://{group}/{stream}"),
-            version_id: None,
-            bytes,
-        })
-        .collect())
 }
 
 /// Fetch `s3://bucket/key` (at a version) again, for `verify`.

@@ -497,6 +497,40 @@ fn the_cli_reads_s3_cloudwatch_and_the_lambda_records_like_local_files() {
         &[&format!("s3://{LOGS}/"), &format!("cloudwatch://{GROUP}")],
     );
     assert_eq!(commands(&remote), want);
+    // Folders, S3 prefixes and a log group in one run, among locations that cannot be
+    // listed: each of those is one error line naming it, and the rest is read.
+    let mixed = tmp.path().join("mixed");
+    let missing = tmp.path().join("no such folder").display().to_string();
+    let sessions = c.join("sessions").display().to_string();
+    let out = ssm_audit_tests::ssm_audit()
+        .envs(env.clone())
+        .args(["ingest", "--index", &mixed.display().to_string()])
+        .args([
+            sessions.as_str(),
+            &format!("s3://{LOGS}/AWSLogs/"),
+            &missing,
+            "s3://no-such-bucket/logs/",
+            &format!("s3://{LOGS}/inventory/"),
+            "cloudwatch://no/such/group",
+            &format!("cloudwatch://{GROUP}"),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for bad in [
+        missing.as_str(),
+        "s3://no-such-bucket/logs/",
+        "cloudwatch://no/such/group",
+    ] {
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with(&format!("error: {bad}: ")))
+            .collect();
+        assert_eq!(lines.len(), 1, "one line for {bad}: {err}");
+    }
+    assert!(err.contains("3 failed"), "{err}");
+    assert_eq!(commands(&mixed), want);
     // The Lambda's records, read back from S3.
     let events: Vec<Value> = w
         .s3_events(|_| true)

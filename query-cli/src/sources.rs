@@ -1,0 +1,321 @@
+//! Every source given to `ingest`, as one stream of objects: the files under local paths, the
+//! objects under `s3://bucket/prefix`, the streamed sessions under `cloudwatch://group[/prefix]`.
+//!
+//! The locations are listed first, in the order given, so that the stream knows how many
+//! sources it holds; each file and S3 object is read only when it is taken. A location that
+//! cannot be listed is one failed source naming it, and the others are still read.
+
+use aws_adapters::objects::{self, ObjectStore, S3Store};
+use indexer::model::SourceObject;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+/// One source: its name (a path or URL) and its bytes, or why they could not be had.
+pub struct Source {
+    pub name: String,
+    pub object: Result<SourceObject, String>,
+}
+
+/// A source as listed, not yet read.
+enum Listed {
+    File(PathBuf),
+    S3 {
+        store: S3Store,
+        key: String,
+    },
+    /// Read while listing (a CloudWatch stream's events are its listing).
+    Read(SourceObject),
+    /// A location that could not be listed.
+    Failed {
+        name: String,
+        why: String,
+    },
+}
+
+/// The sources under every location, in order.
+pub struct Sources {
+    listed: VecDeque<Listed>,
+    total: usize,
+    /// Made on first use: local paths need none.
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Sources {
+    /// List the sources under `locations` (paths, `s3://` and `cloudwatch://` URLs); streams
+    /// from `since_ms` on. `listing` is told each location before it is listed.
+    pub fn list(
+        locations: &[String],
+        since_ms: Option<i64>,
+        listing: &mut dyn FnMut(&str),
+    ) -> Sources {
+        let mut sources = Sources {
+            listed: VecDeque::new(),
+            total: 0,
+            rt: None,
+        };
+        let mut s3: Option<objects::S3Client> = None;
+        let mut logs: Option<aws_adapters::cloudwatch::Client> = None;
+        for location in locations {
+            listing(location);
+            let listed = if location.starts_with("s3://") {
+                sources.list_s3(location, &mut s3)
+            } else if let Some(path) = location.strip_prefix("cloudwatch://") {
+                sources.list_streams(path, since_ms, &mut logs)
+            } else {
+                list_files(Path::new(location))
+            };
+            match listed {
+                Ok(found) => sources.listed.extend(found),
+                Err(why) => sources.listed.push_back(Listed::Failed {
+                    name: location.clone(),
+                    why,
+                }),
+            }
+        }
+        sources.total = sources.listed.len();
+        sources
+    }
+
+    /// How many sources were listed (a location that could not be listed counts as one).
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    fn rt(&mut self) -> Result<&tokio::runtime::Runtime, String> {
+        if self.rt.is_none() {
+            self.rt = Some(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("starting the async runtime: {e}"))?,
+            );
+        }
+        Ok(self.rt.as_ref().expect("made above"))
+    }
+
+    fn list_s3(
+        &mut self,
+        url: &str,
+        client: &mut Option<objects::S3Client>,
+    ) -> Result<Vec<Listed>, String> {
+        let (bucket, prefix) =
+            aws_adapters::parse_s3_url(url).ok_or_else(|| "not s3://bucket/prefix".to_string())?;
+        let rt = self.rt()?;
+        let client = client
+            .get_or_insert_with(|| rt.block_on(objects::s3_client()))
+            .clone();
+        let store = S3Store::new(client, &bucket);
+        let found = rt
+            .block_on(store.list(&prefix))
+            .map_err(|e| format!("listing: {e}"))?;
+        Ok(found
+            .into_iter()
+            .map(|o| Listed::S3 {
+                store: store.clone(),
+                key: o.key,
+            })
+            .collect())
+    }
+
+    /// Streamed sessions since `since_ms`, one `filter-log-events` document per session.
+    /// Group names may hold `/`: the longest leading part that names an existing group is
+    /// the group.
+    fn list_streams(
+        &mut self,
+        path: &str,
+        since_ms: Option<i64>,
+        client: &mut Option<aws_adapters::cloudwatch::Client>,
+    ) -> Result<Vec<Listed>, String> {
+        if path.is_empty() {
+            return Err("no log group".into());
+        }
+        let rt = self.rt()?;
+        let client = client
+            .get_or_insert_with(|| rt.block_on(aws_adapters::cloudwatch::client()))
+            .clone();
+        let (group, prefix) =
+            rt.block_on(aws_adapters::cloudwatch::resolve_group(&client, path))?;
+        let streams = rt.block_on(aws_adapters::cloudwatch::filter_log_events(
+            &client,
+            &group,
+            prefix.as_deref(),
+            since_ms,
+        ))?;
+        Ok(streams
+            .into_iter()
+            .map(|(stream, bytes)| {
+                Listed::Read(SourceObject {
+                    name: format!("cloudwatch://{group}/{stream}"),
+                    version_id: None,
+                    bytes,
+                })
+            })
+            .collect())
+    }
+
+    fn read(&mut self, listed: Listed) -> Source {
+        match listed {
+            Listed::File(path) => {
+                let name = path.display().to_string();
+                let object = std::fs::read(&path)
+                    .map(|bytes| SourceObject {
+                        name: name.clone(),
+                        version_id: None,
+                        bytes,
+                    })
+                    .map_err(|e| e.to_string());
+                Source { name, object }
+            }
+            Listed::S3 { store, key } => {
+                let name = store.url(&key);
+                let object = self.rt().and_then(|rt| {
+                    rt.block_on(store.read_versioned(&key, None))
+                        .map(|(bytes, version_id)| SourceObject {
+                            name: name.clone(),
+                            version_id,
+                            bytes,
+                        })
+                        .map_err(|e| e.to_string())
+                });
+                Source { name, object }
+            }
+            Listed::Read(object) => Source {
+                name: object.name.clone(),
+                object: Ok(object),
+            },
+            Listed::Failed { name, why } => Source {
+                name,
+                object: Err(why),
+            },
+        }
+    }
+}
+
+impl Iterator for Sources {
+    type Item = Source;
+
+    fn next(&mut self) -> Option<Source> {
+        let listed = self.listed.pop_front()?;
+        Some(self.read(listed))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.listed.len(), Some(self.listed.len()))
+    }
+}
+
+/// Every regular file under `path` (folders recursively, hidden entries skipped), sorted.
+fn list_files(path: &Path) -> Result<Vec<Listed>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    if meta.is_dir() {
+        visit(path, &mut out)?;
+    } else {
+        out.push(Listed::File(path.to_path_buf()));
+    }
+    Ok(out)
+}
+
+fn visit(dir: &Path, out: &mut Vec<Listed>) -> Result<(), String> {
+    let failed = |e: std::io::Error| format!("{}: {e}", dir.display());
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(failed)?
+        .collect::<std::io::Result<_>>()
+        .map_err(failed)?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = e.path();
+        let ft = e.file_type().map_err(failed)?;
+        if ft.is_dir() {
+            visit(&path, out)?;
+        } else if ft.is_file() || (ft.is_symlink() && path.is_file()) {
+            out.push(Listed::File(path));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(sources: Sources) -> Vec<(String, Result<usize, String>)> {
+        sources
+            .map(|s| (s.name, s.object.map(|o| o.bytes.len())))
+            .collect()
+    }
+
+    #[test]
+    fn files_in_order_hidden_skipped_and_a_missing_path_is_one_failed_source() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("b/c")).expect("mkdir");
+        std::fs::create_dir_all(root.join(".hidden")).expect("mkdir");
+        std::fs::write(root.join("b/c/z.log"), b"zz").expect("write");
+        std::fs::write(root.join("b/a.log"), b"a").expect("write");
+        std::fs::write(root.join(".hidden/x.log"), b"x").expect("write");
+        std::fs::write(root.join(".dot.log"), b"d").expect("write");
+        let single = root.join("single.json");
+        std::fs::write(&single, b"{}").expect("write");
+        let missing = root.join("missing");
+        let locations: Vec<String> = [root.to_path_buf(), missing.clone(), single.clone()]
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut told = Vec::new();
+        let sources = Sources::list(&locations, None, &mut |l| told.push(l.to_string()));
+        assert_eq!(
+            told, locations,
+            "each location is announced before it is listed"
+        );
+        assert_eq!(sources.total(), 5);
+        let got = names(sources);
+        let path = |p: PathBuf| p.display().to_string();
+        assert_eq!(got[0], (path(root.join("b/a.log")), Ok(1)));
+        assert_eq!(got[1], (path(root.join("b/c/z.log")), Ok(2)));
+        assert_eq!(got[2], (path(root.join("single.json")), Ok(2)));
+        assert_eq!(got[3].0, path(missing));
+        assert!(
+            got[3].1.as_ref().is_err_and(|e| e.contains("No such file")),
+            "{:?}",
+            got[3]
+        );
+        assert_eq!(got[4], (path(single), Ok(2)));
+    }
+
+    #[test]
+    fn a_file_that_vanishes_after_listing_fails_alone() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for f in ["a.log", "b.log", "c.log"] {
+            std::fs::write(tmp.path().join(f), f.as_bytes()).expect("write");
+        }
+        let mut sources = Sources::list(&[tmp.path().display().to_string()], None, &mut |_| {});
+        std::fs::remove_file(tmp.path().join("b.log")).expect("remove");
+        let first = sources.next().expect("a");
+        assert!(first.object.is_ok());
+        let second = sources.next().expect("b");
+        assert!(second.name.ends_with("b.log") && second.object.is_err());
+        let third = sources.next().expect("c");
+        assert_eq!(third.object.expect("c is read").bytes, b"c.log");
+        assert!(sources.next().is_none());
+    }
+
+    #[test]
+    fn a_bad_url_is_one_failed_source() {
+        let sources = Sources::list(
+            &["s3://".to_string(), "cloudwatch://".to_string()],
+            None,
+            &mut |_| {},
+        );
+        let got = names(sources);
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[0],
+            ("s3://".into(), Err("not s3://bucket/prefix".into()))
+        );
+        assert_eq!(got[1], ("cloudwatch://".into(), Err("no log group".into())));
+    }
+}
