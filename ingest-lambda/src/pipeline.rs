@@ -574,8 +574,10 @@ impl Pipeline {
             bytes: formats::stream_document(&events).0,
         };
         let id = source_id(&url, None, None);
+        // Permanent failures are quarantined as `object` quarantines them.
         match self.read_whole(&object, &id).await {
-            Err(Error::BadSource(why)) => {
+            Err(e) if !e.retryable() => {
+                let why = e.to_string();
                 self.quarantine(&url, None, &id, &why).await?;
                 Ok(Done::Quarantined(why))
             }

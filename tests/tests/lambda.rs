@@ -412,6 +412,66 @@ fn a_corrupt_object_is_quarantined_and_the_rest_of_the_batch_goes_on() {
 }
 
 #[test]
+fn corrupt_state_is_permanent_for_an_object_and_for_a_stream_delivery() {
+    let w = world();
+    let deps = w.deps("c");
+    let log = w
+        .objects
+        .iter()
+        .find(|o| o.0.ends_with(".log"))
+        .expect("a session log")
+        .clone();
+    let log_sid = log
+        .0
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.strip_suffix(".log"))
+        .unwrap()
+        .to_string();
+    let stream_sid = w.stream.0.clone();
+    // The CloudTrail facts of both sessions, as state that does not read.
+    w.rt.block_on(async {
+        for sid in [&log_sid, &stream_sid] {
+            w.s3.put_object()
+                .bucket(OUT)
+                .key(format!("c/state/trail/{sid}.json"))
+                .body(b"{\"principal\": tru".to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let mut events = w.s3_events(|o| o.0 == log.0);
+    events.extend(w.stream_events());
+    let r = w.deliver(&deps, &events);
+    // Trying again reads the same bytes: nothing is retried, each is quarantined.
+    assert!(r.iter().all(Result::is_ok), "{r:?}");
+    let quarantine = w.outputs("c/quarantine/");
+    let reasons: Vec<(String, String)> = quarantine
+        .values()
+        .map(|b| {
+            let v: Value = serde_json::from_slice(b).unwrap();
+            (
+                v["source"].as_str().unwrap().to_string(),
+                v["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for source in [
+        format!("s3://{LOGS}/{}", log.0),
+        format!("cloudwatch://{GROUP}/{stream_sid}"),
+    ] {
+        assert!(
+            reasons.iter().any(|(s, why)| *s == source
+                && why.starts_with("corrupt state ")
+                && why.contains("state/trail/")),
+            "{source} quarantined for its state: {reasons:?}"
+        );
+    }
+    assert!(w.outputs("c/sessions/").is_empty());
+}
+
+#[test]
 fn a_transient_failure_fails_the_invocation_and_leaves_no_partial_records() {
     let w = world();
     let client = w.s3.clone();
