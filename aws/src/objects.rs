@@ -38,6 +38,33 @@ pub struct ObjectInfo {
 pub trait ChunkStream: Send {
     /// The next chunk; `None` at the end.
     async fn next(&mut self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// When the object was written ([`written`]), where the store says.
+    fn written(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A time of writing as sources carry it: RFC 3339 UTC to the second (S3's `LastModified`
+/// precision), `2026-02-11T05:00:01Z`.
+pub fn written(t: std::time::SystemTime) -> String {
+    let secs = match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs_f64().ceil() as i64),
+    };
+    aws_sdk_s3::primitives::DateTime::from_secs(secs)
+        .fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+        .unwrap_or_default()
+}
+
+/// An object read whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadObject {
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// The version id S3 returned with it.
+    pub version_id: Option<String>,
+    /// When it was written ([`written`]).
+    pub written: Option<String>,
 }
 
 /// An object being written in parts.
@@ -96,20 +123,24 @@ pub struct S3Store {
 }
 
 impl S3Store {
-    /// Read a whole object and the version id S3 returned with it.
+    /// Read a whole object, with the version id and the time of writing S3 returned with it.
     pub async fn read_versioned(
         &self,
         key: &str,
         version: Option<&str>,
-    ) -> Result<(Vec<u8>, Option<String>), StoreError> {
+    ) -> Result<ReadObject, StoreError> {
         let out = self.get_object(key, version).await?;
-        let version = out.version_id().filter(|v| *v != "null").map(String::from);
-        let mut chunks = S3Chunks(out.body, self.url(key));
+        let version_id = out.version_id().filter(|v| *v != "null").map(String::from);
+        let mut chunks = S3Chunks::of(out, self.url(key));
         let mut bytes = Vec::new();
         while let Some(c) = chunks.next().await? {
             bytes.extend_from_slice(&c);
         }
-        Ok((bytes, version))
+        Ok(ReadObject {
+            bytes,
+            version_id,
+            written: chunks.written,
+        })
     }
 
     async fn get_object(
@@ -194,20 +225,43 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-struct S3Chunks(ByteStream, String);
+struct S3Chunks {
+    body: ByteStream,
+    url: String,
+    written: Option<String>,
+}
+
+impl S3Chunks {
+    fn of(out: aws_sdk_s3::operation::get_object::GetObjectOutput, url: String) -> S3Chunks {
+        let written = out.last_modified().and_then(|t| {
+            aws_sdk_s3::primitives::DateTime::from_secs(t.secs())
+                .fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+                .ok()
+        });
+        S3Chunks {
+            body: out.body,
+            url,
+            written,
+        }
+    }
+}
 
 #[async_trait]
 impl ChunkStream for S3Chunks {
     async fn next(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.0.try_next().await {
+        match self.body.try_next().await {
             Ok(Some(b)) => Ok(Some(b.to_vec())),
             Ok(None) => Ok(None),
             Err(e) => Err(StoreError::Transient(format!(
                 "{}: reading the body: {}",
-                self.1,
+                self.url,
                 error_chain(&e)
             ))),
         }
+    }
+
+    fn written(&self) -> Option<String> {
+        self.written.clone()
     }
 }
 
@@ -309,7 +363,7 @@ impl ObjectStore for S3Store {
         version: Option<&str>,
     ) -> Result<Box<dyn ChunkStream>, StoreError> {
         let out = self.get_object(key, version).await?;
-        Ok(Box::new(S3Chunks(out.body, self.url(key))))
+        Ok(Box::new(S3Chunks::of(out, self.url(key))))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -411,7 +465,7 @@ fn io(what: &Path, e: std::io::Error) -> StoreError {
     }
 }
 
-struct FileChunks(tokio::fs::File, PathBuf);
+struct FileChunks(tokio::fs::File, PathBuf, Option<String>);
 
 #[async_trait]
 impl ChunkStream for FileChunks {
@@ -424,6 +478,10 @@ impl ChunkStream for FileChunks {
         }
         buf.truncate(n);
         Ok(Some(buf))
+    }
+
+    fn written(&self) -> Option<String> {
+        self.2.clone()
     }
 }
 
@@ -466,7 +524,8 @@ impl ObjectStore for DirStore {
     ) -> Result<Box<dyn ChunkStream>, StoreError> {
         let p = self.path(key)?;
         let f = tokio::fs::File::open(&p).await.map_err(|e| io(&p, e))?;
-        Ok(Box::new(FileChunks(f, p)))
+        let at = f.metadata().await.ok().and_then(|m| m.modified().ok());
+        Ok(Box::new(FileChunks(f, p, at.map(written))))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

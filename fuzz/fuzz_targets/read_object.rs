@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         name: NAMES[usize::from(pick) % NAMES.len()].to_string(),
         version_id: None,
         bytes: bytes.to_vec(),
+        written: None,
     };
     let mut batch = Batch::default();
     let outcome = read_object(&object, &mut batch);

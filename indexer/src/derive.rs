@@ -22,6 +22,7 @@
 //!     principal_arn: None,
 //!     first_time: None,
 //!     last_time: None,
+//!     written: None,
 //! };
 //! let (_, basis) = Basis::of(&meta.session_id, [&meta], None, &Names::default()).unwrap();
 //! let line = Line {
@@ -109,10 +110,19 @@ impl<'a> From<&'a CommandRecord> for LineRef<'a> {
     }
 }
 
-/// Preference among the transcripts of one session: full S3 transcripts over streams, then the
-/// bigger, then the name (so that the choice does not depend on the order they arrived in).
-fn rank(m: &SourceMeta) -> (u8, u64, &str) {
-    (u8::from(m.kind == "s3-log"), m.size, &m.source)
+/// Precedence among the transcripts of one session, first first: full S3 transcripts over
+/// streams, then the one written first (where the store says when: S3's `LastModified`, a
+/// file's modification time; unknown last), then the name and version. Never the size: a
+/// forged copy padded with commands is bigger. The choice does not depend on the order the
+/// sources arrived in; when the transcripts differ, [`transcript_conflicts`] says so.
+fn rank(m: &SourceMeta) -> impl Ord + '_ {
+    (
+        m.kind != "s3-log",
+        m.written.is_none(),
+        m.written.as_deref(),
+        m.source.as_str(),
+        m.version_id.as_deref(),
+    )
 }
 
 /// Which of a session's transcripts its records are read from: the index into `sources`.
@@ -120,8 +130,43 @@ pub fn choose<'a>(sources: impl IntoIterator<Item = &'a SourceMeta>) -> Option<u
     sources
         .into_iter()
         .enumerate()
-        .max_by(|a, b| rank(a.1).cmp(&rank(b.1)))
+        .min_by(|a, b| rank(a.1).cmp(&rank(b.1)))
         .map(|(i, _)| i)
+}
+
+/// Transcripts of the same kind as the chosen one whose bytes differ from it: two S3 logs (a
+/// second object or version under the session's id), two streams. An S3 log beside its stream
+/// is not one: they are two renderings of the same session.
+pub fn transcript_conflicts(chosen: &SourceMeta, sources: &[&SourceMeta]) -> Vec<String> {
+    let mut others: Vec<&SourceMeta> = sources
+        .iter()
+        .copied()
+        .filter(|m| m.kind == chosen.kind && m.sha256 != chosen.sha256)
+        .collect();
+    others.sort_by(|a, b| rank(a).cmp(&rank(b)));
+    // Each different transcript once, by its first copy.
+    let mut seen = std::collections::BTreeSet::new();
+    others.retain(|m| seen.insert(m.sha256.clone()));
+    let at = |m: &SourceMeta| {
+        let mut s = m.source.clone();
+        if let Some(v) = &m.version_id {
+            s.push_str(&format!(" version {v}"));
+        }
+        if let Some(w) = &m.written {
+            s.push_str(&format!(" written {w}"));
+        }
+        format!("{s} (SHA-256 {})", &m.sha256[..m.sha256.len().min(12)])
+    };
+    others
+        .into_iter()
+        .map(|o| {
+            format!(
+                "two different transcripts of this session: {} and {}; the records are read from the first",
+                at(chosen),
+                at(o)
+            )
+        })
+        .collect()
 }
 
 impl Basis {
@@ -137,8 +182,10 @@ impl Basis {
         let sources: Vec<&SourceMeta> = sources.into_iter().collect();
         let chosen = choose(sources.iter().copied())?;
         let best = sources[chosen];
+        let mut who = model::attribute(session_id, Some(best), trail, names);
+        who.conflicts.extend(transcript_conflicts(best, &sources));
         let basis = Basis {
-            who: model::attribute(session_id, Some(best), trail, names),
+            who,
             source: best.source.clone(),
             version_id: best.version_id.clone(),
             sha256: best.sha256.clone(),
@@ -232,18 +279,65 @@ mod tests {
             principal_arn: None,
             first_time: None,
             last_time: None,
+            written: None,
         }
     }
 
     #[test]
-    fn the_choice_prefers_s3_logs_then_size_then_name_whatever_the_order() {
+    fn the_choice_prefers_s3_logs_then_the_first_written_then_the_name_whatever_the_order() {
         let a = meta("cloudwatch-stream", 900, "cloudwatch://g/s");
         let b = meta("s3-log", 100, "b.log");
         let c = meta("s3-log", 100, "c.log");
-        assert_eq!(choose([&a, &b, &c]), Some(2));
-        assert_eq!(choose([&c, &b, &a]), Some(0));
+        assert_eq!(choose([&a, &b, &c]), Some(1));
+        assert_eq!(choose([&c, &b, &a]), Some(1));
         assert_eq!(choose([&a]), Some(0));
         assert_eq!(choose(std::iter::empty::<&SourceMeta>()), None);
+        // Written first wins over the name and over the size (a padded copy is bigger).
+        let mut real = meta("s3-log", 100, "z.log");
+        real.written = Some("2026-02-11T05:00:01Z".into());
+        let mut padded = meta("s3-log", 100_000, "a.log");
+        padded.written = Some("2026-02-12T00:00:00Z".into());
+        assert_eq!(choose([&padded, &b, &real]), Some(2));
+        assert_eq!(choose([&real, &padded]), Some(0));
+    }
+
+    #[test]
+    fn different_transcripts_of_one_kind_are_a_conflict_and_a_log_beside_its_stream_is_not() {
+        let mut real = meta("s3-log", 100, "sessions/bob.log");
+        real.sha256 = "aa".repeat(32);
+        let mut forged = meta("s3-log", 900, "elsewhere/bob.log");
+        forged.sha256 = "bb".repeat(32);
+        let mut stream = meta("cloudwatch-stream", 300, "cloudwatch://g/bob");
+        stream.sha256 = "cc".repeat(32);
+        let copy = SourceMeta {
+            source: "local/bob.log".into(),
+            ..real.clone()
+        };
+        let (_, basis) = Basis::of(
+            &real.session_id,
+            [&forged, &stream, &real, &copy],
+            None,
+            &Names::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            basis.source, "elsewhere/bob.log",
+            "by name: neither says when"
+        );
+        assert_eq!(basis.who.conflicts.len(), 1, "{:?}", basis.who.conflicts);
+        let c = &basis.who.conflicts[0];
+        assert!(
+            c.contains("elsewhere/bob.log") && c.contains("aaaaaaaaaaaa"),
+            "{c}"
+        );
+        let (_, alone) = Basis::of(
+            &real.session_id,
+            [&real, &stream, &copy],
+            None,
+            &Names::default(),
+        )
+        .unwrap();
+        assert!(alone.who.conflicts.is_empty(), "{:?}", alone.who.conflicts);
     }
 
     #[test]

@@ -100,6 +100,17 @@ pub struct TrailEvent {
     pub account: Option<String>,
     /// `eventID`.
     pub event_id: Option<String>,
+    /// `errorCode`: the call failed or was denied, and started, resumed or ended nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+}
+
+impl TrailEvent {
+    /// Did the call succeed? A failed or denied one (`errorCode`) never starts, resumes, ends or
+    /// attributes a session.
+    pub fn succeeded(&self) -> bool {
+        self.error_code.is_none()
+    }
 }
 
 /// An instance and its Name tag.
@@ -332,6 +343,9 @@ pub const LOG_TAIL_BYTES: usize = 512;
 
 /// A `script` transcript: header, pty bytes, footer.
 fn s3_log(name: &str, bytes: &[u8]) -> Result<Transcript> {
+    if let Some(why) = crate::stream::refusal(bytes) {
+        return Err(Error::Unrecognised(why));
+    }
     let meta = log_meta(name, &bytes[..bytes.len().min(LOG_HEAD_BYTES + 1024)]);
     let tail_from = bytes
         .len()
@@ -615,6 +629,8 @@ struct SessionRecord<'a> {
     recipient_account_id: Option<Cow<'a, str>>,
     #[serde(rename = "eventID", borrow)]
     event_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    error_code: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -684,6 +700,7 @@ struct RecordFields<'a> {
     region: Option<&'a str>,
     recipient_account: Option<&'a str>,
     event_id: Option<&'a str>,
+    error_code: Option<&'a str>,
 }
 
 fn fields_of_value(r: &Value) -> RecordFields<'_> {
@@ -707,6 +724,7 @@ fn fields_of_value(r: &Value) -> RecordFields<'_> {
         region: s("/awsRegion"),
         recipient_account: s("/recipientAccountId"),
         event_id: s("/eventID"),
+        error_code: s("/errorCode"),
     }
 }
 
@@ -739,6 +757,7 @@ fn fields_of_record<'a>(head: &'a RecordHead<'a>, r: &'a SessionRecord<'a>) -> R
         region: s(r.aws_region.as_ref()),
         recipient_account: s(r.recipient_account_id.as_ref()),
         event_id: s(r.event_id.as_ref()),
+        error_code: s(r.error_code.as_ref()),
     }
 }
 
@@ -788,6 +807,7 @@ fn session_event(f: RecordFields<'_>) -> Option<TrailEvent> {
         region: own(f.region),
         account: own(f.recipient_account.or(f.identity_account)),
         event_id: own(f.event_id),
+        error_code: own(f.error_code),
     })
 }
 

@@ -5,6 +5,10 @@ use crate::formats::{self, Parsed, TrailEvent};
 use crate::model::{CommandRecord, SessionSource, SourceObject};
 use crate::names::{InstanceNames, NameOrigin, TagChange};
 
+/// How a file of command records found among sources is described: it is skipped, as
+/// nothing in it proves what it says.
+pub const RECORDS_AMONG_SOURCES: &str = "command records derived elsewhere, among sources";
+
 /// Facts read from sources, to be merged into the index.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -68,11 +72,42 @@ impl Outcome {
     }
 }
 
-/// Parse one object and add its facts to `batch`.
+/// What a source is taken for: each kind of input is accepted for what it can prove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    /// What AWS wrote: session logs, streams, CloudTrail, inventories, recognised by content.
+    /// Command records are never taken from these: a file of them proves nothing.
+    Sources,
+    /// Command records derived elsewhere (the Lambda's output), read only because the user
+    /// named them as such (`ingest records:LOCATION`).
+    Records,
+}
+
+/// Parse one source object and add its facts to `batch`.
 pub fn read_object(object: &SourceObject, batch: &mut Batch) -> Outcome {
+    read_as(object, Provenance::Sources, batch)
+}
+
+/// Parse one object, taken for what `provenance` says, and add its facts to `batch`.
+pub fn read_as(object: &SourceObject, provenance: Provenance, batch: &mut Batch) -> Outcome {
     // Hashed once: the ledger and every session of the object name the same digest.
     let sha = object.sha256();
-    let outcome = parse_object(object, &sha, batch);
+    let outcome = match provenance {
+        Provenance::Sources => parse_object(object, &sha, batch),
+        Provenance::Records => match crate::model::parse_records(&object.bytes) {
+            Some(records) => {
+                let items = records.len();
+                batch.records.extend(records);
+                Outcome::Read {
+                    kind: "records",
+                    items,
+                }
+            }
+            None => Outcome::Failed(Error::Unrecognised(
+                "named as command records, but not JSON Lines of command records".into(),
+            )),
+        },
+    };
     if let Outcome::Read { kind, .. } = &outcome {
         batch.ledger.push(crate::ledger::Ingested {
             source: object.name.clone(),
@@ -85,26 +120,29 @@ pub fn read_object(object: &SourceObject, batch: &mut Batch) -> Outcome {
     outcome
 }
 
+/// A session log's lines, or why it is not a terminal transcript.
+fn read_log(object: &SourceObject, log: &[u8], sha: &str, batch: &mut Batch) -> Outcome {
+    if let Some(why) = crate::stream::refusal(log) {
+        return Outcome::Failed(crate::error::Error::Unrecognised(why));
+    }
+    batch
+        .sources
+        .push(SessionSource::from_log(object, log, sha));
+    Outcome::Read {
+        kind: "s3-log",
+        items: 1,
+    }
+}
+
 fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome {
-    if object.bytes.first() == Some(&b'{') {
-        if let Some(records) = crate::model::parse_records(&object.bytes) {
-            let items = records.len();
-            batch.records.extend(records);
-            return Outcome::Read {
-                kind: "records",
-                items,
-            };
-        }
+    if object.bytes.first() == Some(&b'{') && crate::model::parse_records(&object.bytes).is_some() {
+        return Outcome::Skipped(format!(
+            "{RECORDS_AMONG_SOURCES}: they are read only when named as such (ingest records:LOCATION)"
+        ));
     }
     // Session logs, the bulk of the input, go through the one reader of session logs.
     if crate::stream::is_session_log(&object.bytes) {
-        batch
-            .sources
-            .push(SessionSource::from_log(object, &object.bytes, sha));
-        return Outcome::Read {
-            kind: "s3-log",
-            items: 1,
-        };
+        return read_log(object, &object.bytes, sha, batch);
     }
     // Compressed objects are inflated once: a log goes to the log reader, anything else to the
     // format parser under its name without `.gz` (as `formats::parse` reads gzip itself).
@@ -115,13 +153,7 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
             Err(e) => return Outcome::Failed(e),
         };
         if crate::stream::is_session_log(&inflated) {
-            batch
-                .sources
-                .push(SessionSource::from_log(object, &inflated, sha));
-            return Outcome::Read {
-                kind: "s3-log",
-                items: 1,
-            };
+            return read_log(object, &inflated, sha, batch);
         }
         (object.name.trim_end_matches(".gz"), inflated.as_slice())
     } else {

@@ -34,6 +34,9 @@ pub struct SourceObject {
     pub version_id: Option<String>,
     /// The bytes, as stored (compressed or not).
     pub bytes: Vec<u8>,
+    /// When it was written, RFC 3339 UTC, where the store says (S3's `LastModified`, a file's
+    /// modification time): which of two transcripts of a session came first.
+    pub written: Option<String>,
 }
 
 impl SourceObject {
@@ -128,6 +131,9 @@ pub struct SourceMeta {
     /// Last time the source shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_time: Option<String>,
+    /// When the object was written, where the store said ([`SourceObject::written`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<String>,
 }
 
 /// What one transcript source says about one session: its facts and its input lines.
@@ -145,6 +151,7 @@ impl SourceMeta {
     pub fn of_log(
         name: &str,
         version_id: Option<String>,
+        written: Option<String>,
         sha256: String,
         summary: &LogSummary,
     ) -> SourceMeta {
@@ -161,6 +168,7 @@ impl SourceMeta {
             principal_arn: None,
             first_time: None,
             last_time: summary.last_time.clone(),
+            written,
         }
     }
 
@@ -178,6 +186,7 @@ impl SessionSource {
         let mut meta = SourceMeta::of_log(
             &object.name,
             object.version_id.clone(),
+            object.written.clone(),
             sha256.to_string(),
             &summary,
         );
@@ -225,6 +234,7 @@ impl SessionSource {
                 principal_arn: t.principal_arn.clone(),
                 first_time: t.first_time.clone(),
                 last_time: t.last_time.clone(),
+                written: object.written.clone(),
             },
             lines,
         }
@@ -254,17 +264,102 @@ impl SessionTrail {
         self.events.len() != before
     }
 
-    /// The StartSession event.
-    pub fn start(&self) -> Option<&TrailEvent> {
-        self.events.iter().find(|e| e.event_name == "StartSession")
-    }
-
-    /// The TerminateSession event.
-    pub fn terminate(&self) -> Option<&TrailEvent> {
+    /// The successful events named `name`, in time order.
+    fn succeeded<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a TrailEvent> + 'a {
         self.events
             .iter()
-            .rev()
-            .find(|e| e.event_name == "TerminateSession")
+            .filter(move |e| e.event_name == name && e.succeeded())
+    }
+
+    /// The StartSession the session is attributed to, among the successful ones: the one whose
+    /// principal is the name the session id was made from, else the earliest. (When there are
+    /// several, [`SessionTrail::conflicts`] says so.)
+    pub fn start(&self) -> Option<&TrailEvent> {
+        let own = sessionid::parse(&self.session_id).map(|(name, _)| name);
+        self.succeeded("StartSession")
+            .find(|e| own.is_some() && e.principal.as_deref() == own)
+            .or_else(|| self.succeeded("StartSession").next())
+    }
+
+    /// Who resumed the session, other than the principal its StartSession names, in time
+    /// order (successful ResumeSessions only).
+    pub fn participants(&self) -> Vec<Participant> {
+        let Some(start) = self.start() else {
+            return Vec::new();
+        };
+        self.succeeded("ResumeSession")
+            .filter(|e| e.principal_arn != start.principal_arn || e.principal != start.principal)
+            .map(|e| Participant {
+                principal_arn: e.principal_arn.clone(),
+                principal: e.principal.clone(),
+                source_ip: e.source_ip.clone(),
+                mfa: e.mfa,
+                time: e.event_time.clone(),
+            })
+            .collect()
+    }
+
+    /// The last successful TerminateSession.
+    pub fn terminate(&self) -> Option<&TrailEvent> {
+        self.succeeded("TerminateSession").last()
+    }
+
+    /// What CloudTrail's records of the session disagree about, each naming the records: two
+    /// successful StartSessions for different principals, a principal that is not the one the
+    /// session id names, records from another account or region than the start's.
+    pub fn conflicts(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(start) = self.start() else {
+            return out;
+        };
+        let who = |e: &TrailEvent| {
+            e.principal_arn
+                .clone()
+                .or_else(|| e.principal.clone())
+                .unwrap_or_else(|| "an unnamed principal".into())
+        };
+        let event = |e: &TrailEvent| match &e.event_id {
+            Some(id) => format!("{} {id} at {}", e.event_name, e.event_time),
+            None => format!("{} at {}", e.event_name, e.event_time),
+        };
+        for other in self.succeeded("StartSession") {
+            if !std::ptr::eq(other, start) && who(other) != who(start) {
+                out.push(format!(
+                    "CloudTrail has two StartSession records for this session: {} by {} and {} by {}",
+                    event(start),
+                    who(start),
+                    event(other),
+                    who(other)
+                ));
+            }
+        }
+        if let (Some((name, _)), Some(principal)) = (
+            sessionid::parse(&self.session_id),
+            start.principal.as_deref(),
+        ) {
+            // ECS Exec names its sessions after itself, not the caller.
+            if name != principal && name != "ecs-execute-command" {
+                out.push(format!(
+                    "the session id names {name}, but CloudTrail's {} names {}",
+                    event(start),
+                    who(start)
+                ));
+            }
+        }
+        for e in self.events.iter().filter(|e| e.succeeded()) {
+            let differs = |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if a != b);
+            if differs(&e.account, &start.account) || differs(&e.region, &start.region) {
+                out.push(format!(
+                    "{} is from account {} in {}, the session's StartSession from account {} in {}",
+                    event(e),
+                    e.account.as_deref().unwrap_or("?"),
+                    e.region.as_deref().unwrap_or("?"),
+                    start.account.as_deref().unwrap_or("?"),
+                    start.region.as_deref().unwrap_or("?")
+                ));
+            }
+        }
+        out
     }
 }
 
@@ -295,6 +390,30 @@ pub struct Attribution {
     pub session_end: Option<String>,
     /// `cloudtrail`, `stream` (the streamed identity), `session-id` (its name part) or `none`.
     pub attribution: String,
+    /// Where the session's sources disagree, each naming them; the fields above follow the
+    /// documented precedence. Empty (and left out of JSON) when they agree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
+    /// Principals other than the starter who resumed the session (a successful ResumeSession).
+    /// A transcript does not say who typed which line after a resume: every line after the
+    /// first such time may be theirs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<Participant>,
+}
+
+/// Someone other than its starter who took part in a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// IAM principal ARN.
+    pub principal_arn: Option<String>,
+    /// User name, role session name or Identity Center user.
+    pub principal: Option<String>,
+    /// Caller's IP address.
+    pub source_ip: Option<String>,
+    /// MFA used.
+    pub mfa: Option<bool>,
+    /// When they joined (the ResumeSession's time).
+    pub time: String,
 }
 
 /// Combine what the sources, CloudTrail and the instance names say about one session.
@@ -340,7 +459,42 @@ pub fn attribute(
         let at = a.session_start.as_deref().or(a.session_end.as_deref());
         (a.instance_name, a.instance_name_from) = names.at(i, at);
     }
+    if let Some(t) = trail {
+        a.conflicts = t.conflicts();
+        a.participants = t.participants();
+    }
+    if let (Some(s), Some(start)) = (source, start) {
+        a.conflicts.extend(source_conflicts(s, start));
+    }
     a
+}
+
+/// Where a transcript's own identity contradicts CloudTrail's StartSession: a stream's
+/// `userIdentity.arn` or `target.id`, a log header's instance. CloudTrail wins; this says so.
+fn source_conflicts(s: &SourceMeta, start: &TrailEvent) -> Vec<String> {
+    let mut out = Vec::new();
+    let what = if s.kind == "cloudwatch-stream" {
+        "the stream"
+    } else {
+        "the log's header"
+    };
+    if let (Some(own), Some(trail)) = (&s.principal_arn, &start.principal_arn) {
+        if own != trail {
+            out.push(format!(
+                "{what} {} names principal {own}, CloudTrail's StartSession {trail}",
+                s.source
+            ));
+        }
+    }
+    if let (Some(own), Some(trail)) = (&s.instance_id, &start.target) {
+        if own != trail {
+            out.push(format!(
+                "{what} {} names instance {own}, CloudTrail's StartSession {trail}",
+                s.source
+            ));
+        }
+    }
+    out
 }
 
 /// One command with everything an auditor needs to read it and prove it.

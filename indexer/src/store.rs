@@ -262,6 +262,9 @@ pub struct WhoKey {
     pub session_start: Option<String>,
     /// Session end.
     pub session_end: Option<String>,
+    /// Its sources disagree (the records' `conflicts`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub conflict: bool,
 }
 
 impl WhoKey {
@@ -276,6 +279,7 @@ impl WhoKey {
                 .or_else(|| who.instance_id.clone()),
             session_start: who.session_start.clone(),
             session_end: who.session_end.clone(),
+            conflict: !who.conflicts.is_empty(),
         }
     }
 }
@@ -1520,37 +1524,47 @@ impl Store {
     pub fn coverage(&self) -> Result<Vec<SessionCoverage>> {
         let names = self.instance_names()?;
         let q = TermQuery::new(self.term(self.f.kind, "trail"), IndexRecordOption::Basic);
-        let trails: Vec<SessionTrail> = self.bodies(&q)?;
-        let mut by: BTreeMap<String, SessionCoverage> = BTreeMap::new();
-        for t in trails {
-            let who = model::attribute(&t.session_id, None, Some(&t), &names);
-            let start = t.start();
-            by.insert(
-                t.session_id.clone(),
-                SessionCoverage {
-                    session_id: t.session_id.clone(),
-                    document: start.and_then(|s| s.document_name.clone()),
-                    who,
-                    cloudtrail: start.is_some(),
-                    transcripts: Vec::new(),
-                },
-            );
-        }
+        let trails: BTreeMap<String, SessionTrail> = self
+            .bodies::<SessionTrail>(&q)?
+            .into_iter()
+            .map(|t| (t.session_id.clone(), t))
+            .collect();
         let q = TermQuery::new(self.term(self.f.kind, "source"), IndexRecordOption::Basic);
+        let mut metas: BTreeMap<String, Vec<model::SourceMeta>> = BTreeMap::new();
         for s in self.bodies::<SourceMetaOnly>(&q)? {
-            let m = s.meta;
-            let entry = by
-                .entry(m.session_id.clone())
-                .or_insert_with(|| SessionCoverage {
-                    session_id: m.session_id.clone(),
-                    document: None,
-                    who: model::attribute(&m.session_id, Some(&m), None, &names),
-                    cloudtrail: false,
-                    transcripts: Vec::new(),
-                });
-            entry.transcripts.push(m.source.clone());
+            metas
+                .entry(s.meta.session_id.clone())
+                .or_default()
+                .push(s.meta);
         }
-        let mut out: Vec<SessionCoverage> = by.into_values().collect();
+        let ids: BTreeSet<&String> = trails.keys().chain(metas.keys()).collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for sid in ids {
+            let trail = trails.get(sid);
+            let sources = metas.get(sid).map(Vec::as_slice).unwrap_or_default();
+            // Who, as the session's records say it: the one derivation.
+            let who = match Basis::of(sid, sources, trail, &names) {
+                Some((_, basis)) => basis.who,
+                None => model::attribute(sid, None, trail, &names),
+            };
+            let start = trail.and_then(SessionTrail::start);
+            out.push(SessionCoverage {
+                session_id: sid.clone(),
+                document: start.and_then(|s| s.document_name.clone()),
+                who,
+                cloudtrail: start.is_some(),
+                transcripts: sources.iter().map(|m| m.source.clone()).collect(),
+                denied: trail
+                    .map(|t| {
+                        t.events
+                            .iter()
+                            .filter(|e| !e.succeeded())
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
         out.sort_by(|a, b| {
             (a.who.session_start.as_deref(), &a.session_id)
                 .cmp(&(b.who.session_start.as_deref(), &b.session_id))
@@ -1648,6 +1662,10 @@ pub struct SessionCoverage {
     pub cloudtrail: bool,
     /// The transcripts indexed for it.
     pub transcripts: Vec<String>,
+    /// Calls on it that failed or were denied (`errorCode`): they started, resumed or ended
+    /// nothing, and who tried is listed here.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<TrailEvent>,
 }
 
 impl SessionCoverage {
@@ -1675,13 +1693,31 @@ impl SessionCoverage {
             && until.is_none_or(|e| start.is_some_and(|t| t < e))
     }
 
-    /// `covered`, `no transcript` or `no cloudtrail`.
+    /// `covered`, `no transcript`, `no cloudtrail`, or `denied` (only failed or denied calls:
+    /// no session began).
     pub fn status(&self) -> &'static str {
         match (self.cloudtrail, self.transcripts.is_empty()) {
             (true, false) => "covered",
             (true, true) => "no transcript",
+            (false, true) if !self.denied.is_empty() => "denied",
             _ => "no cloudtrail",
         }
+    }
+
+    /// What an auditor must look at besides the status: `conflict` (its sources disagree:
+    /// see `conflicts`), `denied` (failed or denied calls on it: see `denied`).
+    pub fn flags(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if !self.who.conflicts.is_empty() {
+            out.push("conflict");
+        }
+        if !self.denied.is_empty() {
+            out.push("denied");
+        }
+        if !self.who.participants.is_empty() {
+            out.push("participants");
+        }
+        out
     }
 }
 

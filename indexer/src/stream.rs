@@ -21,6 +21,39 @@ pub fn is_session_log(head: &[u8]) -> bool {
     head.contains(&0x1b) || head.windows(2).any(|w| w == b"\r\n") || head.contains(&0x08)
 }
 
+/// Why bytes that look like a session log are not a terminal transcript, if they are not: more
+/// than a quarter of the first bytes after the header (the [`LogReader`]'s head, the same
+/// window whether the object is read whole or in chunks) are neither text nor the controls a
+/// terminal prints (random data, a binary). Real transcripts have next to none: the shared
+/// and recorded corpora none at all, hostile fixtures with NULs and invalid UTF-8 under 8 %.
+pub fn refusal(head: &[u8]) -> Option<String> {
+    let head = &head[..head.len().min(HEAD_NEEDED)];
+    let body = if head.starts_with(b"Script started on") {
+        memchr::memchr(b'\n', head).map_or(&head[head.len()..], |p| &head[p + 1..])
+    } else {
+        head
+    };
+    if body.len() < 32 {
+        return None;
+    }
+    let mut noise = 0usize;
+    for chunk in body.utf8_chunks() {
+        noise += chunk.invalid().len();
+        noise += chunk
+            .valid()
+            .bytes()
+            .filter(|&b| (b < 0x20 && !b"\t\n\r\x07\x08\x0e\x0f\x1b".contains(&b)) || b == 0x7f)
+            .count();
+    }
+    (noise * 4 > body.len()).then(|| {
+        format!(
+            "not a terminal transcript: {} of its first {} bytes are neither text nor terminal controls (random data or a binary?)",
+            noise,
+            body.len()
+        )
+    })
+}
+
 /// What a streamed log turned out to hold besides its lines.
 #[derive(Debug, Clone)]
 pub struct LogSummary {
@@ -249,6 +282,7 @@ mod tests {
             name: "s3://b/x.log".into(),
             version_id: Some("v1".into()),
             bytes: bytes.clone(),
+            written: Some("2026-01-01T00:00:00Z".into()),
         };
         let sha = object.sha256();
         // What the Lambda does: chunks, hashed on the way.
@@ -262,6 +296,7 @@ mod tests {
         let streamed = crate::model::SourceMeta::of_log(
             &object.name,
             object.version_id.clone(),
+            object.written.clone(),
             summary.sha256.clone(),
             &summary,
         );
@@ -280,6 +315,38 @@ mod tests {
         };
         let parsed = crate::model::SessionSource::from_transcript(&ts[0], &object, &sha);
         assert_eq!(parsed, *whole);
+    }
+
+    #[test]
+    fn random_bytes_and_binaries_are_refused_and_real_transcripts_are_not() {
+        // Deterministic noise: an xorshift generator.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let random: Vec<u8> = (0..100_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert!(refusal(&random).is_some());
+        let mut headed = b"Script started on 2026-01-01 00:00:00+0000\n".to_vec();
+        headed.extend_from_slice(&random);
+        assert!(refusal(&headed)
+            .unwrap()
+            .starts_with("not a terminal transcript"));
+        // An ELF binary's start: mostly NULs and small numbers.
+        let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+        elf.extend((0..4096u32).map(|i| if i % 5 == 0 { (i % 7) as u8 } else { 0 }));
+        assert!(refusal(&elf).is_some());
+        assert_eq!(refusal(&log(40)), None);
+        let mut hangul = b"Script started on 2026-01-01 00:00:00+0000\n".to_vec();
+        hangul.extend(
+            "\x1b[?2004h$ echo 안녕하세요 \x08\x08\r\n"
+                .repeat(50)
+                .bytes(),
+        );
+        assert_eq!(refusal(&hangul), None);
     }
 
     #[test]

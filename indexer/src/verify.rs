@@ -148,6 +148,7 @@ pub fn verify(
             name: name.clone(),
             version_id: e.version_id.clone(),
             bytes,
+            written: None,
         };
         if let Outcome::Failed(err) = ingest::read_object(&object, &mut batch) {
             report.problems.push(Problem {

@@ -259,7 +259,13 @@ impl Pipeline {
             return Err(Error::BadSource("the object is empty".into()));
         }
         if stream::is_session_log(&head) {
-            return self.stream_log(chunks, head, url, version, id).await;
+            if let Some(why) = stream::refusal(&head) {
+                return Err(Error::BadSource(why));
+            }
+            let written = chunks.written();
+            return self
+                .stream_log(chunks, head, url, version, written, id)
+                .await;
         }
         let mut bytes = head;
         while let Some(c) = chunks.next().await? {
@@ -269,6 +275,7 @@ impl Pipeline {
             name: url.to_string(),
             version_id: version.map(String::from),
             bytes,
+            written: chunks.written(),
         };
         self.read_whole(&object, id).await
     }
@@ -277,16 +284,13 @@ impl Pipeline {
     /// holds into the state.
     async fn read_whole(&self, object: &SourceObject, id: &str) -> Result<Done, Error> {
         let mut batch = Batch::default();
-        let (kind, items) = match ingest::read_object(object, &mut batch) {
-            Outcome::Read { kind, items } => (kind, items),
+        // Sources only: a file of command records under the watched prefix proves nothing, and
+        // is skipped (`ingest::read_object` never takes records).
+        let kind = match ingest::read_object(object, &mut batch) {
+            Outcome::Read { kind, .. } => kind,
             Outcome::Skipped(why) => return Ok(Done::Skipped(why)),
             Outcome::Failed(e) => return Err(Error::BadSource(e.to_string())),
         };
-        if kind == "records" {
-            return Ok(Done::Skipped(format!(
-                "{items} command records derived elsewhere: the Lambda derives records from sources only"
-            )));
-        }
         let mut sessions = Vec::new();
         for s in &batch.sources {
             sessions.push(self.store_source(&s.meta, &s.lines, id).await?);
@@ -311,6 +315,7 @@ impl Pipeline {
         head: Vec<u8>,
         url: &str,
         version: Option<&str>,
+        written: Option<String>,
         id: &str,
     ) -> Result<Done, Error> {
         let mut reader = LogReader::new(url);
@@ -349,6 +354,7 @@ impl Pipeline {
         let meta = SourceMeta::of_log(
             url,
             version.map(String::from),
+            written,
             summary.sha256.clone(),
             &summary,
         );
@@ -572,6 +578,7 @@ impl Pipeline {
             name: url.clone(),
             version_id: None,
             bytes: formats::stream_document(&events).0,
+            written: None,
         };
         let id = source_id(&url, None, None);
         // Permanent failures are quarantined as `object` quarantines them.
@@ -625,22 +632,28 @@ impl Pipeline {
         let sid = key_safe(session_id);
         let sources: Vec<SourceState> =
             self.out.list_json(&format!("state/sources/{sid}/")).await?;
-        let Some(chosen) = derive::choose(sources.iter().map(|s| &s.meta)) else {
+        let Some(first) = derive::choose(sources.iter().map(|s| &s.meta)) else {
             return Ok(false);
         };
-        let best = &sources[chosen];
         let trail = self.trail(session_id).await?;
         let start = trail.as_ref().and_then(|t| t.start());
         // The instance's names are read (and looked up) before the basis is made: the name at
         // the session's time is part of it.
         let instance = start
             .and_then(|s| s.target.clone())
-            .or_else(|| best.meta.instance_id.clone());
+            .or_else(|| sources[first].meta.instance_id.clone());
         let region = start.and_then(|s| s.region.as_deref());
         let names = self.names(instance.as_deref(), region).await?;
-        let Some((_, basis)) = Basis::of(session_id, [&best.meta], trail.as_ref(), &names) else {
+        // Every transcript of the session: the basis says where they disagree.
+        let Some((chosen, basis)) = Basis::of(
+            session_id,
+            sources.iter().map(|s| &s.meta),
+            trail.as_ref(),
+            &names,
+        ) else {
             return Ok(false);
         };
+        let best = &sources[chosen];
         let day = basis
             .who
             .session_start

@@ -64,6 +64,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Search(args) => {
             let config = args.into_config()?;
             let store = Store::open(&index)?;
+            one_principal(&store, config.filter.user.as_deref())?;
             let mut records = store.search(&config.filter)?;
             for r in &mut records {
                 indexer::derive::apply_rules(r, &config.rules);
@@ -81,6 +82,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (since, until) = args.window()?;
             let store = Store::open(&index)?;
             let mut rows = store.coverage()?;
+            one_principal_among(&rows, args.user.as_deref())?;
             rows.retain(|c| {
                 c.matches(
                     args.user.as_deref(),
@@ -128,6 +130,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Who(args) => {
             let (filter, format) = args.into_filter()?;
             let store = Store::open(&index)?;
+            one_principal(&store, filter.user.as_deref())?;
             let rows = output::who_rows(&store.who(&filter)?);
             let mut out = std::io::stdout().lock();
             output::who(&mut out, &rows, format)?;
@@ -165,7 +168,7 @@ fn ingest(
     let total = sources.total();
     for (n, source) in sources.enumerate() {
         run.show_progress(n, total, &source.name);
-        run.take(&source.name, source.object, &mut batch)?;
+        run.take(&source.name, source.provenance, source.object, &mut batch)?;
         run.add(&mut store, &mut batch)?;
     }
     if let Some(bar) = &run.bar {
@@ -286,6 +289,7 @@ impl Run {
     fn take(
         &mut self,
         name: &str,
+        provenance: ingest::Provenance,
         object: std::result::Result<SourceObject, String>,
         batch: &mut Batch,
     ) -> Result<()> {
@@ -302,7 +306,7 @@ impl Run {
         };
         self.bytes += object.bytes.len() as u64;
         self.pending += object.bytes.len() as u64;
-        let outcome = ingest::read_object(&object, batch);
+        let outcome = ingest::read_as(&object, provenance, batch);
         let prefix = match &outcome {
             Outcome::Read { .. } => {
                 self.read += 1;
@@ -358,6 +362,39 @@ impl cli::SearchArgs {
     }
 }
 
+/// Refuse a `--user` name that more than one principal ARN answers to (a role session may
+/// choose any name): each is named, and one of them can be asked for by its ARN.
+fn one_principal(store: &Store, user: Option<&str>) -> Result<()> {
+    match user {
+        Some(u) if !u.starts_with("arn:") => one_principal_among(&store.coverage()?, Some(u)),
+        _ => Ok(()),
+    }
+}
+
+/// [`one_principal`] over coverage rows already read.
+fn one_principal_among(rows: &[indexer::store::SessionCoverage], user: Option<&str>) -> Result<()> {
+    let Some(user) = user.filter(|u| !u.starts_with("arn:")) else {
+        return Ok(());
+    };
+    let arns: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .filter(|c| c.matches(Some(user), None, None, None))
+        .filter_map(|c| c.who.principal_arn.as_deref())
+        .collect();
+    if arns.len() > 1 {
+        anyhow::bail!(
+            "--user {} names {} different principals: {}; give the ARN of the one you mean",
+            output::visible(user),
+            arns.len(),
+            arns.iter()
+                .map(|a| output::visible(a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
 fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
     let store = Store::open(index)?;
     let since = args.since.as_deref().map(cli::parse_when).transpose()?;
@@ -368,11 +405,14 @@ fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
         None => indexer::rules::Rules::builtin(),
     };
     let coverage = store.coverage()?;
+    one_principal_among(&coverage, args.user.as_deref())?;
+    // One report per principal ARN (per name where no ARN is known): two principals that share
+    // a name are never one report.
     let users: Vec<String> = match &args.user {
         Some(u) => vec![u.clone()],
         None => coverage
             .iter()
-            .filter_map(|c| c.who.principal.clone())
+            .filter_map(|c| c.who.principal_arn.clone().or(c.who.principal.clone()))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect(),

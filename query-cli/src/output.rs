@@ -102,6 +102,7 @@ pub fn commands(
                 "byte_end",
                 "output",
                 "suspicious",
+                "conflicts",
             ])?;
             for r in records {
                 let row = [
@@ -127,6 +128,7 @@ pub fn commands(
                     r.evidence.byte_end.to_string(),
                     r.output.clone().unwrap_or_default(),
                     r.suspicious.join("; "),
+                    r.who.conflicts.join("; "),
                 ];
                 w.write_record(row.iter().map(|c| csv_cell(c)))?;
             }
@@ -146,11 +148,18 @@ pub fn commands(
                         }),
                         cell(&r.run_as),
                         cell(&format!("{}#{}", r.session_id, r.seq)),
-                        cell(&if r.suspicious.is_empty() {
-                            r.rule.join(",")
-                        } else {
-                            // Flagged lines stand out; `--format json` says why.
-                            format!("SUSPICIOUS {}", r.rule.join(","))
+                        cell(&{
+                            // Flagged lines and sessions stand out; `--format json` and
+                            // `coverage` say why.
+                            let mut flags = Vec::new();
+                            if !r.who.conflicts.is_empty() {
+                                flags.push("CONFLICT".to_string());
+                            }
+                            if !r.suspicious.is_empty() {
+                                flags.push("SUSPICIOUS".to_string());
+                            }
+                            flags.push(r.rule.join(","));
+                            flags.join(" ").trim_end().to_string()
                         }),
                         cell(&r.command),
                     ]
@@ -227,6 +236,13 @@ pub struct WhoRow {
     pub instances: Vec<String>,
     pub first_seen: Option<String>,
     pub last_seen: Option<String>,
+    /// Of its sessions, those whose sources disagree (`coverage` says how).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sessions_in_conflict: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Group matching commands, counted by session, by principal.
@@ -237,6 +253,7 @@ pub fn who_rows(sessions: &[(WhoKey, usize)]) -> Vec<WhoRow> {
         name: Option<String>,
         commands: usize,
         sessions: BTreeSet<String>,
+        conflicted: BTreeSet<String>,
         instances: BTreeSet<String>,
         times: BTreeSet<String>,
     }
@@ -252,6 +269,9 @@ pub fn who_rows(sessions: &[(WhoKey, usize)]) -> Vec<WhoRow> {
         a.name = s.principal.clone();
         a.commands += n;
         a.sessions.insert(s.session_id.clone());
+        if s.conflict {
+            a.conflicted.insert(s.session_id.clone());
+        }
         if let Some(i) = &s.instance {
             a.instances.insert(i.clone());
         }
@@ -269,6 +289,7 @@ pub fn who_rows(sessions: &[(WhoKey, usize)]) -> Vec<WhoRow> {
             instances: a.instances.into_iter().collect(),
             first_seen: a.times.first().cloned(),
             last_seen: a.times.last().cloned(),
+            sessions_in_conflict: a.conflicted.len(),
         })
         .collect();
     rows.sort_by(|a, b| (&a.principal, &a.principal_arn).cmp(&(&b.principal, &b.principal_arn)));
@@ -316,7 +337,11 @@ pub fn who(out: &mut impl Write, rows: &[WhoRow], format: Format) -> Result<()> 
                         cell(or_dash(&r.principal)),
                         cell(or_dash(&r.principal_arn)),
                         r.commands.to_string(),
-                        r.sessions.to_string(),
+                        if r.sessions_in_conflict > 0 {
+                            format!("{} ({} CONFLICT)", r.sessions, r.sessions_in_conflict)
+                        } else {
+                            r.sessions.to_string()
+                        },
                         cell(&r.instances.join(", ")),
                         or_dash(&r.first_seen).to_string(),
                         or_dash(&r.last_seen).to_string(),
@@ -356,6 +381,7 @@ pub fn coverage(
             for c in &shown {
                 let mut v = serde_json::to_value(c)?;
                 v["status"] = c.status().into();
+                v["flags"] = c.flags().into();
                 writeln!(out, "{}", json_line(&v)?)?;
             }
         }
@@ -364,6 +390,7 @@ pub fn coverage(
             w.write_record([
                 "session_id",
                 "status",
+                "flags",
                 "principal",
                 "principal_arn",
                 "mfa",
@@ -373,11 +400,13 @@ pub fn coverage(
                 "session_end",
                 "document",
                 "transcripts",
+                "conflicts",
             ])?;
             for c in &shown {
                 let row = [
                     c.session_id.clone(),
                     c.status().to_string(),
+                    c.flags().join(" "),
                     opt(&c.who.principal).to_string(),
                     opt(&c.who.principal_arn).to_string(),
                     c.who.mfa.map_or(String::new(), |m| m.to_string()),
@@ -387,6 +416,7 @@ pub fn coverage(
                     opt(&c.who.session_end).to_string(),
                     opt(&c.document).to_string(),
                     c.transcripts.join(" "),
+                    c.who.conflicts.join("; "),
                 ];
                 w.write_record(row.iter().map(|c| csv_cell(c)))?;
             }
@@ -396,8 +426,13 @@ pub fn coverage(
             let table_rows: Vec<Vec<String>> = shown
                 .iter()
                 .map(|c| {
+                    let flags = c.flags();
                     vec![
-                        c.status().to_string(),
+                        if flags.is_empty() {
+                            c.status().to_string()
+                        } else {
+                            format!("{} {}", c.status(), flags.join(",").to_uppercase())
+                        },
                         cell(&c.session_id),
                         cell(or_dash(&c.who.principal)),
                         c.who
@@ -442,6 +477,64 @@ pub fn coverage(
                 "\n{covered} of {} sessions covered (transcript and CloudTrail); {no_log} with no transcript, {no_trail} with no CloudTrail record, {no_mfa} started without MFA",
                 rows.len()
             )?;
+            let conflicts: Vec<_> = rows
+                .iter()
+                .filter(|c| !c.who.conflicts.is_empty())
+                .collect();
+            if !conflicts.is_empty() {
+                writeln!(
+                    out,
+                    "{} sessions whose sources disagree (the row shows the documented precedence):",
+                    conflicts.len()
+                )?;
+                for c in conflicts {
+                    for why in &c.who.conflicts {
+                        writeln!(out, "  CONFLICT {}: {}", cell(&c.session_id), cell(why))?;
+                    }
+                }
+            }
+            let joined: Vec<_> = rows
+                .iter()
+                .flat_map(|c| c.who.participants.iter().map(move |p| (c, p)))
+                .collect();
+            if !joined.is_empty() {
+                writeln!(
+                    out,
+                    "{} resumes by another principal (a transcript does not say who typed what after one):",
+                    joined.len()
+                )?;
+                for (c, p) in joined {
+                    writeln!(
+                        out,
+                        "  PARTICIPANT {}: {} from {} at {}, MFA {}",
+                        cell(&c.session_id),
+                        cell(or_dash(&p.principal_arn.clone().or(p.principal.clone()))),
+                        cell(or_dash(&p.source_ip)),
+                        p.time,
+                        p.mfa.map_or("?", |m| if m { "yes" } else { "NO" })
+                    )?;
+                }
+            }
+            let denied: Vec<_> = rows.iter().flat_map(|c| &c.denied).collect();
+            if !denied.is_empty() {
+                writeln!(out, "{} failed or denied calls:", denied.len())?;
+                for e in denied {
+                    writeln!(
+                        out,
+                        "  DENIED {} {} {} by {} from {} on {}",
+                        or_dash(&Some(e.event_time.clone())),
+                        cell(&e.event_name),
+                        cell(or_dash(&e.error_code)),
+                        cell(or_dash(&e.principal_arn.clone().or(e.principal.clone()))),
+                        cell(or_dash(&e.source_ip)),
+                        cell(if e.session_id.is_empty() {
+                            or_dash(&e.target)
+                        } else {
+                            &e.session_id
+                        })
+                    )?;
+                }
+            }
         }
     }
     Ok(())

@@ -45,7 +45,7 @@ impl S3Fetcher {
         let store = S3Store::new(client, &bucket);
         self.rt
             .block_on(store.read_versioned(&key, version))
-            .map(|(b, _)| b)
+            .map(|o| o.bytes)
             .map_err(|e| e.to_string())
     }
 }

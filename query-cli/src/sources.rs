@@ -1,20 +1,28 @@
 //! Every source given to `ingest`, as one stream of objects: the files under local paths, the
 //! objects under `s3://bucket/prefix`, the streamed sessions under `cloudwatch://group[/prefix]`.
+//! A location written `records:LOCATION` holds command records derived elsewhere (the Lambda's
+//! output): only those are read as records, never a file found among sources.
 //!
 //! The locations are listed first, in the order given, so that the stream knows how many
 //! sources it holds; each file and S3 object is read only when it is taken. A location that
 //! cannot be listed is one failed source naming it, and the others are still read.
 
 use aws_adapters::objects::{self, ObjectStore, S3Store};
+use indexer::ingest::Provenance;
 use indexer::model::SourceObject;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-/// One source: its name (a path or URL) and its bytes, or why they could not be had.
+/// One source: its name (a path or URL), what it is taken for, and its bytes, or why they
+/// could not be had.
 pub struct Source {
     pub name: String,
+    pub provenance: Provenance,
     pub object: Result<SourceObject, String>,
 }
+
+/// The prefix of a location of command records.
+pub const RECORDS: &str = "records:";
 
 /// A source as listed, not yet read.
 enum Listed {
@@ -34,7 +42,7 @@ enum Listed {
 
 /// The sources under every location, in order.
 pub struct Sources {
-    listed: VecDeque<Listed>,
+    listed: VecDeque<(Listed, Provenance)>,
     total: usize,
     /// Made on first use: local paths need none.
     rt: Option<tokio::runtime::Runtime>,
@@ -55,8 +63,12 @@ impl Sources {
         };
         let mut s3: Option<objects::S3Client> = None;
         let mut logs: Option<aws_adapters::cloudwatch::Client> = None;
-        for location in locations {
-            listing(location);
+        for given in locations {
+            listing(given);
+            let (location, provenance) = match given.strip_prefix(RECORDS) {
+                Some(rest) => (rest, Provenance::Records),
+                None => (given.as_str(), Provenance::Sources),
+            };
             let listed = if location.starts_with("s3://") {
                 sources.list_s3(location, &mut s3)
             } else if let Some(path) = location.strip_prefix("cloudwatch://") {
@@ -65,11 +77,16 @@ impl Sources {
                 list_files(Path::new(location))
             };
             match listed {
-                Ok(found) => sources.listed.extend(found),
-                Err(why) => sources.listed.push_back(Listed::Failed {
-                    name: location.clone(),
-                    why,
-                }),
+                Ok(found) => sources
+                    .listed
+                    .extend(found.into_iter().map(|l| (l, provenance))),
+                Err(why) => sources.listed.push_back((
+                    Listed::Failed {
+                        name: given.clone(),
+                        why,
+                    },
+                    provenance,
+                )),
             }
         }
         sources.total = sources.listed.len();
@@ -148,45 +165,51 @@ impl Sources {
                     name: format!("cloudwatch://{group}/{stream}"),
                     version_id: None,
                     bytes,
+                    written: None,
                 })
             })
             .collect())
     }
 
-    fn read(&mut self, listed: Listed) -> Source {
-        match listed {
+    fn read(&mut self, listed: Listed, provenance: Provenance) -> Source {
+        let (name, object) = match listed {
             Listed::File(path) => {
                 let name = path.display().to_string();
+                let written = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .map(objects::written);
                 let object = std::fs::read(&path)
                     .map(|bytes| SourceObject {
                         name: name.clone(),
                         version_id: None,
                         bytes,
+                        written,
                     })
                     .map_err(|e| e.to_string());
-                Source { name, object }
+                (name, object)
             }
             Listed::S3 { store, key } => {
                 let name = store.url(&key);
                 let object = self.rt().and_then(|rt| {
                     rt.block_on(store.read_versioned(&key, None))
-                        .map(|(bytes, version_id)| SourceObject {
+                        .map(|o| SourceObject {
                             name: name.clone(),
-                            version_id,
-                            bytes,
+                            version_id: o.version_id,
+                            bytes: o.bytes,
+                            written: o.written,
                         })
                         .map_err(|e| e.to_string())
                 });
-                Source { name, object }
+                (name, object)
             }
-            Listed::Read(object) => Source {
-                name: object.name.clone(),
-                object: Ok(object),
-            },
-            Listed::Failed { name, why } => Source {
-                name,
-                object: Err(why),
-            },
+            Listed::Read(object) => (object.name.clone(), Ok(object)),
+            Listed::Failed { name, why } => (name, Err(why)),
+        };
+        Source {
+            name,
+            provenance,
+            object,
         }
     }
 }
@@ -195,8 +218,8 @@ impl Iterator for Sources {
     type Item = Source;
 
     fn next(&mut self) -> Option<Source> {
-        let listed = self.listed.pop_front()?;
-        Some(self.read(listed))
+        let (listed, provenance) = self.listed.pop_front()?;
+        Some(self.read(listed, provenance))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -301,6 +324,34 @@ mod tests {
         let third = sources.next().expect("c");
         assert_eq!(third.object.expect("c is read").bytes, b"c.log");
         assert!(sources.next().is_none());
+    }
+
+    #[test]
+    fn records_locations_are_marked_and_named_as_given() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(tmp.path().join("r.jsonl"), b"{}").expect("write");
+        let dir = tmp.path().display().to_string();
+        let sources = Sources::list(
+            &[
+                format!("records:{dir}"),
+                dir.clone(),
+                "records:/no/such".into(),
+            ],
+            None,
+            &mut |_| {},
+        );
+        let got: Vec<(String, Provenance, bool)> = sources
+            .map(|s| (s.name, s.provenance, s.object.is_ok()))
+            .collect();
+        let file = tmp.path().join("r.jsonl").display().to_string();
+        assert_eq!(
+            got,
+            [
+                (file.clone(), Provenance::Records, true),
+                (file, Provenance::Sources, true),
+                ("records:/no/such".into(), Provenance::Records, false),
+            ]
+        );
     }
 
     #[test]

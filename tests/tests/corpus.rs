@@ -251,7 +251,8 @@ fn commands_of_one_session_attributed_differently_are_told_apart() {
     let text: String = session.iter().map(|h| format!("{h}\n")).collect();
     std::fs::write(&records, text).unwrap();
     let split = tmp.path().join("split");
-    assert_eq!(ingest(&split, &[&records]).0, 0);
+    let named = std::path::PathBuf::from(format!("records:{}", records.display()));
+    assert_eq!(ingest(&split, &[&named]).0, 0);
     let keys = |hits: &[Value]| hits.iter().map(record_key).collect::<Vec<_>>();
     let theirs = search_json(
         &split,
@@ -450,7 +451,8 @@ fn cloudtrail_after_records_derived_elsewhere_keeps_them() {
     let text: String = records.iter().map(|h| format!("{h}\n")).collect();
     std::fs::write(&file, text).unwrap();
     let index = tmp.path().join("idx");
-    assert_eq!(ingest(&index, &[&file]).0, 0);
+    let named = std::path::PathBuf::from(format!("records:{}", file.display()));
+    assert_eq!(ingest(&index, &[&named]).0, 0);
     assert_eq!(search_json(&index, &[]).len(), records.len());
     assert_eq!(ingest(&index, &[&c.join("cloudtrail")]).0, 0);
     assert_eq!(attributed(&search_json(&index, &[])), attributed(&records));

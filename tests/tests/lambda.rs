@@ -606,7 +606,7 @@ fn the_cli_reads_s3_cloudwatch_and_the_lambda_records_like_local_files() {
     let r = w.deliver(&w.deps("audit"), &events);
     assert!(r.iter().all(Result::is_ok), "{r:?}");
     let records = tmp.path().join("records");
-    ingest(&records, &[&format!("s3://{OUT}/audit/sessions/")]);
+    ingest(&records, &[&format!("records:s3://{OUT}/audit/sessions/")]);
     assert_eq!(commands(&records), want);
 }
 
@@ -1008,4 +1008,90 @@ fn lambda_with_names_from_ec2_equals_the_cli(c: &Path) {
     let last = last_line(&text);
     assert!(last.contains("attribution 1.000"), "{text}");
     assert!(last.starts_with("precision 1.000 recall 1.000"), "{text}");
+}
+
+/// Issue 18 through the Lambda: a forged StartSession for another principal and a second,
+/// padded transcript written under the session's key (a new version) by an instance. The
+/// records keep the genuine attribution and transcript, and carry both conflicts; a file of
+/// command records written into the log prefix is skipped.
+#[test]
+fn the_lambda_flags_a_forged_start_and_a_second_transcript_and_skips_records() {
+    let w = world();
+    let sid = "jiwoo-de2414f130f6d253c";
+    let key = w
+        .objects
+        .iter()
+        .find(|o| o.0.ends_with(&format!("{sid}.log")))
+        .unwrap()
+        .0
+        .clone();
+    let mut events = w.s3_events(|_| true);
+    // S3 keeps LastModified to the second: the forgeries come later.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let real = std::fs::read(corpus().join(format!("sessions/{sid}.log"))).unwrap();
+    let mut padded = real.clone();
+    padded.extend(std::iter::repeat_n(b' ', 20_000));
+    let forged_start = serde_json::json!({"Records": [{
+        "eventVersion": "1.08",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::444455556666:user/mallory",
+            "accountId": "444455556666", "userName": "mallory", "principalId": "AIDAFORGED"},
+        "eventTime": "2026-02-10T01:00:00Z", "eventSource": "ssm.amazonaws.com",
+        "eventName": "StartSession", "awsRegion": "ap-northeast-2",
+        "sourceIPAddress": "198.51.100.66", "recipientAccountId": "444455556666",
+        "requestParameters": {"target": "i-0d44dd44dd44dd444"},
+        "responseElements": {"sessionId": sid}, "eventID": "forged-start"
+    }]});
+    let records = b"{\"schema\":1,\"session_id\":\"jiwoo-de2414f130f6d253c\",\"seq\":0,\"command\":\"true\",\"run_as\":\"root\",\"cwd\":null,\"principal_arn\":\"arn:aws:iam::444455556666:user/mallory\",\"principal\":\"mallory\",\"principal_type\":null,\"mfa\":null,\"source_ip\":null,\"instance_id\":null,\"instance_name\":null,\"session_start\":null,\"session_end\":null,\"attribution\":\"cloudtrail\",\"programs\":[\"true\"],\"evidence\":{\"source\":\"x\",\"sha256\":\"00\",\"byte_start\":0,\"byte_end\":1}}\n".to_vec();
+    let forged: Vec<(String, Vec<u8>)> = vec![
+        (key.clone(), padded),
+        (
+            "AWSLogs/444455556666/CloudTrail/ap-northeast-2/2026/02/10/forged.json".into(),
+            serde_json::to_vec(&forged_start).unwrap(),
+        ),
+        ("sessions/notes.jsonl".into(), records),
+    ];
+    for (k, bytes) in forged {
+        let size = bytes.len() as u64;
+        let put =
+            w.rt.block_on(
+                w.s3.put_object()
+                    .bucket(LOGS)
+                    .key(&k)
+                    .body(bytes.into())
+                    .send(),
+            )
+            .unwrap();
+        events.push(s3_event(
+            LOGS,
+            &[(k, put.version_id().map(String::from), None, size)],
+        ));
+    }
+    let answers = w.deliver(&w.deps("p"), &events);
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let skipped = answers.last().unwrap().as_ref().unwrap().to_string();
+    assert!(skipped.contains("skipped"), "{skipped}");
+    let all: Vec<Value> = sorted_records(
+        &w.outputs("p/sessions/")
+            .into_values()
+            .flatten()
+            .collect::<Vec<u8>>(),
+    );
+    let session: Vec<&Value> = all.iter().filter(|r| r["session_id"] == sid).collect();
+    assert!(!session.is_empty());
+    for r in &session {
+        assert_eq!(
+            r["principal_arn"], "arn:aws:iam::444455556666:user/jiwoo",
+            "{r}"
+        );
+        let c = r["conflicts"].to_string();
+        assert!(c.contains("mallory"), "{r}");
+        assert!(c.contains("two different transcripts"), "{r}");
+        assert_ne!(r["evidence"]["version_id"], Value::Null);
+    }
+    // The first version written is the one read.
+    let first = w.objects.iter().find(|o| o.0 == key).unwrap().1.clone();
+    assert_eq!(
+        session[0]["evidence"]["version_id"].as_str(),
+        first.as_deref()
+    );
 }

@@ -249,6 +249,7 @@ mod tests {
             principal_arn: None,
             first_time: Some("2026-01-01T00:00:00Z".into()),
             last_time: None,
+            written: None,
         };
         for lines in [vec![], vec![bare.clone()], vec![line(1), bare, line(2)]] {
             let s = SessionSource {
@@ -300,6 +301,7 @@ mod tests {
                 name: path.display().to_string(),
                 version_id: None,
                 bytes: std::fs::read(&path).unwrap(),
+                written: None,
             };
             let Ok(crate::formats::Parsed::Transcripts(ts)) =
                 crate::formats::parse(&object.name, &object.bytes)
