@@ -480,3 +480,39 @@ fn verify_reports_a_removed_cloudtrail_source() {
         "{out}"
     );
 }
+
+/// Every field a record carries, conflicts and participants included, is a column of the
+/// Athena tables in `infra/audit.yaml`.
+#[test]
+fn the_glue_tables_have_a_column_for_every_field_of_a_record() {
+    let case = Case::new();
+    case.write(
+        "cloudtrail/forged.json",
+        &trail(&[
+            call("StartSession", MALLORY, "2026-02-10T00:59:00Z", None),
+            call("ResumeSession", MALLORY, "2026-02-10T01:05:00Z", None),
+        ]),
+    );
+    let (code, err, got) = case.ingest();
+    assert_eq!(code, 0, "{err}");
+    let template =
+        std::fs::read_to_string(ssm_audit_tests::repo_root().join("infra/audit.yaml")).unwrap();
+    let columns: std::collections::BTreeSet<&str> = template
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- {Name: "))
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    let fields: std::collections::BTreeSet<String> = got
+        .values()
+        .flat_map(|r| r.as_object().unwrap().keys().cloned())
+        .collect();
+    for f in ["conflicts", "participants", "schema", "rule"] {
+        assert!(fields.contains(f), "{f} among {fields:?}");
+    }
+    for f in &fields {
+        assert!(
+            columns.contains(f.as_str()),
+            "no column for {f} in {columns:?}"
+        );
+    }
+}
