@@ -876,6 +876,25 @@ impl Store {
         }
     }
 
+    /// What the EC2 API answered about instances' names, as it was recorded (it is not a
+    /// source the ledger lists, so `verify` takes it from here).
+    pub fn names_from_ec2(&self) -> Result<Vec<InstanceNames>> {
+        let q = TermQuery::new(self.term(self.f.kind, "instance"), IndexRecordOption::Basic);
+        let list: Vec<InstanceNames> = self.bodies(&q)?;
+        Ok(list
+            .into_iter()
+            .filter_map(|n| {
+                let at = n.looked_up.clone()?;
+                let mut asked = InstanceNames::new(&n.instance_id);
+                let name = (n.origin == crate::names::NameOrigin::Ec2)
+                    .then_some(n.name.as_deref())
+                    .flatten();
+                asked.looked_up(name, n.region.as_deref(), at);
+                Some(asked)
+            })
+            .collect())
+    }
+
     fn instance_names(&self) -> Result<Names> {
         let q = TermQuery::new(self.term(self.f.kind, "instance"), IndexRecordOption::Basic);
         let list: Vec<InstanceNames> = self.bodies(&q)?;

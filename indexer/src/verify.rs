@@ -1,8 +1,10 @@
 //! `verify`: fetch every source again, recompute its SHA-256, re-derive its commands, and
-//! compare with the index and the ledger, both ways.
+//! compare with the index and the ledger, both ways; then derive every record again from
+//! every source the ledger lists (transcripts, CloudTrail, inventories, records files) into a
+//! fresh index, and compare each record with the index's, field by field.
 
 use crate::error::Result;
-use crate::ingest::{self, Outcome};
+use crate::ingest::{self, Outcome, Provenance};
 use crate::ledger::{Entry, Ledger};
 use crate::model::{sha256_hex, Line, SessionSource, SourceObject};
 use crate::store::{Batch, Store};
@@ -13,7 +15,7 @@ use std::path::Path;
 /// One disagreement found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    /// `changed`, `missing`, `unexpected`, `deleted`, `commands`, `ledger`.
+    /// `changed`, `missing`, `unexpected`, `deleted`, `commands`, `records`, `ledger`.
     pub kind: &'static str,
     /// The source (or the ledger file) it is about.
     pub source: String,
@@ -74,6 +76,8 @@ pub fn verify(
     for s in store.sources()? {
         indexed.entry(s.meta.source.clone()).or_default().push(s);
     }
+    // Every source again, for the records derived again from all of them.
+    let mut again = Batch::default();
     // The index against the ledger.
     for (name, sources) in &indexed {
         if !selected(name) {
@@ -119,6 +123,12 @@ pub fn verify(
                 report
                     .unchecked
                     .push((name.clone(), "cannot be fetched again byte for byte".into()));
+                // A transcript's lines as indexed stand in for it when the records are derived
+                // again (so do those of a transcript reported missing or changed below: that
+                // is said once, by its own problem).
+                again
+                    .sources
+                    .extend(in_index.into_iter().flatten().cloned());
                 continue;
             }
             Err(Some(why)) => {
@@ -127,6 +137,9 @@ pub fn verify(
                     source: name.clone(),
                     detail: why,
                 });
+                again
+                    .sources
+                    .extend(in_index.into_iter().flatten().cloned());
                 continue;
             }
         };
@@ -138,11 +151,11 @@ pub fn verify(
                 source: name.clone(),
                 detail: format!("SHA-256 was {} when ingested, is {} now", e.sha256, digest),
             });
+            again
+                .sources
+                .extend(in_index.into_iter().flatten().cloned());
             continue;
         }
-        let (Some(sources), true) = (in_index, transcript) else {
-            continue;
-        };
         let mut batch = Batch::default();
         let object = SourceObject {
             name: name.clone(),
@@ -150,7 +163,12 @@ pub fn verify(
             bytes,
             written: None,
         };
-        if let Outcome::Failed(err) = ingest::read_object(&object, &mut batch) {
+        let provenance = if e.kind == "records" {
+            Provenance::Records
+        } else {
+            Provenance::Sources
+        };
+        if let Outcome::Failed(err) = ingest::read_as(&object, provenance, &mut batch) {
             report.problems.push(Problem {
                 kind: "commands",
                 source: name.clone(),
@@ -158,7 +176,24 @@ pub fn verify(
             });
             continue;
         }
-        for derived in &batch.sources {
+        // When it was written is not in the ledger: the index's note of it stands.
+        for s in &mut batch.sources {
+            s.meta.written = in_index
+                .into_iter()
+                .flatten()
+                .find(|i| i.meta.session_id == s.meta.session_id)
+                .and_then(|i| i.meta.written.clone());
+        }
+        let derived_sources = batch.sources.clone();
+        again.sources.extend(batch.sources);
+        again.trail.extend(batch.trail);
+        again.instances.extend(batch.instances);
+        again.tags.extend(batch.tags);
+        again.records.extend(batch.records);
+        let (Some(sources), true) = (in_index, transcript) else {
+            continue;
+        };
+        for derived in &derived_sources {
             let sid = &derived.meta.session_id;
             let stored = sources.iter().find(|s| &s.meta.session_id == sid);
             if stored.is_none_or(|s| comparable(&s.lines) != comparable(&derived.lines)) {
@@ -215,5 +250,93 @@ pub fn verify(
             }
         }
     }
+    if only.is_none() {
+        again.instances.extend(store.names_from_ec2()?);
+        rederive(store, again, &mut report)?;
+    }
     Ok(report)
+}
+
+/// Derive every record again from `again` in a fresh index, and name every record whose
+/// fields differ from the index's, or that only one of the two holds.
+fn rederive(store: &Store, again: Batch, report: &mut Report) -> Result<()> {
+    let tmp = std::env::temp_dir().join(format!(
+        "ssm-audit-verify-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    let result = (|| {
+        let mut fresh = Store::open_or_create(&tmp)?;
+        fresh.add(again)?;
+        fresh.commit()?;
+        let all = |s: &Store| -> Result<BTreeMap<(String, u32, bool), serde_json::Value>> {
+            let mut out = BTreeMap::new();
+            for abandoned in [false, true] {
+                let filter = crate::store::Filter {
+                    abandoned,
+                    ..Default::default()
+                };
+                for r in s.search(&filter)? {
+                    let key = (r.session_id.clone(), r.seq, r.abandoned);
+                    out.insert(key, serde_json::to_value(&r)?);
+                }
+            }
+            Ok(out)
+        };
+        Ok::<_, crate::error::Error>((all(store)?, all(&fresh)?))
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    let (held, derived) = result?;
+    for (key, want) in &derived {
+        let (sid, seq, _) = key;
+        match held.get(key) {
+            None => report.problems.push(Problem {
+                kind: "records",
+                source: sid.clone(),
+                detail: format!("#{seq}: derived again from the sources, but not in the index"),
+            }),
+            Some(got) if got != want => {
+                let fields = differing(got, want);
+                report.problems.push(Problem {
+                    kind: "records",
+                    source: sid.clone(),
+                    detail: format!("#{seq}: the index differs from the sources in {fields}"),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    for (sid, seq, _) in held.keys().filter(|k| !derived.contains_key(*k)) {
+        report.problems.push(Problem {
+            kind: "records",
+            source: sid.clone(),
+            detail: format!("#{seq}: in the index, but no source the ledger lists gives it"),
+        });
+    }
+    Ok(())
+}
+
+/// The fields of two records that differ, each with the index's value and the derived one.
+fn differing(got: &serde_json::Value, want: &serde_json::Value) -> String {
+    let empty = serde_json::Map::new();
+    let (g, w) = (
+        got.as_object().unwrap_or(&empty),
+        want.as_object().unwrap_or(&empty),
+    );
+    let keys: std::collections::BTreeSet<&String> = g.keys().chain(w.keys()).collect();
+    keys.into_iter()
+        .filter(|k| g.get(*k) != w.get(*k))
+        .map(|k| {
+            let show =
+                |v: Option<&serde_json::Value>| v.map_or("nothing".into(), |v| v.to_string());
+            format!(
+                "{k} ({} in the index, {} from the sources)",
+                show(g.get(k)),
+                show(w.get(k))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

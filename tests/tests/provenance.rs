@@ -479,6 +479,20 @@ fn verify_reports_a_removed_cloudtrail_source() {
             .any(|l| l.contains(&gone.display().to_string()) && l.contains("missing")),
         "{out}"
     );
+    // Derived again without it, the sessions it attributed no longer say who: each record
+    // that differs is named with the fields that differ.
+    let records: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|p| p["kind"] == "records")
+        .collect();
+    assert!(!records.is_empty(), "{out}");
+    assert!(
+        records
+            .iter()
+            .all(|p| p["detail"].as_str().unwrap().contains("principal_arn")),
+        "{out}"
+    );
 }
 
 /// Every field a record carries, conflicts and participants included, is a column of the
