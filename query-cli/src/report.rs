@@ -269,6 +269,7 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px soli
 table{border-collapse:collapse;width:100%;margin:.6em 0}th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top;text-align:left}\
 th{background:#f3f3f3}code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px}\
 pre{margin:0;white-space:pre-wrap;word-break:break-all;color:#555}tr.priv td{background:#fdecea}\
+.conflict{border:2px solid #c0392b;background:#fdecea;padding:4px 8px}.note{border-left:4px solid #e67e22;padding:2px 8px}\
 .rule{display:inline-block;background:#c0392b;color:#fff;border-radius:3px;padding:0 4px;margin:1px;font-size:11px}\
 .ev{font-size:11px;color:#666;word-break:break-all}.warn{color:#c0392b;font-weight:bold}\
 @media print{body{margin:0}tr{page-break-inside:avoid}h2{page-break-after:avoid}}";
@@ -374,6 +375,44 @@ pub fn html(r: &Report) -> String {
             h(c.status()),
             c.document.as_deref().map(|d| format!(" · document {}", h(d))).unwrap_or_default()
         );
+        // What an auditor must weigh before reading the commands: sources that disagree,
+        // others who joined, calls that were refused.
+        if !w.conflicts.is_empty() {
+            o.push_str("<div class=\"conflict\"><b>CONFLICT: the sources of this session disagree.</b> What follows shows the documented precedence.<ul>");
+            for why in &w.conflicts {
+                let _ = write!(o, "<li>{}</li>", h(why));
+            }
+            o.push_str("</ul></div>");
+        }
+        if !w.participants.is_empty() {
+            o.push_str("<div class=\"note\"><b>Resumed by another principal.</b> A transcript does not say who typed which line after a resume.<ul>");
+            for p in &w.participants {
+                let _ = write!(
+                    o,
+                    "<li>{} from {} at {}, MFA {}</li>",
+                    h(opt(&p.principal_arn.clone().or(p.principal.clone()))),
+                    h(opt(&p.source_ip)),
+                    h(&p.time),
+                    mfa(p.mfa)
+                );
+            }
+            o.push_str("</ul></div>");
+        }
+        if !c.denied.is_empty() {
+            o.push_str("<div class=\"note\"><b>Failed or denied calls on this session.</b><ul>");
+            for e in &c.denied {
+                let _ = write!(
+                    o,
+                    "<li>{} {} {} by {} from {}</li>",
+                    h(&e.event_time),
+                    h(&e.event_name),
+                    h(opt(&e.error_code)),
+                    h(opt(&e.principal_arn.clone().or(e.principal.clone()))),
+                    h(opt(&e.source_ip))
+                );
+            }
+            o.push_str("</ul></div>");
+        }
         if sess.commands.is_empty() {
             o.push_str("<p><i>No commands: no transcript was ingested for this session.</i></p>");
             continue;
@@ -470,6 +509,30 @@ pub fn markdown(r: &Report) -> String {
             opt(&w.source_ip),
             c.status()
         );
+        for why in &w.conflicts {
+            let _ = writeln!(o, "> **CONFLICT**: {}\n>", md(why));
+        }
+        for p in &w.participants {
+            let _ = writeln!(
+                o,
+                "> **Resumed by** {} from {} at {}, MFA {} (a transcript does not say who typed which line after a resume)\n>",
+                md(opt(&p.principal_arn.clone().or(p.principal.clone()))),
+                md(opt(&p.source_ip)),
+                md(&p.time),
+                mfa(p.mfa)
+            );
+        }
+        for e in &c.denied {
+            let _ = writeln!(
+                o,
+                "> **{}** {} {} by {} from {}\n>",
+                md(opt(&e.error_code)),
+                md(&e.event_time),
+                md(&e.event_name),
+                md(opt(&e.principal_arn.clone().or(e.principal.clone()))),
+                md(opt(&e.source_ip))
+            );
+        }
         if sess.commands.is_empty() {
             continue;
         }

@@ -276,6 +276,41 @@ fn a_second_start_for_another_principal_is_a_conflict_and_does_not_win() {
             assert_eq!(Some(r), case.clean.get(k));
         }
     }
+    // Reports say so at the top of the session, the search table marks its rows.
+    let index = case.forged.with_extension("index").display().to_string();
+    for (format, heading, mark, commands) in [
+        ("md", format!("## {JIWOO}"), "**CONFLICT**", "| # |"),
+        (
+            "html",
+            format!("<h3><code>{JIWOO}</code></h3>"),
+            "class=\"conflict\"",
+            "<th>#</th>",
+        ),
+    ] {
+        let (code, out, err) = ssm_audit_tests::run(&[
+            "report", "--index", &index, "--user", "jiwoo", "--format", format,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let session = &out[out
+            .find(&heading)
+            .unwrap_or_else(|| panic!("{format}: {out}"))..];
+        let at = session
+            .find(mark)
+            .unwrap_or_else(|| panic!("{format}: {session}"));
+        assert!(session[at..].contains("mallory"), "{format}");
+        assert!(
+            at < session.find(commands).unwrap_or(usize::MAX),
+            "{format}: before the commands"
+        );
+    }
+    let (_, table, _) = ssm_audit_tests::run(&["search", "--index", &index, "--user", "jiwoo"]);
+    assert!(
+        table
+            .lines()
+            .filter(|l| l.contains(JIWOO))
+            .all(|l| l.contains("CONFLICT")),
+        "{table}"
+    );
 }
 
 #[test]
