@@ -776,7 +776,13 @@ fn session_event(f: RecordFields<'_>) -> Option<TrailEvent> {
         return None;
     }
     let own = |v: Option<&str>| v.map(String::from);
-    let session_id = own(f.response_session_id.or(f.request_session_id))?;
+    // A denied StartSession names no session (none began): it is kept, with an empty id, as
+    // an attempt on its target.
+    let session_id = match own(f.response_session_id.or(f.request_session_id)) {
+        Some(id) => id,
+        None if f.error_code.is_some() => String::new(),
+        None => return None,
+    };
     let arn = own(f.arn);
     let ptype = own(f.identity_type);
     let principal = own(f.user_name)

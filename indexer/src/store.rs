@@ -1556,8 +1556,38 @@ impl Store {
                 .or_default()
                 .push(s.meta);
         }
-        let ids: BTreeSet<&String> = trails.keys().chain(metas.keys()).collect();
+        let ids: BTreeSet<&String> = trails
+            .keys()
+            .chain(metas.keys())
+            .filter(|s| !s.is_empty())
+            .collect();
         let mut out = Vec::with_capacity(ids.len());
+        // Calls refused before any session began (a denied StartSession names none): one row
+        // each, as an attempt on its target.
+        for e in trails.get("").map_or(&[][..], |t| &t.events[..]) {
+            let mut who = model::Attribution {
+                principal_arn: e.principal_arn.clone(),
+                principal: e.principal.clone(),
+                principal_type: e.principal_type.clone(),
+                mfa: e.mfa,
+                source_ip: e.source_ip.clone(),
+                instance_id: e.target.clone(),
+                session_start: Some(e.event_time.clone()),
+                attribution: "cloudtrail".into(),
+                ..Default::default()
+            };
+            if let Some(i) = &who.instance_id {
+                (who.instance_name, who.instance_name_from) = names.at(i, Some(&e.event_time));
+            }
+            out.push(SessionCoverage {
+                session_id: String::new(),
+                document: e.document_name.clone(),
+                who,
+                cloudtrail: false,
+                transcripts: Vec::new(),
+                denied: vec![e.clone()],
+            });
+        }
         for sid in ids {
             let trail = trails.get(sid);
             let sources = metas.get(sid).map(Vec::as_slice).unwrap_or_default();

@@ -433,7 +433,12 @@ pub fn coverage(
                         } else {
                             format!("{} {}", c.status(), flags.join(",").to_uppercase())
                         },
-                        cell(&c.session_id),
+                        // A call refused before any session began names none.
+                        cell(if c.session_id.is_empty() {
+                            "(none began)"
+                        } else {
+                            &c.session_id
+                        }),
                         cell(or_dash(&c.who.principal)),
                         c.who
                             .mfa

@@ -424,14 +424,25 @@ fn a_resume_by_another_principal_shows_them_on_the_session() {
 #[test]
 fn denied_calls_are_listed_by_coverage() {
     let case = Case::new();
+    // As CloudTrail writes a denied StartSession: no session id, no response.
+    let mut refused = call(
+        "StartSession",
+        MALLORY,
+        "2026-02-10T00:58:00Z",
+        Some("AccessDenied"),
+    );
+    refused.as_object_mut().unwrap().remove("responseElements");
     case.write(
         "cloudtrail/denied.json",
-        &trail(&[call(
-            "TerminateSession",
-            MALLORY,
-            "2026-02-10T01:05:00Z",
-            Some("AccessDeniedException"),
-        )]),
+        &trail(&[
+            call(
+                "TerminateSession",
+                MALLORY,
+                "2026-02-10T01:05:00Z",
+                Some("AccessDeniedException"),
+            ),
+            refused,
+        ]),
     );
     let (code, err, _) = case.ingest();
     assert_eq!(code, 0, "{err}");
@@ -451,6 +462,29 @@ fn denied_calls_are_listed_by_coverage() {
         table.contains("DENIED") && table.contains("AccessDeniedException"),
         "{table}"
     );
+    // Who tried to get into EC2-A: the refused start, on its target, with no session.
+    let (code, out, _) = ssm_audit_tests::run(&[
+        "coverage",
+        "--index",
+        &index,
+        "--instance",
+        "EC2-A",
+        "--user",
+        "mallory",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!(rows[0]["status"], "denied");
+    assert_eq!(rows[0]["session_id"], "");
+    assert_eq!(rows[0]["source_ip"], "198.51.100.66");
+    assert_eq!(rows[0]["denied"][0]["error_code"], "AccessDenied");
+    assert_eq!(rows[0]["instance_id"], "i-0d44dd44dd44dd444");
 }
 
 #[test]
