@@ -22,6 +22,8 @@ pub struct Batch {
     pub tags: Vec<TagChange>,
     /// Command records derived elsewhere (the Lambda's output), taken as they are.
     pub records: Vec<CommandRecord>,
+    /// Files named as transcripts that are not terminal output.
+    pub unreadable: Vec<crate::model::Unreadable>,
     /// The sources these facts were read from, for the ledger.
     pub ledger: Vec<crate::ledger::Ingested>,
 }
@@ -34,6 +36,7 @@ impl Batch {
             && self.instances.is_empty()
             && self.tags.is_empty()
             && self.records.is_empty()
+            && self.unreadable.is_empty()
     }
 }
 
@@ -123,6 +126,14 @@ pub fn read_as(object: &SourceObject, provenance: Provenance, batch: &mut Batch)
 /// A session log's lines, or why it is not a terminal transcript.
 fn read_log(object: &SourceObject, log: &[u8], sha: &str, batch: &mut Batch) -> Outcome {
     if let Some(why) = crate::stream::refusal(log) {
+        let meta = formats::log_meta(&object.name, &log[..log.len().min(formats::LOG_HEAD_BYTES)]);
+        batch.unreadable.push(crate::model::Unreadable {
+            session_id: meta.session_id,
+            source: object.name.clone(),
+            version_id: object.version_id.clone(),
+            sha256: sha.to_string(),
+            reason: why.clone(),
+        });
         return Outcome::Failed(crate::error::Error::Unrecognised(why));
     }
     batch

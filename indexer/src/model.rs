@@ -241,6 +241,23 @@ impl SessionSource {
     }
 }
 
+/// A file named as a session's transcript that is not one (random data, a binary): refused,
+/// and remembered so that the session's coverage says its transcript is unreadable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreadable {
+    /// The session its name or header claims.
+    pub session_id: String,
+    /// The object.
+    pub source: String,
+    /// Its version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
 /// Everything CloudTrail said about one session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct SessionTrail {

@@ -121,6 +121,14 @@ mod keys {
         key("t", sid)
     }
 
+    /// The document of a file refused as a transcript of a session.
+    pub(super) fn unreadable(sid: &str, source: &str) -> String {
+        let mut k = key("u", sid);
+        k.push('\u{0}');
+        k.push_str(&crate::model::sha256_hex(source.as_bytes())[..16]);
+        k
+    }
+
     /// The document of one source of a session: the session, then the first 64 bits of the
     /// SHA-256 of the source's name (two sources of one session would need 2^32 sources to
     /// share them by chance).
@@ -1091,6 +1099,23 @@ impl Store {
             self.trails.insert(sid, Some(t));
         }
 
+        // Files refused as transcripts: the session's coverage names them.
+        for u in batch.unreadable {
+            let key = keys::unreadable(&u.session_id, &u.source);
+            ops.delete_key(self.term(self.f.key, &key))?;
+            let body = serde_json::to_string(&u)?;
+            let bytes = body.len() + 2 * key.len();
+            ops.add(
+                doc!(
+                    self.f.kind => "unreadable",
+                    self.f.key => key,
+                    self.f.sid => u.session_id.clone(),
+                    self.f.body => body,
+                ),
+                bytes,
+            )?;
+        }
+
         // Transcripts.
         let mut new_sources: BTreeMap<String, Vec<SessionSource>> = BTreeMap::new();
         for s in batch.sources {
@@ -1556,9 +1581,18 @@ impl Store {
                 .or_default()
                 .push(s.meta);
         }
+        let q = TermQuery::new(
+            self.term(self.f.kind, "unreadable"),
+            IndexRecordOption::Basic,
+        );
+        let mut refused: BTreeMap<String, Vec<model::Unreadable>> = BTreeMap::new();
+        for u in self.bodies::<model::Unreadable>(&q)? {
+            refused.entry(u.session_id.clone()).or_default().push(u);
+        }
         let ids: BTreeSet<&String> = trails
             .keys()
             .chain(metas.keys())
+            .chain(refused.keys())
             .filter(|s| !s.is_empty())
             .collect();
         let mut out = Vec::with_capacity(ids.len());
@@ -1586,6 +1620,7 @@ impl Store {
                 cloudtrail: false,
                 transcripts: Vec::new(),
                 denied: vec![e.clone()],
+                unreadable: Vec::new(),
             });
         }
         for sid in ids {
@@ -1612,6 +1647,7 @@ impl Store {
                             .collect()
                     })
                     .unwrap_or_default(),
+                unreadable: refused.get(sid.as_str()).cloned().unwrap_or_default(),
             });
         }
         out.sort_by(|a, b| {
@@ -1715,6 +1751,9 @@ pub struct SessionCoverage {
     /// nothing, and who tried is listed here.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub denied: Vec<TrailEvent>,
+    /// Files named as its transcript that are not terminal output, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<model::Unreadable>,
 }
 
 impl SessionCoverage {
@@ -1765,6 +1804,9 @@ impl SessionCoverage {
         }
         if !self.who.participants.is_empty() {
             out.push("participants");
+        }
+        if !self.unreadable.is_empty() {
+            out.push("unreadable");
         }
         out
     }

@@ -520,6 +520,23 @@ pub fn coverage(
                     )?;
                 }
             }
+            let refused: Vec<_> = rows.iter().flat_map(|c| &c.unreadable).collect();
+            if !refused.is_empty() {
+                writeln!(
+                    out,
+                    "{} files named as transcripts that are not:",
+                    refused.len()
+                )?;
+                for u in refused {
+                    writeln!(
+                        out,
+                        "  UNREADABLE {}: {}: {}",
+                        cell(&u.session_id),
+                        cell(&u.source),
+                        cell(&u.reason)
+                    )?;
+                }
+            }
             let denied: Vec<_> = rows.iter().flat_map(|c| &c.denied).collect();
             if !denied.is_empty() {
                 writeln!(out, "{} failed or denied calls:", denied.len())?;

@@ -206,6 +206,22 @@ fn random_bytes_under_a_sessions_name_are_refused_by_name() {
         "{err}"
     );
     assert_eq!(got, case.clean);
+    // The session's coverage says a file claimed to be its transcript and was not one.
+    let index = case.forged.with_extension("index").display().to_string();
+    let (_, out, _) = ssm_audit_tests::run(&["coverage", "--index", &index, "--format", "json"]);
+    let row: Value = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["session_id"] == JIWOO)
+        .unwrap();
+    assert!(row["flags"].to_string().contains("unreadable"), "{row}");
+    assert_eq!(
+        row["unreadable"][0]["source"],
+        "CORPUS/copies/jiwoo-de2414f130f6d253c.log"
+            .replace("CORPUS", &case.forged.display().to_string())
+    );
+    let (_, table, _) = ssm_audit_tests::run(&["coverage", "--index", &index]);
+    assert!(table.contains("UNREADABLE"), "{table}");
 }
 
 #[test]
