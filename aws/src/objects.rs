@@ -47,10 +47,11 @@ pub trait ChunkStream: Send {
 /// A time of writing as sources carry it: RFC 3339 UTC to the second (S3's `LastModified`
 /// precision), `2026-02-11T05:00:01Z`.
 pub fn written(t: std::time::SystemTime) -> String {
-    let secs = match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs_f64().ceil() as i64),
-    };
+    at_second(aws_sdk_s3::primitives::DateTime::from(t).secs())
+}
+
+/// RFC 3339 UTC of a time in seconds since the epoch.
+fn at_second(secs: i64) -> String {
     aws_sdk_s3::primitives::DateTime::from_secs(secs)
         .fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
         .unwrap_or_default()
@@ -233,11 +234,7 @@ struct S3Chunks {
 
 impl S3Chunks {
     fn of(out: aws_sdk_s3::operation::get_object::GetObjectOutput, url: String) -> S3Chunks {
-        let written = out.last_modified().and_then(|t| {
-            aws_sdk_s3::primitives::DateTime::from_secs(t.secs())
-                .fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
-                .ok()
-        });
+        let written = out.last_modified().map(|t| at_second(t.secs()));
         S3Chunks {
             body: out.body,
             url,

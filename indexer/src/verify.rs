@@ -117,19 +117,29 @@ pub fn verify(
                     .replace("{}", &e.n.to_string()),
             });
         }
-        let bytes = match fetch(name, e.version_id.as_deref()) {
-            Ok(b) => b,
+        let fetched = match fetch(name, e.version_id.as_deref()) {
+            Ok(bytes) => {
+                report.sources += 1;
+                let digest = sha256_hex(&bytes);
+                if digest == e.sha256 {
+                    Some(bytes)
+                } else {
+                    report.problems.push(Problem {
+                        kind: "changed",
+                        source: name.clone(),
+                        detail: format!(
+                            "SHA-256 was {} when ingested, is {} now",
+                            e.sha256, digest
+                        ),
+                    });
+                    None
+                }
+            }
             Err(None) => {
                 report
                     .unchecked
                     .push((name.clone(), "cannot be fetched again byte for byte".into()));
-                // A transcript's lines as indexed stand in for it when the records are derived
-                // again (so do those of a transcript reported missing or changed below: that
-                // is said once, by its own problem).
-                again
-                    .sources
-                    .extend(in_index.into_iter().flatten().cloned());
-                continue;
+                None
             }
             Err(Some(why)) => {
                 report.problems.push(Problem {
@@ -137,25 +147,18 @@ pub fn verify(
                     source: name.clone(),
                     detail: why,
                 });
-                again
-                    .sources
-                    .extend(in_index.into_iter().flatten().cloned());
-                continue;
+                None
             }
         };
-        report.sources += 1;
-        let digest = sha256_hex(&bytes);
-        if digest != e.sha256 {
-            report.problems.push(Problem {
-                kind: "changed",
-                source: name.clone(),
-                detail: format!("SHA-256 was {} when ingested, is {} now", e.sha256, digest),
-            });
+        let Some(bytes) = fetched else {
+            // A transcript that cannot be read again as it was stands in with its lines as
+            // indexed when the records are derived again: what happened to it is said once,
+            // above.
             again
                 .sources
                 .extend(in_index.into_iter().flatten().cloned());
             continue;
-        }
+        };
         let mut batch = Batch::default();
         let object = SourceObject {
             name: name.clone(),

@@ -365,10 +365,21 @@ impl cli::SearchArgs {
 /// Refuse a `--user` name that more than one principal ARN answers to (a role session may
 /// choose any name): each is named, and one of them can be asked for by its ARN.
 fn one_principal(store: &Store, user: Option<&str>) -> Result<()> {
-    match user {
-        Some(u) if !u.starts_with("arn:") => one_principal_among(&store.coverage()?, Some(u)),
-        _ => Ok(()),
-    }
+    let Some(user) = user.filter(|u| !u.starts_with("arn:")) else {
+        return Ok(());
+    };
+    // The `who` fast field names the principal of every session with commands: no document is
+    // loaded, as `search` itself reads it.
+    let sessions = store.who(&indexer::store::Filter {
+        user: Some(user.to_string()),
+        ..Default::default()
+    })?;
+    refuse_two_arns(
+        user,
+        sessions
+            .iter()
+            .filter_map(|(k, _)| k.principal_arn.as_deref()),
+    )
 }
 
 /// [`one_principal`] over coverage rows already read.
@@ -376,11 +387,17 @@ fn one_principal_among(rows: &[indexer::store::SessionCoverage], user: Option<&s
     let Some(user) = user.filter(|u| !u.starts_with("arn:")) else {
         return Ok(());
     };
-    let arns: std::collections::BTreeSet<&str> = rows
-        .iter()
-        .filter(|c| c.matches(Some(user), None, None, None))
-        .filter_map(|c| c.who.principal_arn.as_deref())
-        .collect();
+    refuse_two_arns(
+        user,
+        rows.iter()
+            .filter(|c| c.matches(Some(user), None, None, None))
+            .filter_map(|c| c.who.principal_arn.as_deref()),
+    )
+}
+
+/// Fail naming every ARN among `arns` when there are several.
+fn refuse_two_arns<'a>(user: &str, arns: impl Iterator<Item = &'a str>) -> Result<()> {
+    let arns: std::collections::BTreeSet<&str> = arns.collect();
     if arns.len() > 1 {
         anyhow::bail!(
             "--user {} names {} different principals: {}; give the ARN of the one you mean",

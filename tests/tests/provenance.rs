@@ -103,6 +103,15 @@ impl Case {
     }
 }
 
+/// The `coverage --format json` row of session `sid` in the index at `index`.
+fn coverage_row(index: &str, sid: &str) -> Value {
+    let (_, out, _) = ssm_audit_tests::run(&["coverage", "--index", index, "--format", "json"]);
+    out.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["session_id"] == sid)
+        .unwrap_or_else(|| panic!("no coverage row of {sid}: {out}"))
+}
+
 /// A CloudTrail file of `records`.
 fn trail(records: &[Value]) -> Vec<u8> {
     serde_json::to_vec(&json!({ "Records": records })).unwrap()
@@ -208,12 +217,7 @@ fn random_bytes_under_a_sessions_name_are_refused_by_name() {
     assert_eq!(got, case.clean);
     // The session's coverage says a file claimed to be its transcript and was not one.
     let index = case.forged.with_extension("index").display().to_string();
-    let (_, out, _) = ssm_audit_tests::run(&["coverage", "--index", &index, "--format", "json"]);
-    let row: Value = out
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|v| v["session_id"] == JIWOO)
-        .unwrap();
+    let row = coverage_row(&index, JIWOO);
     assert!(row["flags"].to_string().contains("unreadable"), "{row}");
     assert_eq!(
         row["unreadable"][0]["source"],
@@ -423,12 +427,7 @@ fn a_resume_by_another_principal_shows_them_on_the_session() {
         assert_eq!(p[0]["mfa"], false);
     }
     let index = case.forged.with_extension("index").display().to_string();
-    let (_, out, _) = ssm_audit_tests::run(&["coverage", "--index", &index, "--format", "json"]);
-    let row: Value = out
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|v| v["session_id"] == JIWOO)
-        .unwrap();
+    let row = coverage_row(&index, JIWOO);
     assert!(row["flags"].to_string().contains("participants"), "{row}");
     let (_, table, _) = ssm_audit_tests::run(&["coverage", "--index", &index]);
     assert!(
@@ -463,12 +462,7 @@ fn denied_calls_are_listed_by_coverage() {
     let (code, err, _) = case.ingest();
     assert_eq!(code, 0, "{err}");
     let index = case.forged.with_extension("index").display().to_string();
-    let (_, out, _) = ssm_audit_tests::run(&["coverage", "--index", &index, "--format", "json"]);
-    let row: Value = out
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|v| v["session_id"] == JIWOO)
-        .unwrap();
+    let row = coverage_row(&index, JIWOO);
     assert_eq!(row["status"], "covered");
     assert!(row["flags"].to_string().contains("denied"), "{row}");
     assert_eq!(row["denied"][0]["error_code"], "AccessDeniedException");
