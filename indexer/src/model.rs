@@ -418,6 +418,32 @@ pub struct Attribution {
     pub participants: Vec<Participant>,
 }
 
+impl Attribution {
+    /// The session's time, the one every filter, order and sort of sessions uses: its start, or
+    /// its end when nothing recorded the start (unix seconds); `None` when neither is known (a
+    /// session of unknown time is in no time range).
+    pub fn session_time(&self) -> Option<i64> {
+        self.session_start
+            .as_deref()
+            .or(self.session_end.as_deref())
+            .and_then(parse_time)
+    }
+}
+
+/// RFC 3339 (or `YYYY-MM-DD`, or a date and time without zone, taken as UTC) to unix seconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp());
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S") {
+        return Some(t.and_utc().timestamp());
+    }
+    None
+}
+
 /// Someone other than its starter who took part in a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Participant {

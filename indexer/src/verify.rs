@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::ingest::{self, Outcome, Provenance};
 use crate::ledger::{Entry, Ledger};
 use crate::model::{sha256_hex, Line, SessionSource, SourceObject};
-use crate::store::{Batch, Store};
+use crate::store::{Batch, Index, Reader};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -52,7 +52,7 @@ fn comparable(lines: &[Line]) -> Vec<(u32, &str, &str, bool)> {
 /// Check the index at `dir` against its ledger and its sources. `only`: sources whose name
 /// contains it.
 pub fn verify(
-    store: &Store,
+    store: &Reader,
     dir: &Path,
     fetch: &mut Fetch<'_>,
     only: Option<&str>,
@@ -262,7 +262,7 @@ pub fn verify(
 
 /// Derive every record again from `again` in a fresh index, and name every record whose
 /// fields differ from the index's, or that only one of the two holds.
-fn rederive(store: &Store, again: Batch, report: &mut Report) -> Result<()> {
+fn rederive(store: &Reader, again: Batch, report: &mut Report) -> Result<()> {
     let tmp = std::env::temp_dir().join(format!(
         "ssm-audit-verify-{}-{}",
         std::process::id(),
@@ -271,10 +271,10 @@ fn rederive(store: &Store, again: Batch, report: &mut Report) -> Result<()> {
             .map_or(0, |d| d.as_nanos())
     ));
     let result = (|| {
-        let mut fresh = Store::open_or_create(&tmp)?;
+        let mut fresh = Index::open_or_create(&tmp)?.writer()?;
         fresh.add(again)?;
         fresh.commit()?;
-        let all = |s: &Store| -> Result<BTreeMap<(String, u32, bool), serde_json::Value>> {
+        let all = |s: &Reader| -> Result<BTreeMap<(String, u32, bool), serde_json::Value>> {
             let mut out = BTreeMap::new();
             for abandoned in [false, true] {
                 let filter = crate::store::Filter {
@@ -288,7 +288,7 @@ fn rederive(store: &Store, again: Batch, report: &mut Report) -> Result<()> {
             }
             Ok(out)
         };
-        Ok::<_, crate::error::Error>((all(store)?, all(&fresh)?))
+        Ok::<_, crate::error::Error>((all(store)?, all(fresh.reader())?))
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     let (held, derived) = result?;

@@ -170,11 +170,13 @@ async fn report(results: Vec<(String, Result<Done, Error>)>, deps: &Deps) -> Res
             })?;
         let dir = dir.clone();
         let r = tokio::task::spawn_blocking(move || {
-            indexer::store::Store::open_or_create(&dir).and_then(|mut s| {
-                let changes = s.ingest(batch)?;
-                s.finish()?;
-                Ok(changes)
-            })
+            indexer::store::Index::open_or_create(&dir)
+                .and_then(|i| i.writer())
+                .and_then(|mut s| {
+                    let changes = s.ingest(batch)?;
+                    s.finish()?;
+                    Ok(changes)
+                })
         })
         .await;
         match r {

@@ -279,7 +279,7 @@ fn scope_filter(s: &Scope) -> Result<Filter> {
 
 /// RFC 3339, `YYYY-MM-DD`, or an age such as `30d`, `12h`, `2w`, `45m`.
 pub fn parse_when(s: &str) -> Result<i64> {
-    if let Some(t) = indexer::store::parse_time(s) {
+    if let Some(t) = indexer::model::parse_time(s) {
         return Ok(t);
     }
     let (num, unit) = s.split_at(s.len().saturating_sub(1));

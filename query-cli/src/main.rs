@@ -17,7 +17,7 @@ use clap::Parser;
 use cli::{Cli, Command};
 use indexer::ingest::{self, Outcome};
 use indexer::model::SourceObject;
-use indexer::store::{Batch, Store};
+use indexer::store::{Batch, Index, Reader, Writer};
 use sources::Sources;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -63,7 +63,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Search(args) => {
             let config = args.into_config()?;
-            let store = Store::open(&index)?;
+            let store = Index::open(&index)?.reader()?;
             one_principal(&store, config.filter.user.as_deref())?;
             let mut records = store.search(&config.filter)?;
             for r in &mut records {
@@ -80,7 +80,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Coverage(args) => {
             let (since, until) = args.window()?;
-            let store = Store::open(&index)?;
+            let store = Index::open(&index)?.reader()?;
             let mut rows = store.coverage()?;
             one_principal_among(&rows, args.user.as_deref())?;
             rows.retain(|c| {
@@ -98,7 +98,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Report(args) => report(&index, args),
         Command::Verify(args) => {
-            let store = Store::open(&index)?;
+            let store = Index::open(&index)?.reader()?;
             let mut s3: Option<remote::S3Fetcher> = None;
             let mut fetch = |name: &str,
                              version: Option<&str>|
@@ -129,7 +129,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Who(args) => {
             let (filter, format) = args.into_filter()?;
-            let store = Store::open(&index)?;
+            let store = Index::open(&index)?.reader()?;
             one_principal(&store, filter.user.as_deref())?;
             let rows = output::who_rows(&store.who(&filter)?);
             let mut out = std::io::stdout().lock();
@@ -148,10 +148,10 @@ fn ingest(
     commit_bytes: u64,
     resolve_names: bool,
 ) -> Result<ExitCode> {
-    let mut store = Store::open_or_create(index)
-        .with_context(|| format!("opening the index at {}", index.display()))?;
     // Take the writer lock before reading anything: a second ingest fails at once.
-    store.lock_for_writing()?;
+    let mut store = Index::open_or_create(index)
+        .with_context(|| format!("opening the index at {}", index.display()))?
+        .writer()?;
     let mut run = Run {
         commit_bytes,
         bar: (!quiet && std::io::stderr().is_terminal()).then(progress_bar),
@@ -176,7 +176,7 @@ fn ingest(
     }
     run.commit(&mut store)?;
     if resolve_names {
-        let names = remote::instance_names(&store.instances_to_name()?, &mut |warning| {
+        let names = remote::instance_names(&store.reader().instances_to_name()?, &mut |warning| {
             run.say(&format!("warning: {}", output::visible(warning)))
         })?;
         if !names.is_empty() {
@@ -268,7 +268,7 @@ impl Run {
 
     /// Hand what was read to the index, and commit once `commit_bytes` were read since the
     /// last commit.
-    fn add(&mut self, store: &mut Store, batch: &mut Batch) -> Result<()> {
+    fn add(&mut self, store: &mut Writer, batch: &mut Batch) -> Result<()> {
         let c = store.add(std::mem::take(batch))?;
         self.changes.sessions += c.sessions;
         self.changes.commands += c.commands;
@@ -279,7 +279,7 @@ impl Run {
         Ok(())
     }
 
-    fn commit(&mut self, store: &mut Store) -> Result<()> {
+    fn commit(&mut self, store: &mut Writer) -> Result<()> {
         store.commit()?;
         self.pending = 0;
         Ok(())
@@ -364,7 +364,7 @@ impl cli::SearchArgs {
 
 /// Refuse a `--user` name that more than one principal ARN answers to (a role session may
 /// choose any name): each is named, and one of them can be asked for by its ARN.
-fn one_principal(store: &Store, user: Option<&str>) -> Result<()> {
+fn one_principal(store: &Reader, user: Option<&str>) -> Result<()> {
     let Some(user) = user.filter(|u| !u.starts_with("arn:")) else {
         return Ok(());
     };
@@ -413,7 +413,7 @@ fn refuse_two_arns<'a>(user: &str, arns: impl Iterator<Item = &'a str>) -> Resul
 }
 
 fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
-    let store = Store::open(index)?;
+    let store = Index::open(index)?.reader()?;
     let since = args.since.as_deref().map(cli::parse_when).transpose()?;
     let until = args.until.as_deref().map(cli::parse_when).transpose()?;
     let rules = match &args.rules {

@@ -197,7 +197,7 @@ fn filters_select_exactly_the_records_they_name() {
         h["session_start"]
             .as_str()
             .or(h["session_end"].as_str())
-            .and_then(indexer::store::parse_time)
+            .and_then(indexer::model::parse_time)
     };
     let mut times: Vec<i64> = all.iter().filter_map(time).collect();
     times.sort_unstable();

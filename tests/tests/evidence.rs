@@ -165,7 +165,10 @@ fn verify_finds_a_changed_byte_a_deleted_record_and_an_edited_ledger() {
 
     // One session's records are removed from the index.
     {
-        let mut store = indexer::store::Store::open(&index).unwrap();
+        let mut store = indexer::store::Index::open(&index)
+            .unwrap()
+            .writer()
+            .unwrap();
         store
             .forget_session("eve-0i7p0kein1wvdveilipgnk43b2")
             .unwrap();

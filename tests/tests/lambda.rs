@@ -686,7 +686,9 @@ fn the_lambda_also_commits_into_a_tantivy_index_when_asked() {
         .collect();
     let r = w.deliver(&deps, &events);
     assert!(r.iter().all(Result::is_ok), "{r:?}");
-    let store = indexer::store::Store::open(&tmp.path().join("index")).unwrap();
+    let store = indexer::store::Index::open(&tmp.path().join("index"))
+        .and_then(|i| i.reader())
+        .unwrap();
     let records = store.search(&indexer::store::Filter::default()).unwrap();
     let from_s3: usize = w
         .outputs("indexed/sessions/")

@@ -36,7 +36,7 @@ pub(super) fn source(s: &SessionSource) -> serde_json::Result<String> {
 }
 
 /// `serde_json::to_string(stored)`, faster.
-pub(super) fn stored(s: &super::Stored<'_>) -> serde_json::Result<String> {
+pub(super) fn stored(s: &super::docs::Stored<'_>) -> serde_json::Result<String> {
     let mut out = String::with_capacity(
         s.sid.len()
             + s.command.len()
@@ -264,7 +264,7 @@ mod tests {
     fn a_command_is_written_as_serde_writes_it() {
         use std::borrow::Cow;
         let suspicious = vec!["turns \"echo\" off".to_string()];
-        let full = super::super::Stored {
+        let full = super::super::docs::Stored {
             sid: Cow::Borrowed("bob-0123456789abcdef0"),
             seq: 7,
             command: Cow::Borrowed("printf 'a\\n\"b\"'\ncontinued"),
@@ -277,7 +277,7 @@ mod tests {
             output: Some(Cow::Borrowed("out\r\n\u{7}")),
             suspicious: Cow::Borrowed(&suspicious),
         };
-        let bare = super::super::Stored {
+        let bare = super::super::docs::Stored {
             cwd: None,
             abandoned: false,
             shared: 0,

@@ -24,12 +24,12 @@ use tantivy::{DocAddress, DocId, DocSet, Score, SegmentOrdinal, SegmentReader};
 
 /// The day number of an `order` number (see [`super::order_key`]).
 pub(super) fn day_of(order: u64) -> u64 {
-    (order >> super::SEQ_BITS) / 86_400
+    (order >> super::schema::SEQ_BITS) / 86_400
 }
 
 /// The last `order` number of the second of `order`.
 fn second_end(order: u64) -> u64 {
-    order | ((1 << super::SEQ_BITS) - 1)
+    order | ((1 << super::schema::SEQ_BITS) - 1)
 }
 
 /// A query that matches every document `query` matches (and maybe more), with each phrase
@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn cut_keeps_the_first_and_the_rest_of_the_last_ones_second() {
-        let at = |secs: i64, seq: u32| super::super::order_key(Some(secs), seq);
+        let at = |secs: i64, seq: u32| super::super::schema::order_key(Some(secs), seq);
         let end = |secs: i64| second_end(at(secs, 0));
         // (orders, limit, orders kept, the cut's end)
         type Case<'a> = (&'a [u64], usize, &'a [u64], Option<u64>);
@@ -312,8 +312,8 @@ mod tests {
 
     #[test]
     fn day_of_is_the_start_day() {
-        let order = super::super::order_key(Some(86_400 * 20_000 + 86_399), 7);
+        let order = super::super::schema::order_key(Some(86_400 * 20_000 + 86_399), 7);
         assert_eq!(day_of(order), 20_000);
-        assert_eq!(day_of(super::super::order_key(None, 3)), 0);
+        assert_eq!(day_of(super::super::schema::order_key(None, 3)), 0);
     }
 }
