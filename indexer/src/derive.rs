@@ -7,12 +7,13 @@
 //!
 //! ```
 //! use indexer::derive::Basis;
+//! use indexer::kinds::{IdFrom, SourceKind};
 //! use indexer::model::{Line, SourceMeta};
 //! use indexer::names::Names;
 //! let meta = SourceMeta {
 //!     session_id: "alice-0123456789abcdef0".into(),
-//!     session_id_from: "file-name".into(),
-//!     kind: "s3-log".into(),
+//!     session_id_from: IdFrom::FileName,
+//!     kind: SourceKind::S3Log,
 //!     source: "alice-0123456789abcdef0.log".into(),
 //!     version_id: None,
 //!     sha256: "00".repeat(32),
@@ -117,7 +118,7 @@ impl<'a> From<&'a CommandRecord> for LineRef<'a> {
 /// sources arrived in; when the transcripts differ, [`transcript_conflicts`] says so.
 fn rank(m: &SourceMeta) -> impl Ord + '_ {
     (
-        m.kind != "s3-log",
+        m.kind != crate::kinds::SourceKind::S3Log,
         m.written.is_none(),
         m.written.as_deref(),
         m.source.as_str(),
@@ -265,11 +266,13 @@ pub fn records<'a>(
 mod tests {
     use super::*;
 
-    fn meta(kind: &str, size: u64, source: &str) -> SourceMeta {
+    use crate::kinds::{IdFrom, SourceKind};
+
+    fn meta(kind: SourceKind, size: u64, source: &str) -> SourceMeta {
         SourceMeta {
             session_id: "bob-0123456789abcdef0".into(),
-            session_id_from: "file-name".into(),
-            kind: kind.into(),
+            session_id_from: IdFrom::FileName,
+            kind,
             source: source.into(),
             version_id: None,
             sha256: String::new(),
@@ -285,17 +288,17 @@ mod tests {
 
     #[test]
     fn the_choice_prefers_s3_logs_then_the_first_written_then_the_name_whatever_the_order() {
-        let a = meta("cloudwatch-stream", 900, "cloudwatch://g/s");
-        let b = meta("s3-log", 100, "b.log");
-        let c = meta("s3-log", 100, "c.log");
+        let a = meta(SourceKind::CloudwatchStream, 900, "cloudwatch://g/s");
+        let b = meta(SourceKind::S3Log, 100, "b.log");
+        let c = meta(SourceKind::S3Log, 100, "c.log");
         assert_eq!(choose([&a, &b, &c]), Some(1));
         assert_eq!(choose([&c, &b, &a]), Some(1));
         assert_eq!(choose([&a]), Some(0));
         assert_eq!(choose(std::iter::empty::<&SourceMeta>()), None);
         // Written first wins over the name and over the size (a padded copy is bigger).
-        let mut real = meta("s3-log", 100, "z.log");
+        let mut real = meta(SourceKind::S3Log, 100, "z.log");
         real.written = Some("2026-02-11T05:00:01Z".into());
-        let mut padded = meta("s3-log", 100_000, "a.log");
+        let mut padded = meta(SourceKind::S3Log, 100_000, "a.log");
         padded.written = Some("2026-02-12T00:00:00Z".into());
         assert_eq!(choose([&padded, &b, &real]), Some(2));
         assert_eq!(choose([&real, &padded]), Some(0));
@@ -303,11 +306,11 @@ mod tests {
 
     #[test]
     fn different_transcripts_of_one_kind_are_a_conflict_and_a_log_beside_its_stream_is_not() {
-        let mut real = meta("s3-log", 100, "sessions/bob.log");
+        let mut real = meta(SourceKind::S3Log, 100, "sessions/bob.log");
         real.sha256 = "aa".repeat(32);
-        let mut forged = meta("s3-log", 900, "elsewhere/bob.log");
+        let mut forged = meta(SourceKind::S3Log, 900, "elsewhere/bob.log");
         forged.sha256 = "bb".repeat(32);
-        let mut stream = meta("cloudwatch-stream", 300, "cloudwatch://g/bob");
+        let mut stream = meta(SourceKind::CloudwatchStream, 300, "cloudwatch://g/bob");
         stream.sha256 = "cc".repeat(32);
         let copy = SourceMeta {
             source: "local/bob.log".into(),
@@ -342,7 +345,7 @@ mod tests {
 
     #[test]
     fn abandoned_lines_have_no_programs_and_no_rules() {
-        let m = meta("s3-log", 1, "x.log");
+        let m = meta(SourceKind::S3Log, 1, "x.log");
         let (_, basis) = Basis::of(&m.session_id, [&m], None, &Names::default()).unwrap();
         let line = |abandoned| Line {
             seq: 1,

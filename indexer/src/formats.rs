@@ -2,6 +2,7 @@
 //! records, `describe-instances` inventories. See `../shared/FORMATS.md` in the repository.
 
 use crate::error::{Error, Result};
+use crate::kinds::{IdFrom, SourceKind};
 use crate::names::TagChange;
 use crate::sessionid;
 use serde::{Deserialize, Serialize};
@@ -25,9 +26,9 @@ pub struct Transcript {
     /// The session id.
     pub session_id: String,
     /// Where the session id came from: `header`, `file-name`, `stream`, `transcript`.
-    pub session_id_from: &'static str,
+    pub session_id_from: IdFrom,
     /// `s3-log` or `cloudwatch-stream`.
-    pub kind: &'static str,
+    pub kind: SourceKind,
     /// The terminal bytes to replay.
     pub body: Vec<u8>,
     /// Offset of `body[0]` in the source, when the body is a slice of it (S3 logs).
@@ -237,7 +238,7 @@ pub struct LogMeta {
     /// The session id.
     pub session_id: String,
     /// `header`, `file-name` or `transcript`.
-    pub session_id_from: &'static str,
+    pub session_id_from: IdFrom,
     /// The instance named by the 2.35+ header or an old agent's logger line.
     pub instance_id: Option<String>,
     /// Where the terminal bytes start (after the header line).
@@ -256,7 +257,7 @@ pub fn log_meta(name: &str, head: &[u8]) -> LogMeta {
         (String::new(), 0)
     };
     let body = &head[body_start..];
-    let (mut sid, mut from) = (None, "header");
+    let (mut sid, mut from) = (None, IdFrom::Header);
     let mut instance = None;
     if let Some(p) = header.find("/var/lib/amazon/ssm/") {
         let path = &header[p + "/var/lib/amazon/ssm/".len()..];
@@ -277,7 +278,7 @@ pub fn log_meta(name: &str, head: &[u8]) -> LogMeta {
         let stem = file_stem(name);
         if sessionid::parse(&stem).is_some() {
             sid = Some(stem);
-            from = "file-name";
+            from = IdFrom::FileName;
         }
     }
     if sid.is_none() || instance.is_none() {
@@ -293,7 +294,7 @@ pub fn log_meta(name: &str, head: &[u8]) -> LogMeta {
                     .collect();
                 if sessionid::parse(&cand).is_some() {
                     sid = Some(cand);
-                    from = "transcript";
+                    from = IdFrom::Transcript;
                 }
             }
         }
@@ -310,7 +311,7 @@ pub fn log_meta(name: &str, head: &[u8]) -> LogMeta {
         }
     }
     let session_id = sid.unwrap_or_else(|| {
-        from = "file-name";
+        from = IdFrom::FileName;
         file_stem(name)
     });
     LogMeta {
@@ -358,7 +359,7 @@ fn s3_log(name: &str, bytes: &[u8]) -> Result<Transcript> {
     Ok(Transcript {
         session_id: meta.session_id,
         session_id_from: meta.session_id_from,
-        kind: "s3-log",
+        kind: SourceKind::S3Log,
         body: bytes[meta.body_start..body_end].to_vec(),
         body_offset: meta.body_start as u64,
         spans: Vec::new(),
@@ -1107,8 +1108,8 @@ fn stream_transcript(sid: String, events: &[StreamEvent]) -> Transcript {
     let (document, ranges) = write_document(&order);
     let mut t = Transcript {
         session_id: sid,
-        session_id_from: "stream",
-        kind: "cloudwatch-stream",
+        session_id_from: IdFrom::Stream,
+        kind: SourceKind::CloudwatchStream,
         body: Vec::new(),
         body_offset: 0,
         spans: Vec::new(),

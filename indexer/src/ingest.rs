@@ -2,6 +2,7 @@
 
 use crate::error::Error;
 use crate::formats::{self, Parsed, TrailEvent};
+use crate::kinds::SourceKind;
 use crate::model::{CommandRecord, SessionSource, SourceObject};
 use crate::names::{InstanceNames, NameOrigin, TagChange};
 
@@ -46,7 +47,7 @@ pub enum Outcome {
     /// Read; what it held was added to the batch.
     Read {
         /// `s3-log`, `cloudwatch-stream`, `cloudtrail`, `inventory`.
-        kind: &'static str,
+        kind: SourceKind,
         /// Sessions (transcripts), events (CloudTrail) or instances (inventory) it held.
         items: usize,
     },
@@ -61,11 +62,11 @@ impl Outcome {
     pub fn describe(&self) -> String {
         match self {
             Outcome::Read { kind, items } => {
-                let what = match *kind {
-                    "cloudtrail" => "session events",
-                    "inventory" => "instances",
-                    "records" => "command records",
-                    _ => "sessions",
+                let what = match kind {
+                    SourceKind::Cloudtrail => "session events",
+                    SourceKind::Inventory => "instances",
+                    SourceKind::Records => "command records",
+                    SourceKind::S3Log | SourceKind::CloudwatchStream => "sessions",
                 };
                 format!("{kind}: {items} {what}")
             }
@@ -102,7 +103,7 @@ pub fn read_as(object: &SourceObject, provenance: Provenance, batch: &mut Batch)
                 let items = records.len();
                 batch.records.extend(records);
                 Outcome::Read {
-                    kind: "records",
+                    kind: SourceKind::Records,
                     items,
                 }
             }
@@ -117,7 +118,7 @@ pub fn read_as(object: &SourceObject, provenance: Provenance, batch: &mut Batch)
             version_id: object.version_id.clone(),
             sha256: sha,
             size: object.bytes.len() as u64,
-            kind: kind.to_string(),
+            kind: *kind,
         });
     }
     outcome
@@ -140,7 +141,7 @@ fn read_log(object: &SourceObject, log: &[u8], sha: &str, batch: &mut Batch) -> 
         .sources
         .push(SessionSource::from_log(object, log, sha));
     Outcome::Read {
-        kind: "s3-log",
+        kind: SourceKind::S3Log,
         items: 1,
     }
 }
@@ -174,7 +175,7 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
         Err(e) => Outcome::Failed(e),
         Ok(Parsed::Skipped(why)) => Outcome::Skipped(why),
         Ok(Parsed::Transcripts(ts)) => {
-            let kind = ts.first().map_or("s3-log", |t| t.kind);
+            let kind = ts.first().map_or(SourceKind::S3Log, |t| t.kind);
             let items = ts.len();
             for t in &ts {
                 batch
@@ -188,7 +189,7 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
             batch.trail.extend(events);
             batch.tags.extend(tags);
             Outcome::Read {
-                kind: "cloudtrail",
+                kind: SourceKind::Cloudtrail,
                 items,
             }
         }
@@ -200,7 +201,7 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
                 n
             }));
             Outcome::Read {
-                kind: "inventory",
+                kind: SourceKind::Inventory,
                 items,
             }
         }

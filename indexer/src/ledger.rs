@@ -4,6 +4,7 @@
 //! ledger with the index both ways, so a record removed from either is found.
 
 use crate::error::{Error, Result};
+use crate::kinds::SourceKind;
 use crate::model::sha256_hex;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -29,7 +30,7 @@ pub struct Entry {
     /// Its size.
     pub size: u64,
     /// `s3-log`, `cloudwatch-stream`, `cloudtrail`, `inventory`, `records`.
-    pub kind: String,
+    pub kind: SourceKind,
     /// The hash of the entry before.
     pub prev: String,
     /// The hash of this entry (of its JSON without this field).
@@ -61,7 +62,7 @@ pub struct Ingested {
     /// Size.
     pub size: u64,
     /// Kind.
-    pub kind: String,
+    pub kind: SourceKind,
 }
 
 /// A line where the chain is broken, and what is wrong there.
@@ -174,7 +175,7 @@ impl Ledger {
                 version_id: s.version_id.clone(),
                 sha256: s.sha256.clone(),
                 size: s.size,
-                kind: s.kind.clone(),
+                kind: s.kind,
                 prev,
                 hash: String::new(),
             };
@@ -214,7 +215,7 @@ mod tests {
             version_id: None,
             sha256: sha.into(),
             size: 1,
-            kind: "s3-log".into(),
+            kind: SourceKind::S3Log,
         }
     }
 

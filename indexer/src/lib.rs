@@ -17,6 +17,7 @@ pub mod derive;
 pub mod error;
 pub mod formats;
 pub mod ingest;
+pub mod kinds;
 pub mod ledger;
 pub mod model;
 pub mod names;

@@ -2,6 +2,7 @@
 //! records derived from both.
 
 use crate::formats::{self, TrailEvent, Transcript};
+use crate::kinds::{AttributedBy, IdFrom, SourceKind};
 use crate::names::{NameOrigin, Names};
 use crate::replay::{InputLine, ReplayOptions, Replayer};
 use crate::sessionid;
@@ -102,9 +103,9 @@ pub struct SourceMeta {
     /// The session id.
     pub session_id: String,
     /// How the id was found: `header`, `file-name`, `stream`, `transcript`.
-    pub session_id_from: String,
+    pub session_id_from: IdFrom,
     /// `s3-log` or `cloudwatch-stream`.
-    pub kind: String,
+    pub kind: SourceKind,
     /// The source object.
     pub source: String,
     /// Its version id.
@@ -157,8 +158,8 @@ impl SourceMeta {
     ) -> SourceMeta {
         SourceMeta {
             session_id: summary.meta.session_id.clone(),
-            session_id_from: summary.meta.session_id_from.to_string(),
-            kind: "s3-log".into(),
+            session_id_from: summary.meta.session_id_from,
+            kind: SourceKind::S3Log,
             source: name.to_string(),
             version_id,
             sha256,
@@ -223,8 +224,8 @@ impl SessionSource {
         SessionSource {
             meta: SourceMeta {
                 session_id: t.session_id.clone(),
-                session_id_from: t.session_id_from.to_string(),
-                kind: t.kind.to_string(),
+                session_id_from: t.session_id_from,
+                kind: t.kind,
                 source: object.name.clone(),
                 version_id: object.version_id.clone(),
                 sha256: document_sha,
@@ -406,7 +407,7 @@ pub struct Attribution {
     /// End time.
     pub session_end: Option<String>,
     /// `cloudtrail`, `stream` (the streamed identity), `session-id` (its name part) or `none`.
-    pub attribution: String,
+    pub attribution: AttributedBy,
     /// Where the session's sources disagree, each naming them; the fields above follow the
     /// documented precedence. Empty (and left out of JSON) when they agree.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -427,6 +428,13 @@ impl Attribution {
             .as_deref()
             .or(self.session_end.as_deref())
             .and_then(parse_time)
+    }
+
+    /// The UTC day (`YYYY-MM-DD`) of [`Attribution::session_time`]: what the Lambda's output
+    /// is partitioned by and reports chart by.
+    pub fn session_day(&self) -> Option<String> {
+        let t = chrono::DateTime::from_timestamp(self.session_time()?, 0)?;
+        Some(t.format("%Y-%m-%d").to_string())
     }
 }
 
@@ -476,16 +484,16 @@ pub fn attribute(
         a.source_ip = s.source_ip.clone();
         a.instance_id = s.target.clone();
         a.session_start = Some(s.event_time.clone());
-        a.attribution = "cloudtrail".into();
+        a.attribution = AttributedBy::Cloudtrail;
     } else if let Some(arn) = source.and_then(|s| s.principal_arn.clone()) {
         a.principal = formats::principal_from_arn(&arn);
         a.principal_arn = Some(arn);
-        a.attribution = "stream".into();
+        a.attribution = AttributedBy::Stream;
     } else if let Some((name, _)) = sessionid::parse(session_id) {
         a.principal = Some(name.to_string());
-        a.attribution = "session-id".into();
+        a.attribution = AttributedBy::SessionId;
     } else {
-        a.attribution = "none".into();
+        a.attribution = AttributedBy::None;
     }
     if a.instance_id.is_none() {
         a.instance_id = source.and_then(|s| s.instance_id.clone());
@@ -516,7 +524,7 @@ pub fn attribute(
 /// `userIdentity.arn` or `target.id`, a log header's instance. CloudTrail wins; this says so.
 fn source_conflicts(s: &SourceMeta, start: &TrailEvent) -> Vec<String> {
     let mut out = Vec::new();
-    let what = if s.kind == "cloudwatch-stream" {
+    let what = if s.kind == SourceKind::CloudwatchStream {
         "the stream"
     } else {
         "the log's header"

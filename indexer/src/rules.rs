@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_RULES: &str = include_str!("../rules/privileged.json");
 
 /// One rule. A command matches when any one of the conditions given holds for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     /// Stable id, used in `rule` fields and to replace a built-in rule.
@@ -21,7 +21,7 @@ pub struct Rule {
     /// What it means, for people.
     pub title: String,
     /// `high`, `medium` or `low`.
-    pub severity: String,
+    pub severity: crate::kinds::Severity,
     /// Any of these programs runs (past wrappers: `sudo -u x passwd` runs `passwd`). When
     /// `subcommands` or `options` are given too, one of them must also be its argument.
     #[serde(default)]
@@ -402,5 +402,13 @@ mod tests {
         )
         .unwrap();
         assert!(Rules::with_file(&f).is_err());
+        // A severity that is not one of the three is refused, naming the file and the word.
+        std::fs::write(
+            &f,
+            r#"[{"id":"x","title":"t","severity":"critical","programs":["a"]}]"#,
+        )
+        .unwrap();
+        let e = Rules::with_file(&f).unwrap_err().to_string();
+        assert!(e.contains("r.json") && e.contains("critical"), "{e}");
     }
 }

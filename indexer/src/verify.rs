@@ -5,6 +5,7 @@
 
 use crate::error::Result;
 use crate::ingest::{self, Outcome, Provenance};
+use crate::kinds::{ProblemKind, SourceKind};
 use crate::ledger::{Entry, Ledger};
 use crate::model::{sha256_hex, Line, SessionSource, SourceObject};
 use crate::store::{Batch, Index, Reader};
@@ -16,7 +17,7 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     /// `changed`, `missing`, `unexpected`, `deleted`, `commands`, `records`, `ledger`.
-    pub kind: &'static str,
+    pub kind: ProblemKind,
     /// The source (or the ledger file) it is about.
     pub source: String,
     /// What is wrong.
@@ -62,7 +63,7 @@ pub fn verify(
     let (entries, broken) = Ledger::of_index(dir).read()?;
     for (line, why) in broken {
         report.problems.push(Problem {
-            kind: "ledger",
+            kind: ProblemKind::Ledger,
             source: ledger_path.clone(),
             detail: format!("line {line}: {why}"),
         });
@@ -85,13 +86,13 @@ pub fn verify(
         }
         match latest.get(name) {
             None => report.problems.push(Problem {
-                kind: "unexpected",
+                kind: ProblemKind::Unexpected,
                 source: name.clone(),
                 detail: "in the index but not in the ledger".into(),
             }),
             Some(e) if sources.iter().any(|s| s.meta.object_digest() != e.sha256) => {
                 report.problems.push(Problem {
-                    kind: "unexpected",
+                    kind: ProblemKind::Unexpected,
                     source: name.clone(),
                     detail: format!(
                         "the index holds another version than the ledger's ({})",
@@ -107,11 +108,11 @@ pub fn verify(
         if !selected(name) {
             continue;
         }
-        let transcript = matches!(e.kind.as_str(), "s3-log" | "cloudwatch-stream");
+        let transcript = e.kind.is_transcript();
         let in_index = indexed.get(name);
         if transcript && in_index.is_none() {
             report.problems.push(Problem {
-                kind: "deleted",
+                kind: ProblemKind::Deleted,
                 source: name.clone(),
                 detail: "ingested (ledger entry {}) but its records are gone from the index"
                     .replace("{}", &e.n.to_string()),
@@ -125,7 +126,7 @@ pub fn verify(
                     Some(bytes)
                 } else {
                     report.problems.push(Problem {
-                        kind: "changed",
+                        kind: ProblemKind::Changed,
                         source: name.clone(),
                         detail: format!(
                             "SHA-256 was {} when ingested, is {} now",
@@ -143,7 +144,7 @@ pub fn verify(
             }
             Err(Some(why)) => {
                 report.problems.push(Problem {
-                    kind: "missing",
+                    kind: ProblemKind::Missing,
                     source: name.clone(),
                     detail: why,
                 });
@@ -166,14 +167,14 @@ pub fn verify(
             bytes,
             written: None,
         };
-        let provenance = if e.kind == "records" {
+        let provenance = if e.kind == SourceKind::Records {
             Provenance::Records
         } else {
             Provenance::Sources
         };
         if let Outcome::Failed(err) = ingest::read_as(&object, provenance, &mut batch) {
             report.problems.push(Problem {
-                kind: "commands",
+                kind: ProblemKind::Commands,
                 source: name.clone(),
                 detail: format!("no longer reads: {err}"),
             });
@@ -201,7 +202,7 @@ pub fn verify(
             let stored = sources.iter().find(|s| &s.meta.session_id == sid);
             if stored.is_none_or(|s| comparable(&s.lines) != comparable(&derived.lines)) {
                 report.problems.push(Problem {
-                    kind: "commands",
+                    kind: ProblemKind::Commands,
                     source: name.clone(),
                     detail: format!(
                         "the commands of session {sid} replayed now differ from those indexed"
@@ -237,7 +238,7 @@ pub fn verify(
                     .map(|(seq, c)| format!("#{seq} {c}"))
                     .collect();
                 report.problems.push(Problem {
-                    kind: "commands",
+                    kind: ProblemKind::Commands,
                     source: name.clone(),
                     detail: format!(
                         "session {sid}: the index holds {} records, the source gives {}{}",
@@ -296,14 +297,14 @@ fn rederive(store: &Reader, again: Batch, report: &mut Report) -> Result<()> {
         let (sid, seq, _) = key;
         match held.get(key) {
             None => report.problems.push(Problem {
-                kind: "records",
+                kind: ProblemKind::Records,
                 source: sid.clone(),
                 detail: format!("#{seq}: derived again from the sources, but not in the index"),
             }),
             Some(got) if got != want => {
                 let fields = differing(got, want);
                 report.problems.push(Problem {
-                    kind: "records",
+                    kind: ProblemKind::Records,
                     source: sid.clone(),
                     detail: format!("#{seq}: the index differs from the sources in {fields}"),
                 });
@@ -313,7 +314,7 @@ fn rederive(store: &Reader, again: Batch, report: &mut Report) -> Result<()> {
     }
     for (sid, seq, _) in held.keys().filter(|k| !derived.contains_key(*k)) {
         report.problems.push(Problem {
-            kind: "records",
+            kind: ProblemKind::Records,
             source: sid.clone(),
             detail: format!("#{seq}: in the index, but no source the ledger lists gives it"),
         });

@@ -7,6 +7,7 @@ use aws_adapters::objects::{ObjectStore, StoreError};
 use indexer::derive::{self, Basis};
 use indexer::formats::{self, TrailEvent};
 use indexer::ingest::{self, Batch, Outcome};
+use indexer::kinds::SourceKind;
 use indexer::model::{self, Line, SessionSource, SessionTrail, SourceMeta, SourceObject};
 use indexer::names::{InstanceNames, Names, TagChange};
 use indexer::rules::Rules;
@@ -22,7 +23,7 @@ pub enum Done {
     /// Read; these sessions were rebuilt.
     Ingested {
         /// `s3-log`, `cloudwatch-stream`, `cloudtrail`, `inventory`.
-        kind: String,
+        kind: SourceKind,
         /// Sessions whose records were rewritten.
         sessions: Vec<String>,
     },
@@ -102,8 +103,28 @@ struct Seen {
     source: String,
     #[serde(default)]
     version_id: Option<String>,
-    kind: String,
+    kind: Became,
     sessions: Vec<String>,
+}
+
+/// What a version of a source became, in its marker.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Became {
+    /// Read as this kind of source.
+    Read(SourceKind),
+    /// Not read.
+    Left(Left),
+}
+
+/// Why a version of a source was not read.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Left {
+    /// It holds no audit data.
+    Skipped,
+    /// It could not be read (see the quarantine).
+    Quarantined,
 }
 
 /// Where a session's records are: its `dt=` can change when CloudTrail arrives.
@@ -215,9 +236,9 @@ impl Pipeline {
             Err(e) => return Err(e),
         };
         let (kind, sessions) = match &done {
-            Done::Ingested { kind, sessions } => (kind.clone(), sessions.clone()),
-            Done::Skipped(_) => ("skipped".into(), Vec::new()),
-            Done::Quarantined(_) => ("quarantined".into(), Vec::new()),
+            Done::Ingested { kind, sessions } => (Became::Read(*kind), sessions.clone()),
+            Done::Skipped(_) => (Became::Left(Left::Skipped), Vec::new()),
+            Done::Quarantined(_) => (Became::Left(Left::Quarantined), Vec::new()),
             Done::Duplicate => return Ok(done),
         };
         let seen = Seen {
@@ -302,10 +323,7 @@ impl Pipeline {
         sessions.extend(self.merge_names(&batch.instances, &batch.tags).await?);
         sessions.sort();
         sessions.dedup();
-        Ok(Done::Ingested {
-            kind: kind.to_string(),
-            sessions,
-        })
+        Ok(Done::Ingested { kind, sessions })
     }
 
     /// Replay a session log as it streams in, writing its lines as they complete.
@@ -361,7 +379,7 @@ impl Pipeline {
         self.put_source_state(&meta, lines_key, counts, id).await?;
         self.rebuild(&sid).await?;
         Ok(Done::Ingested {
-            kind: "s3-log".into(),
+            kind: SourceKind::S3Log,
             sessions: vec![sid],
         })
     }
@@ -654,14 +672,7 @@ impl Pipeline {
             return Ok(false);
         };
         let best = &sources[chosen];
-        let day = basis
-            .who
-            .session_start
-            .as_deref()
-            .or(basis.who.session_end.as_deref())
-            .and_then(|t| t.get(..10))
-            .unwrap_or("unknown")
-            .to_string();
+        let day = basis.who.session_day().unwrap_or_else(|| "unknown".into());
         let out_key = self.out.key(&format!("sessions/dt={day}/{sid}.jsonl"));
         let abandoned_key = self.out.key(&format!("abandoned/dt={day}/{sid}.jsonl"));
         let mut w = self.out.store.create(&out_key).await?;

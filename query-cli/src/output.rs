@@ -120,7 +120,7 @@ pub fn commands(
                     r.command.clone(),
                     r.programs.join(" "),
                     r.rule.join(" "),
-                    r.who.attribution.clone(),
+                    r.who.attribution.to_string(),
                     r.evidence.source.clone(),
                     r.evidence.version_id.clone().unwrap_or_default(),
                     r.evidence.sha256.clone(),
@@ -373,15 +373,21 @@ pub fn coverage(
     gaps_only: bool,
     format: Format,
 ) -> Result<()> {
-    let gap =
-        |c: &indexer::store::SessionCoverage| c.status() != "covered" || c.who.mfa != Some(true);
+    let gap = |c: &indexer::store::SessionCoverage| {
+        c.status() != indexer::kinds::Status::Covered || c.who.mfa != Some(true)
+    };
     let shown: Vec<_> = rows.iter().filter(|c| !gaps_only || gap(c)).collect();
     match format {
         Format::Json => {
             for c in &shown {
                 let mut v = serde_json::to_value(c)?;
-                v["status"] = c.status().into();
-                v["flags"] = c.flags().into();
+                v["status"] = c.status().as_str().into();
+                v["flags"] = c
+                    .flags()
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .into();
                 writeln!(out, "{}", json_line(&v)?)?;
             }
         }
@@ -406,7 +412,7 @@ pub fn coverage(
                 let row = [
                     c.session_id.clone(),
                     c.status().to_string(),
-                    c.flags().join(" "),
+                    flag_list(&c.flags(), " "),
                     opt(&c.who.principal).to_string(),
                     opt(&c.who.principal_arn).to_string(),
                     c.who.mfa.map_or(String::new(), |m| m.to_string()),
@@ -431,7 +437,7 @@ pub fn coverage(
                         if flags.is_empty() {
                             c.status().to_string()
                         } else {
-                            format!("{} {}", c.status(), flags.join(",").to_uppercase())
+                            format!("{} {}", c.status(), flag_list(&flags, ",").to_uppercase())
                         },
                         // A call refused before any session began names none.
                         cell(if c.session_id.is_empty() {
@@ -467,14 +473,17 @@ pub fn coverage(
                 ],
                 &table_rows,
             )?;
-            let covered = rows.iter().filter(|c| c.status() == "covered").count();
+            let covered = rows
+                .iter()
+                .filter(|c| c.status() == indexer::kinds::Status::Covered)
+                .count();
             let no_log = rows
                 .iter()
-                .filter(|c| c.status() == "no transcript")
+                .filter(|c| c.status() == indexer::kinds::Status::NoTranscript)
                 .count();
             let no_trail = rows
                 .iter()
-                .filter(|c| c.status() == "no cloudtrail")
+                .filter(|c| c.status() == indexer::kinds::Status::NoCloudtrail)
                 .count();
             let no_mfa = rows.iter().filter(|c| c.who.mfa == Some(false)).count();
             writeln!(
@@ -578,7 +587,11 @@ pub fn verify(
             let mut w = csv::Writer::from_writer(out);
             w.write_record(["problem", "source", "detail"])?;
             for p in &report.problems {
-                w.write_record([csv_cell(p.kind), csv_cell(&p.source), csv_cell(&p.detail)])?;
+                w.write_record([
+                    csv_cell(p.kind.as_str()),
+                    csv_cell(&p.source),
+                    csv_cell(&p.detail),
+                ])?;
             }
             w.flush()?;
         }
@@ -587,7 +600,13 @@ pub fn verify(
                 let rows: Vec<Vec<String>> = report
                     .problems
                     .iter()
-                    .map(|p| vec![p.kind.to_uppercase(), cell(&p.source), cell(&p.detail)])
+                    .map(|p| {
+                        vec![
+                            p.kind.as_str().to_uppercase(),
+                            cell(&p.source),
+                            cell(&p.detail),
+                        ]
+                    })
                     .collect();
                 table(out, &["PROBLEM", "SOURCE", "DETAIL"], &rows)?;
                 writeln!(out)?;
@@ -609,6 +628,15 @@ pub fn verify(
         }
     }
     Ok(())
+}
+
+/// Flags joined by `sep`.
+fn flag_list(flags: &[indexer::kinds::Flag], sep: &str) -> String {
+    flags
+        .iter()
+        .map(|f| f.as_str())
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 #[cfg(test)]

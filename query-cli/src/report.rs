@@ -149,7 +149,7 @@ pub fn build(
         sessions: sessions.len(),
         sessions_covered: sessions
             .iter()
-            .filter(|s| s.coverage.status() == "covered")
+            .filter(|s| s.coverage.status() == indexer::kinds::Status::Covered)
             .count(),
         sessions_without_mfa: sessions
             .iter()
@@ -219,12 +219,8 @@ fn chart(r: &Report) -> String {
         let day = s
             .coverage
             .who
-            .session_start
-            .as_deref()
-            .or(s.coverage.who.session_end.as_deref())
-            .and_then(|t| t.get(..10))
-            .unwrap_or("unknown")
-            .to_string();
+            .session_day()
+            .unwrap_or_else(|| "unknown".into());
         let e = per_day.entry(day).or_default();
         e.0 += s.commands.len();
         e.1 += s.commands.iter().filter(|c| !c.rule.is_empty()).count();
@@ -371,8 +367,8 @@ pub fn html(r: &Report) -> String {
             }),
             mfa(w.mfa),
             h(opt(&w.source_ip)),
-            h(&w.attribution),
-            h(c.status()),
+            h(w.attribution.as_str()),
+            h(c.status().as_str()),
             c.document.as_deref().map(|d| format!(" · document {}", h(d))).unwrap_or_default()
         );
         // What an auditor must weigh before reading the commands: sources that disagree,

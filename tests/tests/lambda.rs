@@ -698,7 +698,9 @@ fn the_lambda_also_commits_into_a_tantivy_index_when_asked() {
     assert_eq!(records.len(), from_s3);
     assert!(records.len() > 40);
     assert!(
-        records.iter().all(|r| r.who.attribution == "cloudtrail"),
+        records
+            .iter()
+            .all(|r| r.who.attribution == indexer::kinds::AttributedBy::Cloudtrail),
         "attributed in the index too"
     );
 }

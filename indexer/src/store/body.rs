@@ -238,8 +238,8 @@ mod tests {
         };
         let meta = SourceMeta {
             session_id: "alice-0123456789abcdef0".into(),
-            session_id_from: "header".into(),
-            kind: "s3-log".into(),
+            session_id_from: crate::kinds::IdFrom::Header,
+            kind: crate::kinds::SourceKind::S3Log,
             source: "s3://bucket/key with spaces".into(),
             version_id: Some("v1".into()),
             sha256: "ab".repeat(32),

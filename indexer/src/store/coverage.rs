@@ -4,6 +4,7 @@ use super::Reader;
 use crate::derive::Basis;
 use crate::error::Result;
 use crate::formats::TrailEvent;
+use crate::kinds::{Flag, Status};
 use crate::model::{self, SessionTrail};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,7 +41,7 @@ impl Reader {
                 source_ip: e.source_ip.clone(),
                 instance_id: e.target.clone(),
                 session_start: Some(e.event_time.clone()),
-                attribution: "cloudtrail".into(),
+                attribution: crate::kinds::AttributedBy::Cloudtrail,
                 ..Default::default()
             };
             if let Some(i) = &who.instance_id {
@@ -132,33 +133,27 @@ impl SessionCoverage {
             && until.is_none_or(|e| start.is_some_and(|t| t < e))
     }
 
-    /// `covered`, `no transcript`, `no cloudtrail`, or `denied` (only failed or denied calls:
-    /// no session began).
-    pub fn status(&self) -> &'static str {
+    /// What is known of it: both CloudTrail's start and a transcript, one of them, or only
+    /// refused calls.
+    pub fn status(&self) -> Status {
         match (self.cloudtrail, self.transcripts.is_empty()) {
-            (true, false) => "covered",
-            (true, true) => "no transcript",
-            (false, true) if !self.denied.is_empty() => "denied",
-            _ => "no cloudtrail",
+            (true, false) => Status::Covered,
+            (true, true) => Status::NoTranscript,
+            (false, true) if !self.denied.is_empty() => Status::Denied,
+            _ => Status::NoCloudtrail,
         }
     }
 
-    /// What an auditor must look at besides the status: `conflict` (its sources disagree:
-    /// see `conflicts`), `denied` (failed or denied calls on it: see `denied`).
-    pub fn flags(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if !self.who.conflicts.is_empty() {
-            out.push("conflict");
-        }
-        if !self.denied.is_empty() {
-            out.push("denied");
-        }
-        if !self.who.participants.is_empty() {
-            out.push("participants");
-        }
-        if !self.unreadable.is_empty() {
-            out.push("unreadable");
-        }
-        out
+    /// What an auditor must look at besides the status.
+    pub fn flags(&self) -> Vec<Flag> {
+        [
+            (!self.who.conflicts.is_empty(), Flag::Conflict),
+            (!self.denied.is_empty(), Flag::Denied),
+            (!self.who.participants.is_empty(), Flag::Participants),
+            (!self.unreadable.is_empty(), Flag::Unreadable),
+        ]
+        .into_iter()
+        .filter_map(|(on, flag)| on.then_some(flag))
+        .collect()
     }
 }
