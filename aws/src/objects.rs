@@ -159,6 +159,46 @@ impl S3Store {
             .map_err(|e| classify(self.url(key), e))
     }
 
+    /// Every version of every object under `prefix`, by key (delete markers left out): what
+    /// `ListObjectVersions` says, which needs `s3:ListBucketVersions`. Each key's versions come
+    /// newest first; an unversioned bucket's objects come once each, without a version id.
+    pub async fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let mut out = Vec::new();
+        let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| classify(self.url(prefix), e))?;
+            for v in page.versions() {
+                if let Some(k) = v.key() {
+                    out.push(ObjectInfo {
+                        key: k.to_string(),
+                        version_id: v.version_id().filter(|v| *v != "null").map(String::from),
+                        size: v.size().unwrap_or(0).max(0) as u64,
+                    });
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(String::from);
+            version_marker = page.next_version_id_marker().map(String::from);
+            if key_marker.is_none() {
+                break;
+            }
+        }
+        // Stable: a key's versions keep S3's order (newest first).
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
     /// A bucket reached with `client`.
     pub fn new(client: aws_sdk_s3::Client, bucket: &str) -> Self {
         S3Store {

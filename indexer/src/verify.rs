@@ -69,22 +69,26 @@ pub fn verify(
         });
     }
     let selected = |name: &str| only.is_none_or(|o| name.contains(o));
-    let mut latest: BTreeMap<String, Entry> = BTreeMap::new();
+    // A source is its name and its version: two versions of one S3 object are two sources,
+    // and a file ingested again after it changed is one.
+    let mut latest: BTreeMap<(String, Option<String>), Entry> = BTreeMap::new();
     for e in entries {
-        latest.insert(e.source.clone(), e);
+        latest.insert((e.source.clone(), e.version_id.clone()), e);
     }
-    let mut indexed: BTreeMap<String, Vec<SessionSource>> = BTreeMap::new();
+    let mut indexed: BTreeMap<(String, Option<String>), Vec<SessionSource>> = BTreeMap::new();
     for s in store.sources()? {
-        indexed.entry(s.meta.source.clone()).or_default().push(s);
+        let key = (s.meta.source.clone(), s.meta.version_id.clone());
+        indexed.entry(key).or_default().push(s);
     }
     // Every source again, for the records derived again from all of them.
     let mut again = Batch::default();
     // The index against the ledger.
-    for (name, sources) in &indexed {
+    for (key, sources) in &indexed {
+        let name = &key.0;
         if !selected(name) {
             continue;
         }
-        match latest.get(name) {
+        match latest.get(key) {
             None => report.problems.push(Problem {
                 kind: ProblemKind::Unexpected,
                 source: name.clone(),
@@ -104,12 +108,13 @@ pub fn verify(
         }
     }
     // Every source the ledger recorded: still there, still the same, still giving the same commands.
-    for (name, e) in &latest {
+    for (key, e) in &latest {
+        let name = &key.0;
         if !selected(name) {
             continue;
         }
         let transcript = e.kind.is_transcript();
-        let in_index = indexed.get(name);
+        let in_index = indexed.get(key);
         if transcript && in_index.is_none() {
             report.problems.push(Problem {
                 kind: ProblemKind::Deleted,
@@ -219,8 +224,8 @@ pub fn verify(
                 .filter(|s| &s.meta.session_id == sid)
                 .collect();
             let best = crate::derive::choose(of_session.iter().map(|s| &s.meta))
-                .map(|i| of_session[i].meta.source.clone());
-            if best.as_deref() != Some(name.as_str()) {
+                .map(|i| (&of_session[i].meta.source, &of_session[i].meta.version_id));
+            if best != Some((&key.0, &key.1)) {
                 continue;
             }
             let mut got: Vec<(u32, String)> =

@@ -165,6 +165,9 @@ fn ingest(
             bar.set_message(format!("listing {}", output::visible(location)));
         }
     });
+    for w in sources.warnings() {
+        run.say(&format!("warning: {}", output::visible(w)))?;
+    }
     let total = sources.total();
     for (n, source) in sources.enumerate() {
         run.show_progress(n, total, &source.name);

@@ -6,6 +6,10 @@
 //! The locations are listed first, in the order given, so that the stream knows how many
 //! sources it holds; each file and S3 object is read only when it is taken. A location that
 //! cannot be listed is one failed source naming it, and the others are still read.
+//!
+//! An S3 object written more than once is as many sources as it has versions: a session log
+//! overwritten in the bucket is then two transcripts of the session, which its records show as
+//! a conflict, rather than the newest bytes read as if they were the only ones.
 
 use aws_adapters::objects::{self, ObjectStore, S3Store};
 use indexer::ingest::Provenance;
@@ -30,6 +34,8 @@ enum Listed {
     S3 {
         store: S3Store,
         key: String,
+        /// The version to read, when the key has several; else the current one.
+        version: Option<String>,
     },
     /// Read while listing (a CloudWatch stream's events are its listing).
     Read(SourceObject),
@@ -44,6 +50,8 @@ enum Listed {
 pub struct Sources {
     listed: VecDeque<(Listed, Provenance)>,
     total: usize,
+    /// What a person should know about the listing (one line each).
+    warnings: Vec<String>,
     /// Made on first use: local paths need none.
     rt: Option<tokio::runtime::Runtime>,
 }
@@ -59,6 +67,7 @@ impl Sources {
         let mut sources = Sources {
             listed: VecDeque::new(),
             total: 0,
+            warnings: Vec::new(),
             rt: None,
         };
         let mut s3: Option<objects::S3Client> = None;
@@ -98,6 +107,12 @@ impl Sources {
         self.total
     }
 
+    /// What a person should know about the listing, one line each: a bucket whose versions
+    /// could not be listed (only each object's current version is read).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     fn rt(&mut self) -> Result<&tokio::runtime::Runtime, String> {
         if self.rt.is_none() {
             self.rt = Some(
@@ -122,13 +137,35 @@ impl Sources {
             .get_or_insert_with(|| rt.block_on(objects::s3_client()))
             .clone();
         let store = S3Store::new(client, &bucket);
-        let found = rt
-            .block_on(store.list(&prefix))
-            .map_err(|e| format!("listing: {e}"))?;
+        let found = match rt.block_on(store.list_versions(&prefix)) {
+            Ok(found) => found,
+            Err(versions) => {
+                let current = rt
+                    .block_on(store.list(&prefix))
+                    .map_err(|e| format!("listing: {e}"))?;
+                self.warnings.push(format!(
+                    "{url}: its object versions cannot be listed ({versions}): only each \
+                     object's current version is read, so an object written over shows no \
+                     earlier version"
+                ));
+                current
+            }
+        };
+        let mut versions: std::collections::HashMap<&str, usize> = Default::default();
+        for o in &found {
+            *versions.entry(o.key.as_str()).or_default() += 1;
+        }
+        // A key of one version is read as it is now (its version id comes with it).
+        let several: std::collections::HashSet<String> = versions
+            .into_iter()
+            .filter(|&(_, n)| n > 1)
+            .map(|(k, _)| k.to_string())
+            .collect();
         Ok(found
             .into_iter()
             .map(|o| Listed::S3 {
                 store: store.clone(),
+                version: o.version_id.filter(|_| several.contains(&o.key)),
                 key: o.key,
             })
             .collect())
@@ -189,10 +226,14 @@ impl Sources {
                     .map_err(|e| e.to_string());
                 (name, object)
             }
-            Listed::S3 { store, key } => {
+            Listed::S3 {
+                store,
+                key,
+                version,
+            } => {
                 let name = store.url(&key);
                 let object = self.rt().and_then(|rt| {
-                    rt.block_on(store.read_versioned(&key, None))
+                    rt.block_on(store.read_versioned(&key, version.as_deref()))
                         .map(|o| SourceObject {
                             name: name.clone(),
                             version_id: o.version_id,

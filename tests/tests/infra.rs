@@ -19,6 +19,31 @@ fn tool(name: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// A tool's run, its start tried again twice when the system refuses it (once, under the load of
+/// the whole suite, starting checkov failed); every refusal is printed.
+trait OutputRetried {
+    fn output_retried(&mut self) -> std::process::Output;
+}
+
+impl OutputRetried for Command {
+    fn output_retried(&mut self) -> std::process::Output {
+        let mut tries = 0;
+        loop {
+            match self.output() {
+                Ok(out) => return out,
+                Err(e) if tries < 2 => {
+                    use std::io::Write as _;
+                    let program = self.get_program().to_owned();
+                    writeln!(std::io::stderr(), "{program:?} did not start: {e:?}; again").ok();
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+                Err(e) => panic!("{:?} does not start: {e:?}", self.get_program()),
+            }
+        }
+    }
+}
+
 fn templates() -> Vec<PathBuf> {
     let mut t: Vec<PathBuf> = std::fs::read_dir(repo_root().join("infra"))
         .unwrap()
@@ -34,8 +59,7 @@ fn templates() -> Vec<PathBuf> {
 fn cfn_lint_finds_no_error_and_no_warning() {
     let out = Command::new(tool("cfn-lint"))
         .args(templates())
-        .output()
-        .expect("cfn-lint runs");
+        .output_retried();
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -56,8 +80,7 @@ fn checkov_leaves_no_failed_check() {
             "cli",
         ])
         .env("BC_SKIP_MAPPING", "TRUE")
-        .output()
-        .expect("checkov runs");
+        .output_retried();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),

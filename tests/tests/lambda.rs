@@ -1098,4 +1098,59 @@ fn the_lambda_flags_a_forged_start_and_a_second_transcript_and_skips_records() {
         session[0]["evidence"]["version_id"].as_str(),
         first.as_deref()
     );
+
+    // The command line reading the same bucket sees both versions of the log (not only the
+    // newest), skips the records file among the logs, and says the same.
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("index").display().to_string();
+    let out = ssm_audit_tests::ssm_audit()
+        .envs(w.moto.env())
+        .args(["ingest", "--index", &index, &format!("s3://{LOGS}/")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains("sessions/notes.jsonl") && l.contains("skipped")),
+        "{err}"
+    );
+    let cli = ssm_audit_tests::search_json(Path::new(&index), &[]).1;
+    let cli: Vec<Value> = cli
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["session_id"] == sid)
+        .collect();
+    assert_eq!(cli.len(), session.len());
+    for r in &cli {
+        assert_eq!(r["principal_arn"], "arn:aws:iam::444455556666:user/jiwoo");
+        assert_eq!(
+            r["evidence"]["version_id"].as_str(),
+            first.as_deref(),
+            "{r}"
+        );
+        let c = r["conflicts"].to_string();
+        assert!(
+            c.contains("mallory") && c.contains("two different transcripts"),
+            "{r}"
+        );
+    }
+    let (code, cov, _) = run(&["coverage", "--index", &index, "--format", "json"]);
+    assert_eq!(code, 0);
+    let row: Value = cov
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["session_id"] == sid)
+        .unwrap();
+    assert!(row["flags"].to_string().contains("conflict"), "{row}");
+    assert_eq!(row["transcripts"].as_array().unwrap().len(), 2, "{row}");
+    // Both versions are in the ledger, each verified at its own version.
+    let out = ssm_audit_tests::ssm_audit()
+        .envs(w.moto.env())
+        .args(["verify", "--index", &index, "--source", &key])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("2 sources"), "{said}");
 }

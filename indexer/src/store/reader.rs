@@ -262,7 +262,8 @@ impl Reader {
     ) -> Result<Vec<CommandRecord>> {
         let f = self.f();
         let mut sessions: BTreeMap<String, Vec<Shared>> = BTreeMap::new();
-        let mut outputs: BTreeMap<(String, String), BTreeMap<u32, String>> = BTreeMap::new();
+        let mut outputs: BTreeMap<(String, Option<String>, String), BTreeMap<u32, String>> =
+            BTreeMap::new();
         let mut out = Vec::new();
         for &a in addrs {
             let d: TantivyDocument = searcher.doc(a)?;
@@ -286,9 +287,13 @@ impl Reader {
             };
             let mut rec = stored.record(&sid, shared);
             if with_output && rec.output.is_none() {
-                let k = (rec.evidence.source.clone(), sid.clone());
+                let k = (
+                    rec.evidence.source.clone(),
+                    rec.evidence.version_id.clone(),
+                    sid.clone(),
+                );
                 if !outputs.contains_key(&k) {
-                    let key = keys::source(&k.1, &k.0);
+                    let key = keys::source(&k.2, &k.0, k.1.as_deref());
                     let lines: BTreeMap<u32, String> = self
                         .bodies::<SessionSource>(&self.kind_and("source", f.key, &key))?
                         .into_iter()

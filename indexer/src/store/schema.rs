@@ -69,11 +69,16 @@ pub(super) mod keys {
     }
 
     /// The document of one source of a session: the session, then the first 64 bits of the
-    /// SHA-256 of the source's name (two sources of one session would need 2^32 sources to
-    /// share them by chance).
-    pub(in crate::store) fn source(sid: &str, source: &str) -> String {
+    /// SHA-256 of the source's name, and of its version when it has one (two versions of one
+    /// S3 object are two sources; two sources of one session would need 2^32 sources to share
+    /// these bits by chance).
+    pub(in crate::store) fn source(sid: &str, source: &str, version: Option<&str>) -> String {
         let mut k = sources_from(sid);
-        k.push_str(&crate::model::sha256_hex(source.as_bytes())[..16]);
+        let named = match version {
+            Some(v) => crate::model::sha256_hex(format!("{source}\u{0}{v}").as_bytes()),
+            None => crate::model::sha256_hex(source.as_bytes()),
+        };
+        k.push_str(&named[..16]);
         k
     }
 

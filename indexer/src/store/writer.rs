@@ -275,8 +275,10 @@ impl Writer {
         self.writer
             .delete_term(term(f.key, &keys::commands(session_id)));
         for m in self.reader.source_metas_of(session_id)? {
-            self.writer
-                .delete_term(term(f.key, &keys::source(session_id, &m.source)));
+            self.writer.delete_term(term(
+                f.key,
+                &keys::source(session_id, &m.source, m.version_id.as_deref()),
+            ));
         }
         self.commit()
     }
@@ -416,7 +418,7 @@ impl Known {
         let mut new_sources: BTreeMap<String, Vec<SessionSource>> = BTreeMap::new();
         for s in batch.sources {
             let sid = s.meta.session_id.clone();
-            let key = keys::source(&sid, &s.meta.source);
+            let key = keys::source(&sid, &s.meta.source, s.meta.version_id.as_deref());
             ops.delete_key(term(f.key, &key))?;
             let (d, bytes) = docs::source(f, key, &s)?;
             ops.add(d, bytes)?;
@@ -431,7 +433,10 @@ impl Known {
         for sid in &affected {
             let mut sources = self.sources_of(reader, sid)?;
             if let Some(fresh) = new_sources.remove(sid) {
-                sources.retain(|old| !fresh.iter().any(|n| n.meta.source == old.meta.source));
+                let same = |a: &SessionSource, b: &SessionSource| {
+                    (&a.meta.source, &a.meta.version_id) == (&b.meta.source, &b.meta.version_id)
+                };
+                sources.retain(|old| !fresh.iter().any(|n| same(n, old)));
                 sources.extend(fresh);
             }
             // A session without a transcript has no commands to rebuild; commands it has came
