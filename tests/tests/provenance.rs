@@ -411,6 +411,36 @@ fn a_stream_naming_another_principal_than_cloudtrail_is_a_conflict() {
 }
 
 #[test]
+fn a_log_header_naming_another_instance_than_cloudtrail_is_a_conflict() {
+    let case = Case::new();
+    let sid = "eve-0i7p0kein1wvdveilipgnk43b2";
+    let file = case.forged.join(format!("sessions/{sid}.log"));
+    let bytes = std::fs::read(&file).unwrap();
+    let genuine = b"/var/lib/amazon/ssm/i-0d44dd44dd44dd444/";
+    let at = bytes
+        .windows(genuine.len())
+        .position(|w| w == genuine)
+        .unwrap();
+    assert!(at < 200, "the instance is named in the header");
+    let mut forged = bytes.clone();
+    forged[at..at + genuine.len()].copy_from_slice(b"/var/lib/amazon/ssm/i-0bad0bad0bad0bad0/");
+    std::fs::write(&file, forged).unwrap();
+    let (code, err, got) = case.ingest();
+    assert_eq!(code, 0, "{err}");
+    let session = Case::session(&got, sid);
+    assert_eq!(session.len(), Case::session(&case.clean, sid).len());
+    for r in &session {
+        // CloudTrail's target stands; the header's claim is in plain sight.
+        assert_eq!(r["instance_id"], "i-0d44dd44dd44dd444", "{r}");
+        let c = r["conflicts"].to_string();
+        assert!(
+            c.contains("the log's header") && c.contains("i-0bad0bad0bad0bad0"),
+            "{r}"
+        );
+    }
+}
+
+#[test]
 fn a_resume_by_another_principal_shows_them_on_the_session() {
     let case = Case::new();
     let mut resume = call("ResumeSession", MALLORY, "2026-02-10T01:05:00Z", None);
