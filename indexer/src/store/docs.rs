@@ -125,67 +125,59 @@ pub(super) struct SourceMetaOnly {
 /// A document and about how many bytes of values it holds (what the writer's backlog counts).
 pub(super) type Sized = (TantivyDocument, usize);
 
+/// A document of facts: its kind, its key, its session and instance when it has them (found
+/// by those), and its body.
+fn fact(
+    f: Fields,
+    kind: &str,
+    key: String,
+    sid: Option<&str>,
+    instance: Option<&str>,
+    body: String,
+) -> Sized {
+    let bytes = body.len() + 2 * key.len();
+    let mut d = doc!(f.kind => kind, f.key => key, f.body => body);
+    if let Some(sid) = sid {
+        d.add_text(f.sid, sid);
+    }
+    if let Some(i) = instance {
+        d.add_text(f.instance, i.to_ascii_lowercase());
+    }
+    (d, bytes)
+}
+
 /// The inventory document of an instance.
 pub(super) fn instance(f: Fields, key: String, id: &str, names: &InstanceNames) -> Result<Sized> {
     let body = serde_json::to_string(names)?;
-    let bytes = body.len() + 2 * key.len();
-    Ok((
-        doc!(
-            f.kind => "instance",
-            f.key => key,
-            f.instance => id.to_ascii_lowercase(),
-            f.body => body,
-        ),
-        bytes,
-    ))
+    Ok(fact(f, "instance", key, None, Some(id), body))
 }
 
 /// The CloudTrail document of a session: its events, found by the session and by the instance
 /// its start names.
 pub(super) fn trail(f: Fields, key: String, t: &SessionTrail) -> Result<Sized> {
+    let target = t.start().and_then(|s| s.target.as_deref());
     let body = serde_json::to_string(t)?;
-    let bytes = body.len() + 2 * key.len();
-    let mut d = doc!(
-        f.kind => "trail",
-        f.key => key,
-        f.sid => t.session_id.clone(),
-        f.body => body,
-    );
-    if let Some(target) = t.start().and_then(|s| s.target.as_ref()) {
-        d.add_text(f.instance, target.to_ascii_lowercase());
-    }
-    Ok((d, bytes))
+    Ok(fact(f, "trail", key, Some(&t.session_id), target, body))
 }
 
 /// The document of a file refused as a session's transcript.
 pub(super) fn unreadable(f: Fields, key: String, u: &Unreadable) -> Result<Sized> {
     let body = serde_json::to_string(u)?;
-    let bytes = body.len() + 2 * key.len();
-    Ok((
-        doc!(
-            f.kind => "unreadable",
-            f.key => key,
-            f.sid => u.session_id.clone(),
-            f.body => body,
-        ),
-        bytes,
-    ))
+    Ok(fact(f, "unreadable", key, Some(&u.session_id), None, body))
 }
 
 /// The document of one transcript source: its facts and its replayed lines.
 pub(super) fn source(f: Fields, key: String, s: &SessionSource) -> Result<Sized> {
+    let m = &s.meta;
     let body = body::source(s)?;
-    let bytes = body.len() + 2 * key.len();
-    let mut d = doc!(
-        f.kind => "source",
-        f.key => key,
-        f.sid => s.meta.session_id.clone(),
-        f.body => body,
-    );
-    if let Some(i) = &s.meta.instance_id {
-        d.add_text(f.instance, i.to_ascii_lowercase());
-    }
-    Ok((d, bytes))
+    Ok(fact(
+        f,
+        "source",
+        key,
+        Some(&m.session_id),
+        m.instance_id.as_deref(),
+        body,
+    ))
 }
 
 /// A session's command and abandoned-line documents, one per line of `lines`, then its

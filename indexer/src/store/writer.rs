@@ -109,15 +109,7 @@ impl Writer {
             ledger: Ledger::of_index(&index.path),
             staged: Vec::new(),
             dirty: false,
-            known: Known {
-                backlog: Default::default(),
-                trails: FxHashMap::default(),
-                names: None,
-                unseen: FxHashSet::default(),
-                touched: FxHashSet::default(),
-                fresh,
-                pending: (Vec::new(), 0),
-            },
+            known: Known::new(Default::default(), fresh),
         })
     }
 
@@ -180,15 +172,7 @@ impl Writer {
                 let rolled_back = self.writer.rollback();
                 self.staged.clear();
                 self.dirty = false;
-                self.known = Known {
-                    backlog: self.known.backlog.clone(),
-                    trails: FxHashMap::default(),
-                    names: None,
-                    unseen: FxHashSet::default(),
-                    touched: FxHashSet::default(),
-                    fresh: None,
-                    pending: (Vec::new(), 0),
-                };
+                self.known = Known::new(self.known.backlog.clone(), None);
                 rolled_back?;
                 Err(e)
             }
@@ -285,6 +269,20 @@ impl Writer {
 }
 
 impl Known {
+    /// Nothing known yet but what the committed index holds (`fresh`), counting the writer's
+    /// backlog in `backlog`.
+    fn new(backlog: std::sync::Arc<std::sync::atomic::AtomicUsize>, fresh: Option<Fresh>) -> Known {
+        Known {
+            backlog,
+            trails: FxHashMap::default(),
+            names: None,
+            unseen: FxHashSet::default(),
+            touched: FxHashSet::default(),
+            fresh,
+            pending: (Vec::new(), 0),
+        }
+    }
+
     /// A session's CloudTrail, read into the cache of this process if it is not there yet.
     fn trail_of(&mut self, reader: &Reader, sid: &str) -> Result<Option<&SessionTrail>> {
         if !self.trails.contains_key(sid) {
