@@ -130,18 +130,39 @@ impl S3Store {
         key: &str,
         version: Option<&str>,
     ) -> Result<ReadObject, StoreError> {
+        self.read_at_most(key, version, u64::MAX)
+            .await?
+            .map_err(|size| StoreError::Transient(format!("{}: {size} bytes", self.url(key))))
+    }
+
+    /// [`S3Store::read_versioned`], unless the object is larger than `limit` bytes: then its
+    /// size (or `limit + 1` when S3 did not say it), without reading more than that.
+    pub async fn read_at_most(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        limit: u64,
+    ) -> Result<Result<ReadObject, u64>, StoreError> {
         let out = self.get_object(key, version).await?;
+        if let Some(size) = out.content_length().and_then(|l| u64::try_from(l).ok()) {
+            if size > limit {
+                return Ok(Err(size));
+            }
+        }
         let version_id = out.version_id().filter(|v| *v != "null").map(String::from);
         let mut chunks = S3Chunks::of(out, self.url(key));
         let mut bytes = Vec::new();
         while let Some(c) = chunks.next().await? {
             bytes.extend_from_slice(&c);
+            if bytes.len() as u64 > limit {
+                return Ok(Err(limit.saturating_add(1)));
+            }
         }
-        Ok(ReadObject {
+        Ok(Ok(ReadObject {
             bytes,
             version_id,
             written: chunks.written,
-        })
+        }))
     }
 
     async fn get_object(

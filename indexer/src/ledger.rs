@@ -2,6 +2,14 @@
 //! index (`ledger.jsonl` in the index folder). Each entry holds the hash of the one before, so
 //! an entry edited or removed from the middle breaks the chain, and `verify` compares the
 //! ledger with the index both ways, so a record removed from either is found.
+//!
+//! The ledger is written before the index commits, and each commit records the ledger's
+//! [`Head`] then (its payload): a commit that failed after the ledger was written (a full disk,
+//! a kill) leaves entries past the committed head, and a write that failed leaves a torn last
+//! line. [`Ledger::settle`], run when the next writer takes the index, cuts both; `verify` reads
+//! them as an interrupted ingest, not as tampering. What this cannot show (a ledger cut and
+//! re-chained together with the index's commit) is what anchoring the head outside the index
+//! ([`crate::anchor`]) shows.
 
 use crate::error::{Error, Result};
 use crate::kinds::SourceKind;
@@ -68,6 +76,53 @@ pub struct Ingested {
 /// A line where the chain is broken, and what is wrong there.
 pub type Break = (usize, String);
 
+/// Where the chain ends: how many entries it has, and the hash of the last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// Entries in the ledger.
+    pub entries: u64,
+    /// The hash of the last entry ([`GENESIS`] when there is none).
+    pub hash: String,
+}
+
+impl Head {
+    /// The head of an empty ledger.
+    pub fn genesis() -> Head {
+        Head {
+            entries: 0,
+            hash: GENESIS.to_string(),
+        }
+    }
+
+    /// The head of a chain that ends with `last`.
+    pub fn of(last: Option<&Entry>) -> Head {
+        last.map_or_else(Head::genesis, |e| Head {
+            entries: e.n,
+            hash: e.hash.clone(),
+        })
+    }
+}
+
+/// What a ledger file holds.
+#[derive(Debug, Default)]
+pub struct Contents {
+    /// Every entry that reads as one, in order.
+    pub entries: Vec<Entry>,
+    /// The lines where the chain is broken.
+    pub broken: Vec<Break>,
+    /// The file ends in a line cut short (no newline, not an entry): a write that failed.
+    pub torn: bool,
+}
+
+/// What [`Ledger::settle`] cut.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// Entries past the committed head: sources of a commit that did not happen.
+    pub uncommitted: u64,
+    /// A torn last line was cut.
+    pub torn: bool,
+}
+
 /// The ledger file of an index.
 pub struct Ledger {
     path: PathBuf,
@@ -94,30 +149,43 @@ impl Ledger {
     }
 
     /// Every entry, and the lines where the chain is broken.
-    pub fn read(&self) -> Result<(Vec<Entry>, Vec<Break>)> {
-        let text = match std::fs::read_to_string(&self.path) {
+    pub fn read(&self) -> Result<Contents> {
+        let text = match std::fs::read(&self.path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((Vec::new(), Vec::new()))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::default()),
             Err(e) => return Err(Error::Io(e)),
         };
-        let mut entries = Vec::new();
-        let mut broken = Vec::new();
+        Ok(Self::parse(&text).0)
+    }
+
+    /// The file's contents, and the byte offset after each entry's line.
+    fn parse(text: &[u8]) -> (Contents, Vec<usize>) {
+        let mut out = Contents::default();
+        let mut ends = Vec::new();
         let mut prev = GENESIS.to_string();
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            match serde_json::from_str::<Entry>(line) {
+        let mut start = 0;
+        let mut number = 0;
+        while start < text.len() {
+            let (line, end, complete) = match text[start..].iter().position(|&b| b == b'\n') {
+                Some(i) => (&text[start..start + i], start + i + 1, true),
+                None => (&text[start..], text.len(), false),
+            };
+            number += 1;
+            start = end;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let parsed = std::str::from_utf8(line)
+                .map_err(|e| e.to_string())
+                .and_then(|l| serde_json::from_str::<Entry>(l).map_err(|e| e.to_string()));
+            match parsed {
                 Ok(e) => {
                     if e.prev != prev {
-                        broken.push((i + 1, format!("entry {} does not follow the entry before it (an entry was removed or changed)", e.n)));
+                        out.broken.push((number, format!("entry {} does not follow the entry before it (an entry was removed or changed)", e.n)));
                     }
                     if e.digest() != e.hash {
-                        broken.push((
-                            i + 1,
+                        out.broken.push((
+                            number,
                             format!(
                                 "entry {} was altered (its hash does not match its content)",
                                 e.n
@@ -125,12 +193,88 @@ impl Ledger {
                         ));
                     }
                     prev = e.hash.clone();
-                    entries.push(e);
+                    out.entries.push(e);
+                    ends.push(end);
                 }
-                Err(err) => broken.push((i + 1, format!("not a ledger entry: {err}"))),
+                Err(_) if !complete => out.torn = true,
+                Err(err) => out
+                    .broken
+                    .push((number, format!("not a ledger entry: {err}"))),
             }
         }
-        Ok((entries, broken))
+        (out, ends)
+    }
+
+    /// Make the file end where the index's last commit says it ends (`committed`, the head
+    /// recorded with that commit; `None` for an index committed before heads were recorded):
+    /// entries written for a commit that did not happen, and a torn last line, are cut. A
+    /// ledger that does not hold the committed head is left as it is, for `verify` to report.
+    ///
+    /// Only a writer of the index (holding its lock) may settle its ledger.
+    pub fn settle(&mut self, committed: Option<&Head>) -> Result<Settled> {
+        self.tail = None;
+        let text = match std::fs::read(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settled::default()),
+            Err(e) => return Err(Error::Io(e)),
+        };
+        let (contents, ends) = Self::parse(&text);
+        let keep = match committed {
+            Some(head) if head.entries == 0 => (!contents.entries.is_empty() || contents.torn)
+                .then_some((0, contents.entries.len() as u64)),
+            Some(head) => contents
+                .entries
+                .iter()
+                .position(|e| e.n == head.entries && e.hash == head.hash)
+                .map(|i| (ends[i], (contents.entries.len() - i - 1) as u64)),
+            None => None,
+        };
+        let (cut_at, uncommitted) = match keep {
+            Some(k) => k,
+            // Without a head to go by, only a torn last line is cut.
+            None if contents.torn => (ends.last().copied().unwrap_or(0), 0),
+            None => return Ok(Settled::default()),
+        };
+        if cut_at == text.len() && text.ends_with(b"\n") {
+            return Ok(Settled::default());
+        }
+        let torn = contents.torn;
+        let f = std::fs::OpenOptions::new().write(true).open(&self.path)?;
+        f.set_len(cut_at as u64)?;
+        // A kept last entry whose newline was not written gets it.
+        if cut_at > 0 && text[cut_at - 1] != b'\n' {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+            f.write_all(b"\n")?;
+        }
+        f.sync_all()?;
+        Ok(Settled { uncommitted, torn })
+    }
+
+    /// The head of the chain as this writer knows it.
+    pub fn head(&mut self) -> Result<Head> {
+        let tail = self.tail()?;
+        Ok(Head {
+            entries: tail.n,
+            hash: tail.prev.clone(),
+        })
+    }
+
+    fn tail(&mut self) -> Result<&mut Tail> {
+        if self.tail.is_none() {
+            let entries = self.read()?.entries;
+            self.tail = Some(Tail {
+                n: entries.last().map_or(0, |e| e.n),
+                prev: entries
+                    .last()
+                    .map_or(GENESIS.to_string(), |e| e.hash.clone()),
+                // Later entries replace earlier ones.
+                latest: entries
+                    .into_iter()
+                    .map(|e| (e.source, (e.sha256, e.version_id)))
+                    .collect(),
+            });
+        }
+        Ok(self.tail.as_mut().expect("just read"))
     }
 
     /// Append sources not already recorded with the same digest as their latest entry.
@@ -138,23 +282,8 @@ impl Ledger {
     /// The file is read on the first append only: a `Ledger` that appends must be the only
     /// writer of its index (the index's writer lock) for as long as it is kept.
     pub fn append(&mut self, sources: &[Ingested]) -> Result<usize> {
-        let mut tail = match self.tail.take() {
-            Some(t) => t,
-            None => {
-                let (entries, _) = self.read()?;
-                Tail {
-                    n: entries.last().map_or(0, |e| e.n),
-                    prev: entries
-                        .last()
-                        .map_or(GENESIS.to_string(), |e| e.hash.clone()),
-                    // Later entries replace earlier ones.
-                    latest: entries
-                        .into_iter()
-                        .map(|e| (e.source, (e.sha256, e.version_id)))
-                        .collect(),
-                }
-            }
-        };
+        self.tail()?;
+        let mut tail = self.tail.take().expect("just read");
         let mut out = String::new();
         let mut added = Vec::new();
         let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
@@ -238,9 +367,9 @@ mod tests {
             1,
             "a new version is recorded"
         );
-        let (entries, broken) = l.read().unwrap();
-        assert_eq!(entries.len(), 4);
-        assert!(broken.is_empty());
+        let read = l.read().unwrap();
+        assert_eq!(read.entries.len(), 4);
+        assert!(read.broken.is_empty());
         let text = std::fs::read_to_string(dir.path().join("ledger.jsonl")).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         // Remove the second entry.
@@ -249,7 +378,7 @@ mod tests {
             format!("{}\n{}\n{}\n", lines[0], lines[2], lines[3]),
         )
         .unwrap();
-        assert!(!l.read().unwrap().1.is_empty());
+        assert!(!l.read().unwrap().broken.is_empty());
         // Change a digest in place.
         std::fs::write(
             dir.path().join("ledger.jsonl"),
@@ -259,8 +388,71 @@ mod tests {
         assert!(l
             .read()
             .unwrap()
-            .1
+            .broken
             .iter()
             .any(|(_, why)| why.contains("altered")));
+    }
+
+    #[test]
+    fn settling_cuts_what_the_index_never_committed_and_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.jsonl");
+        let mut l = Ledger::of_index(dir.path());
+        l.append(&[src("a", "1"), src("b", "2")]).unwrap();
+        let committed = l.head().unwrap();
+        assert_eq!(committed.entries, 2);
+        l.append(&[src("c", "3")]).unwrap();
+        let whole = std::fs::read(&path).unwrap();
+        // Half of a fourth line: the disk filled while it was written.
+        let mut torn = whole.clone();
+        torn.extend_from_slice(br#"{"n":4,"time":"2026-"#);
+        std::fs::write(&path, &torn).unwrap();
+        let read = l.read().unwrap();
+        assert!(read.torn && read.broken.is_empty(), "{:?}", read.broken);
+        assert_eq!(read.entries.len(), 3);
+        // The index committed two entries: the third and the torn line go.
+        let settled = l.settle(Some(&committed)).unwrap();
+        assert_eq!(
+            settled,
+            Settled {
+                uncommitted: 1,
+                torn: true
+            }
+        );
+        let read = l.read().unwrap();
+        assert_eq!(read.entries.len(), 2);
+        assert!(!read.torn && read.broken.is_empty());
+        assert_eq!(l.head().unwrap(), committed);
+        // Settled again, nothing changes.
+        assert_eq!(l.settle(Some(&committed)).unwrap(), Settled::default());
+        // The next entry follows the committed head.
+        l.append(&[src("c", "3")]).unwrap();
+        assert!(l.read().unwrap().broken.is_empty());
+    }
+
+    #[test]
+    fn settling_leaves_a_ledger_that_does_not_hold_the_committed_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.jsonl");
+        let mut l = Ledger::of_index(dir.path());
+        l.append(&[src("a", "1"), src("b", "2"), src("c", "3")])
+            .unwrap();
+        let committed = l.head().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The last entry cut away: the head the index committed is not there.
+        let cut: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, &cut).unwrap();
+        assert_eq!(l.settle(Some(&committed)).unwrap(), Settled::default());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), cut);
+        // Without a committed head, only a torn line is cut.
+        std::fs::write(&path, format!("{cut}{{\"n\":3")).unwrap();
+        assert_eq!(
+            l.settle(None).unwrap(),
+            Settled {
+                uncommitted: 0,
+                torn: true
+            }
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), cut);
     }
 }

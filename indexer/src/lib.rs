@@ -15,6 +15,7 @@
 
 pub mod derive;
 pub mod error;
+pub mod files;
 pub mod formats;
 pub mod ingest;
 pub mod kinds;

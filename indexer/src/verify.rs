@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::ingest::{self, Outcome, Provenance};
 use crate::kinds::{ProblemKind, SourceKind};
-use crate::ledger::{Entry, Ledger};
+use crate::ledger::{Entry, Head, Ledger};
 use crate::model::{sha256_hex, Line, SessionSource, SourceObject};
 use crate::store::{Batch, Index, Reader};
 use serde::Serialize;
@@ -37,11 +37,23 @@ pub struct Report {
     pub problems: Vec<Problem>,
 }
 
-/// Fetches a source's bytes again: `(name, version) -> bytes`; `Err(None)` when it cannot be
-/// fetched again by design (a stream assembled from CloudWatch Logs), `Err(Some(why))` when it
-/// is gone or unreadable.
-pub type Fetch<'a> =
-    dyn FnMut(&str, Option<&str>) -> std::result::Result<Vec<u8>, Option<String>> + 'a;
+/// What fetching a source again gave.
+#[derive(Debug)]
+pub enum Fetched {
+    /// Its bytes.
+    Bytes(Vec<u8>),
+    /// It is there and is not what was ingested, known without reading it whole (larger than
+    /// the ledger's size); what it is now.
+    Changed(String),
+    /// It cannot be had: gone, unreadable, or not a regular file to open; why.
+    Missing(String),
+    /// It cannot be fetched again byte for byte; why.
+    NotChecked(String),
+}
+
+/// Fetches a source again, as the ledger recorded it (name, version, size: a fetch reads no
+/// more than one byte past the size).
+pub type Fetch<'a> = dyn FnMut(&Entry) -> Fetched + 'a;
 
 fn comparable(lines: &[Line]) -> Vec<(u32, &str, &str, bool)> {
     lines
@@ -60,14 +72,26 @@ pub fn verify(
 ) -> Result<Report> {
     let mut report = Report::default();
     let ledger_path = dir.join("ledger.jsonl").display().to_string();
-    let (entries, broken) = Ledger::of_index(dir).read()?;
-    for (line, why) in broken {
+    let contents = Ledger::of_index(dir).read()?;
+    for (line, why) in contents.broken {
         report.problems.push(Problem {
             kind: ProblemKind::Ledger,
             source: ledger_path.clone(),
             detail: format!("line {line}: {why}"),
         });
     }
+    if contents.torn {
+        report.unchecked.push((
+            ledger_path.clone(),
+            "its last line is cut short: an ingest was interrupted while writing it (the next ingest removes it)".into(),
+        ));
+    }
+    let entries = committed_entries(
+        contents.entries,
+        store.ledger_head()?.as_ref(),
+        &ledger_path,
+        &mut report,
+    );
     let selected = |name: &str| only.is_none_or(|o| name.contains(o));
     // A source is its name and its version: two versions of one S3 object are two sources,
     // and a file ingested again after it changed is one.
@@ -123,8 +147,8 @@ pub fn verify(
                     .replace("{}", &e.n.to_string()),
             });
         }
-        let fetched = match fetch(name, e.version_id.as_deref()) {
-            Ok(bytes) => {
+        let fetched = match fetch(e) {
+            Fetched::Bytes(bytes) => {
                 report.sources += 1;
                 let digest = sha256_hex(&bytes);
                 if digest == e.sha256 {
@@ -141,13 +165,23 @@ pub fn verify(
                     None
                 }
             }
-            Err(None) => {
-                report
-                    .unchecked
-                    .push((name.clone(), "cannot be fetched again byte for byte".into()));
+            Fetched::Changed(now) => {
+                report.sources += 1;
+                report.problems.push(Problem {
+                    kind: ProblemKind::Changed,
+                    source: name.clone(),
+                    detail: format!(
+                        "{} bytes with SHA-256 {} when ingested, {now}",
+                        e.size, e.sha256
+                    ),
+                });
                 None
             }
-            Err(Some(why)) => {
+            Fetched::NotChecked(why) => {
+                report.unchecked.push((name.clone(), why));
+                None
+            }
+            Fetched::Missing(why) => {
                 report.problems.push(Problem {
                     kind: ProblemKind::Missing,
                     source: name.clone(),
@@ -264,6 +298,61 @@ pub fn verify(
         rederive(store, again, &mut report)?;
     }
     Ok(report)
+}
+
+/// The entries the index's last commit covers. Entries past the head it recorded were written
+/// for a commit that did not happen (or is happening now): they are named, not checked. A
+/// ledger that does not hold that head lost or changed entries.
+fn committed_entries(
+    mut entries: Vec<Entry>,
+    head: Option<&Head>,
+    ledger_path: &str,
+    report: &mut Report,
+) -> Vec<Entry> {
+    let Some(head) = head else {
+        return entries;
+    };
+    let found = if head.entries == 0 {
+        Some(0)
+    } else {
+        entries
+            .iter()
+            .position(|e| e.n == head.entries && e.hash == head.hash)
+            .map(|i| i + 1)
+    };
+    match found {
+        Some(keep) if keep < entries.len() => {
+            let (first, last) = (entries[keep].n, entries[entries.len() - 1].n);
+            report.unchecked.push((
+                ledger_path.to_string(),
+                format!(
+                    "entries {first} to {last} were written for a commit that has not happened (an ingest running or interrupted; the next ingest removes them)"
+                ),
+            ));
+            entries.truncate(keep);
+        }
+        Some(_) => {}
+        None => {
+            let last = entries.last().map_or(0, |e| e.n);
+            report.problems.push(Problem {
+                kind: ProblemKind::Ledger,
+                source: ledger_path.to_string(),
+                detail: if last < head.entries {
+                    format!(
+                        "the index was last committed with {} ledger entries, the ledger ends at entry {last}: entries were cut",
+                        head.entries
+                    )
+                } else {
+                    format!(
+                        "the index was last committed with ledger entry {} hashed {}, the ledger holds another: entries were removed or changed",
+                        head.entries,
+                        &head.hash[..12.min(head.hash.len())]
+                    )
+                },
+            });
+        }
+    }
+    entries
 }
 
 /// Derive every record again from `again` in a fresh index, and name every record whose

@@ -99,23 +99,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report(args) => report(&index, args),
         Command::Verify(args) => {
             let store = Index::open(&index)?.reader()?;
-            let mut s3: Option<remote::S3Fetcher> = None;
-            let mut fetch = |name: &str,
-                             version: Option<&str>|
-             -> std::result::Result<Vec<u8>, Option<String>> {
-                if name.starts_with("cloudwatch://") {
-                    return Err(None);
-                }
-                if name.starts_with("s3://") {
-                    if s3.is_none() {
-                        s3 = Some(remote::S3Fetcher::new().map_err(|e| Some(e.to_string()))?);
-                    }
-                    return s3
-                        .as_mut()
-                        .map_or(Err(None), |f| f.fetch(name, version).map_err(Some));
-                }
-                std::fs::read(name).map_err(|e| Some(format!("cannot be read again: {e}")))
-            };
+            let mut refetch = remote::Refetch::new()?;
+            let mut fetch = |e: &indexer::ledger::Entry| refetch.fetch(e);
             let report =
                 indexer::verify::verify(&store, &index, &mut fetch, args.source.as_deref())?;
             let mut out = std::io::stdout().lock();
@@ -158,6 +143,15 @@ fn ingest(
         quiet,
         ..Run::default()
     };
+    let settled = store.settled();
+    if settled.uncommitted > 0 || settled.torn {
+        run.say(&format!(
+            "note: an earlier ingest of this index was interrupted before its last commit: {} ledger entr{} it wrote for that commit{} removed; its sources are read again if given",
+            settled.uncommitted,
+            if settled.uncommitted == 1 { "y" } else { "ies" },
+            if settled.torn { " and a line cut short were" } else { " were" },
+        ))?;
+    }
     let mut batch = Batch::default();
     let started = std::time::Instant::now();
     let sources = Sources::list(inputs, since.map(|s| s * 1000), &mut |location| {

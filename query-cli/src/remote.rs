@@ -1,8 +1,10 @@
-//! What the CLI asks AWS besides its sources: S3 objects again for `verify`, instance names.
+//! What the CLI asks AWS besides its sources: sources again for `verify`, instance names.
 //! The SDK takes its endpoint, region and credentials from the standard environment.
 
 use anyhow::{Context, Result};
 use aws_adapters::objects::{self, S3Store};
+use indexer::files::ReadError;
+use indexer::verify::Fetched;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -11,42 +13,91 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// Fetch `s3://bucket/key` (at a version) again, for `verify`.
-pub struct S3Fetcher {
+/// Fetches sources again for `verify`, as the ledger recorded them: files (regular files
+/// only), S3 objects at their version, and streamed sessions from their log group. None is
+/// read past one byte more than its recorded size.
+pub struct Refetch {
     rt: tokio::runtime::Runtime,
-    client: Option<objects::S3Client>,
+    s3: Option<objects::S3Client>,
+    logs: Option<aws_adapters::cloudwatch::Client>,
 }
 
-impl S3Fetcher {
-    /// A fetcher; the S3 client is made on first use.
+impl Refetch {
+    /// A fetcher; the clients are made on first use.
     pub fn new() -> Result<Self> {
-        Ok(S3Fetcher {
+        Ok(Refetch {
             rt: runtime()?,
-            client: None,
+            s3: None,
+            logs: None,
         })
     }
 
-    /// The object's bytes, or why they cannot be had.
-    pub fn fetch(
+    /// The source of ledger entry `e` again.
+    pub fn fetch(&mut self, e: &indexer::ledger::Entry) -> Fetched {
+        let name = e.source.as_str();
+        let result = if let Some(path) = name.strip_prefix("cloudwatch://") {
+            self.stream(path)
+        } else if name.starts_with("s3://") {
+            self.object(name, e.version_id.as_deref(), e.size)
+        } else {
+            return match indexer::files::read_regular(std::path::Path::new(name), Some(e.size)) {
+                Ok(bytes) => Fetched::Bytes(bytes),
+                Err(ReadError::TooLarge(_)) => Fetched::Changed(format!(
+                    "now larger than {} bytes (not read further)",
+                    e.size
+                )),
+                Err(why) => Fetched::Missing(format!("cannot be read again: {why}")),
+            };
+        };
+        result.unwrap_or_else(Fetched::Missing)
+    }
+
+    fn object(
         &mut self,
         url: &str,
         version: Option<&str>,
-    ) -> std::result::Result<Vec<u8>, String> {
+        size: u64,
+    ) -> std::result::Result<Fetched, String> {
         let (bucket, key) =
             aws_adapters::parse_s3_url(url).ok_or_else(|| format!("{url}: not an S3 URL"))?;
-        let client = match &self.client {
+        let rt = &self.rt;
+        let client = match &self.s3 {
             Some(c) => c.clone(),
-            None => {
-                let c = self.rt.block_on(objects::s3_client());
-                self.client = Some(c.clone());
-                c
-            }
+            None => rt.block_on(objects::s3_client()),
         };
-        let store = S3Store::new(client, &bucket);
-        self.rt
-            .block_on(store.read_versioned(&key, version))
-            .map(|o| o.bytes)
-            .map_err(|e| e.to_string())
+        let store = S3Store::new(client.clone(), &bucket);
+        let read = rt
+            .block_on(store.read_at_most(&key, version, size))
+            .map_err(|e| e.to_string());
+        self.s3 = Some(client);
+        Ok(match read? {
+            Ok(o) => Fetched::Bytes(o.bytes),
+            Err(now) => Fetched::Changed(format!("{now} bytes now (not read)")),
+        })
+    }
+
+    /// A streamed session (`GROUP/STREAM`, the group's name may hold `/`, the stream's not),
+    /// from every event of its stream, assembled as ingest assembles it.
+    fn stream(&mut self, path: &str) -> std::result::Result<Fetched, String> {
+        let Some((group, stream)) = path.rsplit_once('/') else {
+            return Err(format!("cloudwatch://{path}: not GROUP/STREAM"));
+        };
+        let rt = &self.rt;
+        let client = match &self.logs {
+            Some(c) => c.clone(),
+            None => rt.block_on(aws_adapters::cloudwatch::client()),
+        };
+        let found = rt.block_on(aws_adapters::cloudwatch::filter_log_events(
+            &client,
+            group,
+            Some(stream),
+            None,
+        ));
+        self.logs = Some(client);
+        Ok(match found?.into_iter().find(|(s, _)| s == stream) {
+            Some((_, bytes)) => Fetched::Bytes(bytes),
+            None => Fetched::Missing(format!("the log stream {stream} of {group} has no events")),
+        })
     }
 }
 

@@ -34,6 +34,39 @@ pub fn recorded() -> PathBuf {
     repo_root().join("tests/fixtures/recorded")
 }
 
+/// The corpus and the recorded sessions, copied into one folder (`DIR/inputs`).
+pub fn corpus_and_recorded(dir: &Path) -> PathBuf {
+    let out = dir.join("inputs");
+    for (name, from) in [("corpus", corpus()), ("recorded", recorded())] {
+        for f in files_under(&from) {
+            let to = out
+                .join(name)
+                .join(f.strip_prefix(&from).expect("under the folder"));
+            std::fs::create_dir_all(to.parent().expect("a parent")).expect("mkdir");
+            std::fs::copy(&f, &to).expect("copy");
+        }
+    }
+    out
+}
+
+/// Run `script` with `sh` in a mount namespace of its own (as root of a user namespace of its
+/// own), with `vars` in its environment: the mounts it makes (a small tmpfs, a read-only bind
+/// mount) are its own and end with it. Returns (exit code, stdout, stderr).
+pub fn in_own_mounts(script: &str, vars: &[(&str, &Path)]) -> (i32, String, String) {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--user", "--map-root-user", "--mount", "sh", "-euc", script]);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.env("SSM_AUDIT", assert_cmd::cargo::cargo_bin("ssm-audit"));
+    let out = cmd.output().expect("unshare runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A command running the built `ssm-audit` binary.
 pub fn ssm_audit() -> Command {
     let bin = assert_cmd::cargo::cargo_bin("ssm-audit");

@@ -3,7 +3,7 @@
 //! gives what a clean run gives; a second `ingest` on the same index fails at once with a
 //! clear message; a search during an ingest sees committed state only.
 
-use ssm_audit_tests::{corpus, recorded, run, search_json, ssm_audit};
+use ssm_audit_tests::{run, search_json, ssm_audit};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -13,19 +13,8 @@ use std::time::{Duration, Instant};
 /// lands between commits, inside one, or while the ledger is written.
 const COMMIT_KIB: &str = "2";
 
-/// The corpus and the recorded sessions, copied into one folder.
 fn inputs(dir: &Path) -> PathBuf {
-    let out = dir.join("inputs");
-    for (name, from) in [("corpus", corpus()), ("recorded", recorded())] {
-        for f in ssm_audit_tests::files_under(&from) {
-            let to = out
-                .join(name)
-                .join(f.strip_prefix(&from).expect("under the folder"));
-            std::fs::create_dir_all(to.parent().expect("a parent")).expect("mkdir");
-            std::fs::copy(&f, &to).expect("copy");
-        }
-    }
-    out
+    ssm_audit_tests::corpus_and_recorded(dir)
 }
 
 fn start_ingest(index: &Path, inputs: &Path) -> Child {

@@ -608,6 +608,60 @@ fn the_cli_reads_s3_cloudwatch_and_the_lambda_records_like_local_files() {
     let records = tmp.path().join("records");
     ingest(&records, &[&format!("records:s3://{OUT}/audit/sessions/")]);
     assert_eq!(commands(&records), want);
+
+    // `verify` fetches the streamed sessions again from their log group, as it fetches the
+    // objects: every source is checked.
+    let verify = |index: &Path| {
+        let out = ssm_audit_tests::ssm_audit()
+            .envs(env.clone())
+            .args(["verify", "--index", &index.display().to_string()])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = verify(&remote);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("not checked"), "{out}");
+    // An event written into a stream after the ingest: the stream is named as changed.
+    let streams =
+        w.rt.block_on(
+            w.moto
+                .logs()
+                .describe_log_streams()
+                .log_group_name(GROUP)
+                .send(),
+        )
+        .unwrap();
+    let stream = streams.log_streams()[0]
+        .log_stream_name()
+        .unwrap()
+        .to_string();
+    w.rt.block_on(
+        w.moto
+            .logs()
+            .put_log_events()
+            .log_group_name(GROUP)
+            .log_stream_name(&stream)
+            .log_events(
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(chrono::Utc::now().timestamp_millis())
+                    .message("written later")
+                    .build()
+                    .unwrap(),
+            )
+            .send(),
+    )
+    .unwrap();
+    let (code, out) = verify(&remote);
+    assert_eq!(code, Some(1), "{out}");
+    let named: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(&format!("cloudwatch://{GROUP}/{stream}")))
+        .collect();
+    assert!(named.len() == 1 && named[0].starts_with("CHANGED"), "{out}");
 }
 
 #[test]

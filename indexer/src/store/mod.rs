@@ -32,6 +32,7 @@ mod docs;
 mod earliest;
 mod ops;
 mod reader;
+mod readonly;
 mod schema;
 mod writer;
 
@@ -58,8 +59,7 @@ impl Index {
     pub fn open_or_create(path: &Path) -> Result<Index> {
         std::fs::create_dir_all(path)?;
         let (schema, f) = schema();
-        let dir = tantivy::directory::MmapDirectory::open(path)
-            .map_err(|e| Error::Io(std::io::Error::other(format!("{}: {e}", path.display()))))?;
+        let dir = Self::directory(path)?;
         let inner = tantivy::Index::builder()
             .schema(schema)
             .settings(index_settings())
@@ -84,12 +84,24 @@ impl Index {
                 ),
             )));
         }
-        let inner = tantivy::Index::open_in_dir(path)?;
+        let inner = tantivy::Index::open(Self::directory(path)?)?;
         let (schema, f) = schema();
         if inner.schema() != schema {
             return Err(Error::OldIndex(path.display().to_string()));
         }
         Self::with(inner, f, path)
+    }
+
+    fn directory(path: &Path) -> Result<tantivy::directory::MmapDirectory> {
+        tantivy::directory::MmapDirectory::open(path)
+            .map_err(|e| Error::Io(std::io::Error::other(format!("{}: {e}", path.display()))))
+    }
+
+    /// This index, read without tantivy's lock: for a folder no process can write.
+    fn read_only(&self) -> Result<Index> {
+        let dir = readonly::ReadOnly(Self::directory(&self.path)?);
+        let inner = tantivy::Index::open(dir)?;
+        Self::with(inner, self.f, &self.path)
     }
 
     fn with(mut inner: tantivy::Index, f: Fields, path: &Path) -> Result<Index> {
@@ -107,9 +119,13 @@ impl Index {
         &self.path
     }
 
-    /// A reader of what is committed now.
+    /// A reader of what is committed now. A folder that cannot be written (a read-only mount,
+    /// a WORM copy) is read without tantivy's lock file.
     pub fn reader(&self) -> Result<Reader> {
-        Reader::new(self)
+        match Reader::new(self) {
+            Err(Error::Index(e)) if readonly::is_read_only(&e) => Reader::new(&self.read_only()?),
+            r => r,
+        }
     }
 
     /// The writer, with the index's lock: fails with [`Error::Locked`] while another process

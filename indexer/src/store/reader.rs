@@ -70,6 +70,13 @@ impl Reader {
         })
     }
 
+    /// The ledger's head as of the last commit: `None` for an index last committed before
+    /// heads were recorded, or with nothing committed.
+    pub fn ledger_head(&self) -> Result<Option<crate::ledger::Head>> {
+        let metas = self.index.inner.load_metas()?;
+        Ok(super::schema::committed_head(metas.payload.as_deref()))
+    }
+
     /// See what was committed since.
     pub(super) fn reload(&self) -> Result<()> {
         Ok(self.reader.reload()?)

@@ -6,6 +6,27 @@ use tantivy::schema::{
 };
 use tantivy::Term;
 
+/// What a commit records beside its documents: the ledger's head as the commit was made.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CommitPayload {
+    ledger: crate::ledger::Head,
+}
+
+/// The payload recorded with a commit.
+pub(super) fn commit_payload(head: &crate::ledger::Head) -> String {
+    serde_json::to_string(&CommitPayload {
+        ledger: head.clone(),
+    })
+    .unwrap_or_default()
+}
+
+/// The ledger head a commit recorded: `None` for a commit made before heads were recorded.
+pub(super) fn committed_head(payload: Option<&str>) -> Option<crate::ledger::Head> {
+    serde_json::from_str::<CommitPayload>(payload?)
+        .ok()
+        .map(|p| p.ledger)
+}
+
 #[derive(Clone, Copy)]
 pub(super) struct Fields {
     pub(super) kind: Field,

@@ -9,7 +9,7 @@ use super::{Batch, Index, Reader};
 use crate::derive::Basis;
 use crate::error::{Error, Result};
 use crate::formats::TrailEvent;
-use crate::ledger::{Ingested, Ledger};
+use crate::ledger::{Head, Ingested, Ledger, Settled};
 use crate::model::{CommandRecord, SessionSource, SessionTrail};
 use crate::names::Names;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -53,8 +53,12 @@ pub struct Writer {
     /// The committed index, reloaded at each commit.
     reader: Reader,
     writer: TantivyWriter,
-    /// The ledger, appended to after each commit.
+    /// The ledger, appended to before each commit; the commit records its head.
     ledger: Ledger,
+    /// The ledger's head as of the last commit.
+    committed: Option<Head>,
+    /// What settling the ledger cut when the lock was taken.
+    settled: Settled,
     /// What was added since the last commit: the sources, for the ledger at the commit.
     staged: Vec<Ingested>,
     /// Anything was added since the last commit.
@@ -95,6 +99,10 @@ impl Writer {
             .inner
             .writer_with_num_threads(WRITER_THREADS, WRITER_HEAP)
             .map_err(|e| match e {
+                e if super::readonly::is_read_only(&e) => Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::ReadOnlyFilesystem,
+                    format!("the index at {} cannot be written", index.path.display()),
+                )),
                 tantivy::TantivyError::LockFailure(..) => {
                     Error::Locked(index.path.display().to_string())
                 }
@@ -103,10 +111,17 @@ impl Writer {
         // Read after the lock is taken: what another process wrote before is seen.
         let reader = index.reader()?;
         let fresh = (reader.searcher().num_docs() == 0).then(Fresh::default);
+        // An ingest that ended between writing the ledger and committing left entries the index
+        // never committed, or a torn line.
+        let committed = reader.ledger_head()?;
+        let mut ledger = Ledger::of_index(&index.path);
+        let settled = ledger.settle(committed.as_ref())?;
         Ok(Writer {
             reader,
             writer,
-            ledger: Ledger::of_index(&index.path),
+            ledger,
+            committed,
+            settled,
             staged: Vec::new(),
             dirty: false,
             known: Known::new(Default::default(), fresh),
@@ -116,6 +131,17 @@ impl Writer {
     /// The committed index, as of the last commit.
     pub fn reader(&self) -> &Reader {
         &self.reader
+    }
+
+    /// What was cut from the ledger when this writer took the index: what an interrupted
+    /// ingest had written for a commit that did not happen.
+    pub fn settled(&self) -> &Settled {
+        &self.settled
+    }
+
+    /// The ledger's head as of the last commit.
+    pub fn ledger_head(&self) -> Option<&Head> {
+        self.committed.as_ref()
     }
 
     /// Merge facts into the index and rebuild the commands of every session they touch, and
@@ -167,26 +193,55 @@ impl Writer {
                 Ok(changes)
             }
             Err(e) => {
-                // Discard what was added since the last commit, and what this process learnt
-                // from it; what the committed index holds is read from it again.
-                let rolled_back = self.writer.rollback();
-                self.staged.clear();
-                self.dirty = false;
-                self.known = Known::new(self.known.backlog.clone(), None);
-                rolled_back?;
+                self.abandon()?;
                 Err(e)
             }
         }
     }
 
+    /// Discard what was added since the last commit, and what this process learnt from it
+    /// (what the committed index holds is read from it again), and cut the ledger back to the
+    /// committed head.
+    fn abandon(&mut self) -> Result<()> {
+        let rolled_back = self.writer.rollback();
+        self.staged.clear();
+        self.dirty = false;
+        self.known = Known::new(self.known.backlog.clone(), None);
+        rolled_back?;
+        self.ledger.settle(self.committed.as_ref())?;
+        Ok(())
+    }
+
     /// Make what was added since the last commit durable and visible, and list its sources in
     /// the ledger.
+    ///
+    /// The ledger is written first and the commit records its head, so the two never
+    /// disagree for long: whatever interrupts the commit, the entries it wrote are past the
+    /// committed head, and the next writer cuts them ([`Ledger::settle`]). On an error here
+    /// nothing added since the last commit is kept.
     pub fn commit(&mut self) -> Result<()> {
+        match self.commit_or_fail() {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // What cannot be undone now is undone by the next writer.
+                let _ = self.abandon();
+                Err(e)
+            }
+        }
+    }
+
+    fn commit_or_fail(&mut self) -> Result<()> {
         let (ops, _) = std::mem::take(&mut self.known.pending);
         if !ops.is_empty() {
             self.writer.run(ops)?;
         }
-        self.writer.commit()?;
+        self.ledger.append(&self.staged)?;
+        let head = self.ledger.head()?;
+        let mut prepared = self.writer.prepare_commit()?;
+        prepared.set_payload(&super::schema::commit_payload(&head));
+        prepared.commit()?;
+        self.committed = Some(head);
+        self.staged.clear();
         self.reader.reload()?;
         self.known.unseen.clear();
         let touched = std::mem::take(&mut self.known.touched);
@@ -194,8 +249,6 @@ impl Writer {
             f.keys.extend(touched);
         }
         self.dirty = false;
-        let staged = std::mem::take(&mut self.staged);
-        self.ledger.append(&staged)?;
         Ok(())
     }
 
