@@ -12,6 +12,8 @@
 //! ```
 
 #[cfg(feature = "sdk")]
+pub mod anchor;
+#[cfg(feature = "sdk")]
 pub mod cloudwatch;
 #[cfg(feature = "sdk")]
 pub mod ec2;

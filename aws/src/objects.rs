@@ -66,6 +66,8 @@ pub struct ReadObject {
     pub version_id: Option<String>,
     /// When it was written ([`written`]).
     pub written: Option<String>,
+    /// Its user metadata (`x-amz-meta-*`, names without the prefix).
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 /// An object being written in parts.
@@ -150,6 +152,10 @@ impl S3Store {
             }
         }
         let version_id = out.version_id().filter(|v| *v != "null").map(String::from);
+        let metadata = out
+            .metadata()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
         let mut chunks = S3Chunks::of(out, self.url(key));
         let mut bytes = Vec::new();
         while let Some(c) = chunks.next().await? {
@@ -162,6 +168,7 @@ impl S3Store {
             bytes,
             version_id,
             written: chunks.written,
+            metadata,
         }))
     }
 

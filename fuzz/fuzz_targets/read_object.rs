@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         version_id: None,
         bytes: bytes.to_vec(),
         written: None,
+        metadata: Default::default(),
     };
     let mut batch = Batch::default();
     let outcome = read_object(&object, &mut batch);

@@ -31,6 +31,9 @@ pub enum Error {
     /// The index is being written by another process.
     #[error("the index at {0} is being written by another process (its writer lock is held); wait for it to finish")]
     Locked(String),
+    /// The ledger's head could not be anchored, or disagrees with the heads anchored before.
+    #[error("{0}")]
+    Anchor(String),
     /// The index was made by another version of this tool, with another schema.
     #[error("the index at {0} was made by another version of ssm-audit; move it aside and ingest again into a new one")]
     OldIndex(String),

@@ -126,6 +126,12 @@ pub struct Instance {
 /// What one source holds.
 #[derive(Debug)]
 pub enum Parsed {
+    /// A CloudTrail digest file: the log files of a period, with their hashes, signed (read
+    /// by [`crate::trail_check`]); `listed`: how many log files it lists.
+    Digest {
+        /// Log files listed.
+        listed: usize,
+    },
     /// Session transcripts.
     Transcripts(Vec<Transcript>),
     /// CloudTrail events about sessions and instance names (others are dropped; `ignored`
@@ -442,9 +448,11 @@ fn parse_json(name: &str, bytes: &[u8]) -> Result<Parsed> {
         return trail(records);
     }
     if value.get("digestStartTime").is_some() || value.get("digestSignatureAlgorithm").is_some() {
-        return Ok(Parsed::Skipped(
-            "a CloudTrail digest file: no events".into(),
-        ));
+        let listed = value
+            .get("logFiles")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        return Ok(Parsed::Digest { listed });
     }
     if let Some(reservations) = value.get("Reservations").and_then(Value::as_array) {
         return Ok(Parsed::Inventory(inventory(reservations)));

@@ -64,6 +64,7 @@ impl Outcome {
             Outcome::Read { kind, items } => {
                 let what = match kind {
                     SourceKind::Cloudtrail => "session events",
+                    SourceKind::CloudtrailDigest => "log files listed",
                     SourceKind::Inventory => "instances",
                     SourceKind::Records => "command records",
                     SourceKind::S3Log | SourceKind::CloudwatchStream => "sessions",
@@ -124,6 +125,50 @@ pub fn read_as(object: &SourceObject, provenance: Provenance, batch: &mut Batch)
     outcome
 }
 
+/// [`read_as`], and a CloudTrail digest's signature checked with `keys` when given: a digest
+/// whose signature fails is refused (its ledger entry is not kept).
+#[cfg(feature = "index")]
+pub fn read_checked(
+    object: &SourceObject,
+    provenance: Provenance,
+    keys: Option<&crate::trail_check::PublicKeys>,
+    batch: &mut Batch,
+) -> Outcome {
+    let outcome = read_as(object, provenance, batch);
+    let (
+        Outcome::Read {
+            kind: SourceKind::CloudtrailDigest,
+            ..
+        },
+        Some(keys),
+    ) = (&outcome, keys)
+    else {
+        return outcome;
+    };
+    let inflated;
+    let bytes = if object.bytes.starts_with(&[0x1f, 0x8b]) {
+        inflated = match formats::gunzip(&object.bytes) {
+            Ok(b) => b,
+            Err(e) => return Outcome::Failed(e),
+        };
+        inflated.as_slice()
+    } else {
+        object.bytes.as_slice()
+    };
+    let why = match crate::trail_check::DigestRead::read(&object.name, bytes, &object.metadata) {
+        Err(why) => why,
+        Ok(d) => match crate::trail_check::check_signature(&d, Some(keys)) {
+            crate::trail_check::Signature::Invalid(why) => why,
+            _ => return outcome,
+        },
+    };
+    batch.ledger.pop();
+    Outcome::Failed(Error::Corrupt {
+        kind: "CloudTrail digest",
+        reason: format!("refused: {why}"),
+    })
+}
+
 /// A session log's lines, or why it is not a terminal transcript.
 fn read_log(object: &SourceObject, log: &[u8], sha: &str, batch: &mut Batch) -> Outcome {
     if let Some(why) = crate::stream::refusal(log) {
@@ -174,6 +219,10 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
     match formats::parse(name, bytes) {
         Err(e) => Outcome::Failed(e),
         Ok(Parsed::Skipped(why)) => Outcome::Skipped(why),
+        Ok(Parsed::Digest { listed }) => Outcome::Read {
+            kind: SourceKind::CloudtrailDigest,
+            items: listed,
+        },
         Ok(Parsed::Transcripts(ts)) => {
             let kind = ts.first().map_or(SourceKind::S3Log, |t| t.kind);
             let items = ts.len();

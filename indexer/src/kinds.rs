@@ -38,6 +38,8 @@ named! {
         CloudwatchStream = "cloudwatch-stream",
         /// A CloudTrail file (or a delivery of CloudTrail events).
         Cloudtrail = "cloudtrail",
+        /// A CloudTrail digest file (log file validation): the log files of a period, signed.
+        CloudtrailDigest = "cloudtrail-digest",
         /// `describe-instances` output: instances' Name tags.
         Inventory = "inventory",
         /// Command records derived elsewhere (the Lambda's output), named as such.
@@ -141,6 +143,12 @@ named! {
         Records = "records",
         /// The ledger's chain is broken.
         Ledger = "ledger",
+        /// The ledger disagrees with a head anchored outside the index, or a head is bad.
+        Anchor = "anchor",
+        /// A CloudTrail digest whose signature, place or chain fails.
+        Digest = "digest",
+        /// A CloudTrail file inside a digest's period that the digest does not list.
+        Unlisted = "unlisted",
     }
 }
 
@@ -154,6 +162,7 @@ mod tests {
             SourceKind::S3Log,
             SourceKind::CloudwatchStream,
             SourceKind::Cloudtrail,
+            SourceKind::CloudtrailDigest,
             SourceKind::Inventory,
             SourceKind::Records,
         ] {

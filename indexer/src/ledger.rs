@@ -281,11 +281,13 @@ impl Ledger {
     ///
     /// The file is read on the first append only: a `Ledger` that appends must be the only
     /// writer of its index (the index's writer lock) for as long as it is kept.
-    pub fn append(&mut self, sources: &[Ingested]) -> Result<usize> {
+    /// Returns the hashes of the entries added, in order.
+    pub fn append(&mut self, sources: &[Ingested]) -> Result<Vec<String>> {
         self.tail()?;
         let mut tail = self.tail.take().expect("just read");
         let mut out = String::new();
         let mut added = Vec::new();
+        let mut hashes = Vec::new();
         let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
         let (mut n, mut prev) = (tail.n, tail.prev.clone());
         for s in sources {
@@ -310,6 +312,7 @@ impl Ledger {
             };
             e.hash = e.digest();
             prev = e.hash.clone();
+            hashes.push(e.hash.clone());
             out.push_str(&serde_json::to_string(&e)?);
             out.push('\n');
             added.push(s);
@@ -330,7 +333,7 @@ impl Ledger {
             }
         }
         self.tail = Some(tail);
-        Ok(added.len())
+        Ok(hashes)
     }
 }
 
@@ -354,16 +357,17 @@ mod tests {
         let mut l = Ledger::of_index(dir.path());
         assert_eq!(
             l.append(&[src("a", "1"), src("b", "2"), src("c", "3")])
-                .unwrap(),
+                .unwrap()
+                .len(),
             3
         );
         assert_eq!(
-            l.append(&[src("a", "1")]).unwrap(),
+            l.append(&[src("a", "1")]).unwrap().len(),
             0,
             "the same version again adds nothing"
         );
         assert_eq!(
-            l.append(&[src("a", "9")]).unwrap(),
+            l.append(&[src("a", "9")]).unwrap().len(),
             1,
             "a new version is recorded"
         );

@@ -13,6 +13,7 @@
 //! assert_eq!(lines[0].run_as, "ssm-user");
 //! ```
 
+pub mod anchor;
 pub mod derive;
 pub mod error;
 pub mod files;
@@ -30,6 +31,8 @@ pub mod shellwords;
 #[cfg(feature = "index")]
 pub mod store;
 pub mod stream;
+#[cfg(feature = "index")]
+pub mod trail_check;
 #[cfg(feature = "index")]
 pub mod verify;
 

@@ -38,6 +38,9 @@ pub struct SourceObject {
     /// When it was written, RFC 3339 UTC, where the store says (S3's `LastModified`, a file's
     /// modification time): which of two transcripts of a session came first.
     pub written: Option<String>,
+    /// The object's user metadata, where the store has it (S3's `x-amz-meta-*`, names without
+    /// that prefix): a CloudTrail digest's `signature` and `signature-algorithm`.
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 impl SourceObject {

@@ -283,6 +283,7 @@ mod tests {
             version_id: Some("v1".into()),
             bytes: bytes.clone(),
             written: Some("2026-01-01T00:00:00Z".into()),
+            metadata: Default::default(),
         };
         let sha = object.sha256();
         // What the Lambda does: chunks, hashed on the way.

@@ -3,12 +3,14 @@
 //! every source the ledger lists (transcripts, CloudTrail, inventories, records files) into a
 //! fresh index, and compare each record with the index's, field by field.
 
+use crate::anchor::{AnchorStore, SignatureCheck};
 use crate::error::Result;
 use crate::ingest::{self, Outcome, Provenance};
 use crate::kinds::{ProblemKind, SourceKind};
 use crate::ledger::{Entry, Head, Ledger};
 use crate::model::{sha256_hex, Line, SessionSource, SourceObject};
 use crate::store::{Batch, Index, Reader};
+use crate::trail_check::{DigestRead, PublicKeys, TrailRead};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,6 +33,12 @@ pub struct Report {
     pub sources: usize,
     /// Command records compared.
     pub commands: usize,
+    /// Heads anchored outside the index that the ledger was checked against.
+    pub anchored_heads: usize,
+    /// CloudTrail digests whose signature was checked and holds.
+    pub valid_digests: usize,
+    /// CloudTrail files listed with their hash in such a digest.
+    pub validated_trail_files: usize,
     /// Sources that could not be checked, and why (not mismatches).
     pub unchecked: Vec<(String, String)>,
     /// Everything that disagrees.
@@ -40,8 +48,8 @@ pub struct Report {
 /// What fetching a source again gave.
 #[derive(Debug)]
 pub enum Fetched {
-    /// Its bytes.
-    Bytes(Vec<u8>),
+    /// Its bytes, and its user metadata (S3's `x-amz-meta-*`; empty for a file).
+    Bytes(Vec<u8>, BTreeMap<String, String>),
     /// It is there and is not what was ingested, known without reading it whole (larger than
     /// the ledger's size); what it is now.
     Changed(String),
@@ -62,14 +70,40 @@ fn comparable(lines: &[Line]) -> Vec<(u32, &str, &str, bool)> {
         .collect()
 }
 
-/// Check the index at `dir` against its ledger and its sources. `only`: sources whose name
-/// contains it.
+/// The heads a ledger was anchored to, and how to check their signatures.
+pub struct AnchorCheck<'a> {
+    /// Where the heads are.
+    pub store: &'a mut dyn AnchorStore,
+    /// Checks signatures: with it, every head must be signed.
+    pub signatures: Option<&'a mut dyn SignatureCheck>,
+    /// The key every head must be signed by.
+    pub key: Option<String>,
+}
+
+/// What `verify` checks besides the index, its ledger and its sources.
+#[derive(Default)]
+pub struct Checks<'a> {
+    /// Only sources whose name contains this.
+    pub only: Option<&'a str>,
+    /// The heads the ledger was anchored to.
+    pub anchor: Option<AnchorCheck<'a>>,
+    /// CloudTrail's public keys, to check digests' signatures with.
+    pub cloudtrail_keys: Option<&'a PublicKeys>,
+}
+
+/// Check the index at `dir` against its ledger and its sources, the CloudTrail files among
+/// them against the digests among them, and the ledger against the heads anchored outside it.
 pub fn verify(
     store: &Reader,
     dir: &Path,
     fetch: &mut Fetch<'_>,
-    only: Option<&str>,
+    checks: Checks<'_>,
 ) -> Result<Report> {
+    let Checks {
+        only,
+        anchor,
+        cloudtrail_keys,
+    } = checks;
     let mut report = Report::default();
     let ledger_path = dir.join("ledger.jsonl").display().to_string();
     let contents = Ledger::of_index(dir).read()?;
@@ -92,6 +126,21 @@ pub fn verify(
         &ledger_path,
         &mut report,
     );
+    if let Some(a) = anchor {
+        let location = a.store.location();
+        let found = crate::anchor::check(&entries, a.store, a.signatures, a.key.as_deref());
+        report.anchored_heads = found.heads;
+        for detail in found.problems {
+            report.problems.push(Problem {
+                kind: ProblemKind::Anchor,
+                source: location.clone(),
+                detail,
+            });
+        }
+        for why in found.unchecked {
+            report.unchecked.push((location.clone(), why));
+        }
+    }
     let selected = |name: &str| only.is_none_or(|o| name.contains(o));
     // A source is its name and its version: two versions of one S3 object are two sources,
     // and a file ingested again after it changed is one.
@@ -106,6 +155,7 @@ pub fn verify(
     }
     // Every source again, for the records derived again from all of them.
     let mut again = Batch::default();
+    let mut cloudtrail = Cloudtrail::default();
     // The index against the ledger.
     for (key, sources) in &indexed {
         let name = &key.0;
@@ -148,9 +198,12 @@ pub fn verify(
             });
         }
         let fetched = match fetch(e) {
-            Fetched::Bytes(bytes) => {
+            Fetched::Bytes(bytes, metadata) => {
                 report.sources += 1;
                 let digest = sha256_hex(&bytes);
+                // A CloudTrail file changed since it was ingested is also checked against the
+                // digests: they say whether it is still what CloudTrail delivered.
+                cloudtrail.read(e, &bytes, &metadata, &mut report);
                 if digest == e.sha256 {
                     Some(bytes)
                 } else {
@@ -205,6 +258,7 @@ pub fn verify(
             version_id: e.version_id.clone(),
             bytes,
             written: None,
+            metadata: Default::default(),
         };
         let provenance = if e.kind == SourceKind::Records {
             Provenance::Records
@@ -293,11 +347,132 @@ pub fn verify(
             }
         }
     }
+    cloudtrail.check(cloudtrail_keys, fetch, &mut report);
     if only.is_none() {
         again.instances.extend(store.names_from_ec2()?);
         rederive(store, again, &mut report)?;
     }
     Ok(report)
+}
+
+/// The CloudTrail files and digests read again, for log file validation.
+#[derive(Default)]
+struct Cloudtrail {
+    trails: Vec<TrailRead>,
+    digests: Vec<DigestRead>,
+}
+
+impl Cloudtrail {
+    /// Keep a CloudTrail file or digest that was fetched again as ingested.
+    fn read(
+        &mut self,
+        e: &Entry,
+        bytes: &[u8],
+        metadata: &BTreeMap<String, String>,
+        report: &mut Report,
+    ) {
+        if !matches!(
+            e.kind,
+            SourceKind::Cloudtrail | SourceKind::CloudtrailDigest
+        ) {
+            return;
+        }
+        let inflated = match inflate(bytes) {
+            Ok(b) => b,
+            Err(why) => {
+                report.unchecked.push((e.source.clone(), why));
+                return;
+            }
+        };
+        if e.kind == SourceKind::Cloudtrail {
+            self.trails.push(TrailRead {
+                name: e.source.clone(),
+                sha256: sha256_hex(&inflated),
+            });
+            return;
+        }
+        match DigestRead::read(&e.source, &inflated, metadata) {
+            Ok(d) => self.digests.push(d),
+            Err(why) => report.problems.push(Problem {
+                kind: ProblemKind::Digest,
+                source: e.source.clone(),
+                detail: why,
+            }),
+        }
+    }
+
+    /// Validate the CloudTrail files against the digests; fetch the files a digest read from S3
+    /// lists that were not ingested, to tell a file gone or changed from one not asked for.
+    fn check(self, keys: Option<&PublicKeys>, fetch: &mut Fetch<'_>, report: &mut Report) {
+        if self.digests.is_empty() {
+            if !self.trails.is_empty() {
+                report.unchecked.push((
+                    format!("{} CloudTrail files", self.trails.len()),
+                    "no CloudTrail digest file was ingested: they are not validated (ingest the trail's CloudTrail-Digest/ files too)".into(),
+                ));
+            }
+            return;
+        }
+        let found = crate::trail_check::validate(&self.digests, &self.trails, keys);
+        report.valid_digests = found.valid_digests;
+        report.validated_trail_files = found.validated.len();
+        for (source, kind, detail) in found.problems {
+            report.problems.push(Problem {
+                kind,
+                source,
+                detail,
+            });
+        }
+        report.unchecked.extend(found.unchecked);
+        for (url, hash, digest) in found.not_read {
+            let entry = Entry {
+                n: 0,
+                time: String::new(),
+                source: url.clone(),
+                version_id: None,
+                sha256: String::new(),
+                size: crate::formats::MAX_INFLATED_BYTES,
+                kind: SourceKind::Cloudtrail,
+                prev: String::new(),
+                hash: String::new(),
+            };
+            match fetch(&entry) {
+                Fetched::Bytes(bytes, _) => match inflate(&bytes) {
+                    Ok(b) if sha256_hex(&b).eq_ignore_ascii_case(&hash) => {}
+                    Ok(b) => report.problems.push(Problem {
+                        kind: ProblemKind::Changed,
+                        source: url,
+                        detail: format!(
+                            "CloudTrail file changed: its SHA-256 is {}, the digest {digest} lists {hash} (it was not ingested)",
+                            sha256_hex(&b)
+                        ),
+                    }),
+                    Err(why) => report.problems.push(Problem {
+                        kind: ProblemKind::Changed,
+                        source: url,
+                        detail: format!("CloudTrail file listed by the digest {digest} no longer reads: {why}"),
+                    }),
+                },
+                Fetched::Missing(why) => report.problems.push(Problem {
+                    kind: ProblemKind::Missing,
+                    source: url,
+                    detail: format!("CloudTrail file listed by the digest {digest}, and gone: {why}"),
+                }),
+                Fetched::Changed(why) | Fetched::NotChecked(why) => {
+                    report.unchecked.push((url, why))
+                }
+            }
+        }
+    }
+}
+
+/// The uncompressed bytes of a CloudTrail file or digest (gzip, or not).
+fn inflate(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        crate::formats::gunzip(bytes).map_err(|e| e.to_string())
+    } else {
+        Ok(bytes.to_vec())
+    }
 }
 
 /// The entries the index's last commit covers. Entries past the head it recorded were written

@@ -20,6 +20,22 @@ pub struct Deps {
     pub pipeline: Pipeline,
     /// A tantivy index to commit into as well (`SSM_AUDIT_INDEX_DIR`).
     pub index_dir: Option<PathBuf>,
+    /// Where that index's ledger heads are anchored (`SSM_AUDIT_ANCHOR`).
+    pub anchor: Option<Anchor>,
+}
+
+/// Where the index's ledger heads are anchored after each commit, as `ingest --anchor` does.
+#[derive(Clone)]
+pub struct Anchor {
+    /// The S3 client that writes them.
+    pub client: aws_adapters::objects::S3Client,
+    /// `s3://bucket/prefix` (`SSM_AUDIT_ANCHOR`).
+    pub url: String,
+    /// Days of Object Lock retention for each head (`SSM_AUDIT_ANCHOR_RETAIN_DAYS`).
+    pub retain_days: Option<u32>,
+    /// The KMS key that signs each head (`SSM_AUDIT_ANCHOR_SIGN_KEY`), and the client that
+    /// asks KMS to.
+    pub sign_key: Option<(String, aws_adapters::anchor::KmsClient)>,
 }
 
 /// The invocation failed in a way worth retrying; everything done so far is idempotent.
@@ -169,10 +185,29 @@ async fn report(results: Vec<(String, Result<Done, Error>)>, deps: &Deps) -> Res
                 first: e.to_string(),
             })?;
         let dir = dir.clone();
+        let anchor = deps.anchor.clone();
+        let rt = tokio::runtime::Handle::current();
         let r = tokio::task::spawn_blocking(move || {
             indexer::store::Index::open_or_create(&dir)
                 .and_then(|i| i.writer())
                 .and_then(|mut s| {
+                    if let Some(a) = anchor {
+                        let store = aws_adapters::anchor::S3Anchor::new(
+                            a.client,
+                            &a.url,
+                            a.retain_days,
+                            rt.clone(),
+                        )
+                        .map_err(indexer::error::Error::Anchor)?;
+                        let signer = a.sign_key.map(|(key, kms)| {
+                            Box::new(aws_adapters::anchor::KmsSigner::new(
+                                Some(kms),
+                                &key,
+                                rt.clone(),
+                            )) as Box<dyn indexer::anchor::Signer>
+                        });
+                        s.anchor_to(Box::new(store), signer)?;
+                    }
                     let changes = s.ingest(batch)?;
                     s.finish()?;
                     Ok(changes)

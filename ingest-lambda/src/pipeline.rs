@@ -297,6 +297,7 @@ impl Pipeline {
             version_id: version.map(String::from),
             bytes,
             written: chunks.written(),
+            metadata: Default::default(),
         };
         self.read_whole(&object, id).await
     }
@@ -597,6 +598,7 @@ impl Pipeline {
             version_id: None,
             bytes: formats::stream_document(&events).0,
             written: None,
+            metadata: Default::default(),
         };
         let id = source_id(&url, None, None);
         // Permanent failures are quarantined as `object` quarantines them.
@@ -794,6 +796,15 @@ impl Pipeline {
                 }
             }
             for st in states {
+                // The index's ledger lists the transcript objects its records come from (the
+                // CloudTrail is kept per session, not per object, and is not listed).
+                batch.ledger.push(indexer::ledger::Ingested {
+                    source: st.meta.source.clone(),
+                    version_id: st.meta.version_id.clone(),
+                    sha256: st.meta.object_digest().to_string(),
+                    size: st.meta.size,
+                    kind: st.meta.kind,
+                });
                 let raw = self.out.store.get(&st.lines_key).await?.unwrap_or_default();
                 let lines = raw
                     .split(|&b| b == b'\n')

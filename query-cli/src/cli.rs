@@ -80,6 +80,13 @@ pub struct VerifyArgs {
     /// Only sources whose name contains this
     #[arg(long, value_name = "TEXT")]
     pub source: Option<String>,
+    #[command(flatten)]
+    pub anchor: AnchorArgs,
+    /// CloudTrail's public keys, as `aws cloudtrail list-public-keys` prints them, to check the
+    /// signatures of the CloudTrail digest files ingested (without them, digests still check
+    /// the CloudTrail files' hashes and their own chain, but not who signed them)
+    #[arg(long, value_name = "FILE")]
+    pub cloudtrail_keys: Option<std::path::PathBuf>,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -125,6 +132,31 @@ pub struct IngestArgs {
     /// instance that no inventory or CloudTrail tag record names, once per instance
     #[arg(long)]
     pub resolve_names: bool,
+    #[command(flatten)]
+    pub anchor: AnchorArgs,
+    /// CloudTrail's public keys, as `aws cloudtrail list-public-keys` prints them: a CloudTrail
+    /// digest file whose signature they do not validate is refused
+    #[arg(long, value_name = "FILE")]
+    pub cloudtrail_keys: Option<std::path::PathBuf>,
+    /// With an s3:// --anchor, keep each head under S3 Object Lock (compliance mode) for this
+    /// many days (the bucket must have Object Lock enabled; without this, its default
+    /// retention applies, if any)
+    #[arg(long, value_name = "DAYS", requires = "anchor")]
+    pub anchor_retain_days: Option<u32>,
+}
+
+/// Where the ledger's heads are anchored, and the key that signs them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AnchorArgs {
+    /// The ledger's heads outside the index: a folder or s3://BUCKET/PREFIX, for one index
+    /// only. `ingest` writes the new head there after each commit, as a new object never
+    /// overwritten; `verify` checks the ledger against every head there
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub anchor: Option<String>,
+    /// A KMS asymmetric key (id, ARN or alias) that signs each head (kms:Sign); `verify` then
+    /// requires every head to carry a valid signature by it (kms:Verify)
+    #[arg(long, value_name = "KMS-KEY", requires = "anchor")]
+    pub sign_key: Option<String>,
 }
 
 /// Output formats.

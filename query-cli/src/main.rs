@@ -1,6 +1,7 @@
 //! `ssm-audit`: ingest Session Manager logs, CloudTrail and inventories into an index, and ask it
 //! who ran what, where, as whom, with the evidence.
 
+mod anchoring;
 mod cli;
 mod output;
 mod remote;
@@ -40,6 +41,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// CloudTrail's public keys from `list-public-keys` output, when a file is given.
+fn cloudtrail_keys(
+    path: Option<&std::path::Path>,
+) -> Result<Option<indexer::trail_check::PublicKeys>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let bytes = indexer::files::read_regular(path, Some(64 << 20))
+        .with_context(|| format!("--cloudtrail-keys {}", path.display()))?;
+    indexer::trail_check::PublicKeys::parse(&bytes)
+        .map(Some)
+        .map_err(|why| anyhow::anyhow!("--cloudtrail-keys {}: {why}", path.display()))
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
@@ -50,17 +65,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run(cli: Cli) -> Result<ExitCode> {
     let index = cli::index_dir(cli.index.as_deref())?;
     match cli.command {
-        Command::Ingest(args) => {
-            let since = args.since.as_deref().map(cli::parse_when).transpose()?;
-            ingest(
-                &index,
-                &args.paths,
-                args.quiet,
-                since,
-                args.commit_kib << 10,
-                args.resolve_names,
-            )
-        }
+        Command::Ingest(args) => ingest(&index, args),
         Command::Search(args) => {
             let config = args.into_config()?;
             let store = Index::open(&index)?.reader()?;
@@ -101,8 +106,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let store = Index::open(&index)?.reader()?;
             let mut refetch = remote::Refetch::new()?;
             let mut fetch = |e: &indexer::ledger::Entry| refetch.fetch(e);
-            let report =
-                indexer::verify::verify(&store, &index, &mut fetch, args.source.as_deref())?;
+            let mut anchor = anchoring::Anchor::of(&args.anchor, None)?;
+            let keys = cloudtrail_keys(args.cloudtrail_keys.as_deref())?;
+            let report = indexer::verify::verify(
+                &store,
+                &index,
+                &mut fetch,
+                indexer::verify::Checks {
+                    only: args.source.as_deref(),
+                    anchor: anchor.as_mut().map(anchoring::Anchor::check),
+                    cloudtrail_keys: keys.as_ref(),
+                },
+            )?;
             let mut out = std::io::stdout().lock();
             output::verify(&mut out, &report, args.format)?;
             out.flush()?;
@@ -125,22 +140,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn ingest(
-    index: &std::path::Path,
-    inputs: &[String],
-    quiet: bool,
-    since: Option<i64>,
-    commit_bytes: u64,
-    resolve_names: bool,
-) -> Result<ExitCode> {
+fn ingest(index: &std::path::Path, args: cli::IngestArgs) -> Result<ExitCode> {
+    let since = args.since.as_deref().map(cli::parse_when).transpose()?;
+    let anchor = anchoring::Anchor::of(&args.anchor, args.anchor_retain_days)?;
+    let keys = cloudtrail_keys(args.cloudtrail_keys.as_deref())?;
+    let (inputs, quiet, commit_bytes) = (&args.paths, args.quiet, args.commit_kib << 10);
     // Take the writer lock before reading anything: a second ingest fails at once.
     let mut store = Index::open_or_create(index)
         .with_context(|| format!("opening the index at {}", index.display()))?
         .writer()?;
+    // The runtime the anchor blocks on, kept until the ingest ends.
+    let _anchor_rt = match anchor {
+        Some(a) => a.attach(&mut store)?,
+        None => None,
+    };
     let mut run = Run {
         commit_bytes,
         bar: (!quiet && std::io::stderr().is_terminal()).then(progress_bar),
         quiet,
+        keys,
         ..Run::default()
     };
     let settled = store.settled();
@@ -172,7 +190,7 @@ fn ingest(
         bar.set_message("indexing…");
     }
     run.commit(&mut store)?;
-    if resolve_names {
+    if args.resolve_names {
         let names = remote::instance_names(&store.reader().instances_to_name()?, &mut |warning| {
             run.say(&format!("warning: {}", output::visible(warning)))
         })?;
@@ -232,6 +250,8 @@ struct Run {
     /// Raw bytes read between commits: a crash loses at most this much work (what was
     /// committed stays, and ingesting again completes the rest).
     commit_bytes: u64,
+    /// CloudTrail's public keys: digests are checked as they are read.
+    keys: Option<indexer::trail_check::PublicKeys>,
 }
 
 impl Run {
@@ -303,7 +323,7 @@ impl Run {
         };
         self.bytes += object.bytes.len() as u64;
         self.pending += object.bytes.len() as u64;
-        let outcome = ingest::read_as(&object, provenance, batch);
+        let outcome = ingest::read_checked(&object, provenance, self.keys.as_ref(), batch);
         let prefix = match &outcome {
             Outcome::Read { .. } => {
                 self.read += 1;

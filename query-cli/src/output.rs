@@ -616,9 +616,26 @@ pub fn verify(
             }
             writeln!(
                 out,
-                "{} sources fetched and hashed again, {} records compared: {}",
+                "{} sources fetched and hashed again, {} records compared{}: {}",
                 report.sources,
                 report.commands,
+                [
+                    (report.valid_digests > 0 || report.validated_trail_files > 0).then(|| {
+                        format!(
+                            ", {} CloudTrail files validated by {} signed digests",
+                            report.validated_trail_files, report.valid_digests
+                        )
+                    }),
+                    (report.anchored_heads > 0).then(|| {
+                        format!(
+                            ", the ledger checked against {} anchored heads",
+                            report.anchored_heads
+                        )
+                    }),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<String>(),
                 if report.problems.is_empty() {
                     "everything matches".to_string()
                 } else {

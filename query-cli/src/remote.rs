@@ -41,7 +41,7 @@ impl Refetch {
             self.object(name, e.version_id.as_deref(), e.size)
         } else {
             return match indexer::files::read_regular(std::path::Path::new(name), Some(e.size)) {
-                Ok(bytes) => Fetched::Bytes(bytes),
+                Ok(bytes) => Fetched::Bytes(bytes, Default::default()),
                 Err(ReadError::TooLarge(_)) => Fetched::Changed(format!(
                     "now larger than {} bytes (not read further)",
                     e.size
@@ -71,7 +71,7 @@ impl Refetch {
             .map_err(|e| e.to_string());
         self.s3 = Some(client);
         Ok(match read? {
-            Ok(o) => Fetched::Bytes(o.bytes),
+            Ok(o) => Fetched::Bytes(o.bytes, o.metadata),
             Err(now) => Fetched::Changed(format!("{now} bytes now (not read)")),
         })
     }
@@ -95,7 +95,7 @@ impl Refetch {
         ));
         self.logs = Some(client);
         Ok(match found?.into_iter().find(|(s, _)| s == stream) {
-            Some((_, bytes)) => Fetched::Bytes(bytes),
+            Some((_, bytes)) => Fetched::Bytes(bytes, Default::default()),
             None => Fetched::Missing(format!("the log stream {stream} of {group} has no events")),
         })
     }

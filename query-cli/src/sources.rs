@@ -203,6 +203,7 @@ impl Sources {
                     version_id: None,
                     bytes,
                     written: None,
+                    metadata: Default::default(),
                 })
             })
             .collect())
@@ -222,6 +223,7 @@ impl Sources {
                         version_id: None,
                         bytes,
                         written,
+                        metadata: Default::default(),
                     })
                     .map_err(|e| e.to_string());
                 (name, object)
@@ -239,6 +241,7 @@ impl Sources {
                             version_id: o.version_id,
                             bytes: o.bytes,
                             written: o.written,
+                            metadata: o.metadata,
                         })
                         .map_err(|e| e.to_string())
                 });

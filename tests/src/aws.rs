@@ -124,6 +124,11 @@ impl Moto {
         aws_sdk_ec2::Client::from_conf(conf)
     }
 
+    /// A KMS client of this server.
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::new(&self.sdk_config())
+    }
+
     /// A CloudWatch Logs client of this server.
     pub fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
         aws_sdk_cloudwatchlogs::Client::new(&self.sdk_config())

@@ -165,6 +165,7 @@ fn lambda_records(root: &Path) -> PathBuf {
             prefix: "audit".into(),
         }),
         index_dir: None,
+        anchor: None,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     for k in keys {

@@ -232,6 +232,7 @@ impl World {
                 prefix: prefix.to_string(),
             }),
             index_dir: None,
+            anchor: None,
         }
     }
 
@@ -490,6 +491,7 @@ fn a_transient_failure_fails_the_invocation_and_leaves_no_partial_records() {
             prefix: "audit".into(),
         }),
         index_dir: None,
+        anchor: None,
     };
     let events = w.s3_events(|o| o.0.ends_with(".log"));
     let r = w.deliver(&deps, &events[..1]);
@@ -733,6 +735,30 @@ fn the_lambda_also_commits_into_a_tantivy_index_when_asked() {
     let tmp = tempfile::tempdir().unwrap();
     let mut deps = w.deps("indexed");
     deps.index_dir = Some(tmp.path().join("index"));
+    // Its ledger heads anchored in a bucket with Object Lock, signed with a KMS key.
+    let kms = w.moto.kms();
+    let key_arn = w.rt.block_on(async {
+        w.s3.create_bucket()
+            .bucket("anchors")
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+            .unwrap();
+        let key = kms
+            .create_key()
+            .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+            .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
+            .send()
+            .await
+            .unwrap();
+        key.key_metadata().unwrap().arn().unwrap().to_string()
+    });
+    deps.anchor = Some(ingest_lambda::handler::Anchor {
+        client: w.s3.clone(),
+        url: "s3://anchors/lambda-index".into(),
+        retain_days: Some(1),
+        sign_key: Some((key_arn.clone(), kms.clone())),
+    });
     let events: Vec<Value> = w
         .s3_events(|_| true)
         .into_iter()
@@ -757,6 +783,101 @@ fn the_lambda_also_commits_into_a_tantivy_index_when_asked() {
             .all(|r| r.who.attribution == indexer::kinds::AttributedBy::Cloudtrail),
         "attributed in the index too"
     );
+    // Each commit's head: a new object, signed, under Object Lock.
+    let heads =
+        w.rt.block_on(
+            w.s3.list_objects_v2()
+                .bucket("anchors")
+                .prefix("lambda-index/")
+                .send(),
+        )
+        .unwrap();
+    let keys: Vec<String> = heads
+        .contents()
+        .iter()
+        .map(|o| o.key().unwrap().to_string())
+        .collect();
+    assert!(!keys.is_empty(), "no head anchored");
+    for key in &keys {
+        let head =
+            w.rt.block_on(w.s3.head_object().bucket("anchors").key(key).send())
+                .unwrap();
+        assert_eq!(
+            head.object_lock_mode(),
+            Some(&aws_sdk_s3::types::ObjectLockMode::Compliance),
+            "{key}"
+        );
+        assert!(head.object_lock_retain_until_date().is_some(), "{key}");
+    }
+    let ledger = indexer::ledger::Ledger::of_index(&tmp.path().join("index"))
+        .read()
+        .unwrap()
+        .entries;
+    // `verify --anchor` checks the Lambda's ledger against them, signatures included.
+    let verify = |extra: &[&str]| {
+        let out = ssm_audit_tests::ssm_audit()
+            .envs(w.moto.env())
+            .args([
+                "verify",
+                "--index",
+                &tmp.path().join("index").display().to_string(),
+            ])
+            .args([
+                "--anchor",
+                "s3://anchors/lambda-index",
+                "--sign-key",
+                &key_arn,
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (_, out) = verify(&[]);
+    assert!(
+        !out.lines().any(|l| l.starts_with("ANCHOR"))
+            && out.contains(&format!("{} anchored heads", keys.len())),
+        "{out}"
+    );
+    // A head written again under its name (a new version) to match a forged ledger: its
+    // signature does not match, and the first version still stands.
+    let last_key = keys.last().unwrap();
+    let body =
+        w.rt.block_on(async {
+            w.s3.get_object()
+                .bucket("anchors")
+                .key(last_key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+        })
+        .unwrap()
+        .into_bytes();
+    let mut head: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(head["entries"].as_u64(), Some(ledger.len() as u64));
+    assert!(head["signature"]["value"].is_string(), "{head}");
+    head["time"] = "2020-01-01T00:00:00Z".into();
+    w.rt.block_on(
+        w.s3.put_object()
+            .bucket("anchors")
+            .key(last_key)
+            .body(serde_json::to_vec(&head).unwrap().into())
+            .send(),
+    )
+    .unwrap();
+    let (code, out) = verify(&[]);
+    assert_eq!(code, Some(1), "{out}");
+    let bad: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("ANCHOR") && l.contains("does not match"))
+        .collect();
+    assert_eq!(bad.len(), 1, "{out}");
 }
 
 /// Run the built `ingest-lambda` against `endpoint` for these events; its answers.

@@ -272,3 +272,154 @@ fn an_index_on_a_read_only_mount_is_searched_and_verified_and_not_written() {
     assert_eq!(read(&out.join("ingest.code")).trim(), "2", "{said}");
     assert!(said.contains("cannot be written"), "{said}");
 }
+
+/// Rewrite the index's ledger as an attacker with write access to the folder would: keep the
+/// entries `keep` accepts, chain them again, and make the index's last commit name the new
+/// head, so that the index agrees with its ledger.
+fn forge_ledger(index: &Path, keep: impl Fn(&indexer::ledger::Entry) -> bool) {
+    use indexer::ledger::{Ingested, Ledger};
+    let entries = Ledger::of_index(index).read().unwrap().entries;
+    let text = read(&index.join("ledger.jsonl"));
+    // The entries before the first one dropped stay as they are, byte for byte.
+    let first_dropped = entries.iter().position(|e| !keep(e)).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let prefix: String = text
+        .lines()
+        .take(first_dropped)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(scratch.path().join("ledger.jsonl"), prefix).unwrap();
+    let mut forged = Ledger::of_index(scratch.path());
+    let kept: Vec<Ingested> = entries[first_dropped..]
+        .iter()
+        .filter(|e| keep(e))
+        .map(|e| Ingested {
+            source: e.source.clone(),
+            version_id: e.version_id.clone(),
+            sha256: e.sha256.clone(),
+            size: e.size,
+            kind: e.kind,
+        })
+        .collect();
+    forged.append(&kept).unwrap();
+    let head = forged.head().unwrap();
+    assert!(forged.read().unwrap().broken.is_empty());
+    std::fs::copy(
+        scratch.path().join("ledger.jsonl"),
+        index.join("ledger.jsonl"),
+    )
+    .unwrap();
+    let meta_path = index.join("meta.json");
+    let mut meta: serde_json::Value = serde_json::from_str(&read(&meta_path)).unwrap();
+    meta["payload"] = serde_json::json!(serde_json::json!({ "ledger": head }).to_string());
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+}
+
+/// `verify --index INDEX [--anchor DIR]`: (exit code, stdout).
+fn verify_anchored(index: &Path, anchor: Option<&Path>) -> (i32, String) {
+    let mut args = vec![
+        "verify".to_string(),
+        "--index".into(),
+        index.display().to_string(),
+    ];
+    if let Some(a) = anchor {
+        args.extend(["--anchor".into(), a.display().to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, _) = run(&args);
+    (code, out)
+}
+
+#[test]
+fn a_ledger_rechained_or_cut_fails_against_its_anchored_heads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("index");
+    let heads = tmp.path().join("heads");
+    let (code, _, err) = run(&[
+        "ingest",
+        "-q",
+        "--commit-kib",
+        "64",
+        "--anchor",
+        &heads.display().to_string(),
+        "--index",
+        &index.display().to_string(),
+        &corpus().display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // The anchor folder holds the heads, the last one the ledger's.
+    let ledger = indexer::ledger::Ledger::of_index(&index)
+        .read()
+        .unwrap()
+        .entries;
+    assert!(ledger.len() >= 10);
+    let mut anchored: Vec<serde_json::Value> = ssm_audit_tests::files_under(&heads)
+        .iter()
+        .map(|p| serde_json::from_str(&read(p)).unwrap())
+        .collect();
+    anchored.sort_by_key(|h| h["entries"].as_u64());
+    assert!(anchored.len() >= 2, "{anchored:?}");
+    let last = anchored.last().unwrap();
+    assert_eq!(last["entries"].as_u64(), Some(ledger.len() as u64));
+    assert_eq!(
+        last["hash"].as_str(),
+        Some(ledger.last().unwrap().hash.as_str())
+    );
+    // Clean: verifies.
+    let (code, out) = verify_anchored(&index, Some(&heads));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("{} anchored heads", anchored.len())),
+        "{out}"
+    );
+
+    // Entry 3 removed, the chain recomputed, the index's commit made to agree.
+    let copy = tmp.path().join("rechained");
+    copy_dir(&index, &copy);
+    forge_ledger(&copy, |e| e.n != 3);
+    let (code, out) = verify_anchored(&copy, Some(&heads));
+    assert_eq!(code, 1, "{out}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("ANCHOR")).collect();
+    assert!(
+        lines.len() == 1 && lines[0].contains("entry 3 differs"),
+        "{out}"
+    );
+
+    // The last entry cut, the commit made to agree: the index's own checks cannot tell.
+    let copy = tmp.path().join("cut");
+    copy_dir(&index, &copy);
+    let n = ledger.len() as u64;
+    forge_ledger(&copy, |e| e.n != n);
+    let (code, out) = verify_anchored(&copy, Some(&heads));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("ANCHOR") && l.contains(&format!("entry {n} is anchored"))),
+        "{out}"
+    );
+
+    // An anchor folder emptied is a failure, not a pass.
+    let (code, out) = verify_anchored(&index, Some(&tmp.path().join("no heads")));
+    assert_eq!(code, 1, "{out}");
+
+    // A later ingest that does not extend the anchored chain is refused.
+    let (code, _, err) = run(&[
+        "ingest",
+        "-q",
+        "--anchor",
+        &heads.display().to_string(),
+        "--index",
+        &tmp.path().join("rechained").display().to_string(),
+        &corpus().display().to_string(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("disagrees with the heads anchored"), "{err}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for f in ssm_audit_tests::files_under(from) {
+        let dest = to.join(f.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &dest).unwrap();
+    }
+}

@@ -302,6 +302,7 @@ mod tests {
                 version_id: None,
                 bytes: std::fs::read(&path).unwrap(),
                 written: None,
+                metadata: Default::default(),
             };
             let Ok(crate::formats::Parsed::Transcripts(ts)) =
                 crate::formats::parse(&object.name, &object.bytes)

@@ -6,6 +6,7 @@ use super::docs::{self, LineDoc, Shared};
 use super::ops::{hash_of, Fresh, Ops, Queued, TantivyWriter};
 use super::schema::{keys, term};
 use super::{Batch, Index, Reader};
+use crate::anchor::{AnchorStore, Anchoring, Signer};
 use crate::derive::Basis;
 use crate::error::{Error, Result};
 use crate::formats::TrailEvent;
@@ -59,6 +60,8 @@ pub struct Writer {
     committed: Option<Head>,
     /// What settling the ledger cut when the lock was taken.
     settled: Settled,
+    /// Where each commit's ledger head is anchored.
+    anchoring: Option<Anchoring>,
     /// What was added since the last commit: the sources, for the ledger at the commit.
     staged: Vec<Ingested>,
     /// Anything was added since the last commit.
@@ -122,6 +125,7 @@ impl Writer {
             ledger,
             committed,
             settled,
+            anchoring: None,
             staged: Vec::new(),
             dirty: false,
             known: Known::new(Default::default(), fresh),
@@ -142,6 +146,22 @@ impl Writer {
     /// The ledger's head as of the last commit.
     pub fn ledger_head(&self) -> Option<&Head> {
         self.committed.as_ref()
+    }
+
+    /// Anchor the ledger's head to `store` after every commit from now on (signed by
+    /// `signer`, when given). The heads already there must agree with the ledger: an index
+    /// whose ledger does not is not written to ([`Error::Anchor`]).
+    pub fn anchor_to(
+        &mut self,
+        store: Box<dyn AnchorStore>,
+        signer: Option<Box<dyn Signer>>,
+    ) -> Result<()> {
+        let mut entries = self.ledger.read()?.entries;
+        if let Some(h) = &self.committed {
+            entries.retain(|e| e.n <= h.entries);
+        }
+        self.anchoring = Some(Anchoring::start(store, signer, &entries).map_err(Error::Anchor)?);
+        Ok(())
     }
 
     /// Merge facts into the index and rebuild the commands of every session they touch, and
@@ -235,13 +255,21 @@ impl Writer {
         if !ops.is_empty() {
             self.writer.run(ops)?;
         }
-        self.ledger.append(&self.staged)?;
+        let added = self.ledger.append(&self.staged)?;
         let head = self.ledger.head()?;
         let mut prepared = self.writer.prepare_commit()?;
         prepared.set_payload(&super::schema::commit_payload(&head));
         prepared.commit()?;
-        self.committed = Some(head);
+        self.committed = Some(head.clone());
         self.staged.clear();
+        if let Some(a) = &mut self.anchoring {
+            a.anchor(&head, &added).map_err(|why| {
+                Error::Anchor(format!(
+                    "anchoring the ledger head at {}: {why}",
+                    a.location()
+                ))
+            })?;
+        }
         self.reader.reload()?;
         self.known.unseen.clear();
         let touched = std::mem::take(&mut self.known.touched);

@@ -1,0 +1,489 @@
+//! CloudTrail log file validation, as AWS documents it ("CloudTrail digest file structure",
+//! "Custom implementations of CloudTrail log file integrity validation") and as the AWS CLI's
+//! `cloudtrail validate-logs` does it.
+//!
+//! About hourly, CloudTrail writes a digest file that lists the log files it delivered (S3
+//! bucket and key, SHA-256 of the uncompressed content) and names the digest before it (its key,
+//! hash and signature). The digest is signed (SHA256withRSA) with the region's private key;
+//! the signature, in hex, is in the digest object's S3 metadata (`signature`), over
+//!
+//! ```text
+//! digestEndTime \n digestS3Bucket/digestS3Object \n hex SHA-256 of the uncompressed digest \n previousDigestSignature (or "null")
+//! ```
+//!
+//! and the public keys are what `aws cloudtrail list-public-keys` prints.
+//!
+//! What this checks, given digests and trail files as read: each digest's signature and that it
+//! is where it says it was written; the chain (each digest's record of the one before against
+//! that digest); each listed log file's SHA-256; and that no trail file lies inside a digest's
+//! period without being listed. A local copy has no S3 metadata: its signature cannot be
+//! checked, and that is said; its hashes and chain still are.
+
+use crate::kinds::ProblemKind;
+use crate::model::sha256_hex;
+use rsa::pkcs1::DecodeRsaPublicKey;
+use rsa::signature::Verifier;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The signing algorithm CloudTrail uses.
+pub const ALGORITHM: &str = "SHA256withRSA";
+
+/// A region's public keys, by fingerprint.
+#[derive(Debug, Default)]
+pub struct PublicKeys {
+    keys: BTreeMap<String, rsa::RsaPublicKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PublicKeyList {
+    public_key_list: Vec<PublicKeyEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PublicKeyEntry {
+    value: String,
+    fingerprint: String,
+}
+
+impl PublicKeys {
+    /// What `aws cloudtrail list-public-keys` prints: `{"PublicKeyList": [{"Value": <base64 of
+    /// the DER PKCS #1 key>, "Fingerprint": …, "ValidityStartTime": …, "ValidityEndTime": …}]}`.
+    /// Several such documents may be concatenated (one per region asked).
+    pub fn parse(bytes: &[u8]) -> Result<PublicKeys, String> {
+        use base64::Engine;
+        let mut out = PublicKeys::default();
+        for doc in serde_json::Deserializer::from_slice(bytes).into_iter::<PublicKeyList>() {
+            let doc = doc.map_err(|e| format!("not `list-public-keys` output: {e}"))?;
+            for k in doc.public_key_list {
+                let der = base64::engine::general_purpose::STANDARD
+                    .decode(k.value.trim())
+                    .map_err(|e| format!("key {}: Value is not base64: {e}", k.fingerprint))?;
+                let key = rsa::RsaPublicKey::from_pkcs1_der(&der).map_err(|e| {
+                    format!("key {}: not a PKCS #1 RSA public key: {e}", k.fingerprint)
+                })?;
+                out.keys.insert(k.fingerprint.to_ascii_lowercase(), key);
+            }
+        }
+        if out.keys.is_empty() {
+            return Err("no public key in it".into());
+        }
+        Ok(out)
+    }
+
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// No keys.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// A digest file's content (the fields validation reads).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DigestDoc {
+    /// The account.
+    pub aws_account_id: String,
+    /// Start of the period it covers.
+    pub digest_start_time: String,
+    /// End of it.
+    pub digest_end_time: String,
+    /// Where CloudTrail wrote it: bucket.
+    pub digest_s3_bucket: String,
+    /// And key.
+    pub digest_s3_object: String,
+    /// The fingerprint of the key that signed it.
+    pub digest_public_key_fingerprint: String,
+    /// `SHA256withRSA`.
+    #[serde(default)]
+    pub digest_signature_algorithm: Option<String>,
+    /// The digest before it: bucket (absent for the first of a chain).
+    #[serde(default)]
+    pub previous_digest_s3_bucket: Option<String>,
+    /// Its key.
+    #[serde(default)]
+    pub previous_digest_s3_object: Option<String>,
+    /// The SHA-256 of its uncompressed content.
+    #[serde(default)]
+    pub previous_digest_hash_value: Option<String>,
+    /// Its signature (`null` for the first).
+    #[serde(default)]
+    pub previous_digest_signature: Option<String>,
+    /// The log files delivered in the period.
+    #[serde(default)]
+    pub log_files: Vec<LogFile>,
+}
+
+/// One log file a digest lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogFile {
+    /// Bucket.
+    pub s3_bucket: String,
+    /// Key.
+    pub s3_object: String,
+    /// SHA-256 of its uncompressed content, hex.
+    pub hash_value: String,
+}
+
+impl LogFile {
+    /// `s3://bucket/key`.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.s3_bucket, self.s3_object)
+    }
+}
+
+/// Does this JSON look like a digest file?
+pub fn is_digest(value: &serde_json::Value) -> bool {
+    value.get("digestStartTime").is_some() || value.get("digestSignatureAlgorithm").is_some()
+}
+
+/// A digest file as read: where from, its uncompressed content, and its signature metadata.
+#[derive(Debug, Clone)]
+pub struct DigestRead {
+    /// The source name (`s3://bucket/key` or a path).
+    pub name: String,
+    /// Its content.
+    pub doc: DigestDoc,
+    /// SHA-256 of its uncompressed content.
+    pub sha256: String,
+    /// The `signature` metadata (hex), when read with it.
+    pub signature: Option<String>,
+    /// The `signature-algorithm` metadata.
+    pub signature_algorithm: Option<String>,
+}
+
+impl DigestRead {
+    /// Read a digest object: `inflated`, its uncompressed bytes; `metadata`, its S3 user
+    /// metadata (empty for a local copy).
+    pub fn read(
+        name: &str,
+        inflated: &[u8],
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<DigestRead, String> {
+        let doc: DigestDoc = serde_json::from_slice(inflated)
+            .map_err(|e| format!("not a CloudTrail digest file: {e}"))?;
+        Ok(DigestRead {
+            name: name.to_string(),
+            doc,
+            sha256: sha256_hex(inflated),
+            signature: metadata.get("signature").cloned(),
+            signature_algorithm: metadata.get("signature-algorithm").cloned(),
+        })
+    }
+
+    /// Where CloudTrail wrote it, `s3://bucket/key`.
+    pub fn url(&self) -> String {
+        format!(
+            "s3://{}/{}",
+            self.doc.digest_s3_bucket, self.doc.digest_s3_object
+        )
+    }
+
+    /// The string CloudTrail signs.
+    pub fn string_to_sign(&self) -> String {
+        format!(
+            "{}\n{}/{}\n{}\n{}",
+            self.doc.digest_end_time,
+            self.doc.digest_s3_bucket,
+            self.doc.digest_s3_object,
+            self.sha256,
+            self.doc
+                .previous_digest_signature
+                .as_deref()
+                .unwrap_or("null")
+        )
+    }
+
+    /// The region its key path names (`…/CloudTrail-Digest/<region>/…`).
+    fn region(&self) -> Option<&str> {
+        region_after(&self.doc.digest_s3_object, "/CloudTrail-Digest/")
+    }
+}
+
+fn region_after<'a>(key: &'a str, marker: &str) -> Option<&'a str> {
+    let rest = &key[key.find(marker)? + marker.len()..];
+    rest.split('/').next()
+}
+
+/// What a digest's signature check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signature {
+    /// Signed by the region's key, where CloudTrail wrote it.
+    Valid,
+    /// Not what CloudTrail signed, or not where it was written: why.
+    Invalid(String),
+    /// Could not be checked: why.
+    Unchecked(String),
+}
+
+/// Check a digest's signature with `keys`.
+pub fn check_signature(d: &DigestRead, keys: Option<&PublicKeys>) -> Signature {
+    // A digest read from S3 must be where it says CloudTrail wrote it.
+    if d.name.starts_with("s3://") && d.name != d.url() {
+        return Signature::Invalid(format!(
+            "it says it was written to {}: moved from where CloudTrail wrote it",
+            d.url()
+        ));
+    }
+    let Some(sig_hex) = &d.signature else {
+        return Signature::Unchecked(
+            "no `signature` metadata (a copy without its S3 metadata): its signature was not checked".into(),
+        );
+    };
+    if let Some(a) = d
+        .signature_algorithm
+        .as_deref()
+        .or(d.doc.digest_signature_algorithm.as_deref())
+    {
+        if a != ALGORITHM {
+            return Signature::Invalid(format!("signed with {a}, not {ALGORITHM}"));
+        }
+    }
+    let Some(keys) = keys else {
+        return Signature::Unchecked(
+            "no CloudTrail public keys given (--cloudtrail-keys): its signature was not checked"
+                .into(),
+        );
+    };
+    let fingerprint = d.doc.digest_public_key_fingerprint.to_ascii_lowercase();
+    let Some(key) = keys.keys.get(&fingerprint) else {
+        return Signature::Invalid(format!(
+            "signed with key {fingerprint}, which is not among the public keys given"
+        ));
+    };
+    let Ok(bytes) = hex::decode(sig_hex.trim()) else {
+        return Signature::Invalid("its `signature` metadata is not hex".into());
+    };
+    let Ok(signature) = rsa::pkcs1v15::Signature::try_from(bytes.as_slice()) else {
+        return Signature::Invalid("its `signature` metadata is not an RSA signature".into());
+    };
+    let verifier = rsa::pkcs1v15::VerifyingKey::<rsa::sha2::Sha256>::new(key.clone());
+    match verifier.verify(d.string_to_sign().as_bytes(), &signature) {
+        Ok(()) => Signature::Valid,
+        Err(_) => Signature::Invalid("the signature does not match its content".into()),
+    }
+}
+
+/// A CloudTrail log file as read: its name and the SHA-256 of its uncompressed content.
+#[derive(Debug, Clone)]
+pub struct TrailRead {
+    /// `s3://bucket/key` or a path.
+    pub name: String,
+    /// SHA-256 of the uncompressed content.
+    pub sha256: String,
+}
+
+/// What validation found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Digests whose signature was checked and holds.
+    pub valid_digests: usize,
+    /// Trail files listed, with the same hash, in a digest whose signature holds.
+    pub validated: BTreeSet<String>,
+    /// (source, kind, what is wrong): a changed or unlisted trail file, a digest that fails.
+    pub problems: Vec<(String, ProblemKind, String)>,
+    /// (source, what could not be checked).
+    pub unchecked: Vec<(String, String)>,
+    /// Log files a digest read from S3 lists that were not among the trail files read:
+    /// (`s3://` URL, listed hash, the digest).
+    pub not_read: Vec<(String, String, String)>,
+}
+
+/// The delivery time and (account, region) a CloudTrail log file's name carries:
+/// `<account>_CloudTrail_<region>_YYYYMMDDTHHmmZ_<unique>.json[.gz]`.
+fn log_file_time(name: &str) -> Option<(String, String, String)> {
+    let base = name.rsplit('/').next()?;
+    let mut parts = base.split('_');
+    let account = parts.next()?;
+    if parts.next()? != "CloudTrail" {
+        return None;
+    }
+    let region = parts.next()?;
+    let t = parts.next()?;
+    if t.len() != 14 || !t.ends_with('Z') || t.as_bytes()[8] != b'T' {
+        return None;
+    }
+    let rfc = format!(
+        "{}-{}-{}T{}:{}:00Z",
+        &t[0..4],
+        &t[4..6],
+        &t[6..8],
+        &t[9..11],
+        &t[11..13]
+    );
+    Some((account.to_string(), region.to_string(), rfc))
+}
+
+/// Does the trail file `name` stand for the listed `s3://` URL? An S3 source is the URL itself;
+/// a local copy is a path ending with the key.
+fn same_file(name: &str, listed: &LogFile) -> bool {
+    if name.starts_with("s3://") {
+        return name == listed.url();
+    }
+    let key = listed.s3_object.trim_start_matches('/');
+    name.ends_with(&format!("/{key}")) || name == key
+}
+
+/// Validate the `trails` read against the `digests` read.
+pub fn validate(
+    digests: &[DigestRead],
+    trails: &[TrailRead],
+    keys: Option<&PublicKeys>,
+) -> Findings {
+    let mut out = Findings::default();
+    let mut vouching: Vec<(&DigestRead, bool)> = Vec::new();
+    let mut refused: Vec<&DigestRead> = Vec::new();
+    for d in digests {
+        match check_signature(d, keys) {
+            Signature::Valid => {
+                out.valid_digests += 1;
+                vouching.push((d, true));
+            }
+            Signature::Invalid(why) => {
+                refused.push(d);
+                out.problems.push((
+                    d.name.clone(),
+                    ProblemKind::Digest,
+                    format!("CloudTrail digest refused: {why}"),
+                ))
+            }
+            Signature::Unchecked(why) => {
+                out.unchecked.push((d.name.clone(), why));
+                vouching.push((d, false));
+            }
+        }
+    }
+    // The chain: each digest's record of the one before, against that digest as read.
+    let by_url: BTreeMap<String, &DigestRead> = digests.iter().map(|d| (d.url(), d)).collect();
+    for d in digests {
+        let (Some(bucket), Some(object)) = (
+            &d.doc.previous_digest_s3_bucket,
+            &d.doc.previous_digest_s3_object,
+        ) else {
+            continue;
+        };
+        let url = format!("s3://{bucket}/{object}");
+        let Some(prev) = by_url.get(&url) else {
+            out.unchecked.push((
+                d.name.clone(),
+                format!(
+                    "the digest before it ({url}) was not read: the chain is checked from here on"
+                ),
+            ));
+            continue;
+        };
+        if d.doc.previous_digest_hash_value.as_deref() != Some(prev.sha256.as_str()) {
+            out.problems.push((
+                prev.name.clone(),
+                ProblemKind::Digest,
+                format!(
+                    "CloudTrail digest changed: the digest after it ({}) records its SHA-256 as {}, it is {}",
+                    d.name,
+                    d.doc.previous_digest_hash_value.as_deref().unwrap_or("nothing"),
+                    prev.sha256
+                ),
+            ));
+        } else if let (Some(recorded), Some(actual)) =
+            (&d.doc.previous_digest_signature, &prev.signature)
+        {
+            if !recorded.eq_ignore_ascii_case(actual) {
+                out.problems.push((
+                    prev.name.clone(),
+                    ProblemKind::Digest,
+                    format!(
+                        "CloudTrail digest chain broken: the digest after it ({}) records another signature for it",
+                        d.name
+                    ),
+                ));
+            }
+        }
+    }
+    // Each listed log file against the trail file read.
+    let mut listed_somewhere = vec![false; trails.len()];
+    for (d, valid) in &vouching {
+        for f in &d.doc.log_files {
+            let matches: Vec<usize> = trails
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| same_file(&t.name, f))
+                .map(|(i, _)| i)
+                .collect();
+            if matches.is_empty() && d.name.starts_with("s3://") {
+                out.not_read
+                    .push((f.url(), f.hash_value.clone(), d.name.clone()));
+            }
+            for i in matches {
+                listed_somewhere[i] = true;
+                let t = &trails[i];
+                if t.sha256.eq_ignore_ascii_case(&f.hash_value) {
+                    if *valid {
+                        out.validated.insert(t.name.clone());
+                    }
+                } else {
+                    out.problems.push((
+                        t.name.clone(),
+                        ProblemKind::Changed,
+                        format!(
+                            "CloudTrail file changed: its SHA-256 is {}, the digest {} lists {}",
+                            t.sha256, d.name, f.hash_value
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    // A trail file no digest lists, delivered inside a digest's period.
+    for (t, listed) in trails.iter().zip(&listed_somewhere) {
+        if *listed {
+            continue;
+        }
+        if let Some(d) = refused
+            .iter()
+            .find(|d| d.doc.log_files.iter().any(|f| same_file(&t.name, f)))
+        {
+            out.unchecked.push((
+                t.name.clone(),
+                format!(
+                    "listed only by the refused digest {}: not validated",
+                    d.name
+                ),
+            ));
+            continue;
+        }
+        let Some((account, region, time)) = log_file_time(&t.name) else {
+            out.unchecked.push((
+                t.name.clone(),
+                "not named as CloudTrail names its log files, and no digest lists it: not validated".into(),
+            ));
+            continue;
+        };
+        let covering = vouching.iter().find(|(d, _)| {
+            d.doc.aws_account_id == account
+                && d.region() == Some(region.as_str())
+                && d.doc.digest_start_time.as_str() <= time.as_str()
+                && time.as_str() < d.doc.digest_end_time.as_str()
+        });
+        match covering {
+            Some((d, _)) => out.problems.push((
+                t.name.clone(),
+                ProblemKind::Unlisted,
+                format!(
+                    "CloudTrail file not listed: delivered at {time}, inside the period of the digest {} ({} to {}), which does not list it",
+                    d.name, d.doc.digest_start_time, d.doc.digest_end_time
+                ),
+            )),
+            None => out.unchecked.push((
+                t.name.clone(),
+                "no digest read covers its delivery time: not validated".into(),
+            )),
+        }
+    }
+    out
+}

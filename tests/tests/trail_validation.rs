@@ -1,0 +1,362 @@
+//! CloudTrail log file validation (issue 19), on moto S3 through the real SDK: the corpus's
+//! CloudTrail files with digest files signed the way CloudTrail signs them (SHA256withRSA over
+//! `digestEndTime\nbucket/key\nhex SHA-256 of the digest\nprevious signature`, the signature in
+//! the digest object's `signature` metadata), and the public key in the shape `aws cloudtrail
+//! list-public-keys` prints. A clean trail verifies; a CloudTrail file changed after ingest, one
+//! inside a digest's period that no digest lists, and a digest whose signature does not match are
+//! each named, and fail.
+
+use base64::Engine;
+use indexer::model::{hex, sha256_hex};
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
+use rsa::signature::{SignatureEncoding, Signer};
+use serde_json::{json, Value};
+use ssm_audit_tests::aws::Moto;
+use ssm_audit_tests::corpus;
+use std::io::Write;
+use std::path::Path;
+
+const BUCKET: &str = "org-trail";
+const ACCOUNT: &str = "444455556666";
+const REGION: &str = "ap-northeast-2";
+const FINGERPRINT: &str = "7d2f0c1a9be4e1f3a0c5d6b7e8f90123";
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).unwrap();
+    out
+}
+
+fn signing_key() -> rsa::pkcs1v15::SigningKey<rsa::sha2::Sha256> {
+    let pem = std::fs::read_to_string(
+        ssm_audit_tests::repo_root().join("tests/fixtures/cloudtrail-digest/test-signing-key.pem"),
+    )
+    .unwrap();
+    rsa::pkcs1v15::SigningKey::new(rsa::RsaPrivateKey::from_pkcs1_pem(&pem).unwrap())
+}
+
+/// `aws cloudtrail list-public-keys` output holding the test key's public half.
+fn keys_file(dir: &Path) -> std::path::PathBuf {
+    let key = rsa::RsaPrivateKey::from_pkcs1_pem(
+        &std::fs::read_to_string(
+            ssm_audit_tests::repo_root()
+                .join("tests/fixtures/cloudtrail-digest/test-signing-key.pem"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let der = key.to_public_key().to_pkcs1_der().unwrap();
+    let doc = json!({"PublicKeyList": [{
+        "Value": base64::engine::general_purpose::STANDARD.encode(der.as_bytes()),
+        "ValidityStartTime": "2026-01-01T00:00:00+00:00",
+        "ValidityEndTime": "2027-01-01T00:00:00+00:00",
+        "Fingerprint": FINGERPRINT
+    }]});
+    let path = dir.join("public-keys.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    path
+}
+
+/// A digest object: its key, its gzip bytes and its `signature` metadata.
+struct Digest {
+    key: String,
+    body: Vec<u8>,
+    signature: String,
+}
+
+/// Digests for `days` (one per day, covering 23:30 the day before to 00:30), each listing the
+/// log files `(key, uncompressed bytes)` of its day, chained as CloudTrail chains them.
+fn digests(files: &[(String, Vec<u8>)], days: &[&str]) -> Vec<Digest> {
+    let key = signing_key();
+    let mut out: Vec<Digest> = Vec::new();
+    for day in days {
+        let (y, m, d) = (&day[0..4], &day[4..6], &day[6..8]);
+        let end = format!("{y}-{m}-{d}T00:30:00Z");
+        let start = chrono::NaiveDate::parse_from_str(day, "%Y%m%d")
+            .unwrap()
+            .pred_opt()
+            .unwrap()
+            .format("%Y-%m-%dT23:30:00Z")
+            .to_string();
+        let object = format!(
+            "AWSLogs/{ACCOUNT}/CloudTrail-Digest/{REGION}/{y}/{m}/{d}/{ACCOUNT}_CloudTrail-Digest_{REGION}_org-trail_{REGION}_{y}{m}{d}T003000Z.json.gz"
+        );
+        let log_files: Vec<Value> = files
+            .iter()
+            .filter(|(k, _)| k.contains(&format!("_{day}T")))
+            .map(|(k, bytes)| {
+                json!({
+                    "s3Bucket": BUCKET,
+                    "s3Object": k,
+                    "hashValue": sha256_hex(bytes),
+                    "hashAlgorithm": "SHA-256",
+                    "newestEventTime": end,
+                    "oldestEventTime": start
+                })
+            })
+            .collect();
+        let prev = out.last();
+        let mut doc = json!({
+            "awsAccountId": ACCOUNT,
+            "digestStartTime": start,
+            "digestEndTime": end,
+            "digestS3Bucket": BUCKET,
+            "digestS3Object": object,
+            "digestPublicKeyFingerprint": FINGERPRINT,
+            "digestSignatureAlgorithm": "SHA256withRSA",
+            "newestEventTime": end,
+            "oldestEventTime": start,
+            "previousDigestSignature": Value::Null,
+            "logFiles": log_files
+        });
+        if let Some(p) = prev {
+            doc["previousDigestS3Bucket"] = BUCKET.into();
+            doc["previousDigestS3Object"] = p.key.clone().into();
+            doc["previousDigestHashValue"] = sha256_hex(&gunzip(&p.body)).into();
+            doc["previousDigestHashAlgorithm"] = "SHA-256".into();
+            doc["previousDigestSignature"] = p.signature.clone().into();
+        }
+        let text = serde_json::to_vec(&doc).unwrap();
+        let to_sign = format!(
+            "{end}\n{BUCKET}/{object}\n{}\n{}",
+            sha256_hex(&text),
+            prev.map_or("null".to_string(), |p| p.signature.clone())
+        );
+        let signature = hex(&key.sign(to_sign.as_bytes()).to_bytes());
+        out.push(Digest {
+            key: object,
+            body: gzip(&text),
+            signature,
+        });
+    }
+    out
+}
+
+struct Trail {
+    moto: Moto,
+    rt: tokio::runtime::Runtime,
+    s3: aws_sdk_s3::Client,
+    files: Vec<(String, Vec<u8>)>,
+    digests: Vec<Digest>,
+}
+
+impl Trail {
+    fn put(&self, key: &str, body: Vec<u8>, signature: Option<&str>) {
+        let mut put = self
+            .s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(body.into());
+        if let Some(s) = signature {
+            put = put
+                .metadata("signature", s)
+                .metadata("signature-algorithm", "SHA256withRSA");
+        }
+        self.rt.block_on(put.send()).unwrap();
+    }
+
+    fn ssm_audit(&self, args: &[&str]) -> (i32, String, String) {
+        let out = ssm_audit_tests::ssm_audit()
+            .envs(self.moto.env())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// The corpus's CloudTrail files in a bucket, under the keys CloudTrail gives them, with their
+/// signed digests (the digest of 2026-02-14 left out when `all_days` is false).
+fn trail() -> Trail {
+    let moto = Moto::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s3 = moto.s3();
+    rt.block_on(s3.create_bucket().bucket(BUCKET).send())
+        .unwrap();
+    let root = corpus().join("cloudtrail");
+    let mut files: Vec<(String, Vec<u8>)> = ssm_audit_tests::files_under(&root)
+        .into_iter()
+        .map(|p| {
+            let key = p.strip_prefix(&root).unwrap().display().to_string();
+            (key, gunzip(&std::fs::read(&p).unwrap()))
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 5);
+    let digests = digests(
+        &files,
+        &["20260210", "20260211", "20260212", "20260213", "20260214"],
+    );
+    let t = Trail {
+        moto,
+        rt,
+        s3,
+        files,
+        digests,
+    };
+    for (k, bytes) in &t.files {
+        t.put(k, gzip(bytes), None);
+    }
+    for d in &t.digests {
+        t.put(&d.key, d.body.clone(), Some(&d.signature));
+    }
+    t
+}
+
+fn lines_naming<'a>(out: &'a str, kind: &str, name: &str) -> Vec<&'a str> {
+    out.lines()
+        .filter(|l| l.starts_with(kind) && l.contains(name))
+        .collect()
+}
+
+#[test]
+fn a_signed_trail_verifies_and_a_changed_or_unlisted_file_or_a_bad_digest_is_named() {
+    let t = trail();
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keys_file(tmp.path());
+    let keys_arg = keys.display().to_string();
+    let index = tmp.path().join("index");
+    let idx = index.display().to_string();
+    let sessions = corpus().join("sessions").display().to_string();
+    let source = format!("s3://{BUCKET}/AWSLogs/");
+    let (code, _, err) = t.ssm_audit(&[
+        "ingest",
+        "--cloudtrail-keys",
+        &keys_arg,
+        "--index",
+        &idx,
+        &sessions,
+        &source,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("ingested"), "{err}");
+
+    // Clean: every CloudTrail file validated by a signed digest.
+    let (code, out, err) =
+        t.ssm_audit(&["verify", "--cloudtrail-keys", &keys_arg, "--index", &idx]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("5 CloudTrail files validated by 5 signed digests"),
+        "{out}"
+    );
+    // Without the keys, the hashes and the chain are checked and the signatures are said not
+    // to be.
+    let (code, out, _) = t.ssm_audit(&["verify", "--index", &idx]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("not checked:") && l.contains("--cloudtrail-keys"))
+            .count(),
+        5,
+        "{out}"
+    );
+
+    // A CloudTrail file changed after ingest: a StartSession's source IP rewritten.
+    let (changed_key, original) = &t.files[2];
+    let forged = String::from_utf8(original.clone()).unwrap().replacen(
+        "\"sourceIPAddress\": \"",
+        "\"sourceIPAddress\": \"6",
+        1,
+    );
+    assert!(
+        forged.as_bytes() != original.as_slice(),
+        "the file was changed"
+    );
+    t.put(changed_key, gzip(forged.as_bytes()), None);
+    let (code, out, _) = t.ssm_audit(&["verify", "--cloudtrail-keys", &keys_arg, "--index", &idx]);
+    assert_eq!(code, 1, "{out}");
+    let url = format!("s3://{BUCKET}/{changed_key}");
+    let named = lines_naming(&out, "CHANGED", &url);
+    assert!(
+        named.iter().any(|l| l.contains("the digest")),
+        "the change is named against the digest: {out}"
+    );
+    assert!(
+        out.lines()
+            .filter(|l| !l.starts_with("not checked") && l.contains("s3://"))
+            .all(|l| l.contains(&url)),
+        "only that file is named: {out}"
+    );
+    t.put(changed_key, gzip(original), None);
+
+    // A CloudTrail file inside a digest's period that no digest lists (a forged StartSession
+    // put into the bucket), ingested with the rest.
+    let unlisted = format!(
+        "AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/2026/02/12/{ACCOUNT}_CloudTrail_{REGION}_20260212T0010Z_forged00000001.json.gz"
+    );
+    t.put(&unlisted, gzip(original), None);
+    let index2 = tmp.path().join("index2");
+    let idx2 = index2.display().to_string();
+    let (code, _, err) = t.ssm_audit(&[
+        "ingest",
+        "--cloudtrail-keys",
+        &keys_arg,
+        "--index",
+        &idx2,
+        &sessions,
+        &source,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = t.ssm_audit(&["verify", "--cloudtrail-keys", &keys_arg, "--index", &idx2]);
+    assert_eq!(code, 1, "{out}");
+    let named = lines_naming(&out, "UNLISTED", &format!("s3://{BUCKET}/{unlisted}"));
+    assert_eq!(named.len(), 1, "{out}");
+    assert!(named[0].contains("does not list it"), "{out}");
+    t.rt.block_on(t.s3.delete_object().bucket(BUCKET).key(&unlisted).send())
+        .unwrap();
+
+    // A digest whose signature does not match (its signature metadata is another digest's):
+    // ingest refuses it, naming it; verify of an index that took it names it too.
+    let bad = &t.digests[1];
+    t.put(&bad.key, bad.body.clone(), Some(&t.digests[0].signature));
+    let bad_url = format!("s3://{BUCKET}/{}", bad.key);
+    let index3 = tmp.path().join("index3");
+    let idx3 = index3.display().to_string();
+    let (code, _, err) = t.ssm_audit(&[
+        "ingest",
+        "--cloudtrail-keys",
+        &keys_arg,
+        "--index",
+        &idx3,
+        &source,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    let refused: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with(&format!("error: {bad_url}")))
+        .collect();
+    assert!(
+        refused.len() == 1 && refused[0].contains("signature does not match"),
+        "{err}"
+    );
+    let index4 = tmp.path().join("index4");
+    let idx4 = index4.display().to_string();
+    let (code, _, err) = t.ssm_audit(&["ingest", "--index", &idx4, &source]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = t.ssm_audit(&["verify", "--cloudtrail-keys", &keys_arg, "--index", &idx4]);
+    assert_eq!(code, 1, "{out}");
+    let named = lines_naming(&out, "DIGEST", &bad_url);
+    assert!(
+        named.iter().any(|l| l.contains("signature does not match"))
+            && out.lines().filter(|l| l.starts_with("DIGEST")).count() == named.len(),
+        "{out}"
+    );
+    // The CloudTrail file only it lists is not validated, and says why.
+    assert!(
+        out.lines().any(|l| l.starts_with("not checked:")
+            && l.contains("_20260211T0000Z_")
+            && l.contains("refused")),
+        "{out}"
+    );
+}
