@@ -487,3 +487,174 @@ pub fn validate(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
+    use rsa::signature::{SignatureEncoding, Signer};
+
+    const KEY: &str = include_str!("../../tests/fixtures/cloudtrail-digest/test-signing-key.pem");
+    const BUCKET: &str = "trail";
+
+    fn keys() -> (rsa::pkcs1v15::SigningKey<rsa::sha2::Sha256>, PublicKeys) {
+        use base64::Engine;
+        let private = rsa::RsaPrivateKey::from_pkcs1_pem(KEY).unwrap();
+        let der = private.to_public_key().to_pkcs1_der().unwrap();
+        let list = serde_json::json!({"PublicKeyList": [{
+            "Value": base64::engine::general_purpose::STANDARD.encode(der.as_bytes()),
+            "Fingerprint": "ABCDEF"
+        }]});
+        let keys = PublicKeys::parse(list.to_string().as_bytes()).unwrap();
+        (rsa::pkcs1v15::SigningKey::new(private), keys)
+    }
+
+    const LOG: &str =
+        "AWSLogs/1/CloudTrail/eu-west-1/2026/02/11/1_CloudTrail_eu-west-1_20260211T0510Z_a.json.gz";
+
+    /// A digest of 05:00 to 06:00 listing LOG with `hash`, after `prev` (name, sha, signature).
+    fn digest(hash: &str, prev: Option<(&str, &str, &str)>) -> serde_json::Value {
+        let mut d = serde_json::json!({
+            "awsAccountId": "1",
+            "digestStartTime": "2026-02-11T05:00:00Z",
+            "digestEndTime": "2026-02-11T06:00:00Z",
+            "digestS3Bucket": BUCKET,
+            "digestS3Object": "AWSLogs/1/CloudTrail-Digest/eu-west-1/2026/02/11/1_CloudTrail-Digest_eu-west-1_t_eu-west-1_20260211T060000Z.json.gz",
+            "digestPublicKeyFingerprint": "abcdef",
+            "digestSignatureAlgorithm": "SHA256withRSA",
+            "previousDigestSignature": null,
+            "logFiles": [{"s3Bucket": BUCKET, "s3Object": LOG, "hashValue": hash, "hashAlgorithm": "SHA-256"}]
+        });
+        if let Some((object, sha, sig)) = prev {
+            d["previousDigestS3Bucket"] = BUCKET.into();
+            d["previousDigestS3Object"] = object.into();
+            d["previousDigestHashValue"] = sha.into();
+            d["previousDigestSignature"] = sig.into();
+        }
+        d
+    }
+
+    fn read(
+        name: &str,
+        doc: &serde_json::Value,
+        sign: Option<&rsa::pkcs1v15::SigningKey<rsa::sha2::Sha256>>,
+    ) -> DigestRead {
+        let bytes = serde_json::to_vec(doc).unwrap();
+        let mut d = DigestRead::read(name, &bytes, &BTreeMap::new()).unwrap();
+        if let Some(k) = sign {
+            d.signature = Some(crate::model::hex(
+                &k.sign(d.string_to_sign().as_bytes()).to_bytes(),
+            ));
+        }
+        d
+    }
+
+    #[test]
+    fn signatures_hashes_and_the_listing_are_checked() {
+        let (signer, keys) = keys();
+        let content = b"{\"Records\":[]}";
+        let hash = sha256_hex(content);
+        let url = format!("s3://{BUCKET}/AWSLogs/1/CloudTrail-Digest/eu-west-1/2026/02/11/1_CloudTrail-Digest_eu-west-1_t_eu-west-1_20260211T060000Z.json.gz");
+        let signed = read(&url, &digest(&hash, None), Some(&signer));
+        assert_eq!(check_signature(&signed, Some(&keys)), Signature::Valid);
+        let trail = TrailRead {
+            name: format!("s3://{BUCKET}/{LOG}"),
+            sha256: hash.clone(),
+        };
+        let f = validate(
+            std::slice::from_ref(&signed),
+            std::slice::from_ref(&trail),
+            Some(&keys),
+        );
+        assert!(
+            f.problems.is_empty() && f.validated.contains(&trail.name),
+            "{f:?}"
+        );
+        // Content changed after signing: the signature no longer matches.
+        let mut forged = signed.clone();
+        forged.sha256 = sha256_hex(b"other");
+        assert!(matches!(
+            check_signature(&forged, Some(&keys)),
+            Signature::Invalid(_)
+        ));
+        // Read from another place than it says: moved.
+        let mut moved = signed.clone();
+        moved.name = "s3://elsewhere/x.json.gz".to_string();
+        assert!(
+            matches!(check_signature(&moved, Some(&keys)), Signature::Invalid(w) if w.contains("moved"))
+        );
+        // A changed trail file is named against the digest.
+        let changed = TrailRead {
+            name: trail.name.clone(),
+            sha256: sha256_hex(b"changed"),
+        };
+        let f = validate(std::slice::from_ref(&signed), &[changed], Some(&keys));
+        assert!(
+            matches!(f.problems.as_slice(), [(n, ProblemKind::Changed, _)] if *n == trail.name),
+            "{f:?}"
+        );
+        // Another file delivered inside the period, listed by no digest.
+        let forged_file = TrailRead {
+            name: format!("s3://{BUCKET}/AWSLogs/1/CloudTrail/eu-west-1/2026/02/11/1_CloudTrail_eu-west-1_20260211T0530Z_x.json.gz"),
+            sha256: hash.clone(),
+        };
+        let f = validate(
+            std::slice::from_ref(&signed),
+            &[trail.clone(), forged_file.clone()],
+            Some(&keys),
+        );
+        assert!(
+            matches!(f.problems.as_slice(), [(n, ProblemKind::Unlisted, _)] if *n == forged_file.name),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn a_local_copy_is_checked_as_far_as_its_content_allows() {
+        let (signer, keys) = keys();
+        let hash = sha256_hex(b"log");
+        let first = read("copies/first.json", &digest(&hash, None), Some(&signer));
+        // No metadata on a local copy: the signature is named as not checked.
+        let mut local = first.clone();
+        local.signature = None;
+        assert!(matches!(
+            check_signature(&local, Some(&keys)),
+            Signature::Unchecked(_)
+        ));
+        // Its listed hashes are still checked, against a local path ending with the key.
+        let trail = TrailRead {
+            name: format!("/evidence/{LOG}"),
+            sha256: sha256_hex(b"edited"),
+        };
+        let f = validate(std::slice::from_ref(&local), &[trail], Some(&keys));
+        assert!(
+            matches!(f.problems.as_slice(), [(_, ProblemKind::Changed, _)]),
+            "{f:?}"
+        );
+        assert_eq!(f.unchecked.len(), 1);
+        // The chain: a second digest recording another hash for the first.
+        let mut second_doc = digest(
+            &hash,
+            Some((
+                &first.doc.digest_s3_object,
+                &sha256_hex(b"not it"),
+                first.signature.as_deref().unwrap(),
+            )),
+        );
+        second_doc["digestS3Object"] =
+            "AWSLogs/1/CloudTrail-Digest/eu-west-1/2026/02/11/second.json.gz".into();
+        second_doc["digestStartTime"] = "2026-02-11T06:00:00Z".into();
+        second_doc["digestEndTime"] = "2026-02-11T07:00:00Z".into();
+        second_doc["logFiles"] = serde_json::json!([]);
+        let second = read("copies/second.json", &second_doc, Some(&signer));
+        let mut first_named = first.clone();
+        first_named.doc.digest_s3_bucket = BUCKET.into();
+        let f = validate(&[first_named, second], &[], Some(&keys));
+        assert!(
+            f.problems.iter().any(|(n, k, why)| n == "copies/first.json"
+                && *k == ProblemKind::Digest
+                && why.contains("records its SHA-256")),
+            "{f:?}"
+        );
+    }
+}
