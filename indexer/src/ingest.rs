@@ -27,6 +27,18 @@ pub struct Batch {
     pub unreadable: Vec<crate::model::Unreadable>,
     /// The sources these facts were read from, for the ledger.
     pub ledger: Vec<crate::ledger::Ingested>,
+    /// The CloudTrail files read, for log file validation.
+    pub trail_files: Vec<TrailFile>,
+}
+
+/// A CloudTrail file as read: its name and the SHA-256 of its uncompressed content (what a
+/// digest file lists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrailFile {
+    /// `s3://bucket/key` or a path.
+    pub name: String,
+    /// SHA-256 of the uncompressed content, hex.
+    pub sha256: String,
 }
 
 impl Batch {
@@ -235,6 +247,11 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
         }
         Ok(Parsed::Trail { events, tags, .. }) => {
             let items = events.len() + tags.len();
+            // What log file validation compares with the hash a digest lists.
+            batch.trail_files.push(TrailFile {
+                name: object.name.clone(),
+                sha256: crate::model::sha256_hex(bytes),
+            });
             batch.trail.extend(events);
             batch.tags.extend(tags);
             Outcome::Read {

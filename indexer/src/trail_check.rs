@@ -272,13 +272,7 @@ pub fn check_signature(d: &DigestRead, keys: Option<&PublicKeys>) -> Signature {
 }
 
 /// A CloudTrail log file as read: its name and the SHA-256 of its uncompressed content.
-#[derive(Debug, Clone)]
-pub struct TrailRead {
-    /// `s3://bucket/key` or a path.
-    pub name: String,
-    /// SHA-256 of the uncompressed content.
-    pub sha256: String,
-}
+pub use crate::ingest::TrailFile as TrailRead;
 
 /// What validation found.
 #[derive(Debug, Default)]

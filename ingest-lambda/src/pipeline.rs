@@ -309,6 +309,15 @@ impl Pipeline {
         // Sources only: a file of command records under the watched prefix proves nothing, and
         // is skipped (`ingest::read_object` never takes records).
         let kind = match ingest::read_object(object, &mut batch) {
+            // Validation reads the digests beside the CloudTrail files they list, later.
+            Outcome::Read {
+                kind: indexer::kinds::SourceKind::CloudtrailDigest,
+                ..
+            } => {
+                return Ok(Done::Skipped(
+                    "a CloudTrail digest file: the function does not validate CloudTrail; `ssm-audit verify --cloudtrail-keys` checks the trail against its digests".into(),
+                ))
+            }
             Outcome::Read { kind, .. } => kind,
             Outcome::Skipped(why) => return Ok(Done::Skipped(why)),
             Outcome::Failed(e) => return Err(Error::BadSource(e.to_string())),

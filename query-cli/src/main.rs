@@ -190,6 +190,7 @@ fn ingest(index: &std::path::Path, args: cli::IngestArgs) -> Result<ExitCode> {
         bar.set_message("indexing…");
     }
     run.commit(&mut store)?;
+    run.validate_cloudtrail()?;
     if args.resolve_names {
         let names = remote::instance_names(&store.reader().instances_to_name()?, &mut |warning| {
             run.say(&format!("warning: {}", output::visible(warning)))
@@ -252,6 +253,48 @@ struct Run {
     commit_bytes: u64,
     /// CloudTrail's public keys: digests are checked as they are read.
     keys: Option<indexer::trail_check::PublicKeys>,
+    /// CloudTrail files read, and digests read: validated at the end of the run.
+    trails: Vec<indexer::trail_check::TrailRead>,
+    digests: Vec<indexer::trail_check::DigestRead>,
+}
+
+impl Run {
+    /// Validate the CloudTrail files read against the digests read (see `verify`): a line for
+    /// each file changed or unlisted, each failed as a source, and a summary.
+    fn validate_cloudtrail(&mut self) -> Result<()> {
+        if self.digests.is_empty() {
+            if !self.trails.is_empty() && !self.quiet {
+                self.say(&format!(
+                    "note: {} CloudTrail files read, no CloudTrail digest file: they are not validated (ingest the trail's CloudTrail-Digest/ files too)",
+                    self.trails.len()
+                ))?;
+            }
+            return Ok(());
+        }
+        let found = indexer::trail_check::validate(&self.digests, &self.trails, self.keys.as_ref());
+        for (source, _, why) in &found.problems {
+            self.failed += 1;
+            self.say(&format!(
+                "error: {}: {}",
+                output::visible(source),
+                output::visible(why)
+            ))?;
+        }
+        if !self.quiet {
+            self.say(&format!(
+                "CloudTrail: {} of {} files validated by {} signed digests{}",
+                found.validated.len(),
+                self.trails.len(),
+                found.valid_digests,
+                if self.keys.is_none() {
+                    " (signatures not checked: no --cloudtrail-keys)"
+                } else {
+                    ""
+                }
+            ))?;
+        }
+        Ok(())
+    }
 }
 
 impl Run {
@@ -324,6 +367,28 @@ impl Run {
         self.bytes += object.bytes.len() as u64;
         self.pending += object.bytes.len() as u64;
         let outcome = ingest::read_checked(&object, provenance, self.keys.as_ref(), batch);
+        // CloudTrail files and digests, for log file validation at the end of the run.
+        self.trails.append(&mut batch.trail_files);
+        if let Outcome::Read {
+            kind: indexer::kinds::SourceKind::CloudtrailDigest,
+            ..
+        } = &outcome
+        {
+            let inflated = if object.bytes.starts_with(&[0x1f, 0x8b]) {
+                indexer::formats::gunzip(&object.bytes).unwrap_or_default()
+            } else {
+                object.bytes.clone()
+            };
+            match indexer::trail_check::DigestRead::read(&object.name, &inflated, &object.metadata)
+            {
+                Ok(d) => self.digests.push(d),
+                Err(why) => self.say(&format!(
+                    "warning: {}: {}",
+                    output::visible(name),
+                    output::visible(&why)
+                ))?,
+            }
+        }
         let prefix = match &outcome {
             Outcome::Read { .. } => {
                 self.read += 1;

@@ -240,7 +240,10 @@ fn a_signed_trail_verifies_and_a_changed_or_unlisted_file_or_a_bad_digest_is_nam
         &source,
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("ingested"), "{err}");
+    assert!(
+        err.contains("CloudTrail: 5 of 5 files validated by 5 signed digests"),
+        "{err}"
+    );
 
     // Clean: every CloudTrail file validated by a signed digest.
     let (code, out, err) =
@@ -307,7 +310,19 @@ fn a_signed_trail_verifies_and_a_changed_or_unlisted_file_or_a_bad_digest_is_nam
         &sessions,
         &source,
     ]);
-    assert_eq!(code, 0, "{err}");
+    // Ingest validates what it read, and names it already.
+    assert_eq!(code, 2, "{err}");
+    let unlisted_url = format!("s3://{BUCKET}/{unlisted}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with(&format!("error: {unlisted_url}: "))
+                && l.contains("does not list it")),
+        "{err}"
+    );
+    assert!(
+        err.contains("CloudTrail: 5 of 6 files validated by 5 signed digests"),
+        "{err}"
+    );
     let (code, out, _) = t.ssm_audit(&["verify", "--cloudtrail-keys", &keys_arg, "--index", &idx2]);
     assert_eq!(code, 1, "{out}");
     let named = lines_naming(&out, "UNLISTED", &format!("s3://{BUCKET}/{unlisted}"));
@@ -343,7 +358,13 @@ fn a_signed_trail_verifies_and_a_changed_or_unlisted_file_or_a_bad_digest_is_nam
     let index4 = tmp.path().join("index4");
     let idx4 = index4.display().to_string();
     let (code, _, err) = t.ssm_audit(&["ingest", "--index", &idx4, &source]);
-    assert_eq!(code, 0, "{err}");
+    // Without the keys, ingest still sees the chain broken at it.
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with(&format!("error: {bad_url}: ")) && l.contains("chain broken")),
+        "{err}"
+    );
     let (code, out, _) = t.ssm_audit(&["verify", "--cloudtrail-keys", &keys_arg, "--index", &idx4]);
     assert_eq!(code, 1, "{out}");
     let named = lines_naming(&out, "DIGEST", &bad_url);
