@@ -25,7 +25,8 @@
 //!     last_time: None,
 //!     written: None,
 //! };
-//! let (_, basis) = Basis::of(&meta.session_id, [&meta], None, &Names::default()).unwrap();
+//! let (_, basis) =
+//!     Basis::of(&meta.session_id, [&meta], None, &Names::default(), &Default::default()).unwrap();
 //! let line = Line {
 //!     seq: 0, command: "sudo id".into(), run_as: "ssm-user".into(), cwd: None,
 //!     byte_start: 0, byte_end: 7, output: String::new(), output_truncated: 0,
@@ -37,6 +38,7 @@
 //! assert_eq!(r.schema, indexer::derive::SCHEMA);
 //! ```
 
+pub use crate::ingest::Vouched;
 use crate::model::{self, Attribution, CommandRecord, Evidence, Line, SessionTrail, SourceMeta};
 use crate::names::Names;
 use crate::rules::Rules;
@@ -174,16 +176,21 @@ impl Basis {
     /// The basis of a session's records: its chosen transcript (which of `sources`, returned
     /// with it), attributed with CloudTrail's facts and the instance's name at the time of the
     /// session. `None` without a transcript.
+    ///
+    /// Each CloudTrail event is marked with whether `vouched` validates its file; a
+    /// StartSession from a validated file wins over one from a file nothing vouches for.
     pub fn of<'a>(
         session_id: &str,
         sources: impl IntoIterator<Item = &'a SourceMeta>,
         trail: Option<&SessionTrail>,
         names: &Names,
+        vouched: &Vouched,
     ) -> Option<(usize, Basis)> {
         let sources: Vec<&SourceMeta> = sources.into_iter().collect();
         let chosen = choose(sources.iter().copied())?;
         let best = sources[chosen];
-        let mut who = model::attribute(session_id, Some(best), trail, names);
+        let trail = trail.map(|t| annotated(t, vouched));
+        let mut who = model::attribute(session_id, Some(best), trail.as_ref(), names);
         who.conflicts.extend(transcript_conflicts(best, &sources));
         let basis = Basis {
             who,
@@ -232,6 +239,13 @@ impl Basis {
             output: None,
         }
     }
+}
+
+/// `trail` with each event marked with whether `vouched` validates its CloudTrail file.
+pub fn annotated(trail: &SessionTrail, vouched: &Vouched) -> SessionTrail {
+    let mut t = trail.clone();
+    t.annotate(&|file, sha| vouched.vouches(file, sha));
+    t
 }
 
 /// Name the privileged-command rules a record matches (none for an abandoned line: it never
@@ -321,6 +335,7 @@ mod tests {
             [&forged, &stream, &real, &copy],
             None,
             &Names::default(),
+            &Vouched::default(),
         )
         .unwrap();
         assert_eq!(
@@ -338,6 +353,7 @@ mod tests {
             [&real, &stream, &copy],
             None,
             &Names::default(),
+            &Vouched::default(),
         )
         .unwrap();
         assert!(alone.who.conflicts.is_empty(), "{:?}", alone.who.conflicts);
@@ -346,7 +362,14 @@ mod tests {
     #[test]
     fn abandoned_lines_have_no_programs_and_no_rules() {
         let m = meta(SourceKind::S3Log, 1, "x.log");
-        let (_, basis) = Basis::of(&m.session_id, [&m], None, &Names::default()).unwrap();
+        let (_, basis) = Basis::of(
+            &m.session_id,
+            [&m],
+            None,
+            &Names::default(),
+            &Vouched::default(),
+        )
+        .unwrap();
         let line = |abandoned| Line {
             seq: 1,
             command: "sudo su -".into(),

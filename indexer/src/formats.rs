@@ -104,6 +104,16 @@ pub struct TrailEvent {
     /// `errorCode`: the call failed or was denied, and started, resumed or ended nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    /// The CloudTrail file it was read from (`s3://bucket/key` or a path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The SHA-256 of that file's uncompressed content: what a digest file lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_sha256: Option<String>,
+    /// Whether that file is listed, with that hash, in a CloudTrail digest whose signature
+    /// holds: set where records are derived (never stored), `None` until then.
+    #[serde(skip)]
+    pub validated: Option<bool>,
 }
 
 impl TrailEvent {
@@ -129,8 +139,8 @@ pub enum Parsed {
     /// A CloudTrail digest file: the log files of a period, with their hashes, signed (read
     /// by [`crate::trail_check`]); `listed`: how many log files it lists.
     Digest {
-        /// Log files listed.
-        listed: usize,
+        /// The log files listed: (`s3://bucket/key`, SHA-256 of the uncompressed content).
+        listed: Vec<(String, String)>,
     },
     /// Session transcripts.
     Transcripts(Vec<Transcript>),
@@ -451,7 +461,19 @@ fn parse_json(name: &str, bytes: &[u8]) -> Result<Parsed> {
         let listed = value
             .get("logFiles")
             .and_then(Value::as_array)
-            .map_or(0, Vec::len);
+            .map(|files| {
+                files
+                    .iter()
+                    .map(|f| {
+                        let text = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or_default();
+                        (
+                            format!("s3://{}/{}", text("s3Bucket"), text("s3Object")),
+                            text("hashValue").to_ascii_lowercase(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         return Ok(Parsed::Digest { listed });
     }
     if let Some(reservations) = value.get("Reservations").and_then(Value::as_array) {
@@ -823,6 +845,7 @@ fn session_event(f: RecordFields<'_>) -> Option<TrailEvent> {
         account: own(f.recipient_account.or(f.identity_account)),
         event_id: own(f.event_id),
         error_code: own(f.error_code),
+        ..TrailEvent::default()
     })
 }
 

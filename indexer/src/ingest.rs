@@ -29,6 +29,74 @@ pub struct Batch {
     pub ledger: Vec<crate::ledger::Ingested>,
     /// The CloudTrail files read, for log file validation.
     pub trail_files: Vec<TrailFile>,
+    /// CloudTrail digest files: what each vouches for.
+    pub digests: Vec<DigestFact>,
+}
+
+/// What a CloudTrail digest file vouches for: the log files it lists with their hashes, and
+/// whether its signature was checked with CloudTrail's public keys and holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DigestFact {
+    /// The digest (`s3://bucket/key` or a path).
+    pub name: String,
+    /// Its S3 version.
+    pub version_id: Option<String>,
+    /// (`s3://bucket/key`, SHA-256 of the uncompressed content) of each log file it lists.
+    pub listed: Vec<(String, String)>,
+    /// Its signature was checked and holds.
+    pub signed: bool,
+}
+
+/// The CloudTrail files signed digests vouch for: a file is validated when a digest whose
+/// signature holds lists it with its SHA-256. A local copy (a path) stands for the S3 object
+/// whose key it ends with.
+#[derive(Debug, Clone, Default)]
+pub struct Vouched {
+    /// File name (the key's last part) → (`s3://` URL, SHA-256) listed by signed digests.
+    by_name: rustc_hash::FxHashMap<String, Vec<(String, String)>>,
+}
+
+/// The last part of a path or key.
+pub(crate) fn last_part(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+impl Vouched {
+    /// Take what `d` vouches for, when its signature holds.
+    pub fn add(&mut self, d: &DigestFact) {
+        if !d.signed {
+            return;
+        }
+        for (url, hash) in &d.listed {
+            let list = self.by_name.entry(last_part(url).to_string()).or_default();
+            if !list.iter().any(|(u, h)| u == url && h == hash) {
+                list.push((url.clone(), hash.clone()));
+            }
+        }
+    }
+
+    /// Is `file`, with uncompressed content of SHA-256 `sha`, listed by a signed digest?
+    pub fn vouches(&self, file: &str, sha: &str) -> bool {
+        self.by_name.get(last_part(file)).is_some_and(|list| {
+            list.iter().any(|(url, hash)| {
+                hash.eq_ignore_ascii_case(sha)
+                    && if file.starts_with("s3://") {
+                        file == url
+                    } else {
+                        url.split_once("://")
+                            .and_then(|(_, rest)| rest.split_once('/'))
+                            .is_some_and(|(_, key)| {
+                                file.ends_with(&format!("/{key}")) || file == key
+                            })
+                    }
+            })
+        })
+    }
+
+    /// Does any digest taken list a file of this name?
+    pub fn lists(&self, file: &str) -> bool {
+        self.by_name.contains_key(last_part(file))
+    }
 }
 
 /// A CloudTrail file as read: its name and the SHA-256 of its uncompressed content (what a
@@ -50,6 +118,7 @@ impl Batch {
             && self.tags.is_empty()
             && self.records.is_empty()
             && self.unreadable.is_empty()
+            && self.digests.is_empty()
     }
 }
 
@@ -171,10 +240,17 @@ pub fn read_checked(
         Err(why) => why,
         Ok(d) => match crate::trail_check::check_signature(&d, Some(keys)) {
             crate::trail_check::Signature::Invalid(why) => why,
-            _ => return outcome,
+            crate::trail_check::Signature::Valid => {
+                if let Some(fact) = batch.digests.last_mut() {
+                    fact.signed = true;
+                }
+                return outcome;
+            }
+            crate::trail_check::Signature::Unchecked(_) => return outcome,
         },
     };
     batch.ledger.pop();
+    batch.digests.pop();
     Outcome::Failed(Error::Corrupt {
         kind: "CloudTrail digest",
         reason: format!("refused: {why}"),
@@ -231,10 +307,19 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
     match formats::parse(name, bytes) {
         Err(e) => Outcome::Failed(e),
         Ok(Parsed::Skipped(why)) => Outcome::Skipped(why),
-        Ok(Parsed::Digest { listed }) => Outcome::Read {
-            kind: SourceKind::CloudtrailDigest,
-            items: listed,
-        },
+        Ok(Parsed::Digest { listed }) => {
+            let items = listed.len();
+            batch.digests.push(DigestFact {
+                name: object.name.clone(),
+                version_id: object.version_id.clone(),
+                listed,
+                signed: false,
+            });
+            Outcome::Read {
+                kind: SourceKind::CloudtrailDigest,
+                items,
+            }
+        }
         Ok(Parsed::Transcripts(ts)) => {
             let kind = ts.first().map_or(SourceKind::S3Log, |t| t.kind);
             let items = ts.len();
@@ -248,11 +333,16 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
         Ok(Parsed::Trail { events, tags, .. }) => {
             let items = events.len() + tags.len();
             // What log file validation compares with the hash a digest lists.
+            let file_sha = crate::model::sha256_hex(bytes);
+            batch.trail.extend(events.into_iter().map(|mut e| {
+                e.file = Some(object.name.clone());
+                e.file_sha256 = Some(file_sha.clone());
+                e
+            }));
             batch.trail_files.push(TrailFile {
                 name: object.name.clone(),
-                sha256: crate::model::sha256_hex(bytes),
+                sha256: file_sha,
             });
-            batch.trail.extend(events);
             batch.tags.extend(tags);
             Outcome::Read {
                 kind: SourceKind::Cloudtrail,

@@ -275,8 +275,19 @@ impl SessionTrail {
     /// Merge events in; true when something new was learned.
     pub fn merge(&mut self, events: impl IntoIterator<Item = TrailEvent>) -> bool {
         let before = self.events.len();
+        // The same record read from two files (a copy of a trail file) is one event: the
+        // file it was first read from stays.
+        let same = |a: &TrailEvent, b: &TrailEvent| {
+            let bare = |e: &TrailEvent| TrailEvent {
+                file: None,
+                file_sha256: None,
+                validated: None,
+                ..e.clone()
+            };
+            bare(a) == bare(b)
+        };
         for e in events {
-            if !self.events.contains(&e) {
+            if !self.events.iter().any(|have| same(have, &e)) {
                 self.events.push(e);
             }
         }
@@ -297,9 +308,31 @@ impl SessionTrail {
     /// several, [`SessionTrail::conflicts`] says so.)
     pub fn start(&self) -> Option<&TrailEvent> {
         let own = sessionid::parse(&self.session_id).map(|(name, _)| name);
-        self.succeeded("StartSession")
+        // A StartSession from a validated CloudTrail file wins over one from a file no signed
+        // digest vouches for (and `conflicts` names them when they disagree).
+        let validated = || {
+            self.succeeded("StartSession")
+                .filter(|e| e.validated == Some(true))
+        };
+        validated()
             .find(|e| own.is_some() && e.principal.as_deref() == own)
+            .or_else(|| validated().next())
+            .or_else(|| {
+                self.succeeded("StartSession")
+                    .find(|e| own.is_some() && e.principal.as_deref() == own)
+            })
             .or_else(|| self.succeeded("StartSession").next())
+    }
+
+    /// Mark each event with whether its CloudTrail file is validated (see
+    /// [`TrailEvent::validated`]), as `vouched` says of a (file, SHA-256).
+    pub fn annotate(&mut self, vouched: &dyn Fn(&str, &str) -> bool) {
+        for e in &mut self.events {
+            e.validated = Some(match (&e.file, &e.file_sha256) {
+                (Some(f), Some(sha)) => vouched(f, sha),
+                _ => false,
+            });
+        }
     }
 
     /// Who resumed the session, other than the principal its StartSession names, in time
@@ -325,8 +358,9 @@ impl SessionTrail {
         self.succeeded("TerminateSession").last()
     }
 
-    /// What CloudTrail's records of the session disagree about, each naming the records: two
-    /// successful StartSessions for different principals, a principal that is not the one the
+    /// What CloudTrail's records of the session disagree about, each naming the records (and
+    /// whether each one's file is validated, once marked): two successful StartSessions for
+    /// different principals, or from another address or to another target, a principal that is not the one the
     /// session id names, records from another account or region than the start's.
     pub fn conflicts(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -339,18 +373,44 @@ impl SessionTrail {
                 .or_else(|| e.principal.clone())
                 .unwrap_or_else(|| "an unnamed principal".into())
         };
-        let event = |e: &TrailEvent| match &e.event_id {
-            Some(id) => format!("{} {id} at {}", e.event_name, e.event_time),
-            None => format!("{} at {}", e.event_name, e.event_time),
+        let event = |e: &TrailEvent| {
+            let what = match &e.event_id {
+                Some(id) => format!("{} {id} at {}", e.event_name, e.event_time),
+                None => format!("{} at {}", e.event_name, e.event_time),
+            };
+            match e.validated {
+                Some(true) => format!("{what} (validated)"),
+                Some(false) => format!("{what} (not validated)"),
+                None => what,
+            }
         };
         for other in self.succeeded("StartSession") {
-            if !std::ptr::eq(other, start) && who(other) != who(start) {
+            if std::ptr::eq(other, start) {
+                continue;
+            }
+            if who(other) != who(start) {
                 out.push(format!(
                     "CloudTrail has two StartSession records for this session: {} by {} and {} by {}",
                     event(start),
                     who(start),
                     event(other),
                     who(other)
+                ));
+            } else if (&other.source_ip, &other.target) != (&start.source_ip, &start.target) {
+                let place = |e: &TrailEvent| {
+                    format!(
+                        "from {} to {}",
+                        e.source_ip.as_deref().unwrap_or("an unknown address"),
+                        e.target.as_deref().unwrap_or("an unknown target")
+                    )
+                };
+                out.push(format!(
+                    "CloudTrail has two StartSession records for this session by {}: {} {} and {} {}",
+                    who(start),
+                    event(start),
+                    place(start),
+                    event(other),
+                    place(other)
                 ));
             }
         }
@@ -420,6 +480,11 @@ pub struct Attribution {
     /// first such time may be theirs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub participants: Vec<Participant>,
+    /// With CloudTrail attribution: whether the CloudTrail file of the StartSession it rests on
+    /// is validated (listed with its SHA-256 in a CloudTrail digest whose signature holds).
+    /// `false` says the attribution rests on a file nothing vouches for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudtrail_validated: Option<bool>,
 }
 
 impl Attribution {
@@ -488,6 +553,7 @@ pub fn attribute(
         a.instance_id = s.target.clone();
         a.session_start = Some(s.event_time.clone());
         a.attribution = AttributedBy::Cloudtrail;
+        a.cloudtrail_validated = Some(s.validated == Some(true));
     } else if let Some(arn) = source.and_then(|s| s.principal_arn.clone()) {
         a.principal = formats::principal_from_arn(&arn);
         a.principal_arn = Some(arn);

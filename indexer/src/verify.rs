@@ -287,6 +287,7 @@ pub fn verify(
         again.instances.extend(batch.instances);
         again.tags.extend(batch.tags);
         again.records.extend(batch.records);
+        again.digests.extend(batch.digests);
         let (Some(sources), true) = (in_index, transcript) else {
             continue;
         };
@@ -346,6 +347,26 @@ pub fn verify(
                 });
             }
         }
+    }
+    // Whether each digest's signature holds, for the records derived again: checked again with
+    // the keys when given, else as the index recorded it (and said above to be unchecked).
+    let recorded: BTreeMap<(String, Option<String>), bool> = store
+        .digests()?
+        .into_iter()
+        .map(|d| ((d.name, d.version_id), d.signed))
+        .collect();
+    for d in &mut again.digests {
+        d.signed = match cloudtrail_keys {
+            Some(keys) => cloudtrail.digests.iter().any(|r| {
+                r.name == d.name
+                    && crate::trail_check::check_signature(r, Some(keys))
+                        == crate::trail_check::Signature::Valid
+            }),
+            None => recorded
+                .get(&(d.name.clone(), d.version_id.clone()))
+                .copied()
+                .unwrap_or(false),
+        };
     }
     cloudtrail.check(cloudtrail_keys, fetch, &mut report);
     if only.is_none() {

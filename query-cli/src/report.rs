@@ -356,7 +356,7 @@ pub fn html(r: &Report) -> String {
         let w = &c.who;
         let _ = write!(
             o,
-            "<h3><code>{}</code></h3><p>{} → {} · instance {} · MFA {} · from {} · attribution: {} · {}{}</p>",
+            "<h3><code>{}</code></h3><p>{} → {} · instance {} · MFA {} · from {} · attribution: {}{} · {}{}</p>",
             h(&c.session_id),
             h(opt(&w.session_start)),
             h(opt(&w.session_end)),
@@ -368,6 +368,13 @@ pub fn html(r: &Report) -> String {
             mfa(w.mfa),
             h(opt(&w.source_ip)),
             h(w.attribution.as_str()),
+            match w.cloudtrail_validated {
+                Some(true) => " (CloudTrail validated)",
+                Some(false) => {
+                    " <span class=\"warn\">(CloudTrail not validated: no signed digest lists its file)</span>"
+                }
+                None => "",
+            },
             h(c.status().as_str()),
             c.document.as_deref().map(|d| format!(" · document {}", h(d))).unwrap_or_default()
         );
@@ -495,7 +502,7 @@ pub fn markdown(r: &Report) -> String {
         let w = &c.who;
         let _ = writeln!(
             o,
-            "\n## {}\n\n{} → {}, instance {} {}, MFA {}, from {}, {}\n",
+            "\n## {}\n\n{} → {}, instance {} {}, MFA {}, from {}, {}{}\n",
             md(&c.session_id),
             opt(&w.session_start),
             opt(&w.session_end),
@@ -503,7 +510,12 @@ pub fn markdown(r: &Report) -> String {
             md(opt(&w.instance_id)),
             mfa(w.mfa),
             opt(&w.source_ip),
-            c.status()
+            c.status(),
+            match w.cloudtrail_validated {
+                Some(true) => ", CloudTrail validated",
+                Some(false) => ", **CloudTrail not validated** (no signed digest lists its file)",
+                None => "",
+            }
         );
         for why in &w.conflicts {
             let _ = writeln!(o, "> **CONFLICT**: {}\n>", md(why));

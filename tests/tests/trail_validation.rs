@@ -214,6 +214,16 @@ fn trail() -> Trail {
     t
 }
 
+/// Every record of the index at `idx`, as JSON.
+fn records_of(t: &Trail, idx: &str) -> Vec<Value> {
+    let (_, out, _) = t.ssm_audit(&[
+        "search", "--index", idx, "--format", "json", "--limit", "1000000",
+    ]);
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn lines_naming<'a>(out: &'a str, kind: &str, name: &str) -> Vec<&'a str> {
     out.lines()
         .filter(|l| l.starts_with(kind) && l.contains(name))
@@ -293,12 +303,48 @@ fn a_signed_trail_verifies_and_a_changed_or_unlisted_file_or_a_bad_digest_is_nam
     );
     t.put(changed_key, gzip(original), None);
 
-    // A CloudTrail file inside a digest's period that no digest lists (a forged StartSession
-    // put into the bucket), ingested with the rest.
+    // Every record attributed by CloudTrail says its CloudTrail is validated.
+    let records = records_of(&t, &idx);
+    let attributed: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["attribution"] == "cloudtrail")
+        .collect();
+    assert!(attributed.len() > 10);
+    assert!(
+        attributed
+            .iter()
+            .all(|r| r["cloudtrail_validated"] == Value::Bool(true)),
+        "{attributed:?}"
+    );
+
+    // A CloudTrail file inside a digest's period that no digest lists: a forged StartSession
+    // for a session of that day, a minute before the genuine one, from another address.
+    let mut doc: Value = serde_json::from_slice(original).unwrap();
+    let genuine = doc["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["eventName"] == "StartSession")
+        .unwrap()
+        .clone();
+    let sid = genuine["responseElements"]["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let genuine_ip = genuine["sourceIPAddress"].as_str().unwrap().to_string();
+    let mut forged_start = genuine.clone();
+    forged_start["sourceIPAddress"] = "198.51.100.66".into();
+    forged_start["eventID"] = "00000000-0000-0000-0000-000000000066".into();
+    let t0 = chrono::DateTime::parse_from_rfc3339(genuine["eventTime"].as_str().unwrap()).unwrap();
+    forged_start["eventTime"] = (t0 - chrono::Duration::minutes(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+        .into();
+    doc["Records"] = json!([forged_start]);
     let unlisted = format!(
         "AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/2026/02/12/{ACCOUNT}_CloudTrail_{REGION}_20260212T0010Z_forged00000001.json.gz"
     );
-    t.put(&unlisted, gzip(original), None);
+    t.put(&unlisted, gzip(&serde_json::to_vec(&doc).unwrap()), None);
     let index2 = tmp.path().join("index2");
     let idx2 = index2.display().to_string();
     let (code, _, err) = t.ssm_audit(&[
@@ -328,6 +374,56 @@ fn a_signed_trail_verifies_and_a_changed_or_unlisted_file_or_a_bad_digest_is_nam
     let named = lines_naming(&out, "UNLISTED", &format!("s3://{BUCKET}/{unlisted}"));
     assert_eq!(named.len(), 1, "{out}");
     assert!(named[0].contains("does not list it"), "{out}");
+    assert!(
+        !out.lines().any(|l| l.starts_with("RECORDS")),
+        "the records derive again as the index holds them: {out}"
+    );
+    // The validated StartSession wins over the earlier forged one, and the conflict is shown.
+    let session = |idx: &str| -> Value {
+        records_of(&t, idx)
+            .into_iter()
+            .find(|r| r["session_id"] == sid.as_str())
+            .unwrap_or_else(|| panic!("no record of {sid}"))
+    };
+    let r = session(&idx2);
+    assert_eq!(r["source_ip"], genuine_ip.as_str(), "{r}");
+    assert_eq!(r["cloudtrail_validated"], true, "{r}");
+    let conflicts = r["conflicts"].to_string();
+    assert!(
+        conflicts.contains("198.51.100.66") && conflicts.contains("(not validated)"),
+        "{r}"
+    );
+    // Without the keys nothing is validated: the earlier record is taken, and says so.
+    let index2b = tmp.path().join("index2b");
+    let idx2b = index2b.display().to_string();
+    t.ssm_audit(&["ingest", "--index", &idx2b, &sessions, &source]);
+    let r = session(&idx2b);
+    assert_eq!(r["source_ip"], "198.51.100.66", "{r}");
+    assert_eq!(r["cloudtrail_validated"], false, "{r}");
+    assert!(r["conflicts"].to_string().contains(&genuine_ip), "{r}");
+    // Reports say it, session by session.
+    let user = r["principal"].as_str().unwrap().to_string();
+    for (idx, says) in [
+        (&idx2, "CloudTrail validated"),
+        (&idx2b, "**CloudTrail not validated**"),
+    ] {
+        let out = tmp.path().join("report.md");
+        let (code, _, err) = t.ssm_audit(&[
+            "report",
+            "--index",
+            idx,
+            "--user",
+            &user,
+            "--format",
+            "md",
+            "--output",
+            &out.display().to_string(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let md = std::fs::read_to_string(&out).unwrap();
+        let section = md.split(&format!("## {sid}")).nth(1).unwrap_or("");
+        assert!(section.contains(says), "{idx}: {md}");
+    }
     t.rt.block_on(t.s3.delete_object().bucket(BUCKET).key(&unlisted).send())
         .unwrap();
 

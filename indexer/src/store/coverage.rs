@@ -14,6 +14,7 @@ impl Reader {
     /// transcripts with no CloudTrail record.
     pub fn coverage(&self) -> Result<Vec<SessionCoverage>> {
         let names = self.instance_names()?;
+        let vouched = self.vouched()?;
         let trails = self.trails()?;
         let mut metas: BTreeMap<String, Vec<model::SourceMeta>> = BTreeMap::new();
         for m in self.source_metas()? {
@@ -61,9 +62,16 @@ impl Reader {
             let trail = trails.get(sid);
             let sources = metas.get(sid).map(Vec::as_slice).unwrap_or_default();
             // Who, as the session's records say it: the one derivation.
-            let who = match Basis::of(sid, sources, trail, &names) {
+            let who = match Basis::of(sid, sources, trail, &names, &vouched) {
                 Some((_, basis)) => basis.who,
-                None => model::attribute(sid, None, trail, &names),
+                None => model::attribute(
+                    sid,
+                    None,
+                    trail
+                        .map(|t| crate::derive::annotated(t, &vouched))
+                        .as_ref(),
+                    &names,
+                ),
             };
             let start = trail.and_then(SessionTrail::start);
             out.push(SessionCoverage {

@@ -160,6 +160,12 @@ pub(super) fn trail(f: Fields, key: String, t: &SessionTrail) -> Result<Sized> {
     Ok(fact(f, "trail", key, Some(&t.session_id), target, body))
 }
 
+/// The document of a CloudTrail digest file: what it vouches for.
+pub(super) fn digest(f: Fields, key: String, d: &crate::ingest::DigestFact) -> Result<Sized> {
+    let body = serde_json::to_string(d)?;
+    Ok(fact(f, "digest", key, None, None, body))
+}
+
 /// The document of a file refused as a session's transcript.
 pub(super) fn unreadable(f: Fields, key: String, u: &Unreadable) -> Result<Sized> {
     let body = serde_json::to_string(u)?;

@@ -227,6 +227,20 @@ impl Reader {
             .collect())
     }
 
+    /// What the CloudTrail digests in the index vouch for.
+    pub fn vouched(&self) -> Result<crate::ingest::Vouched> {
+        let mut v = crate::ingest::Vouched::default();
+        for d in self.digests()? {
+            v.add(&d);
+        }
+        Ok(v)
+    }
+
+    /// The CloudTrail digests in the index, as ingested.
+    pub fn digests(&self) -> Result<Vec<crate::ingest::DigestFact>> {
+        self.of_kind("digest")
+    }
+
     /// The names of instances, as the index holds them (inventories, tags, lookups).
     pub(super) fn instance_names(&self) -> Result<Names> {
         let list: Vec<InstanceNames> = self.of_kind("instance")?;

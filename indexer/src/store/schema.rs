@@ -121,6 +121,16 @@ pub(super) mod keys {
     pub(in crate::store) fn instance(id: &str) -> String {
         key("i", id)
     }
+
+    /// The document of a CloudTrail digest file (at a version).
+    pub(in crate::store) fn digest(name: &str, version: Option<&str>) -> String {
+        let mut k = key("d", name);
+        if let Some(v) = version {
+            k.push('\u{0}');
+            k.push_str(v);
+        }
+        k
+    }
 }
 
 /// An exact-match field. No field norms: results are ordered by session, never scored.

@@ -81,6 +81,9 @@ struct Known {
     trails: FxHashMap<String, Option<SessionTrail>>,
     /// Instance Name tags, once read (kept up to date by this process while it writes).
     names: Option<Names>,
+    /// What the CloudTrail digests in the index vouch for, once read (kept up to date by this
+    /// process while it writes).
+    vouched: Option<crate::ingest::Vouched>,
     /// Sessions whose source documents were added since the last commit: a search does not see
     /// them yet, so a later fact about one of them commits first.
     unseen: FxHashSet<String>,
@@ -197,7 +200,9 @@ impl Writer {
             .map(|s| &s.meta.session_id)
             .chain(batch.trail.iter().map(|e| &e.session_id))
             .chain(batch.records.iter().map(|r| &r.session_id))
-            .any(|sid| self.known.unseen.contains(sid));
+            .any(|sid| self.known.unseen.contains(sid))
+            // A digest may concern any session: what was added is found by a search first.
+            || (!batch.digests.is_empty() && !self.known.unseen.is_empty());
         // The sessions of a renamed instance are found in the committed index, once commands
         // may name it.
         if (renames && self.dirty && !self.known.no_commands_yet()) || reads_unseen {
@@ -357,6 +362,7 @@ impl Known {
             backlog,
             trails: FxHashMap::default(),
             names: None,
+            vouched: None,
             unseen: FxHashSet::default(),
             touched: FxHashSet::default(),
             fresh,
@@ -461,6 +467,47 @@ impl Known {
             affected.extend(sessions.into_keys());
         }
 
+        // CloudTrail digests: what they vouch for, and the sessions whose CloudTrail came from
+        // a file a signed one lists (their records now say whether it is validated).
+        let mut vouched = match self.vouched.take() {
+            Some(v) => v,
+            None => reader.vouched()?,
+        };
+        let mut listed: FxHashSet<String> = FxHashSet::default();
+        for d in &batch.digests {
+            let key = keys::digest(&d.name, d.version_id.as_deref());
+            ops.delete_key(term(f.key, &key))?;
+            let (doc, bytes) = docs::digest(f, key, d)?;
+            ops.add(doc, bytes)?;
+            if d.signed {
+                vouched.add(d);
+                listed.extend(
+                    d.listed
+                        .iter()
+                        .map(|(url, _)| crate::ingest::last_part(url).to_string()),
+                );
+            }
+        }
+        if !listed.is_empty() && !self.no_commands_yet() {
+            let from_listed = |t: &SessionTrail| {
+                t.events.iter().any(|e| {
+                    e.file
+                        .as_deref()
+                        .is_some_and(|file| listed.contains(crate::ingest::last_part(file)))
+                })
+            };
+            for (sid, t) in reader.trails()? {
+                if from_listed(&t) {
+                    affected.insert(sid);
+                }
+            }
+            for (sid, t) in &self.trails {
+                if t.as_ref().is_some_and(from_listed) {
+                    affected.insert(sid.clone());
+                }
+            }
+        }
+
         // CloudTrail.
         let mut by_sid: BTreeMap<String, Vec<TrailEvent>> = BTreeMap::new();
         for e in batch.trail {
@@ -521,9 +568,13 @@ impl Known {
             // A session without a transcript has no commands to rebuild; commands it has came
             // as records derived elsewhere, which carry their own attribution and stay.
             let trail = self.trail_of(reader, sid)?;
-            let Some((chosen, basis)) =
-                Basis::of(sid, sources.iter().map(|s| &s.meta), trail, &names)
-            else {
+            let Some((chosen, basis)) = Basis::of(
+                sid,
+                sources.iter().map(|s| &s.meta),
+                trail,
+                &names,
+                &vouched,
+            ) else {
                 continue;
             };
             let best = &sources[chosen];
@@ -580,6 +631,7 @@ impl Known {
             write_session(&mut ops, reader, &sid, &shared, &lines, &mut changes)?;
         }
         self.names = Some(names);
+        self.vouched = Some(vouched);
         self.touched = ops.touched;
         if let (Some(f), Some(keys)) = (&mut self.fresh, ops.committed) {
             f.keys = keys;
