@@ -280,7 +280,13 @@ impl Run {
                 output::visible(why)
             ))?;
         }
-        if !self.quiet {
+        if !self.quiet && self.trails.is_empty() {
+            self.say(&format!(
+                "CloudTrail: {} of {} digests read have a valid signature; the files they list were not read in this run (sessions already indexed from them were derived again)",
+                found.valid_digests,
+                self.digests.len()
+            ))?;
+        } else if !self.quiet {
             self.say(&format!(
                 "CloudTrail: {} of {} files validated by {} signed digests{}",
                 found.validated.len(),

@@ -263,6 +263,36 @@ fn a_signed_trail_verifies_and_a_changed_or_unlisted_file_or_a_bad_digest_is_nam
         out.contains("5 CloudTrail files validated by 5 signed digests"),
         "{out}"
     );
+    // The digests ingested after the files they list (as they arrive, an hour later): the
+    // sessions those files attribute are derived again, and say their CloudTrail is validated.
+    let late = tmp.path().join("late");
+    let late_idx = late.display().to_string();
+    let trail_only = format!("s3://{BUCKET}/AWSLogs/{ACCOUNT}/CloudTrail/");
+    let digests_only = format!("s3://{BUCKET}/AWSLogs/{ACCOUNT}/CloudTrail-Digest/");
+    t.ssm_audit(&["ingest", "--index", &late_idx, &sessions, &trail_only]);
+    let before = records_of(&t, &late_idx);
+    assert!(
+        before
+            .iter()
+            .filter(|r| r["attribution"] == "cloudtrail")
+            .all(|r| r["cloudtrail_validated"] == false),
+        "not validated before the digests"
+    );
+    let (code, _, err) = t.ssm_audit(&[
+        "ingest",
+        "--cloudtrail-keys",
+        &keys_arg,
+        "--index",
+        &late_idx,
+        &digests_only,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        records_of(&t, &late_idx),
+        records_of(&t, &idx),
+        "digests after their files give what digests first give"
+    );
+
     // Without the keys, the hashes and the chain are checked and the signatures are said not
     // to be.
     let (code, out, _) = t.ssm_audit(&["verify", "--index", &idx]);
