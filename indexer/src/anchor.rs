@@ -400,9 +400,9 @@ mod tests {
     use crate::kinds::SourceKind;
     use crate::ledger::{Ingested, Ledger};
 
-    fn ledger(dir: &Path, n: usize) -> Ledger {
-        let mut l = Ledger::of_index(dir);
-        let sources: Vec<Ingested> = (0..n)
+    /// Sources `s<i>` for `i` in `range`.
+    fn sources(range: std::ops::Range<usize>) -> Vec<Ingested> {
+        range
             .map(|i| Ingested {
                 source: format!("s{i}"),
                 version_id: None,
@@ -410,8 +410,12 @@ mod tests {
                 size: 1,
                 kind: SourceKind::S3Log,
             })
-            .collect();
-        l.append(&sources).unwrap();
+            .collect()
+    }
+
+    fn ledger(dir: &Path, n: usize) -> Ledger {
+        let mut l = Ledger::of_index(dir);
+        l.append(&sources(0..n)).unwrap();
         l
     }
 
@@ -425,16 +429,7 @@ mod tests {
         let hashes: Vec<String> = entries.iter().map(|e| e.hash.clone()).collect();
         a.anchor(&l.head().unwrap(), &hashes).unwrap();
         // Two more, anchored by a second writer.
-        let more: Vec<Ingested> = (3..5)
-            .map(|i| Ingested {
-                source: format!("s{i}"),
-                version_id: None,
-                sha256: format!("{i:064}"),
-                size: 1,
-                kind: SourceKind::S3Log,
-            })
-            .collect();
-        let added = l.append(&more).unwrap();
+        let added = l.append(&sources(3..5)).unwrap();
         let entries = l.read().unwrap().entries;
         let mut a = Anchoring::start(
             Box::new(FolderAnchor::new(&anchor_dir)),
