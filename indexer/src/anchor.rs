@@ -443,14 +443,22 @@ mod tests {
         let r = check(&entries, &mut store, None, None);
         assert!(r.problems.is_empty() && r.unchecked.is_empty(), "{r:?}");
         // Entry 2 removed and the chain recomputed: entry 2 is now what was entry 3.
+        // Entry 1 stays byte for byte; the rest is chained again after it.
         let rechained = dir.path().join("rechained");
         std::fs::create_dir_all(&rechained).unwrap();
+        let first_line = std::fs::read_to_string(dir.path().join("ledger.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        std::fs::write(rechained.join("ledger.jsonl"), format!("{first_line}\n")).unwrap();
         let mut forged = Ledger::of_index(&rechained);
         forged
             .append(
                 &entries
                     .iter()
-                    .filter(|e| e.n != 2)
+                    .filter(|e| e.n > 2)
                     .map(|e| Ingested {
                         source: e.source.clone(),
                         version_id: None,

@@ -244,7 +244,7 @@ impl Basis {
 /// `trail` with each event marked with whether `vouched` validates its CloudTrail file.
 pub fn annotated(trail: &SessionTrail, vouched: &Vouched) -> SessionTrail {
     let mut t = trail.clone();
-    t.annotate(&|file, sha| vouched.vouches(file, sha));
+    t.annotate(&|sha| vouched.vouches(sha));
     t
 }
 

@@ -104,14 +104,13 @@ pub struct TrailEvent {
     /// `errorCode`: the call failed or was denied, and started, resumed or ended nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
-    /// The CloudTrail file it was read from (`s3://bucket/key` or a path).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-    /// The SHA-256 of that file's uncompressed content: what a digest file lists.
+    /// The SHA-256 of the uncompressed content of the CloudTrail file it was read from: what a
+    /// digest file lists. A signed digest listing it vouches for this record's content, wherever
+    /// the file is now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_sha256: Option<String>,
-    /// Whether that file is listed, with that hash, in a CloudTrail digest whose signature
-    /// holds: set where records are derived (never stored), `None` until then.
+    /// Whether a CloudTrail digest whose signature holds lists that hash: set where records are
+    /// derived (never stored), `None` until then.
     #[serde(skip)]
     pub validated: Option<bool>,
 }

@@ -47,55 +47,26 @@ pub struct DigestFact {
     pub signed: bool,
 }
 
-/// The CloudTrail files signed digests vouch for: a file is validated when a digest whose
-/// signature holds lists it with its SHA-256. A local copy (a path) stands for the S3 object
-/// whose key it ends with.
+/// What signed CloudTrail digests vouch for: the SHA-256 of the uncompressed content of each
+/// log file they list. A record read from a file of such content is what CloudTrail delivered,
+/// wherever that file is now (a copy, a local download).
 #[derive(Debug, Clone, Default)]
 pub struct Vouched {
-    /// File name (the key's last part) → (`s3://` URL, SHA-256) listed by signed digests.
-    by_name: rustc_hash::FxHashMap<String, Vec<(String, String)>>,
-}
-
-/// The last part of a path or key.
-pub(crate) fn last_part(name: &str) -> &str {
-    name.rsplit('/').next().unwrap_or(name)
+    hashes: rustc_hash::FxHashSet<String>,
 }
 
 impl Vouched {
     /// Take what `d` vouches for, when its signature holds.
     pub fn add(&mut self, d: &DigestFact) {
-        if !d.signed {
-            return;
-        }
-        for (url, hash) in &d.listed {
-            let list = self.by_name.entry(last_part(url).to_string()).or_default();
-            if !list.iter().any(|(u, h)| u == url && h == hash) {
-                list.push((url.clone(), hash.clone()));
-            }
+        if d.signed {
+            self.hashes
+                .extend(d.listed.iter().map(|(_, hash)| hash.to_ascii_lowercase()));
         }
     }
 
-    /// Is `file`, with uncompressed content of SHA-256 `sha`, listed by a signed digest?
-    pub fn vouches(&self, file: &str, sha: &str) -> bool {
-        self.by_name.get(last_part(file)).is_some_and(|list| {
-            list.iter().any(|(url, hash)| {
-                hash.eq_ignore_ascii_case(sha)
-                    && if file.starts_with("s3://") {
-                        file == url
-                    } else {
-                        url.split_once("://")
-                            .and_then(|(_, rest)| rest.split_once('/'))
-                            .is_some_and(|(_, key)| {
-                                file.ends_with(&format!("/{key}")) || file == key
-                            })
-                    }
-            })
-        })
-    }
-
-    /// Does any digest taken list a file of this name?
-    pub fn lists(&self, file: &str) -> bool {
-        self.by_name.contains_key(last_part(file))
+    /// Does a signed digest list a log file whose uncompressed content has SHA-256 `sha`?
+    pub fn vouches(&self, sha: &str) -> bool {
+        self.hashes.contains(&sha.to_ascii_lowercase())
     }
 }
 
@@ -333,9 +304,13 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
         Ok(Parsed::Trail { events, tags, .. }) => {
             let items = events.len() + tags.len();
             // What log file validation compares with the hash a digest lists.
-            let file_sha = crate::model::sha256_hex(bytes);
+            // The object's own digest when it was not compressed.
+            let file_sha = if std::ptr::eq(bytes, object.bytes.as_slice()) {
+                sha.to_string()
+            } else {
+                crate::model::sha256_hex(bytes)
+            };
             batch.trail.extend(events.into_iter().map(|mut e| {
-                e.file = Some(object.name.clone());
                 e.file_sha256 = Some(file_sha.clone());
                 e
             }));

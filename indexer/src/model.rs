@@ -277,15 +277,31 @@ impl SessionTrail {
         let before = self.events.len();
         // The same record read from two files (a copy of a trail file) is one event: the
         // file it was first read from stays.
-        let same = |a: &TrailEvent, b: &TrailEvent| {
-            let bare = |e: &TrailEvent| TrailEvent {
-                file: None,
-                file_sha256: None,
-                validated: None,
-                ..e.clone()
-            };
-            bare(a) == bare(b)
-        };
+        fn record(e: &TrailEvent) -> impl PartialEq + '_ {
+            (
+                (
+                    &e.event_name,
+                    &e.event_time,
+                    &e.session_id,
+                    &e.principal_arn,
+                    &e.principal,
+                    &e.principal_type,
+                    &e.principal_id,
+                    e.mfa,
+                ),
+                (
+                    &e.source_ip,
+                    &e.user_agent,
+                    &e.target,
+                    &e.document_name,
+                    &e.region,
+                    &e.account,
+                    &e.event_id,
+                    &e.error_code,
+                ),
+            )
+        }
+        let same = |a: &TrailEvent, b: &TrailEvent| record(a) == record(b);
         for e in events {
             if !self.events.iter().any(|have| same(have, &e)) {
                 self.events.push(e);
@@ -325,13 +341,10 @@ impl SessionTrail {
     }
 
     /// Mark each event with whether its CloudTrail file is validated (see
-    /// [`TrailEvent::validated`]), as `vouched` says of a (file, SHA-256).
-    pub fn annotate(&mut self, vouched: &dyn Fn(&str, &str) -> bool) {
+    /// [`TrailEvent::validated`]), as `vouched` says of the file's SHA-256.
+    pub fn annotate(&mut self, vouched: &dyn Fn(&str) -> bool) {
         for e in &mut self.events {
-            e.validated = Some(match (&e.file, &e.file_sha256) {
-                (Some(f), Some(sha)) => vouched(f, sha),
-                _ => false,
-            });
+            e.validated = Some(e.file_sha256.as_deref().is_some_and(vouched));
         }
     }
 

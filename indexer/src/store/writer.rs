@@ -473,28 +473,20 @@ impl Known {
             Some(v) => v,
             None => reader.vouched()?,
         };
-        let mut listed: FxHashSet<String> = FxHashSet::default();
+        let mut listed = crate::ingest::Vouched::default();
         for d in &batch.digests {
             let key = keys::digest(&d.name, d.version_id.as_deref());
             ops.delete_key(term(f.key, &key))?;
             let (doc, bytes) = docs::digest(f, key, d)?;
             ops.add(doc, bytes)?;
-            if d.signed {
-                vouched.add(d);
-                listed.extend(
-                    d.listed
-                        .iter()
-                        .map(|(url, _)| crate::ingest::last_part(url).to_string()),
-                );
-            }
+            vouched.add(d);
+            listed.add(d);
         }
-        if !listed.is_empty() && !self.no_commands_yet() {
+        if !batch.digests.is_empty() && !self.no_commands_yet() {
             let from_listed = |t: &SessionTrail| {
-                t.events.iter().any(|e| {
-                    e.file
-                        .as_deref()
-                        .is_some_and(|file| listed.contains(crate::ingest::last_part(file)))
-                })
+                t.events
+                    .iter()
+                    .any(|e| e.file_sha256.as_deref().is_some_and(|h| listed.vouches(h)))
             };
             for (sid, t) in reader.trails()? {
                 if from_listed(&t) {
