@@ -202,6 +202,15 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed> {
     ))
 }
 
+/// `bytes` uncompressed: inflated ([`gunzip`]) when they are gzip, else as they are.
+pub fn inflated(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        gunzip(bytes).map(std::borrow::Cow::Owned)
+    } else {
+        Ok(std::borrow::Cow::Borrowed(bytes))
+    }
+}
+
 /// Decompress gzip, refusing a bomb: more than [`MAX_INFLATED_BYTES`], or more than
 /// [`MAX_INFLATE_RATIO`] times the compressed size once past [`RATIO_FLOOR_BYTES`]. Memory stays
 /// within that limit: decompression stops as soon as it is passed.

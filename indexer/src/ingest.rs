@@ -56,12 +56,21 @@ pub struct Vouched {
 }
 
 impl Vouched {
-    /// Take what `d` vouches for, when its signature holds.
-    pub fn add(&mut self, d: &DigestFact) {
+    /// Take what `d` vouches for, when its signature holds: whether that is anything not
+    /// vouched for already.
+    pub fn add(&mut self, d: &DigestFact) -> bool {
+        let mut new = false;
         if d.signed {
-            self.hashes
-                .extend(d.listed.iter().map(|(_, hash)| hash.to_ascii_lowercase()));
+            for (_, hash) in &d.listed {
+                new |= self.hashes.insert(hash.to_ascii_lowercase());
+            }
         }
+        new
+    }
+
+    /// Nothing is vouched for.
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
     }
 
     /// Does a signed digest list a log file whose uncompressed content has SHA-256 `sha`?
@@ -197,17 +206,11 @@ pub fn read_checked(
     else {
         return outcome;
     };
-    let inflated;
-    let bytes = if object.bytes.starts_with(&[0x1f, 0x8b]) {
-        inflated = match formats::gunzip(&object.bytes) {
-            Ok(b) => b,
-            Err(e) => return Outcome::Failed(e),
-        };
-        inflated.as_slice()
-    } else {
-        object.bytes.as_slice()
+    let bytes = match formats::inflated(&object.bytes) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Failed(e),
     };
-    let why = match crate::trail_check::DigestRead::read(&object.name, bytes, &object.metadata) {
+    let why = match crate::trail_check::DigestRead::read(&object.name, &bytes, &object.metadata) {
         Err(why) => why,
         Ok(d) => match crate::trail_check::check_signature(&d, Some(keys)) {
             crate::trail_check::Signature::Invalid(why) => why,

@@ -488,12 +488,8 @@ impl Cloudtrail {
 }
 
 /// The uncompressed bytes of a CloudTrail file or digest (gzip, or not).
-fn inflate(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        crate::formats::gunzip(bytes).map_err(|e| e.to_string())
-    } else {
-        Ok(bytes.to_vec())
-    }
+fn inflate(bytes: &[u8]) -> std::result::Result<std::borrow::Cow<'_, [u8]>, String> {
+    crate::formats::inflated(bytes).map_err(|e| e.to_string())
 }
 
 /// The entries the index's last commit covers. Entries past the head it recorded were written

@@ -380,13 +380,12 @@ impl Run {
             ..
         } = &outcome
         {
-            let inflated = if object.bytes.starts_with(&[0x1f, 0x8b]) {
-                indexer::formats::gunzip(&object.bytes).unwrap_or_default()
-            } else {
-                object.bytes.clone()
-            };
-            match indexer::trail_check::DigestRead::read(&object.name, &inflated, &object.metadata)
-            {
+            let read = indexer::formats::inflated(&object.bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    indexer::trail_check::DigestRead::read(&object.name, &b, &object.metadata)
+                });
+            match read {
                 Ok(d) => self.digests.push(d),
                 Err(why) => self.say(&format!(
                     "warning: {}: {}",

@@ -479,10 +479,12 @@ impl Known {
             ops.delete_key(term(f.key, &key))?;
             let (doc, bytes) = docs::digest(f, key, d)?;
             ops.add(doc, bytes)?;
-            vouched.add(d);
-            listed.add(d);
+            // A digest ingested again vouches for nothing new: no session is derived again.
+            if vouched.add(d) {
+                listed.add(d);
+            }
         }
-        if !batch.digests.is_empty() && !self.no_commands_yet() {
+        if !listed.is_empty() && !self.no_commands_yet() {
             let from_listed = |t: &SessionTrail| {
                 t.events
                     .iter()
