@@ -14,6 +14,8 @@
 #[cfg(feature = "sdk")]
 pub mod anchor;
 #[cfg(feature = "sdk")]
+pub mod cloudtrail;
+#[cfg(feature = "sdk")]
 pub mod cloudwatch;
 #[cfg(feature = "sdk")]
 pub mod ec2;

@@ -186,13 +186,13 @@ pub fn read_as(object: &SourceObject, provenance: Provenance, batch: &mut Batch)
     outcome
 }
 
-/// [`read_as`], and a CloudTrail digest's signature checked with `keys` when given: a digest
-/// whose signature fails is refused (its ledger entry is not kept).
+/// [`read_as`], and a CloudTrail digest's signature checked with `keys` when they have any: a
+/// digest whose signature fails is refused (its ledger entry is not kept).
 #[cfg(feature = "index")]
 pub fn read_checked(
     object: &SourceObject,
     provenance: Provenance,
-    keys: Option<&crate::trail_check::PublicKeys>,
+    keys: &mut crate::trail_check::Keyring,
     batch: &mut Batch,
 ) -> Outcome {
     let outcome = read_as(object, provenance, batch);
@@ -201,8 +201,8 @@ pub fn read_checked(
             kind: SourceKind::CloudtrailDigest,
             ..
         },
-        Some(keys),
-    ) = (&outcome, keys)
+        true,
+    ) = (&outcome, keys.has_source())
     else {
         return outcome;
     };
@@ -212,7 +212,7 @@ pub fn read_checked(
     };
     let why = match crate::trail_check::DigestRead::read(&object.name, &bytes, &object.metadata) {
         Err(why) => why,
-        Ok(d) => match crate::trail_check::check_signature(&d, Some(keys)) {
+        Ok(d) => match keys.check(&d) {
             crate::trail_check::Signature::Invalid(why) => why,
             crate::trail_check::Signature::Valid => {
                 if let Some(fact) = batch.digests.last_mut() {

@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const ALGORITHM: &str = "SHA256withRSA";
 
 /// A region's public keys, by fingerprint.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct PublicKeys {
     keys: BTreeMap<String, rsa::RsaPublicKey>,
 }
@@ -71,6 +71,22 @@ impl PublicKeys {
             return Err("no public key in it".into());
         }
         Ok(out)
+    }
+
+    /// Keys as the CloudTrail API gives them: (fingerprint, DER of the PKCS #1 key) pairs.
+    pub fn from_der(pairs: &[(String, Vec<u8>)]) -> Result<PublicKeys, String> {
+        let mut out = PublicKeys::default();
+        for (fingerprint, der) in pairs {
+            let key = rsa::RsaPublicKey::from_pkcs1_der(der)
+                .map_err(|e| format!("key {fingerprint}: not a PKCS #1 RSA public key: {e}"))?;
+            out.keys.insert(fingerprint.to_ascii_lowercase(), key);
+        }
+        Ok(out)
+    }
+
+    /// Whether the key of this fingerprint is among them.
+    pub fn has(&self, fingerprint: &str) -> bool {
+        self.keys.contains_key(&fingerprint.to_ascii_lowercase())
     }
 
     /// How many keys.
@@ -223,42 +239,48 @@ pub enum Signature {
     Unchecked(String),
 }
 
-/// Check a digest's signature with `keys`.
-pub fn check_signature(d: &DigestRead, keys: Option<&PublicKeys>) -> Signature {
+/// What is said of a digest when no key can be had.
+const NO_KEYS: &str =
+    "no CloudTrail public keys given (--cloudtrail-keys): its signature was not checked";
+
+/// What can be said of a digest's signature before any key: moved from where CloudTrail wrote
+/// it, without its signature, signed with another algorithm.
+fn before_keys(d: &DigestRead) -> Option<Signature> {
     // A digest read from S3 must be where it says CloudTrail wrote it.
     if d.name.starts_with("s3://") && d.name != d.url() {
-        return Signature::Invalid(format!(
+        return Some(Signature::Invalid(format!(
             "it says it was written to {}: moved from where CloudTrail wrote it",
             d.url()
+        )));
+    }
+    if d.signature.is_none() {
+        return Some(Signature::Unchecked(
+            "no `signature` metadata (a copy without its S3 metadata): its signature was not checked".into(),
         ));
     }
-    let Some(sig_hex) = &d.signature else {
-        return Signature::Unchecked(
-            "no `signature` metadata (a copy without its S3 metadata): its signature was not checked".into(),
-        );
-    };
     if let Some(a) = d
         .signature_algorithm
         .as_deref()
         .or(d.doc.digest_signature_algorithm.as_deref())
     {
         if a != ALGORITHM {
-            return Signature::Invalid(format!("signed with {a}, not {ALGORITHM}"));
+            return Some(Signature::Invalid(format!(
+                "signed with {a}, not {ALGORITHM}"
+            )));
         }
     }
-    let Some(keys) = keys else {
-        return Signature::Unchecked(
-            "no CloudTrail public keys given (--cloudtrail-keys): its signature was not checked"
-                .into(),
-        );
-    };
+    None
+}
+
+/// The signature of `d` against `keys` (`whose`: which keys, for the message).
+fn with_keys(d: &DigestRead, keys: &PublicKeys, whose: &str) -> Signature {
     let fingerprint = d.doc.digest_public_key_fingerprint.to_ascii_lowercase();
     let Some(key) = keys.keys.get(&fingerprint) else {
         return Signature::Invalid(format!(
-            "signed with key {fingerprint}, which is not among the public keys given"
+            "signed with key {fingerprint}, which is not among the public keys {whose}"
         ));
     };
-    let Ok(bytes) = hex::decode(sig_hex.trim()) else {
+    let Some(Ok(bytes)) = d.signature.as_deref().map(|s| hex::decode(s.trim())) else {
         return Signature::Invalid("its `signature` metadata is not hex".into());
     };
     let Ok(signature) = rsa::pkcs1v15::Signature::try_from(bytes.as_slice()) else {
@@ -269,6 +291,132 @@ pub fn check_signature(d: &DigestRead, keys: Option<&PublicKeys>) -> Signature {
         Ok(()) => Signature::Valid,
         Err(_) => Signature::Invalid("the signature does not match its content".into()),
     }
+}
+
+/// Check a digest's signature with `keys`.
+pub fn check_signature(d: &DigestRead, keys: Option<&PublicKeys>) -> Signature {
+    if let Some(said) = before_keys(d) {
+        return said;
+    }
+    match keys {
+        Some(keys) => with_keys(d, keys, "given"),
+        None => Signature::Unchecked(NO_KEYS.into()),
+    }
+}
+
+/// Asks a region (first argument) for its public keys valid at some time from the second
+/// argument (RFC 3339) until now.
+pub type AskKeys = Box<dyn FnMut(&str, &str) -> Result<PublicKeys, String>>;
+
+/// Where digests' public keys come from: a `list-public-keys` file given, or the CloudTrail API
+/// asked once per region (again only for a digest older than what was asked and signed with a
+/// key not found), or nowhere.
+#[derive(Default)]
+pub struct Keyring {
+    given: Option<PublicKeys>,
+    ask: Option<AskKeys>,
+    /// Per region: (from when, the keys), or why they could not be had.
+    asked: BTreeMap<String, Result<(String, PublicKeys), String>>,
+}
+
+impl Keyring {
+    /// No keys: signatures are not checked, and that is said.
+    pub fn none() -> Keyring {
+        Keyring::default()
+    }
+
+    /// The keys of a `list-public-keys` file.
+    pub fn given(keys: PublicKeys) -> Keyring {
+        Keyring {
+            given: Some(keys),
+            ..Keyring::default()
+        }
+    }
+
+    /// Keys asked of the CloudTrail API with `ask`, when a digest needs them.
+    pub fn asking(ask: AskKeys) -> Keyring {
+        Keyring {
+            ask: Some(ask),
+            ..Keyring::default()
+        }
+    }
+
+    /// Whether signatures can be checked at all (keys given, or an API to ask).
+    pub fn has_source(&self) -> bool {
+        self.given.is_some() || self.ask.is_some()
+    }
+
+    /// Check a digest's signature, asking for its region's keys when needed.
+    pub fn check(&mut self, d: &DigestRead) -> Signature {
+        if let Some(said) = before_keys(d) {
+            return said;
+        }
+        if let Some(keys) = &self.given {
+            return with_keys(d, keys, "given (--cloudtrail-keys)");
+        }
+        let Some(ask) = &mut self.ask else {
+            return Signature::Unchecked(NO_KEYS.into());
+        };
+        let Some(region) = d.region().map(str::to_string) else {
+            return Signature::Unchecked(
+                "its key names no region, whose public keys the CloudTrail API could be asked for: its signature was not checked".into(),
+            );
+        };
+        let start = d.doc.digest_start_time.as_str();
+        let fingerprint = d.doc.digest_public_key_fingerprint.as_str();
+        let again = match self.asked.get(&region) {
+            None => true,
+            Some(Ok((from, keys))) => !keys.has(fingerprint) && start < from.as_str(),
+            Some(Err(_)) => false,
+        };
+        if again {
+            match ask(&region, start) {
+                Ok(keys) => {
+                    self.asked
+                        .insert(region.clone(), Ok((start.to_string(), keys)));
+                }
+                Err(why) if !self.asked.contains_key(&region) => {
+                    self.asked.insert(region.clone(), Err(why));
+                }
+                Err(why) => return Signature::Unchecked(unasked(&region, &why)),
+            }
+        }
+        match &self.asked[&region] {
+            Ok((from, keys)) => with_keys(
+                d,
+                keys,
+                &format!("the CloudTrail API lists for {region} from {from}"),
+            ),
+            Err(why) => Signature::Unchecked(unasked(&region, why)),
+        }
+    }
+
+    /// Why signatures went unchecked for want of keys, when they did.
+    pub fn wanting(&self) -> Option<String> {
+        if self.given.is_some() {
+            return None;
+        }
+        if self.ask.is_none() {
+            return Some("no --cloudtrail-keys".into());
+        }
+        let failed: Vec<String> = self
+            .asked
+            .iter()
+            .filter_map(|(region, r)| r.as_ref().err().map(|why| format!("{region}: {why}")))
+            .collect();
+        (!failed.is_empty()).then(|| {
+            format!(
+                "no --cloudtrail-keys, and the CloudTrail API did not give the public keys ({})",
+                failed.join("; ")
+            )
+        })
+    }
+}
+
+fn unasked(region: &str, why: &str) -> String {
+    format!(
+        "no --cloudtrail-keys, and the CloudTrail API did not give the public keys of {region} ({why}): its signature was not checked"
+    )
 }
 
 /// A CloudTrail log file as read: its name and the SHA-256 of its uncompressed content.
@@ -326,16 +474,12 @@ fn same_file(name: &str, listed: &LogFile) -> bool {
 }
 
 /// Validate the `trails` read against the `digests` read.
-pub fn validate(
-    digests: &[DigestRead],
-    trails: &[TrailRead],
-    keys: Option<&PublicKeys>,
-) -> Findings {
+pub fn validate(digests: &[DigestRead], trails: &[TrailRead], keys: &mut Keyring) -> Findings {
     let mut out = Findings::default();
     let mut vouching: Vec<(&DigestRead, bool)> = Vec::new();
     let mut refused: Vec<&DigestRead> = Vec::new();
     for d in digests {
-        match check_signature(d, keys) {
+        match keys.check(d) {
             Signature::Valid => {
                 out.valid_digests += 1;
                 vouching.push((d, true));
@@ -558,7 +702,7 @@ mod tests {
         let f = validate(
             std::slice::from_ref(&signed),
             std::slice::from_ref(&trail),
-            Some(&keys),
+            &mut Keyring::given(keys.clone()),
         );
         assert!(
             f.problems.is_empty() && f.validated.contains(&trail.name),
@@ -582,7 +726,11 @@ mod tests {
             name: trail.name.clone(),
             sha256: sha256_hex(b"changed"),
         };
-        let f = validate(std::slice::from_ref(&signed), &[changed], Some(&keys));
+        let f = validate(
+            std::slice::from_ref(&signed),
+            &[changed],
+            &mut Keyring::given(keys.clone()),
+        );
         assert!(
             matches!(f.problems.as_slice(), [(n, ProblemKind::Changed, _)] if *n == trail.name),
             "{f:?}"
@@ -595,7 +743,7 @@ mod tests {
         let f = validate(
             std::slice::from_ref(&signed),
             &[trail.clone(), forged_file.clone()],
-            Some(&keys),
+            &mut Keyring::given(keys.clone()),
         );
         assert!(
             matches!(f.problems.as_slice(), [(n, ProblemKind::Unlisted, _)] if *n == forged_file.name),
@@ -620,7 +768,11 @@ mod tests {
             name: format!("/evidence/{LOG}"),
             sha256: sha256_hex(b"edited"),
         };
-        let f = validate(std::slice::from_ref(&local), &[trail], Some(&keys));
+        let f = validate(
+            std::slice::from_ref(&local),
+            &[trail],
+            &mut Keyring::given(keys.clone()),
+        );
         assert!(
             matches!(f.problems.as_slice(), [(_, ProblemKind::Changed, _)]),
             "{f:?}"
@@ -643,12 +795,74 @@ mod tests {
         let second = read("copies/second.json", &second_doc, Some(&signer));
         let mut first_named = first.clone();
         first_named.doc.digest_s3_bucket = BUCKET.into();
-        let f = validate(&[first_named, second], &[], Some(&keys));
+        let f = validate(
+            &[first_named, second],
+            &[],
+            &mut Keyring::given(keys.clone()),
+        );
         assert!(
             f.problems.iter().any(|(n, k, why)| n == "copies/first.json"
                 && *k == ProblemKind::Digest
                 && why.contains("records its SHA-256")),
             "{f:?}"
+        );
+    }
+
+    #[test]
+    fn keys_are_asked_of_the_api_once_per_region_and_failures_said() {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        let (signer, keys) = keys();
+        let hash = sha256_hex(b"log");
+        let url = format!("s3://{BUCKET}/AWSLogs/1/CloudTrail-Digest/eu-west-1/2026/02/11/1_CloudTrail-Digest_eu-west-1_t_eu-west-1_20260211T060000Z.json.gz");
+        let signed = read(&url, &digest(&hash, None), Some(&signer));
+        let asked: Rc<RefCell<Vec<(String, String)>>> = Rc::default();
+        let log = asked.clone();
+        let api = keys.clone();
+        let mut ring = Keyring::asking(Box::new(move |region: &str, from: &str| {
+            log.borrow_mut().push((region.into(), from.into()));
+            Ok(api.clone())
+        }));
+        assert_eq!(ring.check(&signed), Signature::Valid);
+        assert_eq!(ring.check(&signed), Signature::Valid);
+        assert_eq!(
+            *asked.borrow(),
+            [("eu-west-1".to_string(), "2026-02-11T05:00:00Z".to_string())]
+        );
+        // An older digest signed with a key not among those: asked again from its start, and
+        // refused when the API does not list its key either.
+        let mut older_doc = digest(&hash, None);
+        older_doc["digestStartTime"] = "2026-01-01T00:00:00Z".into();
+        older_doc["digestPublicKeyFingerprint"] = "0123".into();
+        let older = read(&url, &older_doc, Some(&signer));
+        assert!(
+            matches!(ring.check(&older), Signature::Invalid(w) if w.contains("CloudTrail API lists for eu-west-1")),
+        );
+        assert_eq!(asked.borrow().len(), 2);
+        assert_eq!(asked.borrow()[1].1, "2026-01-01T00:00:00Z");
+        assert_eq!(ring.wanting(), None);
+        // An API that cannot be reached: said once, not asked again, the reason kept.
+        let calls = Rc::new(RefCell::new(0));
+        let count = calls.clone();
+        let mut down = Keyring::asking(Box::new(move |_: &str, _: &str| {
+            *count.borrow_mut() += 1;
+            Err("dispatch failure: connection refused".into())
+        }));
+        for _ in 0..3 {
+            assert!(
+                matches!(down.check(&signed), Signature::Unchecked(w) if w.contains("connection refused") && w.contains("eu-west-1"))
+            );
+        }
+        assert_eq!(*calls.borrow(), 1);
+        assert!(down.wanting().unwrap().contains("connection refused"));
+        // A local copy has no signature to check: the API is not asked.
+        let mut local = signed.clone();
+        local.signature = None;
+        let mut never = Keyring::asking(Box::new(|_: &str, _: &str| panic!("asked")));
+        assert!(matches!(never.check(&local), Signature::Unchecked(_)));
+        assert_eq!(
+            Keyring::none().wanting().as_deref(),
+            Some("no --cloudtrail-keys")
         );
     }
 }

@@ -10,7 +10,7 @@ use crate::kinds::{ProblemKind, SourceKind};
 use crate::ledger::{Entry, Head, Ledger};
 use crate::model::{sha256_hex, Line, SessionSource, SourceObject};
 use crate::store::{Batch, Index, Reader};
-use crate::trail_check::{DigestRead, PublicKeys, TrailRead};
+use crate::trail_check::{DigestRead, Keyring, Signature, TrailRead};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -87,8 +87,8 @@ pub struct Checks<'a> {
     pub only: Option<&'a str>,
     /// The heads the ledger was anchored to.
     pub anchor: Option<AnchorCheck<'a>>,
-    /// CloudTrail's public keys, to check digests' signatures with.
-    pub cloudtrail_keys: Option<&'a PublicKeys>,
+    /// Where CloudTrail's public keys come from, to check digests' signatures with.
+    pub cloudtrail_keys: Option<&'a mut Keyring>,
 }
 
 /// Check the index at `dir` against its ledger and its sources, the CloudTrail files among
@@ -104,6 +104,8 @@ pub fn verify(
         anchor,
         cloudtrail_keys,
     } = checks;
+    let mut no_keys = Keyring::none();
+    let cloudtrail_keys = cloudtrail_keys.unwrap_or(&mut no_keys);
     let mut report = Report::default();
     let ledger_path = dir.join("ledger.jsonl").display().to_string();
     let contents = Ledger::of_index(dir).read()?;
@@ -349,23 +351,29 @@ pub fn verify(
         }
     }
     // Whether each digest's signature holds, for the records derived again: checked again with
-    // the keys when given, else as the index recorded it (and said above to be unchecked).
+    // the keys when there are any, else (or when it could not be checked) as the index recorded
+    // it (and said above to be unchecked).
     let recorded: BTreeMap<(String, Option<String>), bool> = store
         .digests()?
         .into_iter()
         .map(|d| ((d.name, d.version_id), d.signed))
         .collect();
     for d in &mut again.digests {
-        d.signed = match cloudtrail_keys {
-            Some(keys) => cloudtrail.digests.iter().any(|r| {
-                r.name == d.name
-                    && crate::trail_check::check_signature(r, Some(keys))
-                        == crate::trail_check::Signature::Valid
-            }),
-            None => recorded
+        let checked: Vec<Signature> = cloudtrail
+            .digests
+            .iter()
+            .filter(|r| r.name == d.name)
+            .map(|r| cloudtrail_keys.check(r))
+            .collect();
+        d.signed = if checked.contains(&Signature::Valid) {
+            true
+        } else if checked.iter().any(|c| matches!(c, Signature::Invalid(_))) {
+            false
+        } else {
+            recorded
                 .get(&(d.name.clone(), d.version_id.clone()))
                 .copied()
-                .unwrap_or(false),
+                .unwrap_or(false)
         };
     }
     cloudtrail.check(cloudtrail_keys, fetch, &mut report);
@@ -424,7 +432,7 @@ impl Cloudtrail {
 
     /// Validate the CloudTrail files against the digests; fetch the files a digest read from S3
     /// lists that were not ingested, to tell a file gone or changed from one not asked for.
-    fn check(self, keys: Option<&PublicKeys>, fetch: &mut Fetch<'_>, report: &mut Report) {
+    fn check(self, keys: &mut Keyring, fetch: &mut Fetch<'_>, report: &mut Report) {
         if self.digests.is_empty() {
             if !self.trails.is_empty() {
                 report.unchecked.push((

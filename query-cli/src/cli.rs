@@ -83,8 +83,10 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub anchor: AnchorArgs,
     /// CloudTrail's public keys, as `aws cloudtrail list-public-keys` prints them, to check the
-    /// signatures of the CloudTrail digest files ingested (without them, digests still check
-    /// the CloudTrail files' hashes and their own chain, but not who signed them)
+    /// signatures of the CloudTrail digest files ingested. Without it they are asked of the
+    /// CloudTrail API (cloudtrail:ListPublicKeys, in each digest's region) for digests read
+    /// from S3; where neither is had, digests still check the CloudTrail files' hashes and
+    /// their own chain, but not who signed them, and that is said
     #[arg(long, value_name = "FILE")]
     pub cloudtrail_keys: Option<std::path::PathBuf>,
     /// Output format
@@ -135,7 +137,9 @@ pub struct IngestArgs {
     #[command(flatten)]
     pub anchor: AnchorArgs,
     /// CloudTrail's public keys, as `aws cloudtrail list-public-keys` prints them: a CloudTrail
-    /// digest file whose signature they do not validate is refused
+    /// digest file whose signature they do not validate is refused. Without it they are asked
+    /// of the CloudTrail API (cloudtrail:ListPublicKeys, in each digest's region) for digests
+    /// read from S3
     #[arg(long, value_name = "FILE")]
     pub cloudtrail_keys: Option<std::path::PathBuf>,
     /// With an s3:// --anchor, keep each head under S3 Object Lock (compliance mode) for this

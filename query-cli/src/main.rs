@@ -19,6 +19,7 @@ use cli::{Cli, Command};
 use indexer::ingest::{self, Outcome};
 use indexer::model::SourceObject;
 use indexer::store::{Batch, Index, Reader, Writer};
+use indexer::trail_check::Keyring;
 use sources::Sources;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -41,17 +42,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// CloudTrail's public keys from `list-public-keys` output, when a file is given.
-fn cloudtrail_keys(
-    path: Option<&std::path::Path>,
-) -> Result<Option<indexer::trail_check::PublicKeys>> {
+/// Where CloudTrail's public keys come from: the `list-public-keys` output given, else the
+/// CloudTrail API, asked when a digest needs it.
+fn cloudtrail_keys(path: Option<&std::path::Path>) -> Result<Keyring> {
     let Some(path) = path else {
-        return Ok(None);
+        return Ok(remote::cloudtrail_keys());
     };
     let bytes = indexer::files::read_regular(path, Some(64 << 20))
         .with_context(|| format!("--cloudtrail-keys {}", path.display()))?;
     indexer::trail_check::PublicKeys::parse(&bytes)
-        .map(Some)
+        .map(Keyring::given)
         .map_err(|why| anyhow::anyhow!("--cloudtrail-keys {}: {why}", path.display()))
 }
 
@@ -107,7 +107,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut refetch = remote::Refetch::new()?;
             let mut fetch = |e: &indexer::ledger::Entry| refetch.fetch(e);
             let mut anchor = anchoring::Anchor::of(&args.anchor, None)?;
-            let keys = cloudtrail_keys(args.cloudtrail_keys.as_deref())?;
+            let mut keys = cloudtrail_keys(args.cloudtrail_keys.as_deref())?;
             let report = indexer::verify::verify(
                 &store,
                 &index,
@@ -115,7 +115,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 indexer::verify::Checks {
                     only: args.source.as_deref(),
                     anchor: anchor.as_mut().map(anchoring::Anchor::check),
-                    cloudtrail_keys: keys.as_ref(),
+                    cloudtrail_keys: Some(&mut keys),
                 },
             )?;
             let mut out = std::io::stdout().lock();
@@ -252,7 +252,7 @@ struct Run {
     /// committed stays, and ingesting again completes the rest).
     commit_bytes: u64,
     /// CloudTrail's public keys: digests are checked as they are read.
-    keys: Option<indexer::trail_check::PublicKeys>,
+    keys: Keyring,
     /// CloudTrail files read, and digests read: validated at the end of the run.
     trails: Vec<indexer::trail_check::TrailRead>,
     digests: Vec<indexer::trail_check::DigestRead>,
@@ -271,7 +271,7 @@ impl Run {
             }
             return Ok(());
         }
-        let found = indexer::trail_check::validate(&self.digests, &self.trails, self.keys.as_ref());
+        let found = indexer::trail_check::validate(&self.digests, &self.trails, &mut self.keys);
         for (source, _, why) in &found.problems {
             self.failed += 1;
             self.say(&format!(
@@ -282,9 +282,13 @@ impl Run {
         }
         if !self.quiet && self.trails.is_empty() {
             self.say(&format!(
-                "CloudTrail: {} of {} digests read have a valid signature; the files they list were not read in this run (sessions already indexed from them were derived again)",
+                "CloudTrail: {} of {} digests read have a valid signature{}; the files they list were not read in this run (sessions already indexed from them were derived again)",
                 found.valid_digests,
-                self.digests.len()
+                self.digests.len(),
+                match self.keys.wanting() {
+                    Some(why) => format!(" (signatures not checked: {})", output::visible(&why)),
+                    None => String::new(),
+                }
             ))?;
         } else if !self.quiet {
             self.say(&format!(
@@ -292,10 +296,9 @@ impl Run {
                 found.validated.len(),
                 self.trails.len(),
                 found.valid_digests,
-                if self.keys.is_none() {
-                    " (signatures not checked: no --cloudtrail-keys)"
-                } else {
-                    ""
+                match self.keys.wanting() {
+                    Some(why) => format!(" (signatures not checked: {})", output::visible(&why)),
+                    None => String::new(),
                 }
             ))?;
         }
@@ -372,7 +375,7 @@ impl Run {
         };
         self.bytes += object.bytes.len() as u64;
         self.pending += object.bytes.len() as u64;
-        let outcome = ingest::read_checked(&object, provenance, self.keys.as_ref(), batch);
+        let outcome = ingest::read_checked(&object, provenance, &mut self.keys, batch);
         // CloudTrail files and digests, for log file validation at the end of the run.
         self.trails.append(&mut batch.trail_files);
         if let Outcome::Read {

@@ -141,3 +141,24 @@ pub fn instance_names(
     }
     Ok(out)
 }
+
+/// CloudTrail's public keys asked of the CloudTrail API (`ListPublicKeys` in the digest's
+/// region), the client made on first use; why not, in one line.
+pub fn cloudtrail_keys() -> indexer::trail_check::Keyring {
+    let mut client: Option<(tokio::runtime::Runtime, aws_adapters::cloudtrail::Client)> = None;
+    indexer::trail_check::Keyring::asking(Box::new(move |region: &str, from: &str| {
+        if client.is_none() {
+            let rt = runtime().map_err(|e| format!("{e:#}"))?;
+            let c = rt.block_on(aws_adapters::cloudtrail::client());
+            client = Some((rt, c));
+        }
+        let Some((rt, c)) = &client else {
+            return Err("no CloudTrail client".into());
+        };
+        let pairs = rt.block_on(aws_adapters::cloudtrail::public_keys(c, region, from))?;
+        if pairs.is_empty() {
+            return Err(format!("it lists no public key valid since {from}"));
+        }
+        indexer::trail_check::PublicKeys::from_der(&pairs)
+    }))
+}

@@ -143,5 +143,6 @@ pub fn score(truth: &Path, hits: &Path, floors: &[&str]) -> (i32, String) {
 }
 
 pub mod aws;
+pub mod cloudtrail_api;
 pub mod faults;
 pub mod runtime_api;

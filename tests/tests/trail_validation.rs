@@ -12,6 +12,7 @@ use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
 use rsa::signature::{SignatureEncoding, Signer};
 use serde_json::{json, Value};
 use ssm_audit_tests::aws::Moto;
+use ssm_audit_tests::cloudtrail_api::KeysApi;
 use ssm_audit_tests::corpus;
 use std::io::Write;
 use std::path::Path;
@@ -41,8 +42,8 @@ fn signing_key() -> rsa::pkcs1v15::SigningKey<rsa::sha2::Sha256> {
     rsa::pkcs1v15::SigningKey::new(rsa::RsaPrivateKey::from_pkcs1_pem(&pem).unwrap())
 }
 
-/// `aws cloudtrail list-public-keys` output holding the test key's public half.
-fn keys_file(dir: &Path) -> std::path::PathBuf {
+/// The DER (PKCS #1) of the test key's public half.
+fn public_der() -> Vec<u8> {
     let key = rsa::RsaPrivateKey::from_pkcs1_pem(
         &std::fs::read_to_string(
             ssm_audit_tests::repo_root()
@@ -51,9 +52,18 @@ fn keys_file(dir: &Path) -> std::path::PathBuf {
         .unwrap(),
     )
     .unwrap();
-    let der = key.to_public_key().to_pkcs1_der().unwrap();
+    key.to_public_key()
+        .to_pkcs1_der()
+        .unwrap()
+        .as_bytes()
+        .to_vec()
+}
+
+/// `aws cloudtrail list-public-keys` output holding the test key's public half.
+fn keys_file(dir: &Path) -> std::path::PathBuf {
+    let der = public_der();
     let doc = json!({"PublicKeyList": [{
-        "Value": base64::engine::general_purpose::STANDARD.encode(der.as_bytes()),
+        "Value": base64::engine::general_purpose::STANDARD.encode(&der),
         "ValidityStartTime": "2026-01-01T00:00:00+00:00",
         "ValidityEndTime": "2027-01-01T00:00:00+00:00",
         "Fingerprint": FINGERPRINT
@@ -163,8 +173,14 @@ impl Trail {
     }
 
     fn ssm_audit(&self, args: &[&str]) -> (i32, String, String) {
+        self.ssm_audit_with(&[], args)
+    }
+
+    /// With more environment (the CloudTrail API's endpoint).
+    fn ssm_audit_with(&self, env: &[(&str, String)], args: &[&str]) -> (i32, String, String) {
         let out = ssm_audit_tests::ssm_audit()
             .envs(self.moto.env())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(args)
             .output()
             .unwrap();
@@ -505,5 +521,75 @@ fn a_signed_trail_verifies_and_a_changed_or_unlisted_file_or_a_bad_digest_is_nam
             && l.contains("_20260211T0000Z_")
             && l.contains("refused")),
         "{out}"
+    );
+}
+
+#[test]
+fn without_a_keys_file_the_keys_are_asked_of_the_cloudtrail_api() {
+    let t = trail();
+    let tmp = tempfile::tempdir().unwrap();
+    let sessions = corpus().join("sessions").display().to_string();
+    let source = format!("s3://{BUCKET}/AWSLogs/");
+    let api = KeysApi::start(vec![(FINGERPRINT.to_string(), public_der())]);
+    let idx = tmp.path().join("index").display().to_string();
+    let (code, _, err) =
+        t.ssm_audit_with(&api.env(), &["ingest", "--index", &idx, &sessions, &source]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("CloudTrail: 5 of 5 files validated by 5 signed digests")
+            && !err.contains("not checked"),
+        "{err}"
+    );
+    // Asked once, in the digests' region, for keys valid from the first digest read on.
+    let asked = api.asked();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].region, REGION);
+    let first_start = chrono::DateTime::parse_from_rfc3339("2026-02-09T23:30:00Z")
+        .unwrap()
+        .timestamp() as f64;
+    assert_eq!(
+        asked[0].body["StartTime"].as_f64(),
+        Some(first_start),
+        "{asked:?}"
+    );
+    assert!(records_of(&t, &idx)
+        .iter()
+        .filter(|r| r["attribution"] == "cloudtrail")
+        .all(|r| r["cloudtrail_validated"] == true));
+    let (code, out, _) = t.ssm_audit_with(&api.env(), &["verify", "--index", &idx]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("5 CloudTrail files validated by 5 signed digests")
+            && !out.contains("not checked"),
+        "{out}"
+    );
+    assert_eq!(api.asked().len(), 2);
+
+    // An API that lists other keys: every digest is refused, and the key is named.
+    let other = KeysApi::start(vec![("0f0f0f".to_string(), public_der())]);
+    let idx2 = tmp.path().join("index2").display().to_string();
+    let (code, _, err) = t.ssm_audit_with(&other.env(), &["ingest", "--index", &idx2, &source]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("error: s3://")
+                && l.contains("CloudTrail-Digest")
+                && l.contains(&format!(
+                    "not among the public keys the CloudTrail API lists for {REGION}"
+                )))
+            .count(),
+        5,
+        "{err}"
+    );
+
+    // An API that does not answer (moto has no ListPublicKeys): the hashes and the chain are
+    // still checked, and the summary says why the signatures were not.
+    let idx3 = tmp.path().join("index3").display().to_string();
+    let (code, _, err) = t.ssm_audit(&["ingest", "--index", &idx3, &sessions, &source]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("CloudTrail: 0 of 5 files validated")
+            && l.contains(&format!("signatures not checked: no --cloudtrail-keys, and the CloudTrail API did not give the public keys ({REGION}: "))),
+        "{err}"
     );
 }
