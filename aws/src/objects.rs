@@ -42,6 +42,10 @@ pub trait ChunkStream: Send {
     fn written(&self) -> Option<String> {
         None
     }
+    /// Its user metadata (`x-amz-meta-*`, names without the prefix), where the store has any.
+    fn metadata(&self) -> std::collections::BTreeMap<String, String> {
+        Default::default()
+    }
 }
 
 /// A time of writing as sources carry it: RFC 3339 UTC to the second (S3's `LastModified`
@@ -298,15 +302,21 @@ struct S3Chunks {
     body: ByteStream,
     url: String,
     written: Option<String>,
+    metadata: std::collections::BTreeMap<String, String>,
 }
 
 impl S3Chunks {
     fn of(out: aws_sdk_s3::operation::get_object::GetObjectOutput, url: String) -> S3Chunks {
         let written = out.last_modified().map(|t| at_second(t.secs()));
+        let metadata = out
+            .metadata()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
         S3Chunks {
             body: out.body,
             url,
             written,
+            metadata,
         }
     }
 }
@@ -327,6 +337,10 @@ impl ChunkStream for S3Chunks {
 
     fn written(&self) -> Option<String> {
         self.written.clone()
+    }
+
+    fn metadata(&self) -> std::collections::BTreeMap<String, String> {
+        self.metadata.clone()
     }
 }
 

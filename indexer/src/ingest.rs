@@ -68,6 +68,11 @@ impl Vouched {
         new
     }
 
+    /// Take a log file's SHA-256 that a signed digest lists (as recorded elsewhere).
+    pub fn insert(&mut self, sha: &str) {
+        self.hashes.insert(sha.to_ascii_lowercase());
+    }
+
     /// Nothing is vouched for.
     pub fn is_empty(&self) -> bool {
         self.hashes.is_empty()

@@ -218,7 +218,7 @@ impl DigestRead {
     }
 
     /// The region its key path names (`…/CloudTrail-Digest/<region>/…`).
-    fn region(&self) -> Option<&str> {
+    pub fn region(&self) -> Option<&str> {
         region_after(&self.doc.digest_s3_object, "/CloudTrail-Digest/")
     }
 }
@@ -295,13 +295,16 @@ fn with_keys(d: &DigestRead, keys: &PublicKeys, whose: &str) -> Signature {
 
 /// Check a digest's signature with `keys`.
 pub fn check_signature(d: &DigestRead, keys: Option<&PublicKeys>) -> Signature {
-    if let Some(said) = before_keys(d) {
-        return said;
-    }
     match keys {
-        Some(keys) => with_keys(d, keys, "given"),
-        None => Signature::Unchecked(NO_KEYS.into()),
+        Some(keys) => check_with(d, keys, "given"),
+        None => before_keys(d).unwrap_or_else(|| Signature::Unchecked(NO_KEYS.into())),
     }
+}
+
+/// Check a digest's signature with `keys`, said to be `whose` ("the CloudTrail API lists for
+/// …") when the digest's key is not among them.
+pub fn check_with(d: &DigestRead, keys: &PublicKeys, whose: &str) -> Signature {
+    before_keys(d).unwrap_or_else(|| with_keys(d, keys, whose))
 }
 
 /// Asks a region (first argument) for its public keys valid at some time from the second

@@ -27,12 +27,16 @@ pub enum Error {
     /// The tantivy index could not be committed.
     #[error("index: {0}")]
     Index(String),
+    /// CloudTrail's public keys could not be had from the CloudTrail API: a digest's signature
+    /// cannot be checked yet.
+    #[error("CloudTrail public keys: {0}")]
+    Keys(String),
 }
 
 impl Error {
     /// Can the same event succeed later?
     pub fn retryable(&self) -> bool {
-        matches!(self, Error::Storage(_) | Error::Index(_))
+        matches!(self, Error::Storage(_) | Error::Index(_) | Error::Keys(_))
     }
 
     /// State at `key` that does not read as what it should be.
@@ -55,9 +59,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_storage_and_index_failures_are_retried() {
+    fn only_storage_index_and_key_failures_are_retried() {
         assert!(Error::from(StoreError::Transient("SlowDown".into())).retryable());
         assert!(Error::Index("locked".into()).retryable());
+        assert!(Error::Keys("ThrottlingException".into()).retryable());
         assert!(!Error::state("state/trail/x.json", "expected value at line 1").retryable());
         assert!(!Error::BadSource("the object is empty".into()).retryable());
         assert!(!Error::Gone("s3://b/k".into()).retryable());

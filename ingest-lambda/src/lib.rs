@@ -57,7 +57,10 @@ pub async fn deps_from_env() -> Result<handler::Deps, String> {
             store: out_store,
             prefix,
         })
-        .with_ec2(Arc::new(aws_adapters::ec2::Ec2Names::from_env().await)),
+        .with_ec2(Arc::new(aws_adapters::ec2::Ec2Names::from_env().await))
+        .with_cloudtrail(Arc::new(pipeline::ApiKeys::new(
+            aws_adapters::cloudtrail::client().await,
+        ))),
         index_dir: std::env::var_os("SSM_AUDIT_INDEX_DIR")
             .filter(|d| !d.is_empty())
             .map(Into::into),

@@ -12,6 +12,7 @@ use indexer::model::{self, Line, SessionSource, SessionTrail, SourceMeta, Source
 use indexer::names::{InstanceNames, Names, TagChange};
 use indexer::rules::Rules;
 use indexer::stream::{self, LogReader};
+use indexer::trail_check::{self, DigestRead, PublicKeys, Signature};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -188,6 +189,59 @@ pub struct Pipeline {
     rules: Arc<Rules>,
     /// Asks EC2 for the names of instances no inventory or CloudTrail record names.
     ec2: Option<Arc<Ec2Names>>,
+    /// Asks CloudTrail for the public keys digests are signed with.
+    keys: Option<Arc<ApiKeys>>,
+}
+
+/// CloudTrail's public keys asked of the CloudTrail API, kept while the function's instance
+/// lives: per region, from when they were asked and the keys.
+pub struct ApiKeys {
+    client: aws_adapters::cloudtrail::Client,
+    asked: tokio::sync::Mutex<BTreeMap<String, (String, PublicKeys)>>,
+}
+
+impl ApiKeys {
+    /// Keys asked through `client`.
+    pub fn new(client: aws_adapters::cloudtrail::Client) -> ApiKeys {
+        ApiKeys {
+            client,
+            asked: Default::default(),
+        }
+    }
+
+    /// The signature of `d`: its region's keys asked for once (again only for an older digest
+    /// signed with a key not among them). Keys that cannot be had are a retryable error.
+    async fn check(&self, d: &DigestRead) -> Result<Signature, Error> {
+        let Some(region) = d.region().filter(|_| d.signature.is_some()) else {
+            return Ok(trail_check::check_signature(d, None));
+        };
+        let start = d.doc.digest_start_time.as_str();
+        let mut asked = self.asked.lock().await;
+        let again = asked.get(region).is_none_or(|(from, keys)| {
+            !keys.has(&d.doc.digest_public_key_fingerprint) && start < from.as_str()
+        });
+        if again {
+            let pairs = aws_adapters::cloudtrail::public_keys(&self.client, region, start)
+                .await
+                .map_err(|why| Error::Keys(format!("{region}: {why}")))?;
+            let keys = PublicKeys::from_der(&pairs)
+                .map_err(|why| Error::Keys(format!("{region}: {why}")))?;
+            asked.insert(region.to_string(), (start.to_string(), keys));
+        }
+        let (from, keys) = &asked[region];
+        Ok(trail_check::check_with(
+            d,
+            keys,
+            &format!("the CloudTrail API lists for {region} from {from}"),
+        ))
+    }
+}
+
+/// A log file a signed digest lists, by its SHA-256: which digest (`state/digests/…`).
+#[derive(Debug, Serialize, Deserialize)]
+struct Vouch {
+    /// The digest's state key (its [`DigestFact`], under the output prefix).
+    digest: String,
 }
 
 impl Pipeline {
@@ -197,7 +251,16 @@ impl Pipeline {
             out,
             rules: Arc::new(Rules::builtin()),
             ec2: None,
+            keys: None,
         }
+    }
+
+    /// Check CloudTrail digests' signatures with the public keys the CloudTrail API gives, and
+    /// say, in the records of the sessions whose CloudTrail files they list, that their
+    /// CloudTrail is validated.
+    pub fn with_cloudtrail(mut self, keys: Arc<ApiKeys>) -> Self {
+        self.keys = Some(keys);
+        self
     }
 
     /// Look up the names of instances through the EC2 API, once per instance.
@@ -297,7 +360,7 @@ impl Pipeline {
             version_id: version.map(String::from),
             bytes,
             written: chunks.written(),
-            metadata: Default::default(),
+            metadata: chunks.metadata(),
         };
         self.read_whole(&object, id).await
     }
@@ -311,13 +374,9 @@ impl Pipeline {
         let kind = match ingest::read_object(object, &mut batch) {
             // Validation reads the digests beside the CloudTrail files they list, later.
             Outcome::Read {
-                kind: indexer::kinds::SourceKind::CloudtrailDigest,
+                kind: SourceKind::CloudtrailDigest,
                 ..
-            } => {
-                return Ok(Done::Skipped(
-                    "a CloudTrail digest file: the function does not validate CloudTrail; `ssm-audit verify --cloudtrail-keys` checks the trail against its digests".into(),
-                ))
-            }
+            } => return self.digest(object, id, &batch).await,
             Outcome::Read { kind, .. } => kind,
             Outcome::Skipped(why) => return Ok(Done::Skipped(why)),
             Outcome::Failed(e) => return Err(Error::BadSource(e.to_string())),
@@ -334,6 +393,95 @@ impl Pipeline {
         sessions.sort();
         sessions.dedup();
         Ok(Done::Ingested { kind, sessions })
+    }
+
+    /// A CloudTrail digest: when its signature holds, each log file it lists is vouched for
+    /// (`state/vouched/<sha256>.json`), and the sessions whose CloudTrail came from one of them
+    /// are rebuilt. A digest whose signature fails is refused (quarantined). What it does not
+    /// check is `ssm-audit verify`'s: the chain of digests, and files no digest lists.
+    async fn digest(&self, object: &SourceObject, id: &str, batch: &Batch) -> Result<Done, Error> {
+        let Some(keys) = &self.keys else {
+            return Ok(Done::Skipped(
+                "a CloudTrail digest file: the function has no CloudTrail client to check its signature with, so the files it lists are not validated".into(),
+            ));
+        };
+        let bytes =
+            formats::inflated(&object.bytes).map_err(|e| Error::BadSource(e.to_string()))?;
+        let d =
+            DigestRead::read(&object.name, &bytes, &object.metadata).map_err(Error::BadSource)?;
+        match keys.check(&d).await? {
+            Signature::Valid => {}
+            Signature::Invalid(why) => {
+                return Err(Error::BadSource(format!("CloudTrail digest refused: {why}")))
+            }
+            Signature::Unchecked(why) => {
+                return Ok(Done::Skipped(format!(
+                    "a CloudTrail digest whose signature cannot be checked: {why}; the files it lists are not validated"
+                )))
+            }
+        }
+        let Some(mut fact) = batch.digests.last().cloned() else {
+            return Err(Error::BadSource("not a CloudTrail digest file".into()));
+        };
+        fact.signed = true;
+        let fact_key = format!("state/digests/{id}.json");
+        self.out.put_json(&fact_key, &fact).await?;
+        let mut sessions = Vec::new();
+        for (_, sha) in &fact.listed {
+            let sha = sha.to_ascii_lowercase();
+            self.out
+                .put_json(
+                    &format!("state/vouched/{}.json", key_safe(&sha)),
+                    &Vouch {
+                        digest: fact_key.clone(),
+                    },
+                )
+                .await?;
+            // Written before this listing by whoever merged CloudTrail from that file: either
+            // that rebuild saw the mark above, or this listing sees its session.
+            let from: Vec<String> = self
+                .out
+                .list_json(&format!("state/trail-files/{}/", key_safe(&sha)))
+                .await?;
+            sessions.extend(from);
+        }
+        sessions.sort();
+        sessions.dedup();
+        let mut rebuilt = Vec::new();
+        for sid in sessions {
+            if self.rebuild(&sid).await? {
+                rebuilt.push(sid);
+            }
+        }
+        Ok(Done::Ingested {
+            kind: SourceKind::CloudtrailDigest,
+            sessions: rebuilt,
+        })
+    }
+
+    /// What signed digests vouch for among the files `trail` came from.
+    async fn vouched(
+        &self,
+        trail: Option<&SessionTrail>,
+    ) -> Result<BTreeMap<String, Vouch>, Error> {
+        let mut files: Vec<String> = trail
+            .into_iter()
+            .flat_map(|t| &t.events)
+            .filter_map(|e| e.file_sha256.as_deref().map(str::to_ascii_lowercase))
+            .collect();
+        files.sort();
+        files.dedup();
+        let mut out = BTreeMap::new();
+        for sha in files {
+            let v: Option<Vouch> = self
+                .out
+                .get_json(&format!("state/vouched/{}.json", key_safe(&sha)))
+                .await?;
+            if let Some(v) = v {
+                out.insert(sha, v);
+            }
+        }
+        Ok(out)
     }
 
     /// Replay a session log as it streams in, writing its lines as they complete.
@@ -503,8 +651,28 @@ impl Pipeline {
                 session_id: sid.clone(),
                 events: Vec::new(),
             });
+            let mut files: Vec<String> = events
+                .iter()
+                .filter_map(|e| e.file_sha256.as_deref().map(str::to_ascii_lowercase))
+                .collect();
             if !t.merge(events) {
                 continue;
+            }
+            // Which sessions each CloudTrail file speaks of, for a digest listing it later;
+            // written before the state, so that a retry after a failure writes them again.
+            files.sort();
+            files.dedup();
+            for sha in files {
+                self.out
+                    .put_json(
+                        &format!(
+                            "state/trail-files/{}/{}.json",
+                            key_safe(&sha),
+                            key_safe(&sid)
+                        ),
+                        &sid,
+                    )
+                    .await?;
             }
             self.out
                 .put_json(&format!("state/trail/{}.json", key_safe(&sid)), &t)
@@ -673,15 +841,17 @@ impl Pipeline {
             .or_else(|| sources[first].meta.instance_id.clone());
         let region = start.and_then(|s| s.region.as_deref());
         let names = self.names(instance.as_deref(), region).await?;
+        let mut vouched = indexer::derive::Vouched::default();
+        for sha in self.vouched(trail.as_ref()).await?.keys() {
+            vouched.insert(sha);
+        }
         // Every transcript of the session: the basis says where they disagree.
         let Some((chosen, basis)) = Basis::of(
             session_id,
             sources.iter().map(|s| &s.meta),
             trail.as_ref(),
             &names,
-            // The function does not read digest files: its records say their CloudTrail is not
-            // validated; `ssm-audit ingest` with the trail's digests says whether it is.
-            &indexer::derive::Vouched::default(),
+            &vouched,
         ) else {
             return Ok(false);
         };
@@ -782,6 +952,7 @@ impl Pipeline {
     /// committing into a tantivy index.
     pub async fn batch_for(&self, sessions: &[String]) -> Result<indexer::store::Batch, Error> {
         let mut batch = indexer::store::Batch::default();
+        let mut digests = std::collections::BTreeSet::new();
         for session_id in sessions {
             let sid = key_safe(session_id);
             let states: Vec<SourceState> =
@@ -828,6 +999,15 @@ impl Pipeline {
                     meta: st.meta,
                     lines,
                 });
+            }
+            // The digests that vouch for its CloudTrail files, whole: the index keeps each
+            // digest once, with everything it lists.
+            for v in self.vouched(trail.as_ref()).await?.into_values() {
+                if digests.insert(v.digest.clone()) {
+                    let fact: Option<indexer::ingest::DigestFact> =
+                        self.out.get_json(&v.digest).await?;
+                    batch.digests.extend(fact);
+                }
             }
             batch.trail.extend(trail.into_iter().flat_map(|t| t.events));
         }

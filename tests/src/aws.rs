@@ -129,6 +129,17 @@ impl Moto {
         aws_sdk_kms::Client::new(&self.sdk_config())
     }
 
+    /// A CloudTrail client of an endpoint beside this server (moto has no `ListPublicKeys`: see
+    /// [`crate::cloudtrail_api::KeysApi`]).
+    pub fn cloudtrail_at(&self, endpoint: &str) -> aws_adapters::cloudtrail::Client {
+        let config = self
+            .sdk_config()
+            .into_builder()
+            .endpoint_url(endpoint)
+            .build();
+        aws_adapters::cloudtrail::Client::new(&config)
+    }
+
     /// A CloudWatch Logs client of this server.
     pub fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
         aws_sdk_cloudwatchlogs::Client::new(&self.sdk_config())

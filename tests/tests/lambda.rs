@@ -4,9 +4,10 @@
 
 use aws_adapters::objects::{ObjectStore, S3Store};
 use ingest_lambda::handler::{self, Deps};
-use ingest_lambda::pipeline::{Output, Pipeline};
+use ingest_lambda::pipeline::{ApiKeys, Output, Pipeline};
 use serde_json::Value;
 use ssm_audit_tests::aws::{logs_event, s3_event, Moto};
+use ssm_audit_tests::cloudtrail_api::{self, KeysApi};
 use ssm_audit_tests::runtime_api::{Answer, RuntimeApi};
 use ssm_audit_tests::{corpus, files_under, run, score};
 use std::collections::BTreeMap;
@@ -1332,4 +1333,174 @@ fn the_lambda_flags_a_forged_start_and_a_second_transcript_and_skips_records() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said}");
     assert!(said.contains("2 sources"), "{said}");
+}
+
+/// The corpus's CloudTrail files as uploaded (key, uncompressed bytes), with signed digests
+/// of them put beside them in the logs bucket: (key, version, etag, size) of each digest.
+fn signed_digests(w: &World) -> (Vec<Uploaded>, Vec<cloudtrail_api::Digest>) {
+    let files: Vec<(String, Vec<u8>)> = w
+        .objects
+        .iter()
+        .filter(|o| o.4)
+        .map(|(k, ..)| {
+            let bytes = std::fs::read(corpus().join("cloudtrail").join(k)).unwrap();
+            (k.clone(), cloudtrail_api::gunzip(&bytes))
+        })
+        .collect();
+    assert_eq!(files.len(), 5);
+    let digests = cloudtrail_api::digests(
+        LOGS,
+        &files,
+        &["20260210", "20260211", "20260212", "20260213", "20260214"],
+    );
+    let uploaded = digests
+        .iter()
+        .map(|d| put_digest(w, &d.key, d.body.clone(), &d.signature))
+        .collect();
+    (uploaded, digests)
+}
+
+fn put_digest(w: &World, key: &str, body: Vec<u8>, signature: &str) -> Uploaded {
+    let size = body.len() as u64;
+    let put =
+        w.rt.block_on(
+            w.s3.put_object()
+                .bucket(LOGS)
+                .key(key)
+                .metadata("signature", signature)
+                .metadata("signature-algorithm", "SHA256withRSA")
+                .body(body.into())
+                .send(),
+        )
+        .unwrap();
+    (
+        key.to_string(),
+        put.version_id().map(String::from),
+        put.e_tag().map(String::from),
+        size,
+        false,
+    )
+}
+
+fn events_of(objects: &[Uploaded]) -> Vec<Value> {
+    objects
+        .iter()
+        .map(|(k, v, e, s, _)| s3_event(LOGS, &[(k.clone(), v.clone(), e.clone(), *s)]))
+        .collect()
+}
+
+/// Every record of the records files under `prefix`.
+fn records_under(w: &World, prefix: &str) -> Vec<Value> {
+    w.outputs(prefix)
+        .iter()
+        .filter(|(k, _)| k.starts_with("sessions/"))
+        .flat_map(|(_, b)| sorted_records(b))
+        .collect()
+}
+
+#[test]
+fn the_lambda_checks_digests_and_its_records_say_their_cloudtrail_is_validated() {
+    let w = world();
+    let tmp = tempfile::tempdir().unwrap();
+    let api = KeysApi::start(vec![(
+        cloudtrail_api::FINGERPRINT.into(),
+        cloudtrail_api::public_der(),
+    )]);
+    let (digests, made) = signed_digests(&w);
+    let with_keys = |prefix: &str| {
+        let mut deps = w.deps(prefix);
+        deps.pipeline = deps
+            .pipeline
+            .clone()
+            .with_cloudtrail(Arc::new(ApiKeys::new(w.moto.cloudtrail_at(&api.url))));
+        deps
+    };
+    let sources: Vec<Value> = w
+        .s3_events(|_| true)
+        .into_iter()
+        .chain(w.stream_events())
+        .collect();
+
+    // The digests after the files they list (as CloudTrail delivers them, an hour later), with
+    // the index kept too.
+    let mut late = with_keys("late");
+    late.index_dir = Some(tmp.path().join("index"));
+    let r = w.deliver(&late, &sources);
+    assert!(r.iter().all(Result::is_ok), "{r:?}");
+    let before = records_under(&w, "late/");
+    assert!(before.len() > 40);
+    assert!(before.iter().all(|r| r["cloudtrail_validated"] == false));
+    let r = w.deliver(&late, &events_of(&digests));
+    let outcomes: Vec<String> = r
+        .iter()
+        .map(|r| r.as_ref().unwrap()["results"][0]["outcome"].to_string())
+        .collect();
+    assert!(
+        outcomes.iter().all(|o| o.contains("cloudtrail-digest")),
+        "{outcomes:?}"
+    );
+    let late_records = records_under(&w, "late/");
+    let attributed: Vec<&Value> = late_records
+        .iter()
+        .filter(|r| r["attribution"] == "cloudtrail")
+        .collect();
+    assert!(attributed.len() > 40, "{}", attributed.len());
+    assert!(
+        attributed.iter().all(|r| r["cloudtrail_validated"] == true),
+        "{attributed:?}"
+    );
+    assert_eq!(api.asked().len(), 1, "asked once per region");
+    assert_eq!(api.asked()[0].region, cloudtrail_api::REGION);
+    // The index the function keeps says the same.
+    let (_, out, _) = run(&[
+        "search",
+        "--index",
+        &tmp.path().join("index").display().to_string(),
+        "--format",
+        "json",
+        "--limit",
+        "1000000",
+    ]);
+    let indexed: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(indexed.len(), late_records.len());
+    assert!(indexed.iter().all(|r| r["cloudtrail_validated"] == true));
+
+    // The digests first: the same records.
+    let first = with_keys("first");
+    let digest_events = events_of(&digests);
+    let all: Vec<Value> = digest_events.iter().chain(&sources).cloned().collect();
+    let r = w.deliver(&first, &all);
+    assert!(r.iter().all(Result::is_ok), "{r:?}");
+    let mut a = records_under(&w, "first/");
+    let mut b = late_records.clone();
+    a.sort_by_key(|r| r.to_string());
+    b.sort_by_key(|r| r.to_string());
+    assert_eq!(
+        a, b,
+        "digests before or after their files give the same records"
+    );
+
+    // A function with no CloudTrail client skips digests, saying why, and validates nothing.
+    let plain = w.deps("plain");
+    let r = w.deliver(&plain, &all);
+    let said = r[0].as_ref().unwrap()["results"][0]["outcome"].to_string();
+    assert!(
+        said.contains("skipped") && said.contains("not validated"),
+        "{said}"
+    );
+    assert!(records_under(&w, "plain/")
+        .iter()
+        .all(|r| r["cloudtrail_validated"] == false));
+
+    // A digest whose signature is another's: refused, quarantined, naming why.
+    let forged = put_digest(&w, &made[1].key, made[1].body.clone(), &made[0].signature);
+    let r = w.deliver(&with_keys("forged"), &events_of(&[forged]));
+    let said = r[0].as_ref().unwrap()["results"][0]["outcome"].to_string();
+    assert!(
+        said.contains("quarantined") && said.contains("signature does not match"),
+        "{said}"
+    );
 }

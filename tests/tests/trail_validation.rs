@@ -6,147 +6,14 @@
 //! inside a digest's period that no digest lists, and a digest whose signature does not match are
 //! each named, and fail.
 
-use base64::Engine;
-use indexer::model::{hex, sha256_hex};
-use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
-use rsa::signature::{SignatureEncoding, Signer};
 use serde_json::{json, Value};
 use ssm_audit_tests::aws::Moto;
-use ssm_audit_tests::cloudtrail_api::KeysApi;
+use ssm_audit_tests::cloudtrail_api::{
+    digests, gunzip, gzip, keys_file, public_der, Digest, KeysApi, ACCOUNT, FINGERPRINT, REGION,
+};
 use ssm_audit_tests::corpus;
-use std::io::Write;
-use std::path::Path;
 
 const BUCKET: &str = "org-trail";
-const ACCOUNT: &str = "444455556666";
-const REGION: &str = "ap-northeast-2";
-const FINGERPRINT: &str = "7d2f0c1a9be4e1f3a0c5d6b7e8f90123";
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
-
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).unwrap();
-    out
-}
-
-fn signing_key() -> rsa::pkcs1v15::SigningKey<rsa::sha2::Sha256> {
-    let pem = std::fs::read_to_string(
-        ssm_audit_tests::repo_root().join("tests/fixtures/cloudtrail-digest/test-signing-key.pem"),
-    )
-    .unwrap();
-    rsa::pkcs1v15::SigningKey::new(rsa::RsaPrivateKey::from_pkcs1_pem(&pem).unwrap())
-}
-
-/// The DER (PKCS #1) of the test key's public half.
-fn public_der() -> Vec<u8> {
-    let key = rsa::RsaPrivateKey::from_pkcs1_pem(
-        &std::fs::read_to_string(
-            ssm_audit_tests::repo_root()
-                .join("tests/fixtures/cloudtrail-digest/test-signing-key.pem"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    key.to_public_key()
-        .to_pkcs1_der()
-        .unwrap()
-        .as_bytes()
-        .to_vec()
-}
-
-/// `aws cloudtrail list-public-keys` output holding the test key's public half.
-fn keys_file(dir: &Path) -> std::path::PathBuf {
-    let der = public_der();
-    let doc = json!({"PublicKeyList": [{
-        "Value": base64::engine::general_purpose::STANDARD.encode(&der),
-        "ValidityStartTime": "2026-01-01T00:00:00+00:00",
-        "ValidityEndTime": "2027-01-01T00:00:00+00:00",
-        "Fingerprint": FINGERPRINT
-    }]});
-    let path = dir.join("public-keys.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
-    path
-}
-
-/// A digest object: its key, its gzip bytes and its `signature` metadata.
-struct Digest {
-    key: String,
-    body: Vec<u8>,
-    signature: String,
-}
-
-/// Digests for `days` (one per day, covering 23:30 the day before to 00:30), each listing the
-/// log files `(key, uncompressed bytes)` of its day, chained as CloudTrail chains them.
-fn digests(files: &[(String, Vec<u8>)], days: &[&str]) -> Vec<Digest> {
-    let key = signing_key();
-    let mut out: Vec<Digest> = Vec::new();
-    for day in days {
-        let (y, m, d) = (&day[0..4], &day[4..6], &day[6..8]);
-        let end = format!("{y}-{m}-{d}T00:30:00Z");
-        let start = chrono::NaiveDate::parse_from_str(day, "%Y%m%d")
-            .unwrap()
-            .pred_opt()
-            .unwrap()
-            .format("%Y-%m-%dT23:30:00Z")
-            .to_string();
-        let object = format!(
-            "AWSLogs/{ACCOUNT}/CloudTrail-Digest/{REGION}/{y}/{m}/{d}/{ACCOUNT}_CloudTrail-Digest_{REGION}_org-trail_{REGION}_{y}{m}{d}T003000Z.json.gz"
-        );
-        let log_files: Vec<Value> = files
-            .iter()
-            .filter(|(k, _)| k.contains(&format!("_{day}T")))
-            .map(|(k, bytes)| {
-                json!({
-                    "s3Bucket": BUCKET,
-                    "s3Object": k,
-                    "hashValue": sha256_hex(bytes),
-                    "hashAlgorithm": "SHA-256",
-                    "newestEventTime": end,
-                    "oldestEventTime": start
-                })
-            })
-            .collect();
-        let prev = out.last();
-        let mut doc = json!({
-            "awsAccountId": ACCOUNT,
-            "digestStartTime": start,
-            "digestEndTime": end,
-            "digestS3Bucket": BUCKET,
-            "digestS3Object": object,
-            "digestPublicKeyFingerprint": FINGERPRINT,
-            "digestSignatureAlgorithm": "SHA256withRSA",
-            "newestEventTime": end,
-            "oldestEventTime": start,
-            "previousDigestSignature": Value::Null,
-            "logFiles": log_files
-        });
-        if let Some(p) = prev {
-            doc["previousDigestS3Bucket"] = BUCKET.into();
-            doc["previousDigestS3Object"] = p.key.clone().into();
-            doc["previousDigestHashValue"] = sha256_hex(&gunzip(&p.body)).into();
-            doc["previousDigestHashAlgorithm"] = "SHA-256".into();
-            doc["previousDigestSignature"] = p.signature.clone().into();
-        }
-        let text = serde_json::to_vec(&doc).unwrap();
-        let to_sign = format!(
-            "{end}\n{BUCKET}/{object}\n{}\n{}",
-            sha256_hex(&text),
-            prev.map_or("null".to_string(), |p| p.signature.clone())
-        );
-        let signature = hex(&key.sign(to_sign.as_bytes()).to_bytes());
-        out.push(Digest {
-            key: object,
-            body: gzip(&text),
-            signature,
-        });
-    }
-    out
-}
 
 struct Trail {
     moto: Moto,
@@ -211,6 +78,7 @@ fn trail() -> Trail {
     files.sort();
     assert_eq!(files.len(), 5);
     let digests = digests(
+        BUCKET,
         &files,
         &["20260210", "20260211", "20260212", "20260213", "20260214"],
     );
