@@ -31,7 +31,7 @@ pub mod shellwords;
 #[cfg(feature = "index")]
 pub mod store;
 pub mod stream;
-#[cfg(feature = "index")]
+#[cfg(feature = "trail-check")]
 pub mod trail_check;
 #[cfg(feature = "index")]
 pub mod verify;
