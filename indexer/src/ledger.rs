@@ -59,7 +59,7 @@ impl Entry {
 }
 
 /// What a source was when ingested, before it is chained.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ingested {
     /// Path or URL.
     pub source: String,

@@ -8,6 +8,7 @@ use indexer::derive::{self, Basis};
 use indexer::formats::{self, TrailEvent};
 use indexer::ingest::{self, Batch, Outcome};
 use indexer::kinds::SourceKind;
+use indexer::ledger::Ingested;
 use indexer::model::{self, Line, SessionSource, SessionTrail, SourceMeta, SourceObject};
 use indexer::names::{InstanceNames, Names, TagChange};
 use indexer::rules::Rules;
@@ -388,8 +389,14 @@ impl Pipeline {
         for sid in &sessions {
             self.rebuild(sid).await?;
         }
-        sessions.extend(self.merge_trail(batch.trail).await?);
-        sessions.extend(self.merge_names(&batch.instances, &batch.tags).await?);
+        // What the object was, for the ledger of an index kept beside the records: listed with
+        // every session (CloudTrail) and every instance (names) it speaks of.
+        let entry = batch.ledger.last().cloned().map(|e| (id.to_string(), e));
+        sessions.extend(self.merge_trail(batch.trail, entry.as_ref()).await?);
+        sessions.extend(
+            self.merge_names(&batch.instances, &batch.tags, entry.as_ref())
+                .await?,
+        );
         sessions.sort();
         sessions.dedup();
         Ok(Done::Ingested { kind, sessions })
@@ -447,8 +454,11 @@ impl Pipeline {
         }
         sessions.sort();
         sessions.dedup();
+        let entry = batch.ledger.last().cloned().map(|e| (id.to_string(), e));
         let mut rebuilt = Vec::new();
         for sid in sessions {
+            self.rests_on(&format!("session/{}", key_safe(&sid)), entry.as_ref())
+                .await?;
             if self.rebuild(&sid).await? {
                 rebuilt.push(sid);
             }
@@ -640,7 +650,22 @@ impl Pipeline {
             .await?)
     }
 
-    async fn merge_trail(&self, events: Vec<TrailEvent>) -> Result<Vec<String>, Error> {
+    /// Remember that `owner` (`session/<id>` or `instance/<id>`) rests on the object `entry`
+    /// (its source id and ledger entry): an index's ledger lists it with the owner's records.
+    async fn rests_on(&self, owner: &str, entry: Option<&(String, Ingested)>) -> Result<(), Error> {
+        let Some((id, e)) = entry else {
+            return Ok(());
+        };
+        self.out
+            .put_json(&format!("state/rests-on/{owner}/{id}.json"), e)
+            .await
+    }
+
+    async fn merge_trail(
+        &self,
+        events: Vec<TrailEvent>,
+        entry: Option<&(String, Ingested)>,
+    ) -> Result<Vec<String>, Error> {
         let mut by: BTreeMap<String, Vec<TrailEvent>> = BTreeMap::new();
         for e in events {
             by.entry(e.session_id.clone()).or_default().push(e);
@@ -674,6 +699,8 @@ impl Pipeline {
                     )
                     .await?;
             }
+            self.rests_on(&format!("session/{}", key_safe(&sid)), entry)
+                .await?;
             self.out
                 .put_json(&format!("state/trail/{}.json", key_safe(&sid)), &t)
                 .await?;
@@ -693,6 +720,7 @@ impl Pipeline {
         &self,
         observed: &[InstanceNames],
         tags: &[TagChange],
+        entry: Option<&(String, Ingested)>,
     ) -> Result<Vec<String>, Error> {
         let mut ids: Vec<&str> = observed
             .iter()
@@ -710,6 +738,8 @@ impl Pipeline {
         let mut touched = Vec::new();
         for id in names.apply(observed, tags) {
             if let Some(i) = names.get(&id) {
+                self.rests_on(&format!("instance/{}", key_safe(&id)), entry)
+                    .await?;
                 let rest = format!("state/instances/{}.json", key_safe(&id));
                 self.out.put_json(&rest, i).await?;
             }
@@ -953,6 +983,7 @@ impl Pipeline {
     pub async fn batch_for(&self, sessions: &[String]) -> Result<indexer::store::Batch, Error> {
         let mut batch = indexer::store::Batch::default();
         let mut digests = std::collections::BTreeSet::new();
+        let mut listed = std::collections::BTreeSet::new();
         for session_id in sessions {
             let sid = key_safe(session_id);
             let states: Vec<SourceState> =
@@ -968,6 +999,24 @@ impl Pipeline {
                     .and_then(|t| t.start())
                     .and_then(|s| s.target.clone()),
             );
+            // Every object its records rest on besides its transcripts: CloudTrail files,
+            // digests, inventories, each listed once.
+            let mut rests_on: Vec<Ingested> = self
+                .out
+                .list_json(&format!("state/rests-on/session/{sid}/"))
+                .await?;
+            for i in &instances {
+                rests_on.extend(
+                    self.out
+                        .list_json::<Ingested>(&format!("state/rests-on/instance/{}/", key_safe(i)))
+                        .await?,
+                );
+            }
+            for e in rests_on {
+                if listed.insert((e.source.clone(), e.version_id.clone())) {
+                    batch.ledger.push(e);
+                }
+            }
             for i in instances {
                 let known: Option<InstanceNames> = self
                     .out
@@ -979,15 +1028,16 @@ impl Pipeline {
                 }
             }
             for st in states {
-                // The index's ledger lists the transcript objects its records come from (the
-                // CloudTrail is kept per session, not per object, and is not listed).
-                batch.ledger.push(indexer::ledger::Ingested {
-                    source: st.meta.source.clone(),
-                    version_id: st.meta.version_id.clone(),
-                    sha256: st.meta.object_digest().to_string(),
-                    size: st.meta.size,
-                    kind: st.meta.kind,
-                });
+                // The transcript objects its records come from.
+                if listed.insert((st.meta.source.clone(), st.meta.version_id.clone())) {
+                    batch.ledger.push(Ingested {
+                        source: st.meta.source.clone(),
+                        version_id: st.meta.version_id.clone(),
+                        sha256: st.meta.object_digest().to_string(),
+                        size: st.meta.size,
+                        kind: st.meta.kind,
+                    });
+                }
                 let raw = self.out.store.get(&st.lines_key).await?.unwrap_or_default();
                 let lines = raw
                     .split(|&b| b == b'\n')

@@ -788,6 +788,21 @@ fn the_lambda_also_commits_into_a_tantivy_index_when_asked() {
             .all(|r| r.who.attribution == indexer::kinds::AttributedBy::Cloudtrail),
         "attributed in the index too"
     );
+    // Every source it rests on is in its ledger (streams included): `verify` agrees.
+    let out = ssm_audit_tests::ssm_audit()
+        .envs(w.moto.env())
+        .args([
+            "verify",
+            "--index",
+            &tmp.path().join("index").display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // Each commit's head: a new object, signed, under Object Lock.
     let heads =
         w.rt.block_on(
@@ -1467,6 +1482,24 @@ fn the_lambda_checks_digests_and_its_records_say_their_cloudtrail_is_validated()
         .collect();
     assert_eq!(indexed.len(), late_records.len());
     assert!(indexed.iter().all(|r| r["cloudtrail_validated"] == true));
+    // Its ledger lists every object its records rest on (transcripts, CloudTrail files,
+    // digests, the inventory): `verify` derives every record again from them, and agrees.
+    let out = ssm_audit_tests::ssm_audit()
+        .envs(w.moto.env())
+        .envs(api.env())
+        .args([
+            "verify",
+            "--index",
+            &tmp.path().join("index").display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("5 CloudTrail files validated by 5 signed digests"),
+        "{said}"
+    );
 
     // The digests first: the same records.
     let first = with_keys("first");
