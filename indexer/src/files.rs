@@ -19,10 +19,9 @@ pub enum ReadError {
     Io(#[from] std::io::Error),
 }
 
-/// What a file is, when it is not a regular file.
-fn special(meta: &std::fs::Metadata) -> Option<&'static str> {
+/// What a file is, when it is not a regular file (`FIFO`, `socket`, …).
+pub fn special(t: std::fs::FileType) -> Option<&'static str> {
     use std::os::unix::fs::FileTypeExt;
-    let t = meta.file_type();
     if t.is_file() {
         None
     } else if t.is_dir() {
@@ -44,7 +43,7 @@ fn special(meta: &std::fs::Metadata) -> Option<&'static str> {
 /// longer file is [`ReadError::TooLarge`].
 pub fn read_regular(path: &Path, limit: Option<u64>) -> Result<Vec<u8>, ReadError> {
     use std::os::unix::fs::OpenOptionsExt;
-    if let Some(what) = special(&std::fs::metadata(path)?) {
+    if let Some(what) = special(std::fs::metadata(path)?.file_type()) {
         return Err(ReadError::NotRegular(what));
     }
     // What was checked may be replaced before it is opened: opening does not wait (a FIFO
@@ -54,7 +53,7 @@ pub fn read_regular(path: &Path, limit: Option<u64>) -> Result<Vec<u8>, ReadErro
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)?;
     let meta = file.metadata()?;
-    if let Some(what) = special(&meta) {
+    if let Some(what) = special(meta.file_type()) {
         return Err(ReadError::NotRegular(what));
     }
     let cap = limit.unwrap_or(u64::MAX);
@@ -109,5 +108,81 @@ mod tests {
             read_regular(&dir.path().join("gone"), None),
             Err(ReadError::Io(_))
         ));
+    }
+}
+
+/// The name a file is known by in the index, its ledger and its records: its path when that is
+/// UTF-8, else a `file://` URI with every byte other than ASCII letters, digits, `/`, `.`, `-`
+/// and `_` percent-encoded. Either way [`path_of`] gives the path back, byte for byte, so that
+/// `verify` finds the file again (a replacement character would name another file).
+pub fn name_of(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    match path.to_str() {
+        Some(s) if !s.starts_with(URI) => s.to_string(),
+        _ => {
+            let mut out = String::from(URI);
+            for &b in path.as_os_str().as_bytes() {
+                if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_') {
+                    out.push(b as char);
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// What a name of [`name_of`] was the name of.
+pub fn path_of(name: &str) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let Some(rest) = name.strip_prefix(URI) else {
+        return std::path::PathBuf::from(name);
+    };
+    let b = rest.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%')
+            .then(|| rest.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    std::path::PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// The prefix of a name that stands for a path that is not UTF-8.
+const URI: &str = "file://";
+
+#[cfg(test)]
+mod names {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn every_path_is_named_losslessly() {
+        let plain = Path::new("/evidence/세션/jiwoo-de2414f130f6d253c.log");
+        assert_eq!(name_of(plain), plain.to_str().unwrap());
+        assert_eq!(path_of(&name_of(plain)), plain);
+        let raw = Path::new(std::ffi::OsStr::from_bytes(
+            b"/evidence/ops\xff\xfe 100%.log",
+        ));
+        let name = name_of(raw);
+        assert_eq!(name, "file:///evidence/ops%FF%FE%20100%25.log");
+        assert_eq!(path_of(&name), raw);
+        // A UTF-8 path that looks like such a name is encoded too: names never collide.
+        let odd = Path::new("file://x%41");
+        assert_ne!(path_of(&name_of(odd)), Path::new("file://xA"));
+        assert_eq!(path_of(&name_of(odd)), odd);
     }
 }

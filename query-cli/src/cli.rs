@@ -64,7 +64,8 @@ pub struct ReportArgs {
     /// Write to FILE instead of standard output
     #[arg(long, short, value_name = "FILE", conflicts_with = "all_users")]
     pub output: Option<PathBuf>,
-    /// With --all-users: the folder to write the reports into
+    /// With --all-users: the folder to write the reports into, one file per principal named
+    /// after its ARN, percent-encoded (`arn%3Aaws%3Aiam%3A%3A111122223333%3Auser%2Fops%2Badmin.html`)
     #[arg(long, value_name = "DIR", required_if_eq("all_users", "true"))]
     pub out_dir: Option<PathBuf>,
     /// Show secrets typed in command lines (they are masked by default)

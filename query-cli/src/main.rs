@@ -3,6 +3,7 @@
 
 mod anchoring;
 mod cli;
+mod escape;
 mod output;
 mod remote;
 mod report;
@@ -359,17 +360,29 @@ impl Run {
         &mut self,
         name: &str,
         provenance: ingest::Provenance,
-        object: std::result::Result<SourceObject, String>,
+        object: std::result::Result<SourceObject, sources::Unread>,
         batch: &mut Batch,
     ) -> Result<()> {
         let object = match object {
             Ok(o) => o,
-            Err(e) => {
+            Err(sources::Unread::Skipped(_)) if self.quiet => {
+                self.skipped += 1;
+                return Ok(());
+            }
+            Err(sources::Unread::Skipped(why)) => {
+                self.skipped += 1;
+                return self.say(&format!(
+                    "skipped: {}: {}",
+                    output::visible(name),
+                    output::visible(&why)
+                ));
+            }
+            Err(sources::Unread::Failed(why)) => {
                 self.failed += 1;
                 return self.say(&format!(
                     "error: {}: {}",
                     output::visible(name),
-                    output::visible(&e)
+                    output::visible(&why)
                 ));
             }
         };
@@ -408,7 +421,7 @@ impl Run {
             }
             Outcome::Skipped(_) => {
                 self.skipped += 1;
-                ""
+                "skipped: "
             }
             Outcome::Failed(_) => {
                 self.failed += 1;
@@ -525,6 +538,10 @@ fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
             .collect(),
     };
     let mut written = 0;
+    // The file names of this run, folded to lower case (a file system may not tell `A` from
+    // `a`): a second principal whose name would land on a file already written is an error.
+    let mut files: std::collections::BTreeMap<String, String> = Default::default();
+    let mut collided = 0;
     for user in &users {
         let filter = indexer::store::Filter {
             user: Some(user.clone()),
@@ -563,7 +580,7 @@ fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
             report::ReportFormat::Html => buf.extend_from_slice(report::html(&r).as_bytes()),
             report::ReportFormat::Md => buf.extend_from_slice(report::markdown(&r).as_bytes()),
             report::ReportFormat::Json => {
-                serde_json::to_writer_pretty(&mut buf, &r)?;
+                buf.extend_from_slice(escape::json(serde_json::to_string_pretty(&r)?).as_bytes());
                 buf.push(b'\n');
             }
             report::ReportFormat::Csv => report::csv(&r, &mut buf)?,
@@ -571,17 +588,19 @@ fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
         let dest = match (&args.out_dir, &args.output) {
             (Some(dir), _) => {
                 std::fs::create_dir_all(dir)?;
-                let safe: String = user
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '-' | '_') {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect();
-                Some(dir.join(format!("{safe}.{}", args.format.extension())))
+                let name = format!("{}.{}", report_file_name(user), args.format.extension());
+                if let Some(first) = files.insert(name.to_lowercase(), user.clone()) {
+                    writeln!(
+                        std::io::stderr(),
+                        "error: the reports of {} and {} would both be {}: the second is not written",
+                        output::visible(&first),
+                        output::visible(user),
+                        dir.join(&name).display()
+                    )?;
+                    collided += 1;
+                    continue;
+                }
+                Some(dir.join(name))
             }
             (None, Some(f)) => Some(f.clone()),
             (None, None) => None,
@@ -596,5 +615,32 @@ fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
         }
         written += 1;
     }
+    if collided > 0 {
+        return Ok(ExitCode::from(2));
+    }
     Ok(found(written > 0))
+}
+
+/// A report's file name for a principal: its ARN (or name) with every byte other than ASCII
+/// letters, digits, `-`, `_` and `@` percent-encoded (`.` too, so that no name is hidden or
+/// `..`): distinct principals get distinct names, and the name decodes back to the ARN. An
+/// ARN too long for a file name keeps its head and ends with a hash of the whole.
+fn report_file_name(user: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'@');
+    let name = percent_encoding::utf8_percent_encode(user, KEEP).to_string();
+    if name.len() <= 200 {
+        return name;
+    }
+    let mut head = 160;
+    while !name.is_char_boundary(head) {
+        head -= 1;
+    }
+    format!(
+        "{}~{}",
+        &name[..head],
+        &indexer::model::sha256_hex(user.as_bytes())[..16]
+    )
 }

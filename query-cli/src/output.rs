@@ -1,5 +1,5 @@
 //! Tables for people, JSON Lines and CSV for machines. Text from logs never reaches the
-//! terminal raw: control characters are shown as `\xNN`.
+//! terminal raw: what a reader cannot see is shown (see [`crate::escape`]).
 
 use crate::cli::Format;
 use anyhow::Result;
@@ -9,50 +9,35 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
-/// Text with every control character (C0, DEL, C1) shown as `\xNN`, and backslashes doubled
-/// only where they would make such an escape ambiguous.
-pub fn visible(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            out.push_str(&format!("\\x{:02x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub use crate::escape::visible;
+use crate::escape::{self, cell};
 
-/// A table cell: visible, newlines of multi-line commands shown as ` ⏎ `.
-fn cell(s: &str) -> String {
-    visible(&s.replace("\r\n", "\n").replace('\n', " \u{23ce} "))
-}
-
-/// A CSV cell: visible, and never read as a formula by a spreadsheet.
+/// A CSV cell: see [`escape::csv`].
 fn csv_cell(s: &str) -> String {
-    let v = visible(s);
-    if v.starts_with(['=', '+', '-', '@']) {
-        format!("'{v}")
-    } else {
-        v
-    }
+    escape::csv(s)
 }
 
-/// JSON with C1 and DEL escaped too (serde escapes only C0).
+/// JSON with nothing invisible in it (see [`escape::json`]).
 fn json_line<T: Serialize>(value: &T) -> Result<String> {
-    let s = serde_json::to_string(value)?;
-    if !s.chars().any(|c| c.is_control()) {
-        return Ok(s);
+    Ok(escape::json(serde_json::to_string(value)?))
+}
+
+/// A time for a table: flagged when it is not one.
+fn when(s: &Option<String>) -> String {
+    s.as_deref().map_or_else(|| "-".into(), escape::time)
+}
+
+/// What a table branch wrote, with every hidden character of it shown (a value printed
+/// without [`cell`] is still never raw on the terminal); newlines are the table's own.
+fn screen(out: &mut impl Write, buf: &[u8]) -> Result<()> {
+    let text = String::from_utf8_lossy(buf);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.write_all(b"\n")?;
+        }
+        out.write_all(visible(line).as_bytes())?;
     }
-    Ok(s.chars()
-        .map(|c| {
-            if c.is_control() {
-                format!("\\u{:04x}", c as u32)
-            } else {
-                c.to_string()
-            }
-        })
-        .collect())
+    Ok(())
 }
 
 /// A missing value in CSV: an empty cell.
@@ -135,67 +120,76 @@ pub fn commands(
             w.flush()?;
         }
         Format::Table => {
-            let rows: Vec<Vec<String>> = records
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.who.session_start.clone().unwrap_or_else(|| "-".into()),
-                        cell(or_dash(&r.who.principal)),
-                        cell(&match (&r.who.instance_name, &r.who.instance_id) {
-                            (Some(n), Some(i)) => format!("{n} ({i})"),
-                            (None, Some(i)) => i.clone(),
-                            _ => "-".into(),
-                        }),
-                        cell(&r.run_as),
-                        cell(&format!("{}#{}", r.session_id, r.seq)),
-                        cell(&{
-                            // Flagged lines and sessions stand out; `--format json` and
-                            // `coverage` say why.
-                            let mut flags = Vec::new();
-                            if !r.who.conflicts.is_empty() {
-                                flags.push("CONFLICT".to_string());
+            let mut buf = Vec::new();
+            {
+                let out = &mut buf;
+                let rows: Vec<Vec<String>> = records
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            when(&r.who.session_start),
+                            cell(or_dash(&r.who.principal)),
+                            cell(&match (&r.who.instance_name, &r.who.instance_id) {
+                                (Some(n), Some(i)) => format!("{n} ({i})"),
+                                (None, Some(i)) => i.clone(),
+                                _ => "-".into(),
+                            }),
+                            cell(&r.run_as),
+                            cell(&format!("{}#{}", r.session_id, r.seq)),
+                            cell(&{
+                                // Flagged lines and sessions stand out; `--format json` and
+                                // `coverage` say why.
+                                let mut flags = Vec::new();
+                                if !r.who.conflicts.is_empty() {
+                                    flags.push("CONFLICT".to_string());
+                                }
+                                if !r.suspicious.is_empty() {
+                                    flags.push("SUSPICIOUS".to_string());
+                                }
+                                flags.push(r.rule.join(","));
+                                flags.join(" ").trim_end().to_string()
+                            }),
+                            cell(&r.command),
+                        ]
+                    })
+                    .collect();
+                table(
+                    out,
+                    &[
+                        "SESSION START",
+                        "PRINCIPAL",
+                        "INSTANCE",
+                        "RUN AS",
+                        "SESSION#SEQ",
+                        "RULE",
+                        "COMMAND",
+                    ],
+                    &rows,
+                )?;
+                if with_output {
+                    for r in records {
+                        if let Some(o) = r.output.as_deref().filter(|o| !o.is_empty()) {
+                            writeln!(out, "\n── {}#{} {}", r.session_id, r.seq, cell(&r.command))?;
+                            for line in o.lines() {
+                                writeln!(out, "  {}", visible(line))?;
                             }
-                            if !r.suspicious.is_empty() {
-                                flags.push("SUSPICIOUS".to_string());
-                            }
-                            flags.push(r.rule.join(","));
-                            flags.join(" ").trim_end().to_string()
-                        }),
-                        cell(&r.command),
-                    ]
-                })
-                .collect();
-            table(
-                out,
-                &[
-                    "SESSION START",
-                    "PRINCIPAL",
-                    "INSTANCE",
-                    "RUN AS",
-                    "SESSION#SEQ",
-                    "RULE",
-                    "COMMAND",
-                ],
-                &rows,
-            )?;
-            if with_output {
-                for r in records {
-                    if let Some(o) = r.output.as_deref().filter(|o| !o.is_empty()) {
-                        writeln!(out, "\n── {}#{} {}", r.session_id, r.seq, cell(&r.command))?;
-                        for line in o.lines() {
-                            writeln!(out, "  {}", visible(line))?;
                         }
                     }
                 }
             }
+            screen(out, &buf)?;
         }
     }
     Ok(())
 }
 
 fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| cell(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
+    for r in &rows {
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(c.chars().count());
         }
@@ -220,7 +214,7 @@ fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> Result<
         "{}",
         line(header.iter().map(|h| h.to_string()).collect())
     )?;
-    for r in rows {
+    for r in &rows {
         writeln!(out, "{}", line(r.clone()))?;
     }
     Ok(())
@@ -330,37 +324,42 @@ pub fn who(out: &mut impl Write, rows: &[WhoRow], format: Format) -> Result<()> 
             w.flush()?;
         }
         Format::Table => {
-            let rows: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        cell(or_dash(&r.principal)),
-                        cell(or_dash(&r.principal_arn)),
-                        r.commands.to_string(),
-                        if r.sessions_in_conflict > 0 {
-                            format!("{} ({} CONFLICT)", r.sessions, r.sessions_in_conflict)
-                        } else {
-                            r.sessions.to_string()
-                        },
-                        cell(&r.instances.join(", ")),
-                        or_dash(&r.first_seen).to_string(),
-                        or_dash(&r.last_seen).to_string(),
-                    ]
-                })
-                .collect();
-            table(
-                out,
-                &[
-                    "PRINCIPAL",
-                    "ARN",
-                    "COMMANDS",
-                    "SESSIONS",
-                    "INSTANCES",
-                    "FIRST SEEN",
-                    "LAST SEEN",
-                ],
-                &rows,
-            )?;
+            let mut buf = Vec::new();
+            {
+                let out = &mut buf;
+                let rows: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            cell(or_dash(&r.principal)),
+                            cell(or_dash(&r.principal_arn)),
+                            r.commands.to_string(),
+                            if r.sessions_in_conflict > 0 {
+                                format!("{} ({} CONFLICT)", r.sessions, r.sessions_in_conflict)
+                            } else {
+                                r.sessions.to_string()
+                            },
+                            cell(&r.instances.join(", ")),
+                            when(&r.first_seen),
+                            when(&r.last_seen),
+                        ]
+                    })
+                    .collect();
+                table(
+                    out,
+                    &[
+                        "PRINCIPAL",
+                        "ARN",
+                        "COMMANDS",
+                        "SESSIONS",
+                        "INSTANCES",
+                        "FIRST SEEN",
+                        "LAST SEEN",
+                    ],
+                    &rows,
+                )?;
+            }
+            screen(out, &buf)?;
         }
     }
     Ok(())
@@ -429,143 +428,156 @@ pub fn coverage(
             w.flush()?;
         }
         Format::Table => {
-            let table_rows: Vec<Vec<String>> = shown
-                .iter()
-                .map(|c| {
-                    let flags = c.flags();
-                    vec![
-                        if flags.is_empty() {
-                            c.status().to_string()
-                        } else {
-                            format!("{} {}", c.status(), flag_list(&flags, ",").to_uppercase())
-                        },
-                        // A call refused before any session began names none.
-                        cell(if c.session_id.is_empty() {
-                            "(none began)"
-                        } else {
-                            &c.session_id
-                        }),
-                        cell(or_dash(&c.who.principal)),
-                        c.who
-                            .mfa
-                            .map_or("?".into(), |m| if m { "yes".into() } else { "NO".into() }),
-                        cell(or_dash(
-                            &c.who
-                                .instance_name
-                                .clone()
-                                .or_else(|| c.who.instance_id.clone()),
-                        )),
-                        or_dash(&c.who.session_start).to_string(),
-                        cell(or_dash(&c.document)),
-                    ]
-                })
-                .collect();
-            table(
-                out,
-                &[
-                    "STATUS",
-                    "SESSION",
-                    "PRINCIPAL",
-                    "MFA",
-                    "INSTANCE",
-                    "SESSION START",
-                    "DOCUMENT",
-                ],
-                &table_rows,
-            )?;
-            let covered = rows
-                .iter()
-                .filter(|c| c.status() == indexer::kinds::Status::Covered)
-                .count();
-            let no_log = rows
-                .iter()
-                .filter(|c| c.status() == indexer::kinds::Status::NoTranscript)
-                .count();
-            let no_trail = rows
-                .iter()
-                .filter(|c| c.status() == indexer::kinds::Status::NoCloudtrail)
-                .count();
-            let no_mfa = rows.iter().filter(|c| c.who.mfa == Some(false)).count();
-            writeln!(
-                out,
-                "\n{covered} of {} sessions covered (transcript and CloudTrail); {no_log} with no transcript, {no_trail} with no CloudTrail record, {no_mfa} started without MFA",
-                rows.len()
-            )?;
-            let conflicts: Vec<_> = rows
-                .iter()
-                .filter(|c| !c.who.conflicts.is_empty())
-                .collect();
-            if !conflicts.is_empty() {
+            let mut buf = Vec::new();
+            {
+                let out = &mut buf;
+                let table_rows: Vec<Vec<String>> = shown
+                    .iter()
+                    .map(|c| {
+                        let flags = c.flags();
+                        vec![
+                            if flags.is_empty() {
+                                c.status().to_string()
+                            } else {
+                                format!("{} {}", c.status(), flag_list(&flags, ",").to_uppercase())
+                            },
+                            // A call refused before any session began names none.
+                            cell(if c.session_id.is_empty() {
+                                "(none began)"
+                            } else {
+                                &c.session_id
+                            }),
+                            cell(or_dash(&c.who.principal)),
+                            c.who.mfa.map_or("?".into(), |m| {
+                                if m {
+                                    "yes".into()
+                                } else {
+                                    "NO".into()
+                                }
+                            }),
+                            cell(or_dash(
+                                &c.who
+                                    .instance_name
+                                    .clone()
+                                    .or_else(|| c.who.instance_id.clone()),
+                            )),
+                            when(&c.who.session_start),
+                            cell(or_dash(&c.document)),
+                        ]
+                    })
+                    .collect();
+                table(
+                    out,
+                    &[
+                        "STATUS",
+                        "SESSION",
+                        "PRINCIPAL",
+                        "MFA",
+                        "INSTANCE",
+                        "SESSION START",
+                        "DOCUMENT",
+                    ],
+                    &table_rows,
+                )?;
+                let covered = rows
+                    .iter()
+                    .filter(|c| c.status() == indexer::kinds::Status::Covered)
+                    .count();
+                let no_log = rows
+                    .iter()
+                    .filter(|c| c.status() == indexer::kinds::Status::NoTranscript)
+                    .count();
+                let no_trail = rows
+                    .iter()
+                    .filter(|c| c.status() == indexer::kinds::Status::NoCloudtrail)
+                    .count();
+                let no_mfa = rows.iter().filter(|c| c.who.mfa == Some(false)).count();
                 writeln!(
                     out,
-                    "{} sessions whose sources disagree (the row shows the documented precedence):",
-                    conflicts.len()
+                    "\n{covered} of {} sessions covered (transcript and CloudTrail); {no_log} with no transcript, {no_trail} with no CloudTrail record, {no_mfa} started without MFA",
+                    rows.len()
                 )?;
-                for c in conflicts {
-                    for why in &c.who.conflicts {
-                        writeln!(out, "  CONFLICT {}: {}", cell(&c.session_id), cell(why))?;
+                let conflicts: Vec<_> = rows
+                    .iter()
+                    .filter(|c| !c.who.conflicts.is_empty())
+                    .collect();
+                if !conflicts.is_empty() {
+                    writeln!(
+                        out,
+                        "{} sessions whose sources disagree (the row shows the documented precedence):",
+                        conflicts.len()
+                    )?;
+                    for c in conflicts {
+                        for why in &c.who.conflicts {
+                            writeln!(out, "  CONFLICT {}: {}", cell(&c.session_id), cell(why))?;
+                        }
+                    }
+                }
+                let joined: Vec<_> = rows
+                    .iter()
+                    .flat_map(|c| c.who.participants.iter().map(move |p| (c, p)))
+                    .collect();
+                if !joined.is_empty() {
+                    writeln!(
+                        out,
+                        "{} resumes by another principal (a transcript does not say who typed what after one):",
+                        joined.len()
+                    )?;
+                    for (c, p) in joined {
+                        writeln!(
+                            out,
+                            "  PARTICIPANT {}: {} from {} at {}, MFA {}",
+                            cell(&c.session_id),
+                            cell(or_dash(&p.principal_arn.clone().or(p.principal.clone()))),
+                            p.source_ip
+                                .as_deref()
+                                .map_or_else(|| "-".into(), escape::address),
+                            escape::time(&p.time),
+                            p.mfa.map_or("?", |m| if m { "yes" } else { "NO" })
+                        )?;
+                    }
+                }
+                let refused: Vec<_> = rows.iter().flat_map(|c| &c.unreadable).collect();
+                if !refused.is_empty() {
+                    writeln!(
+                        out,
+                        "{} files named as transcripts that are not:",
+                        refused.len()
+                    )?;
+                    for u in refused {
+                        writeln!(
+                            out,
+                            "  UNREADABLE {}: {}: {}",
+                            cell(&u.session_id),
+                            cell(&u.source),
+                            cell(&u.reason)
+                        )?;
+                    }
+                }
+                let denied: Vec<_> = rows.iter().flat_map(|c| &c.denied).collect();
+                if !denied.is_empty() {
+                    writeln!(out, "{} failed or denied calls:", denied.len())?;
+                    for e in denied {
+                        writeln!(
+                            out,
+                            "  DENIED {} {} {} by {} from {} on {}",
+                            escape::time(&e.event_time),
+                            cell(&e.event_name),
+                            cell(or_dash(&e.error_code)),
+                            cell(or_dash(&e.principal_arn.clone().or(e.principal.clone()))),
+                            e.source_ip
+                                .as_deref()
+                                .map_or_else(|| "-".into(), escape::address),
+                            cell(if e.session_id.is_empty() {
+                                or_dash(&e.target)
+                            } else {
+                                &e.session_id
+                            })
+                        )?;
                     }
                 }
             }
-            let joined: Vec<_> = rows
-                .iter()
-                .flat_map(|c| c.who.participants.iter().map(move |p| (c, p)))
-                .collect();
-            if !joined.is_empty() {
-                writeln!(
-                    out,
-                    "{} resumes by another principal (a transcript does not say who typed what after one):",
-                    joined.len()
-                )?;
-                for (c, p) in joined {
-                    writeln!(
-                        out,
-                        "  PARTICIPANT {}: {} from {} at {}, MFA {}",
-                        cell(&c.session_id),
-                        cell(or_dash(&p.principal_arn.clone().or(p.principal.clone()))),
-                        cell(or_dash(&p.source_ip)),
-                        p.time,
-                        p.mfa.map_or("?", |m| if m { "yes" } else { "NO" })
-                    )?;
-                }
-            }
-            let refused: Vec<_> = rows.iter().flat_map(|c| &c.unreadable).collect();
-            if !refused.is_empty() {
-                writeln!(
-                    out,
-                    "{} files named as transcripts that are not:",
-                    refused.len()
-                )?;
-                for u in refused {
-                    writeln!(
-                        out,
-                        "  UNREADABLE {}: {}: {}",
-                        cell(&u.session_id),
-                        cell(&u.source),
-                        cell(&u.reason)
-                    )?;
-                }
-            }
-            let denied: Vec<_> = rows.iter().flat_map(|c| &c.denied).collect();
-            if !denied.is_empty() {
-                writeln!(out, "{} failed or denied calls:", denied.len())?;
-                for e in denied {
-                    writeln!(
-                        out,
-                        "  DENIED {} {} {} by {} from {} on {}",
-                        or_dash(&Some(e.event_time.clone())),
-                        cell(&e.event_name),
-                        cell(or_dash(&e.error_code)),
-                        cell(or_dash(&e.principal_arn.clone().or(e.principal.clone()))),
-                        cell(or_dash(&e.source_ip)),
-                        cell(if e.session_id.is_empty() {
-                            or_dash(&e.target)
-                        } else {
-                            &e.session_id
-                        })
-                    )?;
-                }
-            }
+            screen(out, &buf)?;
         }
     }
     Ok(())
@@ -596,52 +608,57 @@ pub fn verify(
             w.flush()?;
         }
         Format::Table => {
-            if !report.problems.is_empty() {
-                let rows: Vec<Vec<String>> = report
-                    .problems
-                    .iter()
-                    .map(|p| {
-                        vec![
-                            p.kind.as_str().to_uppercase(),
-                            cell(&p.source),
-                            cell(&p.detail),
-                        ]
-                    })
-                    .collect();
-                table(out, &["PROBLEM", "SOURCE", "DETAIL"], &rows)?;
-                writeln!(out)?;
-            }
-            for (s, why) in &report.unchecked {
-                writeln!(out, "not checked: {}: {}", visible(s), visible(why))?;
-            }
-            writeln!(
-                out,
-                "{} sources fetched and hashed again, {} records compared{}: {}",
-                report.sources,
-                report.commands,
-                [
-                    (report.valid_digests > 0 || report.validated_trail_files > 0).then(|| {
-                        format!(
-                            ", {} CloudTrail files validated by {} signed digests",
-                            report.validated_trail_files, report.valid_digests
-                        )
-                    }),
-                    (report.anchored_heads > 0).then(|| {
-                        format!(
-                            ", the ledger checked against {} anchored heads",
-                            report.anchored_heads
-                        )
-                    }),
-                ]
-                .into_iter()
-                .flatten()
-                .collect::<String>(),
-                if report.problems.is_empty() {
-                    "everything matches".to_string()
-                } else {
-                    format!("{} problems", report.problems.len())
+            let mut buf = Vec::new();
+            {
+                let out = &mut buf;
+                if !report.problems.is_empty() {
+                    let rows: Vec<Vec<String>> = report
+                        .problems
+                        .iter()
+                        .map(|p| {
+                            vec![
+                                p.kind.as_str().to_uppercase(),
+                                cell(&p.source),
+                                cell(&p.detail),
+                            ]
+                        })
+                        .collect();
+                    table(out, &["PROBLEM", "SOURCE", "DETAIL"], &rows)?;
+                    writeln!(out)?;
                 }
-            )?;
+                for (s, why) in &report.unchecked {
+                    writeln!(out, "not checked: {}: {}", visible(s), visible(why))?;
+                }
+                writeln!(
+                    out,
+                    "{} sources fetched and hashed again, {} records compared{}: {}",
+                    report.sources,
+                    report.commands,
+                    [
+                        (report.valid_digests > 0 || report.validated_trail_files > 0).then(|| {
+                            format!(
+                                ", {} CloudTrail files validated by {} signed digests",
+                                report.validated_trail_files, report.valid_digests
+                            )
+                        }),
+                        (report.anchored_heads > 0).then(|| {
+                            format!(
+                                ", the ledger checked against {} anchored heads",
+                                report.anchored_heads
+                            )
+                        }),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<String>(),
+                    if report.problems.is_empty() {
+                        "everything matches".to_string()
+                    } else {
+                        format!("{} problems", report.problems.len())
+                    }
+                )?;
+            }
+            screen(out, &buf)?;
         }
     }
     Ok(())

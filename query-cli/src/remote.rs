@@ -40,7 +40,8 @@ impl Refetch {
         } else if name.starts_with("s3://") {
             self.object(name, e.version_id.as_deref(), e.size)
         } else {
-            return match indexer::files::read_regular(std::path::Path::new(name), Some(e.size)) {
+            return match indexer::files::read_regular(&indexer::files::path_of(name), Some(e.size))
+            {
                 Ok(bytes) => Fetched::Bytes(bytes, Default::default()),
                 Err(ReadError::TooLarge(_)) => Fetched::Changed(format!(
                     "now larger than {} bytes (not read further)",

@@ -1,7 +1,7 @@
 //! Per-user evidence reports: a summary, a timeline of sessions with every command and its
 //! evidence, privileged commands by rule; HTML (one self-contained file), Markdown, CSV, JSON.
 
-use crate::output::visible;
+use crate::escape;
 use anyhow::Result;
 use indexer::model::CommandRecord;
 use indexer::redact::redact;
@@ -175,14 +175,19 @@ pub fn build(
     }
 }
 
-/// HTML text: escaped, control characters shown as `\xNN`.
+/// HTML text: see [`escape::html`].
 fn h(s: &str) -> String {
-    visible(s)
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+    escape::html(s)
+}
+
+/// A time, or a source address, from a source: flagged when it is not one (see
+/// [`escape::time`], [`escape::address`]); `—` when there is none.
+fn time_of(s: &Option<String>) -> String {
+    s.as_deref().map_or_else(|| "—".into(), escape::time)
+}
+
+fn address_of(s: &Option<String>) -> String {
+    s.as_deref().map_or_else(|| "—".into(), escape::address)
 }
 
 fn opt(s: &Option<String>) -> &str {
@@ -322,7 +327,7 @@ pub fn html(r: &Report) -> String {
         "Source IPs",
         s.source_ips
             .iter()
-            .map(|a| h(a))
+            .map(|a| h(&escape::address(a)))
             .collect::<Vec<_>>()
             .join(", "),
     );
@@ -346,8 +351,8 @@ pub fn html(r: &Report) -> String {
                 .join("<br>")
         },
     );
-    row(&mut o, "First activity", h(opt(&s.first_activity)));
-    row(&mut o, "Last activity", h(opt(&s.last_activity)));
+    row(&mut o, "First activity", h(&time_of(&s.first_activity)));
+    row(&mut o, "Last activity", h(&time_of(&s.last_activity)));
     o.push_str("</table><h2>Activity</h2>");
     o.push_str(&chart(r));
     o.push_str("<h2>Sessions</h2>");
@@ -358,15 +363,15 @@ pub fn html(r: &Report) -> String {
             o,
             "<h3><code>{}</code></h3><p>{} → {} · instance {} · MFA {} · from {} · attribution: {}{} · {}{}</p>",
             h(&c.session_id),
-            h(opt(&w.session_start)),
-            h(opt(&w.session_end)),
+            h(&time_of(&w.session_start)),
+            h(&time_of(&w.session_end)),
             h(&match (&w.instance_name, &w.instance_id) {
                 (Some(n), Some(i)) => format!("{n} ({i})"),
                 (None, Some(i)) => i.clone(),
                 _ => "unknown".into(),
             }),
             mfa(w.mfa),
-            h(opt(&w.source_ip)),
+            h(&address_of(&w.source_ip)),
             h(w.attribution.as_str()),
             match w.cloudtrail_validated {
                 Some(true) => " (CloudTrail validated)",
@@ -394,8 +399,8 @@ pub fn html(r: &Report) -> String {
                     o,
                     "<li>{} from {} at {}, MFA {}</li>",
                     h(opt(&p.principal_arn.clone().or(p.principal.clone()))),
-                    h(opt(&p.source_ip)),
-                    h(&p.time),
+                    h(&address_of(&p.source_ip)),
+                    h(&escape::time(&p.time)),
                     mfa(p.mfa)
                 );
             }
@@ -407,11 +412,11 @@ pub fn html(r: &Report) -> String {
                 let _ = write!(
                     o,
                     "<li>{} {} {} by {} from {}</li>",
-                    h(&e.event_time),
+                    h(&escape::time(&e.event_time)),
                     h(&e.event_name),
                     h(opt(&e.error_code)),
                     h(opt(&e.principal_arn.clone().or(e.principal.clone()))),
-                    h(opt(&e.source_ip))
+                    h(&address_of(&e.source_ip))
                 );
             }
             o.push_str("</ul></div>");
@@ -447,18 +452,20 @@ pub fn html(r: &Report) -> String {
     o
 }
 
-/// Markdown text: pipes and backticks made harmless.
+/// A value in Markdown: a code span (see [`escape::md`]); in a table cell, `|` escaped.
 fn md(s: &str) -> String {
-    visible(s)
-        .replace('|', "\\|")
-        .replace('`', "'")
-        .replace('\n', " ⏎ ")
+    escape::md(s, true)
+}
+
+/// A value in Markdown outside a table (a heading, a note).
+fn md_text(s: &str) -> String {
+    escape::md(s, false)
 }
 
 /// The report as Markdown.
 pub fn markdown(r: &Report) -> String {
     let s = &r.summary;
-    let mut o = format!("# Session Manager activity of {}\n\n", md(&s.user));
+    let mut o = format!("# Session Manager activity of {}\n\n", md_text(&s.user));
     let _ = writeln!(
         o,
         "{} of {} sessions covered; {} started without MFA; {} commands; secrets {}.\n",
@@ -487,9 +494,21 @@ pub fn markdown(r: &Report) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let _ = writeln!(o, "| Source IPs | {} |", s.source_ips.join(", "));
-    let _ = writeln!(o, "| First activity | {} |", opt(&s.first_activity));
-    let _ = writeln!(o, "| Last activity | {} |", opt(&s.last_activity));
+    let _ = writeln!(
+        o,
+        "| Source IPs | {} |",
+        s.source_ips
+            .iter()
+            .map(|a| md(&escape::address(a)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        o,
+        "| First activity | {} |",
+        md(&time_of(&s.first_activity))
+    );
+    let _ = writeln!(o, "| Last activity | {} |", md(&time_of(&s.last_activity)));
     for (id, n) in &s.privileged {
         let _ = writeln!(
             o,
@@ -503,13 +522,13 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(
             o,
             "\n## {}\n\n{} → {}, instance {} {}, MFA {}, from {}, {}{}\n",
-            md(&c.session_id),
-            opt(&w.session_start),
-            opt(&w.session_end),
-            md(opt(&w.instance_name)),
-            md(opt(&w.instance_id)),
+            md_text(&c.session_id),
+            md_text(&time_of(&w.session_start)),
+            md_text(&time_of(&w.session_end)),
+            md_text(opt(&w.instance_name)),
+            md_text(opt(&w.instance_id)),
             mfa(w.mfa),
-            opt(&w.source_ip),
+            md_text(&address_of(&w.source_ip)),
             c.status(),
             match w.cloudtrail_validated {
                 Some(true) => ", CloudTrail validated",
@@ -518,15 +537,15 @@ pub fn markdown(r: &Report) -> String {
             }
         );
         for why in &w.conflicts {
-            let _ = writeln!(o, "> **CONFLICT**: {}\n>", md(why));
+            let _ = writeln!(o, "> **CONFLICT**: {}\n>", md_text(why));
         }
         for p in &w.participants {
             let _ = writeln!(
                 o,
                 "> **Resumed by** {} from {} at {}, MFA {} (a transcript does not say who typed which line after a resume)\n>",
-                md(opt(&p.principal_arn.clone().or(p.principal.clone()))),
-                md(opt(&p.source_ip)),
-                md(&p.time),
+                md_text(opt(&p.principal_arn.clone().or(p.principal.clone()))),
+                md_text(&address_of(&p.source_ip)),
+                md_text(&escape::time(&p.time)),
                 mfa(p.mfa)
             );
         }
@@ -534,11 +553,11 @@ pub fn markdown(r: &Report) -> String {
             let _ = writeln!(
                 o,
                 "> **{}** {} {} by {} from {}\n>",
-                md(opt(&e.error_code)),
-                md(&e.event_time),
-                md(&e.event_name),
-                md(opt(&e.principal_arn.clone().or(e.principal.clone()))),
-                md(opt(&e.source_ip))
+                md_text(opt(&e.error_code)),
+                md_text(&escape::time(&e.event_time)),
+                md_text(&e.event_name),
+                md_text(opt(&e.principal_arn.clone().or(e.principal.clone()))),
+                md_text(&address_of(&e.source_ip))
             );
         }
         if sess.commands.is_empty() {
@@ -551,14 +570,14 @@ pub fn markdown(r: &Report) -> String {
         for cmd in &sess.commands {
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | `{}` | {} | {} sha256 {} bytes {}–{} |",
+                "| {} | {} | {} | {} | {} | {} sha256 {} bytes {}–{} |",
                 cmd.seq,
                 md(&cmd.run_as),
                 md(opt(&cmd.cwd)),
                 md(&cmd.command),
-                cmd.rule.join(", "),
+                md(&cmd.rule.join(", ")),
                 md(&cmd.evidence.source),
-                cmd.evidence.sha256,
+                md(&cmd.evidence.sha256),
                 cmd.evidence.byte_start,
                 cmd.evidence.byte_end
             );

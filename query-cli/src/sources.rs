@@ -22,7 +22,24 @@ use std::path::{Path, PathBuf};
 pub struct Source {
     pub name: String,
     pub provenance: Provenance,
-    pub object: Result<SourceObject, String>,
+    pub object: Result<SourceObject, Unread>,
+}
+
+/// Why a source was not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unread {
+    /// It could not be: a location that does not list, a broken or looping link, an error.
+    Failed(String),
+    /// It is not a regular file (a FIFO, a socket, a device): not opened.
+    Skipped(String),
+}
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unread::Failed(why) | Unread::Skipped(why) => f.write_str(why),
+        }
+    }
 }
 
 /// The prefix of a location of command records.
@@ -39,8 +56,13 @@ enum Listed {
     },
     /// Read while listing (a CloudWatch stream's events are its listing).
     Read(SourceObject),
-    /// A location that could not be listed.
+    /// A location that could not be listed, or an entry of a folder that cannot be read.
     Failed {
+        name: String,
+        why: String,
+    },
+    /// An entry of a folder that is not a regular file.
+    Skipped {
         name: String,
         why: String,
     },
@@ -212,12 +234,13 @@ impl Sources {
     fn read(&mut self, listed: Listed, provenance: Provenance) -> Source {
         let (name, object) = match listed {
             Listed::File(path) => {
-                let name = path.display().to_string();
+                let name = indexer::files::name_of(&path);
                 let written = std::fs::metadata(&path)
                     .and_then(|m| m.modified())
                     .ok()
                     .map(objects::written);
-                let object = std::fs::read(&path)
+                // Read only as a regular file: what was listed may have been replaced since.
+                let object = indexer::files::read_regular(&path, None)
                     .map(|bytes| SourceObject {
                         name: name.clone(),
                         version_id: None,
@@ -225,7 +248,10 @@ impl Sources {
                         written,
                         metadata: Default::default(),
                     })
-                    .map_err(|e| e.to_string());
+                    .map_err(|e| match e {
+                        indexer::files::ReadError::NotRegular(_) => Unread::Skipped(e.to_string()),
+                        e => Unread::Failed(e.to_string()),
+                    });
                 (name, object)
             }
             Listed::S3 {
@@ -234,21 +260,25 @@ impl Sources {
                 version,
             } => {
                 let name = store.url(&key);
-                let object = self.rt().and_then(|rt| {
-                    rt.block_on(store.read_versioned(&key, version.as_deref()))
-                        .map(|o| SourceObject {
-                            name: name.clone(),
-                            version_id: o.version_id,
-                            bytes: o.bytes,
-                            written: o.written,
-                            metadata: o.metadata,
-                        })
-                        .map_err(|e| e.to_string())
-                });
+                let object = self
+                    .rt()
+                    .and_then(|rt| {
+                        rt.block_on(store.read_versioned(&key, version.as_deref()))
+                            .map(|o| SourceObject {
+                                name: name.clone(),
+                                version_id: o.version_id,
+                                bytes: o.bytes,
+                                written: o.written,
+                                metadata: o.metadata,
+                            })
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(Unread::Failed);
                 (name, object)
             }
             Listed::Read(object) => (object.name.clone(), Ok(object)),
-            Listed::Failed { name, why } => (name, Err(why)),
+            Listed::Failed { name, why } => (name, Err(Unread::Failed(why))),
+            Listed::Skipped { name, why } => (name, Err(Unread::Skipped(why))),
         };
         Source {
             name,
@@ -271,38 +301,66 @@ impl Iterator for Sources {
     }
 }
 
-/// Every regular file under `path` (folders recursively, hidden entries skipped), sorted.
+/// Everything under `path`, in name order: every regular file, dotfiles and dot-folders
+/// included, symbolic links followed (a loop is detected); and each entry that is not read,
+/// with why: a FIFO, socket or device is skipped (never opened), a broken or looping link and
+/// an unreadable folder fail.
 fn list_files(path: &Path) -> Result<Vec<Listed>, String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_dir() {
+        return Ok(vec![entry(path.to_path_buf(), meta.file_type())]);
+    }
     let mut out = Vec::new();
-    if meta.is_dir() {
-        visit(path, &mut out)?;
-    } else {
-        out.push(Listed::File(path.to_path_buf()));
+    for e in walkdir::WalkDir::new(path)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
+        match e {
+            Ok(e) if e.file_type().is_dir() => {}
+            Ok(e) => {
+                let ft = e.file_type();
+                out.push(entry(e.into_path(), ft));
+            }
+            Err(e) => out.push(Listed::Failed {
+                name: indexer::files::name_of(e.path().unwrap_or(path)),
+                why: walk_error(&e),
+            }),
+        }
     }
     Ok(out)
 }
 
-fn visit(dir: &Path, out: &mut Vec<Listed>) -> Result<(), String> {
-    let failed = |e: std::io::Error| format!("{}: {e}", dir.display());
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(failed)?
-        .collect::<std::io::Result<_>>()
-        .map_err(failed)?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        if e.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let path = e.path();
-        let ft = e.file_type().map_err(failed)?;
-        if ft.is_dir() {
-            visit(&path, out)?;
-        } else if ft.is_file() || (ft.is_symlink() && path.is_file()) {
-            out.push(Listed::File(path));
+/// A folder entry: a regular file to read, or what it is instead.
+fn entry(path: PathBuf, ft: std::fs::FileType) -> Listed {
+    match indexer::files::special(ft) {
+        None => Listed::File(path),
+        Some(what) => Listed::Skipped {
+            name: indexer::files::name_of(&path),
+            why: format!("a {what}, not a regular file: not opened"),
+        },
+    }
+}
+
+/// Why a folder walk could not go on at an entry, in words.
+fn walk_error(e: &walkdir::Error) -> String {
+    if let Some(back) = e.loop_ancestor() {
+        return format!(
+            "a symbolic link loop (back to {}): not followed",
+            back.display()
+        );
+    }
+    if let Some(p) = e.path() {
+        if let (Ok(link), Err(_)) = (std::fs::read_link(p), std::fs::metadata(p)) {
+            return format!(
+                "a broken symbolic link (to {}): nothing to read",
+                link.display()
+            );
         }
     }
-    Ok(())
+    match e.io_error() {
+        Some(io) => io.to_string(),
+        None => e.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -311,12 +369,17 @@ mod tests {
 
     fn names(sources: Sources) -> Vec<(String, Result<usize, String>)> {
         sources
-            .map(|s| (s.name, s.object.map(|o| o.bytes.len())))
+            .map(|s| {
+                (
+                    s.name,
+                    s.object.map(|o| o.bytes.len()).map_err(|e| e.to_string()),
+                )
+            })
             .collect()
     }
 
     #[test]
-    fn files_in_order_hidden_skipped_and_a_missing_path_is_one_failed_source() {
+    fn files_in_order_hidden_ones_too_and_a_missing_path_is_one_failed_source() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path();
         std::fs::create_dir_all(root.join("b/c")).expect("mkdir");
@@ -338,19 +401,21 @@ mod tests {
             told, locations,
             "each location is announced before it is listed"
         );
-        assert_eq!(sources.total(), 5);
+        assert_eq!(sources.total(), 7);
         let got = names(sources);
         let path = |p: PathBuf| p.display().to_string();
-        assert_eq!(got[0], (path(root.join("b/a.log")), Ok(1)));
-        assert_eq!(got[1], (path(root.join("b/c/z.log")), Ok(2)));
-        assert_eq!(got[2], (path(root.join("single.json")), Ok(2)));
-        assert_eq!(got[3].0, path(missing));
+        assert_eq!(got[0], (path(root.join(".dot.log")), Ok(1)));
+        assert_eq!(got[1], (path(root.join(".hidden/x.log")), Ok(1)));
+        assert_eq!(got[2], (path(root.join("b/a.log")), Ok(1)));
+        assert_eq!(got[3], (path(root.join("b/c/z.log")), Ok(2)));
+        assert_eq!(got[4], (path(root.join("single.json")), Ok(2)));
+        assert_eq!(got[5].0, path(missing));
         assert!(
-            got[3].1.as_ref().is_err_and(|e| e.contains("No such file")),
+            got[5].1.as_ref().is_err_and(|e| e.contains("No such file")),
             "{:?}",
-            got[3]
+            got[5]
         );
-        assert_eq!(got[4], (path(single), Ok(2)));
+        assert_eq!(got[6], (path(single), Ok(2)));
     }
 
     #[test]

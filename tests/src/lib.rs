@@ -142,6 +142,20 @@ pub fn score(truth: &Path, hits: &Path, floors: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// The headless browser reports are rendered with (`scripts/test` installs Debian's package).
+pub fn chromium() -> String {
+    ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("chromium is installed (scripts/test installs Debian's package)")
+        .to_string()
+}
+
 pub mod aws;
 pub mod cloudtrail_api;
 pub mod faults;

@@ -300,17 +300,9 @@ fn the_report_of_jiwoo_holds_all_his_commands_and_renders_in_chromium() {
     assert_eq!(from_json, want);
     assert_eq!(v["summary"]["sessions_covered"], 2);
     // Headless Chromium renders it.
-    let chromium = ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|b| {
-            std::process::Command::new(b)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("chromium is installed (scripts/test installs Debian's package)");
+    let chromium = ssm_audit_tests::chromium();
     let png = tmp.path().join("jiwoo.png");
-    let out = std::process::Command::new(chromium)
+    let out = std::process::Command::new(&chromium)
         .args([
             "--headless",
             "--no-sandbox",

@@ -299,7 +299,7 @@ fn a_second_start_for_another_principal_is_a_conflict_and_does_not_win() {
     // Reports say so at the top of the session, the search table marks its rows.
     let index = case.forged.with_extension("index").display().to_string();
     for (format, heading, mark, commands) in [
-        ("md", format!("## {JIWOO}"), "**CONFLICT**", "| # |"),
+        ("md", format!("## `{JIWOO}`"), "**CONFLICT**", "| # |"),
         (
             "html",
             format!("<h3><code>{JIWOO}</code></h3>"),

@@ -335,7 +335,7 @@ fn a_signed_trail_verifies_and_a_changed_or_unlisted_file_or_a_bad_digest_is_nam
         ]);
         assert_eq!(code, 0, "{err}");
         let md = std::fs::read_to_string(&out).unwrap();
-        let section = md.split(&format!("## {sid}")).nth(1).unwrap_or("");
+        let section = md.split(&format!("## `{sid}`")).nth(1).unwrap_or("");
         assert!(section.contains(says), "{idx}: {md}");
     }
     t.rt.block_on(t.s3.delete_object().bucket(BUCKET).key(&unlisted).send())
