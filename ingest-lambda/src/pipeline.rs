@@ -292,6 +292,14 @@ impl Pipeline {
         let result = self.read_object(src, key, version, &url, &id).await;
         let done = match result {
             Ok(done) => done,
+            // Nothing was read: no marker, so that the same bytes uploaded again (the same
+            // ETag in a bucket without versions) are read then. The quarantine record says
+            // what happened.
+            Err(e @ Error::Gone(_)) => {
+                let reason = e.to_string();
+                self.quarantine(&url, version, &id, &reason).await?;
+                return Ok(Done::Quarantined(reason));
+            }
             Err(e) if !e.retryable() => {
                 let reason = e.to_string();
                 self.quarantine(&url, version, &id, &reason).await?;

@@ -1537,3 +1537,42 @@ fn the_lambda_checks_digests_and_its_records_say_their_cloudtrail_is_validated()
         "{said}"
     );
 }
+
+#[test]
+fn an_object_deleted_before_it_was_read_is_read_when_uploaded_again() {
+    let w = world();
+    let bucket = "plain-logs";
+    let key = "sessions/jiwoo-de2414f130f6d253c.log";
+    let bytes = std::fs::read(corpus().join("sessions/jiwoo-de2414f130f6d253c.log")).unwrap();
+    let size = bytes.len() as u64;
+    let put = || {
+        w.rt.block_on(
+            w.s3.put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(bytes.clone().into())
+                .send(),
+        )
+        .unwrap()
+        .e_tag()
+        .map(String::from)
+    };
+    w.rt.block_on(w.s3.create_bucket().bucket(bucket).send())
+        .unwrap();
+    // Uploaded, then deleted before the function read it (a bucket without versions).
+    let etag = put();
+    w.rt.block_on(w.s3.delete_object().bucket(bucket).key(key).send())
+        .unwrap();
+    let event = s3_event(bucket, &[(key.to_string(), None, etag.clone(), size)]);
+    let deps = w.deps("gone");
+    let r = w.deliver(&deps, std::slice::from_ref(&event));
+    let said = r[0].as_ref().unwrap()["results"][0]["outcome"].to_string();
+    assert!(said.contains("deleted before it could be read"), "{said}");
+    assert!(w.outputs("gone/sessions/").is_empty());
+    // The same bytes again: the same ETag, and this time they are read.
+    assert_eq!(put(), etag);
+    let r = w.deliver(&deps, &[event]);
+    let said = r[0].as_ref().unwrap()["results"][0]["outcome"].to_string();
+    assert!(said.contains("ingested"), "{said}");
+    assert_eq!(w.outputs("gone/sessions/").len(), 1);
+}
