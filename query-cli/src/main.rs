@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             let _ = writeln!(
                 std::io::stderr(),
                 "ssm-audit: {}",
-                output::visible(&format!("{e:#}"))
+                output::visible(&said_once(&e))
             );
             ExitCode::from(2)
         }
@@ -54,6 +54,23 @@ fn cloudtrail_keys(path: Option<&std::path::Path>) -> Result<Keyring> {
     indexer::trail_check::PublicKeys::parse(&bytes)
         .map(Keyring::given)
         .map_err(|why| anyhow::anyhow!("--cloudtrail-keys {}: {why}", path.display()))
+}
+
+/// An error and its causes in one line, each said once: a cause whose words its parent
+/// already holds (an error that prints its source, and names it as its source too) is left out.
+fn said_once(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -643,4 +660,30 @@ fn report_file_name(user: &str) -> String {
         &name[..head],
         &indexer::model::sha256_hex(user.as_bytes())[..16]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::said_once;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "no index at /x: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let e = anyhow::Error::new(Outer(io)).context("opening the index");
+        assert_eq!(said_once(&e), "opening the index: no index at /x: gone");
+        let plain = anyhow::anyhow!("a").context("b");
+        assert_eq!(said_once(&plain), "b: a");
+    }
 }

@@ -510,3 +510,29 @@ fn a_file_whose_name_is_not_utf8_verifies_and_its_edits_are_found() {
     );
     assert!(!out.lines().any(|l| l.starts_with("MISSING")), "{out}");
 }
+
+#[test]
+fn an_error_is_said_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("index").display().to_string();
+    let log = corpus().join("sessions/hana-c4db7c64a8bda93c6.log");
+    ok(&["ingest", "-q", "--index", &idx, &log.display().to_string()]);
+    let missing = tmp.path().join("none").display().to_string();
+    for args in [
+        vec!["search", "--index", &idx, "session_id:x"],
+        vec!["search", "--index", &missing, "sudo"],
+    ] {
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 2, "{err}");
+        let line = err.trim_end();
+        assert_eq!(line.lines().count(), 1, "{err}");
+        // No part of it said twice.
+        let parts: Vec<&str> = line.split(": ").collect();
+        for (i, p) in parts.iter().enumerate() {
+            assert!(
+                !parts[i + 1..].contains(p) || p.len() < 8,
+                "said twice: {line}"
+            );
+        }
+    }
+}
