@@ -20,6 +20,15 @@ pub const MAX_INFLATE_RATIO: u64 = 1000;
 /// Inflated size always allowed, whatever the ratio.
 pub const RATIO_FLOOR_BYTES: u64 = 256 << 20;
 
+/// JSON (CloudTrail, inventories, exports) compresses 5 to 30 times: beyond
+/// [`JSON_FLOOR_BYTES`] a JSON document may inflate to at most this many times its gzip size.
+/// A session log of `yes` may compress a thousand times and is still evidence; JSON that does
+/// is crafted.
+pub const MAX_JSON_INFLATE_RATIO: u64 = 100;
+
+/// Inflated size of JSON always allowed, whatever the ratio.
+pub const JSON_FLOOR_BYTES: u64 = 64 << 20;
+
 /// One source transcript's terminal bytes and what it says about its session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transcript {
@@ -215,23 +224,41 @@ pub fn inflated(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
 /// [`MAX_INFLATE_RATIO`] times the compressed size once past [`RATIO_FLOOR_BYTES`]. Memory stays
 /// within that limit: decompression stops as soon as it is passed.
 pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {
-    let limit = inflate_limit(bytes.len() as u64);
-    let mut out = Vec::new();
-    let mut dec = flate2::read::MultiGzDecoder::new(bytes).take(limit + 1);
-    dec.read_to_end(&mut out).map_err(|e| Error::Corrupt {
+    let corrupt = |e: std::io::Error| Error::Corrupt {
         kind: "gzip",
         reason: e.to_string(),
-    })?;
+    };
+    let mut dec = flate2::read::MultiGzDecoder::new(bytes);
+    // What it starts with decides how far it may go: JSON less far than a session log.
+    let mut out = Vec::new();
+    (&mut dec)
+        .take(64 << 10)
+        .read_to_end(&mut out)
+        .map_err(corrupt)?;
+    let json = out
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| matches!(b, b'{' | b'['));
+    let limit = if json {
+        json_inflate_limit(bytes.len() as u64)
+    } else {
+        inflate_limit(bytes.len() as u64)
+    };
+    let have = out.len() as u64;
+    dec.take((limit + 1).saturating_sub(have))
+        .read_to_end(&mut out)
+        .map_err(corrupt)?;
     if out.len() as u64 > limit {
         return Err(Error::Corrupt {
             kind: "gzip",
             reason: format!(
-                "inflates past {} MiB, {}x its {} bytes: refused as a gzip bomb (limit: {}x beyond {} MiB, {} GiB in all)",
+                "inflates past {} MiB, {}x its {} bytes: refused as a gzip bomb (limit{}: {}x beyond {} MiB, {} GiB in all)",
                 limit >> 20,
                 limit / (bytes.len() as u64).max(1),
                 bytes.len(),
-                MAX_INFLATE_RATIO,
-                RATIO_FLOOR_BYTES >> 20,
+                if json { " for JSON" } else { "" },
+                if json { MAX_JSON_INFLATE_RATIO } else { MAX_INFLATE_RATIO },
+                if json { JSON_FLOOR_BYTES } else { RATIO_FLOOR_BYTES } >> 20,
                 MAX_INFLATED_BYTES >> 30
             ),
         });
@@ -244,6 +271,13 @@ pub fn inflate_limit(compressed: u64) -> u64 {
     compressed
         .saturating_mul(MAX_INFLATE_RATIO)
         .clamp(RATIO_FLOOR_BYTES, MAX_INFLATED_BYTES)
+}
+
+/// How far `compressed` bytes of gzip holding JSON may inflate.
+pub fn json_inflate_limit(compressed: u64) -> u64 {
+    compressed
+        .saturating_mul(MAX_JSON_INFLATE_RATIO)
+        .clamp(JSON_FLOOR_BYTES, MAX_INFLATED_BYTES)
 }
 
 /// Terminal output: escape sequences, `\r\n`, backspaces, or a shell prompt on a line.
@@ -424,14 +458,12 @@ fn parse_json(name: &str, bytes: &[u8]) -> Result<Parsed> {
         kind: "JSON",
         reason: format!("not UTF-8: {e}"),
     })?;
-    // CloudTrail files, the bulk of JSON input, are read into typed records; anything that
-    // does not fit them is read again below as a whole.
-    if text.trim_start().starts_with("{\"Records\"") {
-        if let Some(parsed) = serde_json::from_str::<TrailFile>(text)
-            .ok()
-            .and_then(|f| trail_typed(&f.records))
-        {
-            return Ok(parsed);
+    // CloudTrail files, the bulk of JSON input, are read record by record, whatever they
+    // hold: memory holds one record at a time, never the document as values. Anything that is
+    // not an object with `Records` is read below as a whole.
+    if text.trim_start().starts_with('{') {
+        if let Some(parsed) = trail_streamed(text) {
+            return parsed;
         }
     }
     let value: Value = match serde_json::from_str(text) {
@@ -444,27 +476,6 @@ fn parse_json(name: &str, bytes: &[u8]) -> Result<Parsed> {
             return Err(Error::Json(e));
         }
     };
-    if let Some(records) = value.get("Records").and_then(Value::as_array) {
-        if records.iter().any(|r| r.get("s3").is_some()) {
-            let names: Vec<String> = records
-                .iter()
-                .filter_map(|r| {
-                    let b = r.pointer("/s3/bucket/name")?.as_str()?;
-                    let k = r.pointer("/s3/object/key")?.as_str()?;
-                    Some(format!("s3://{b}/{}", decode_s3_key(k)))
-                })
-                .collect();
-            let named = if names.is_empty() {
-                "no object".to_string()
-            } else {
-                names.join(", ")
-            };
-            return Ok(Parsed::Skipped(format!(
-                "an S3 event notification (it names {named}): ingest the objects themselves"
-            )));
-        }
-        return trail(records);
-    }
     if value.get("digestStartTime").is_some() || value.get("digestSignatureAlgorithm").is_some() {
         let listed = value
             .get("logFiles")
@@ -619,13 +630,6 @@ fn tag_changes(r: &Value, out: &mut Vec<TagChange>) {
             event_id: s(r, "/eventID"),
         });
     }
-}
-
-/// A CloudTrail file whose records are kept as raw JSON until one is known to be a session's.
-#[derive(Deserialize)]
-struct TrailFile<'a> {
-    #[serde(rename = "Records", borrow)]
-    records: Vec<&'a serde_json::value::RawValue>,
 }
 
 /// What tells a record's kind.
@@ -857,49 +861,189 @@ fn session_event(f: RecordFields<'_>) -> Option<TrailEvent> {
     })
 }
 
-/// [`trail`] of a file read into typed records. `None` sends the file to the `Value` path
-/// (a record that is not an object, or an S3 event notification); a session record that does
-/// not fit the types is read as a `Value` alone.
-fn trail_typed(records: &[&serde_json::value::RawValue]) -> Option<Parsed> {
-    let heads: Vec<RecordHead<'_>> = records
-        .iter()
-        .map(|r| serde_json::from_str(r.get()).ok())
-        .collect::<Option<_>>()?;
-    if heads.iter().any(|h| h.s3) {
-        return None;
-    }
-    let mut events = Vec::new();
-    let mut tags = Vec::new();
-    let mut ignored = 0;
-    for (head, raw) in heads.into_iter().zip(records) {
-        if is_tag_event(head.event_source.as_deref(), head.event_name.as_deref()) {
-            let before = tags.len();
-            if let Ok(v) = serde_json::from_str::<Value>(raw.get()) {
-                tag_changes(&v, &mut tags);
+/// What the records of a CloudTrail file give, taken one record at a time.
+#[derive(Default)]
+struct TrailSink {
+    events: Vec<TrailEvent>,
+    tags: Vec<TagChange>,
+    ignored: usize,
+    /// The objects named by records that are S3 event notifications, when there are any.
+    s3: Option<Vec<String>>,
+}
+
+impl TrailSink {
+    /// One record: read into types where it fits them, else as a value of its own.
+    fn record(&mut self, raw: &serde_json::value::RawValue) {
+        let head = serde_json::from_str::<RecordHead<'_>>(raw.get()).ok();
+        let value =
+            |raw: &serde_json::value::RawValue| serde_json::from_str::<Value>(raw.get()).ok();
+        if head.as_ref().is_none_or(|h| h.s3) {
+            // Not of the types (a record that is not an object, a field of another type), or
+            // an S3 event notification: this record alone, as a value.
+            let Some(v) = value(raw) else {
+                self.ignored += 1;
+                return;
+            };
+            if v.get("s3").is_some() {
+                let names = self.s3.get_or_insert_with(Vec::new);
+                if let (Some(b), Some(k)) = (
+                    v.pointer("/s3/bucket/name").and_then(Value::as_str),
+                    v.pointer("/s3/object/key").and_then(Value::as_str),
+                ) {
+                    names.push(format!("s3://{b}/{}", decode_s3_key(k)));
+                }
+                return;
             }
-            ignored += usize::from(tags.len() == before);
-            continue;
+            let f = fields_of_value(&v);
+            if is_tag_event(f.source, f.name) {
+                let before = self.tags.len();
+                tag_changes(&v, &mut self.tags);
+                self.ignored += usize::from(self.tags.len() == before);
+                return;
+            }
+            match session_event(f) {
+                Some(e) => self.events.push(e),
+                None => self.ignored += 1,
+            }
+            return;
+        }
+        let Some(head) = head else { return };
+        if is_tag_event(head.event_source.as_deref(), head.event_name.as_deref()) {
+            let before = self.tags.len();
+            if let Some(v) = value(raw) {
+                tag_changes(&v, &mut self.tags);
+            }
+            self.ignored += usize::from(self.tags.len() == before);
+            return;
         }
         if !is_session_event(head.event_source.as_deref(), head.event_name.as_deref()) {
-            ignored += 1;
-            continue;
+            self.ignored += 1;
+            return;
         }
         let event = match serde_json::from_str::<SessionRecord<'_>>(raw.get()) {
             Ok(r) => session_event(fields_of_record(&head, &r)),
-            Err(_) => serde_json::from_str::<Value>(raw.get())
-                .ok()
-                .and_then(|v| session_event(fields_of_value(&v))),
+            Err(_) => value(raw).and_then(|v| session_event(fields_of_value(&v))),
         };
         match event {
-            Some(e) => events.push(e),
-            None => ignored += 1,
+            Some(e) => self.events.push(e),
+            None => self.ignored += 1,
         }
     }
-    Some(Parsed::Trail {
-        events,
-        tags,
-        ignored,
-    })
+
+    fn parsed(self) -> Parsed {
+        match self.s3 {
+            Some(names) => {
+                let named = if names.is_empty() {
+                    "no object".to_string()
+                } else {
+                    names.join(", ")
+                };
+                Parsed::Skipped(format!(
+                    "an S3 event notification (it names {named}): ingest the objects themselves"
+                ))
+            }
+            None => Parsed::Trail {
+                events: self.events,
+                tags: self.tags,
+                ignored: self.ignored,
+            },
+        }
+    }
+}
+
+/// The top-level object of a CloudTrail file: where its `Records` array is (borrowed, not
+/// read yet), every other member skipped without being kept.
+struct TrailDoc<'s>(&'s mut bool);
+
+impl<'de> serde::de::DeserializeSeed<'de> for TrailDoc<'_> {
+    type Value = Option<&'de serde_json::value::RawValue>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TrailDoc<'_> {
+    type Value = Option<&'de serde_json::value::RawValue>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut records = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == "Records" && records.is_none() {
+                let raw: &'de serde_json::value::RawValue = map.next_value()?;
+                *self.0 = raw.get().starts_with('[');
+                records = Some(raw);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(records)
+    }
+}
+
+/// The `Records` array, each element given to the sink as it is read.
+struct TrailRecords<'s>(&'s mut TrailSink);
+
+impl<'de> serde::de::DeserializeSeed<'de> for TrailRecords<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TrailRecords<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of CloudTrail records")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        while let Some(raw) = seq.next_element::<&'de serde_json::value::RawValue>()? {
+            self.0.record(raw);
+        }
+        Ok(())
+    }
+}
+
+/// A CloudTrail file (`{"Records": [...]}`) read record by record: `None` when the text is not
+/// one object with a `Records` array (it is read as a whole elsewhere).
+fn trail_streamed(text: &str) -> Option<Result<Parsed>> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    // Once a `Records` array was seen, the text is a CloudTrail file, broken or not: it is
+    // never read as a whole.
+    let mut seen = false;
+    let records = match TrailDoc(&mut seen)
+        .deserialize(&mut de)
+        .and_then(|r| de.end().map(|()| r))
+    {
+        Ok(Some(r)) if seen => r,
+        Err(e) if seen => return Some(Err(Error::Json(e))),
+        _ => return None,
+    };
+    let mut sink = TrailSink::default();
+    let mut de = serde_json::Deserializer::from_str(records.get());
+    Some(
+        TrailRecords(&mut sink)
+            .deserialize(&mut de)
+            .map(|()| sink.parsed())
+            .map_err(Error::Json),
+    )
 }
 
 /// The principal's name in an ARN: `user/NAME`, `assumed-role/ROLE/NAME`, `federated-user/NAME`.
@@ -1381,16 +1525,13 @@ mod tests {
         assert_eq!(ignored, 1, "the failed call is ignored");
     }
 
-    /// The events and the ignored count of a CloudTrail text, read both ways.
+    /// The events and the ignored count of a CloudTrail text, read both ways: record by
+    /// record, and as one value.
     fn both_ways(text: &str) -> (String, String) {
-        let file: TrailFile = serde_json::from_str(text).unwrap();
-        let typed = trail_typed(&file.records).map(|p| format!("{p:?}"));
+        let streamed = format!("{:?}", trail_streamed(text).unwrap().unwrap());
         let value: Value = serde_json::from_str(text).unwrap();
         let by_value = format!("{:?}", trail(value["Records"].as_array().unwrap()).unwrap());
-        (
-            typed.unwrap_or_else(|| "sent to the Value path".into()),
-            by_value,
-        )
+        (streamed, by_value)
     }
 
     #[test]
@@ -1423,14 +1564,12 @@ mod tests {
                 start("").replace(r#""eventName":"StartSession""#, r#""eventName":1"#),
                 start(r#","eventTime":"2026-02-11T00:00:00Z""#)
             ),
-            // A record that is not an object: the file goes the Value way.
+            // A record that is not an object: that record alone is read as a value.
             format!(r#"{{"Records":[{},7]}}"#, start("")),
         ];
         for text in &files {
-            let (typed, by_value) = both_ways(text);
-            if typed != "sent to the Value path" {
-                assert_eq!(typed, by_value, "{text}");
-            }
+            let (streamed, by_value) = both_ways(text);
+            assert_eq!(streamed, by_value, "{text}");
             // And the whole file, as `parse` reads it.
             let parsed = format!(
                 "{:?}",
@@ -1445,7 +1584,8 @@ mod tests {
             "{typed}"
         );
         assert!(typed.contains("mfa: Some(true)"), "{typed}");
-        assert_eq!(both_ways(&files[3]).0, "sent to the Value path");
+        // A record that is not an object does not send the others elsewhere.
+        assert!(both_ways(&files[3]).0.contains("jiwoo-0a1b"));
     }
 
     #[test]

@@ -668,12 +668,26 @@ pub struct CommandRecord {
     pub output: Option<String>,
 }
 
+/// The fields every command record has, read without keeping anything.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct RecordProbe {
+    session_id: serde::de::IgnoredAny,
+    seq: serde::de::IgnoredAny,
+    command: serde::de::IgnoredAny,
+    evidence: serde::de::IgnoredAny,
+}
+
 /// Command records as JSON Lines (the Lambda's output, `search --format json`), if every
 /// non-blank line is one.
 pub fn parse_records(bytes: &[u8]) -> Option<Vec<CommandRecord>> {
     let text = std::str::from_utf8(bytes).ok()?;
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        // A record flattens its attribution, which makes serde hold a whole line as values
+        // before it can say it is not a record (and a CloudTrail file is one long line): a
+        // line is first checked, holding nothing, to have a record's fields.
+        serde_json::from_str::<RecordProbe>(line).ok()?;
         out.push(serde_json::from_str::<CommandRecord>(line).ok()?);
     }
     (!out.is_empty()).then_some(out)

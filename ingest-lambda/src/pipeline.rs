@@ -18,6 +18,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The most of an object read whole (CloudTrail files, digests, inventories): with the JSON
+/// inflate limit (`indexer::formats::MAX_JSON_INFLATE_RATIO`) and CloudTrail read record by
+/// record, the function's memory stays within its 512 MB.
+pub const MAX_WHOLE_BYTES: usize = 64 << 20;
+
 /// What became of one source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -363,6 +368,12 @@ impl Pipeline {
         let mut bytes = head;
         while let Some(c) = chunks.next().await? {
             bytes.extend_from_slice(&c);
+            if bytes.len() > MAX_WHOLE_BYTES {
+                return Err(Error::BadSource(format!(
+                    "larger than {} MiB: not read whole (only session logs are read as a stream; no CloudTrail file, digest or inventory is this large)",
+                    MAX_WHOLE_BYTES >> 20
+                )));
+            }
         }
         let object = SourceObject {
             name: url.to_string(),

@@ -536,3 +536,71 @@ fn an_error_is_said_once() {
         }
     }
 }
+
+#[test]
+fn cloudtrail_is_read_record_by_record_and_json_bombs_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(
+        corpus().join("sessions/hana-c4db7c64a8bda93c6.log"),
+        dir.join("hana-c4db7c64a8bda93c6.log"),
+    )
+    .unwrap();
+    // A CloudTrail file that once took the whole-document path (a record that is not an
+    // object), half a million records long, its one StartSession among them still read.
+    let start = serde_json::to_string(&start_session(
+        "hana-c4db7c64a8bda93c6",
+        "arn:aws:iam::111122223333:user/hana",
+        3,
+    ))
+    .unwrap();
+    let mut doc = String::from("{\"Records\":[7,");
+    doc.push_str(&start);
+    for _ in 0..500_000 {
+        doc.push_str(",{\"a\":[1]}");
+    }
+    doc.push_str("]}");
+    let fast = |b: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(b).unwrap();
+        e.finish().unwrap()
+    };
+    std::fs::write(
+        dir.join("111122223333_CloudTrail_us-east-1_20260210T0100Z_big.json.gz"),
+        fast(doc.as_bytes()),
+    )
+    .unwrap();
+    // JSON that inflates past its limit (100 times its size beyond 64 MiB): refused, named.
+    let bomb = dir.join("111122223333_CloudTrail_us-east-1_20260210T0105Z_bomb.json.gz");
+    let mut text = Vec::with_capacity(70 << 20);
+    text.extend_from_slice(b"{\"Records\":[");
+    while text.len() < (70 << 20) {
+        text.extend_from_slice(b"7,");
+    }
+    text.extend_from_slice(b"7]}");
+    std::fs::write(&bomb, fast(&text)).unwrap();
+    drop(text);
+    let idx = tmp.path().join("index").display().to_string();
+    let (code, _, err) = run(&["ingest", "--index", &idx, &dir.display().to_string()]);
+    assert_eq!(code, 2, "{err}");
+    let refused: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains(&bomb.display().to_string()))
+        .collect();
+    assert!(
+        refused.len() == 1
+            && refused[0].starts_with("error: ")
+            && refused[0].contains("gzip bomb")
+            && refused[0].contains("for JSON"),
+        "{err}"
+    );
+    let out = ok(&[
+        "search", "--index", &idx, "--format", "json", "--limit", "1",
+    ]);
+    let r: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        r["principal_arn"], "arn:aws:iam::111122223333:user/hana",
+        "{r}"
+    );
+}
