@@ -604,3 +604,47 @@ fn cloudtrail_is_read_record_by_record_and_json_bombs_are_refused() {
         "{r}"
     );
 }
+
+#[test]
+fn a_line_longer_than_the_screen_keeps_its_head_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    let mut log = Vec::with_capacity(9_100_000);
+    log.extend_from_slice(b"\x1b[?2004h[ssm-user@ip-10-0-0-1 ~]$ sudo cat /etc/shadow; : ");
+    log.extend(std::iter::repeat_n(b'A', 9_000_000));
+    log.extend_from_slice(b"\r\r\n\x1b[?2004l\rroot:*:19000:0:99999:7:::\r\n");
+    log.extend_from_slice(
+        b"\x1b[?2004h[ssm-user@ip-10-0-0-1 ~]$ exit\r\r\n\x1b[?2004l\rexit\r\r\n",
+    );
+    std::fs::write(dir.join("mallory-0123456789abcdef0.log"), &log).unwrap();
+    let idx = tmp.path().join("index").display().to_string();
+    ok(&["ingest", "-q", "--index", &idx, &dir.display().to_string()]);
+    let out = ok(&[
+        "search", "--index", &idx, "--format", "json", "--limit", "10",
+    ]);
+    let records: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = records
+        .iter()
+        .find(|r| r["seq"] == 1)
+        .expect("the long line is a record");
+    let command = first["command"].as_str().unwrap();
+    assert!(
+        command.starts_with("sudo cat /etc/shadow; : AAAA"),
+        "{}",
+        &command[..80]
+    );
+    assert!(command.len() < 100_000, "{}", command.len());
+    assert!(
+        first["rule"].as_array().is_some_and(|r| !r.is_empty()),
+        "rules apply to the head: {}",
+        first["rule"]
+    );
+    let said = first["suspicious"].to_string();
+    assert!(said.contains("truncated: the line is 9000"), "{said}");
+    // The next command is itself.
+    assert!(records.iter().any(|r| r["command"] == "exit"), "{out}");
+}

@@ -243,6 +243,8 @@ struct Term {
     /// The last line taken is not abandoned and needs more lines (an open quote, heredoc,
     /// compound command or trailing operator).
     last_open: bool,
+    /// The line being accepted is longer than what is kept of it: its length in characters.
+    truncated: Option<u64>,
 }
 
 impl Term {
@@ -281,6 +283,7 @@ impl Term {
             prompts: Vec::new(),
             ranges: Vec::new(),
             last_open: false,
+            truncated: None,
         }
     }
 
@@ -386,8 +389,10 @@ impl Term {
             return;
         }
         let (mut first, last) = self.screen.logical_line(input.last_print_row);
-        // Where the prompt ends is known exactly when the marker came after it (zsh).
-        let exact = input.start_col > 0;
+        self.truncated = self.screen.truncated(first, last);
+        // Where the prompt ends is known exactly when the marker came after it (zsh), and its
+        // row is still held.
+        let exact = input.start_col > 0 && input.start_row >= self.screen.first_row();
         // The prompt line's text and its split, when known: the common one-line input reuses them.
         let mut start_line: Option<(u64, String, Option<usize>)> = None;
         if exact {
@@ -503,6 +508,7 @@ impl Term {
         let Some((prompt_text, command)) = prompt::split(&text) else {
             return;
         };
+        self.truncated = self.screen.truncated(first, last);
         let prompt = self.parse_prompt(&prompt_text);
         if !self.prompt_expected(&prompt) || self.printed_by_last_command(text.trim()) {
             return;
@@ -596,6 +602,7 @@ impl Term {
         markers: bool,
     ) {
         self.last_accept_byte = bytes.1;
+        let truncated = self.truncated.take();
         self.finish_output(self.screen.logical_line(last_row).0);
         // The command is trimmed in its own buffer: `start..end` is what is kept.
         let mut command = command;
@@ -683,6 +690,12 @@ impl Term {
         self.last_open = !abandoned && shellwords::is_incomplete(&line.command);
         if !abandoned && !self.last_open {
             self.pending = shellwords::transition(&line.command);
+        }
+        if let Some(n) = truncated {
+            line.suspicious.push(format!(
+                "truncated: the line is {n} characters long; its first {} are kept",
+                screen::HEAD_CELLS
+            ));
         }
         if !abandoned && turns_echo_off(&line.command) {
             line.suspicious.push(

@@ -18,6 +18,24 @@ const WINDOW_ROWS: usize = 512;
 /// Rows a screen has when a program addresses it absolutely (`CSI H`).
 const SCREEN_ROWS: usize = 48;
 
+/// Most cells kept of the start of a logical line whose first rows scrolled out of the window
+/// while it went on (a line longer than the window holds): what a command's rules and `who`
+/// need is at its start.
+pub const HEAD_CELLS: usize = 64 * 1024;
+
+/// The start of a logical line whose first rows scrolled out of the window.
+#[derive(Debug, Default)]
+struct LostHead {
+    /// The absolute row after the last one lost: the line goes on there.
+    next: u64,
+    /// Its first cells, [`HEAD_CELLS`] at most.
+    cells: Vec<char>,
+    /// How many cells were lost in all.
+    total: usize,
+    /// The source bytes that wrote them.
+    bytes: Option<(u64, u64)>,
+}
+
 /// One physical row.
 #[derive(Debug, Clone, Default)]
 pub struct Row {
@@ -118,6 +136,8 @@ pub struct Screen {
     evicted: Vec<(u64, Row)>,
     /// Cell buffers of rows handed back by [`Screen::recycle`], for new rows.
     spare: Vec<Vec<char>>,
+    /// The start of the logical line at the top of the window, when its first rows were lost.
+    lost: Option<LostHead>,
 }
 
 impl Default for Screen {
@@ -141,6 +161,7 @@ impl Screen {
             saved: None,
             evicted: Vec::new(),
             spare: Vec::new(),
+            lost: None,
         }
     }
 
@@ -231,9 +252,51 @@ impl Screen {
         }
         while self.rows.len() > WINDOW_ROWS {
             let row = self.rows.pop_front().unwrap_or_default();
+            self.keep_head(&row);
             self.evicted.push((self.top, row));
             self.top += 1;
         }
+    }
+
+    /// A row leaves the window: when its logical line goes on below, the line's start is kept
+    /// (up to [`HEAD_CELLS`]); when it ends there, nothing of it is.
+    fn keep_head(&mut self, row: &Row) {
+        if !row.wrapped {
+            self.lost = None;
+            return;
+        }
+        if self.lost.as_ref().is_none_or(|h| h.next != self.top) {
+            self.lost = Some(LostHead::default());
+        }
+        if let Some(h) = &mut self.lost {
+            let room = HEAD_CELLS.saturating_sub(h.cells.len());
+            h.cells
+                .extend_from_slice(&row.cells[..row.cells.len().min(room)]);
+            h.total += row.cells.len();
+            if let Some((a, b)) = row.bytes {
+                h.bytes = Some(h.bytes.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+            }
+            h.next = self.top + 1;
+        }
+    }
+
+    /// The lost start of the logical line whose first held row is `first`, if it has one.
+    fn head(&self, first: u64) -> Option<&LostHead> {
+        self.lost
+            .as_ref()
+            .filter(|h| first == self.top && h.next == self.top)
+    }
+
+    /// When the logical line `first..=last` is longer than what is kept of it (its start
+    /// scrolled out past [`HEAD_CELLS`]): how many cells it has in all. Its text is then its
+    /// first [`HEAD_CELLS`] cells.
+    pub fn truncated(&self, first: u64, last: u64) -> Option<u64> {
+        let h = self.head(first).filter(|h| h.total > h.cells.len())?;
+        let held: usize = (first..=last)
+            .filter_map(|abs| self.row(abs))
+            .map(|r| r.cells.len())
+            .sum();
+        Some((h.total + held) as u64)
     }
 
     /// A character printed at the last column moved the cursor past it: the next one starts a
@@ -525,6 +588,12 @@ impl Screen {
     /// first gap, without copying the cells.
     pub fn text_to_gap(&self, first: u64, last: u64) -> String {
         let mut out = String::with_capacity(64);
+        if let Some(h) = self.head(first) {
+            push_cells(&mut out, &h.cells);
+            if h.total > h.cells.len() {
+                return out;
+            }
+        }
         for abs in first..=last {
             let Some(row) = self.row(abs) else { continue };
             match first_empty(&row.cells) {
@@ -544,7 +613,7 @@ impl Screen {
 
     /// The source bytes that wrote rows `first..=last`.
     pub fn bytes_of(&self, first: u64, last: u64) -> Option<(u64, u64)> {
-        let mut bytes: Option<(u64, u64)> = None;
+        let mut bytes: Option<(u64, u64)> = self.head(first).and_then(|h| h.bytes);
         for abs in first..=last {
             if let Some((a, b)) = self.row(abs).and_then(|r| r.bytes) {
                 bytes = Some(bytes.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
@@ -557,6 +626,15 @@ impl Screen {
     pub fn cells(&self, first: u64, last: u64) -> (Vec<char>, Option<(u64, u64)>) {
         let mut out = Vec::new();
         let mut bytes: Option<(u64, u64)> = None;
+        if let Some(h) = self.head(first) {
+            out.extend_from_slice(&h.cells);
+            bytes = h.bytes;
+            if h.total > h.cells.len() {
+                // Only the start is kept: the bytes run on to the end of the line.
+                let end = self.bytes_of(first, last).map(|(_, b)| b);
+                return (out, bytes.map(|(a, b)| (a, end.unwrap_or(b).max(b))));
+            }
+        }
         for abs in first..=last {
             if let Some(row) = self.row(abs) {
                 let mut cells = row.cells.clone();
@@ -594,6 +672,46 @@ mod tests {
         assert_eq!((first, last), (0, 1));
         let (cells, _) = s.cells(first, last);
         assert_eq!(cells.iter().collect::<String>(), "0123456789abc");
+    }
+
+    #[test]
+    fn a_line_longer_than_the_window_keeps_its_start() {
+        // 10 columns, a window of WINDOW_ROWS rows: a line of more rows loses its first ones
+        // from the window, and its start is kept.
+        let mut s = Screen::new(Some(10));
+        let line: String = (0..(WINDOW_ROWS + 20) * 10)
+            .map(|i| char::from(b'a' + (i / 10 % 26) as u8))
+            .collect();
+        type_str(&mut s, &line);
+        let (first, last) = s.logical_line(s.cursor_row());
+        assert_eq!(first, s.first_row());
+        assert!(first > 0, "rows were lost");
+        assert_eq!(
+            s.text_to_gap(first, last),
+            line,
+            "whole: the lost start is short"
+        );
+        assert_eq!(s.truncated(first, last), None);
+        // A line ending scrolls out: nothing of it is kept for the next.
+        s.carriage_return();
+        for _ in 0..WINDOW_ROWS + 1 {
+            s.line_feed();
+        }
+        type_str(&mut s, "next");
+        let (first, last) = s.logical_line(s.cursor_row());
+        assert_eq!(s.text_to_gap(first, last), "next");
+    }
+
+    #[test]
+    fn a_line_past_the_kept_start_is_its_start_and_says_how_long_it_was() {
+        let mut s = Screen::new(Some(1000));
+        let line = "sudo cat /etc/shadow; : ".to_string() + &"A".repeat((WINDOW_ROWS + 100) * 1000);
+        type_str(&mut s, &line);
+        let (first, last) = s.logical_line(s.cursor_row());
+        let text = s.text_to_gap(first, last);
+        assert_eq!(text.chars().count(), HEAD_CELLS);
+        assert!(text.starts_with("sudo cat /etc/shadow; : AAA"));
+        assert_eq!(s.truncated(first, last), Some(line.len() as u64));
     }
 
     #[test]
