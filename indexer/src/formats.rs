@@ -547,27 +547,11 @@ fn json_lines(text: &str) -> Option<Vec<(usize, usize)>> {
 }
 
 fn trail(records: &[Value]) -> Result<Parsed> {
-    let mut events = Vec::new();
-    let mut tags = Vec::new();
-    let mut ignored = 0;
+    let mut sink = TrailSink::default();
     for r in records {
-        let f = fields_of_value(r);
-        if is_tag_event(f.source, f.name) {
-            let before = tags.len();
-            tag_changes(r, &mut tags);
-            ignored += usize::from(tags.len() == before);
-            continue;
-        }
-        match session_event(f) {
-            Some(e) => events.push(e),
-            None => ignored += 1,
-        }
+        sink.value(r);
     }
-    Ok(Parsed::Trail {
-        events,
-        tags,
-        ignored,
-    })
+    Ok(sink.parsed())
 }
 
 /// Is this an EC2 event that may change an instance's `Name` tag?
@@ -894,17 +878,7 @@ impl TrailSink {
                 }
                 return;
             }
-            let f = fields_of_value(&v);
-            if is_tag_event(f.source, f.name) {
-                let before = self.tags.len();
-                tag_changes(&v, &mut self.tags);
-                self.ignored += usize::from(self.tags.len() == before);
-                return;
-            }
-            match session_event(f) {
-                Some(e) => self.events.push(e),
-                None => self.ignored += 1,
-            }
+            self.value(&v);
             return;
         }
         let Some(head) = head else { return };
@@ -925,6 +899,21 @@ impl TrailSink {
             Err(_) => value(raw).and_then(|v| session_event(fields_of_value(&v))),
         };
         match event {
+            Some(e) => self.events.push(e),
+            None => self.ignored += 1,
+        }
+    }
+
+    /// One record read as a value: a tag change, a session event, or ignored.
+    fn value(&mut self, v: &Value) {
+        let f = fields_of_value(v);
+        if is_tag_event(f.source, f.name) {
+            let before = self.tags.len();
+            tag_changes(v, &mut self.tags);
+            self.ignored += usize::from(self.tags.len() == before);
+            return;
+        }
+        match session_event(f) {
             Some(e) => self.events.push(e),
             None => self.ignored += 1,
         }

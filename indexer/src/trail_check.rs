@@ -89,6 +89,12 @@ impl PublicKeys {
         self.keys.contains_key(&fingerprint.to_ascii_lowercase())
     }
 
+    /// Whether these keys, asked for as valid from `from` on, answer for `d`: its key is among
+    /// them, or it is no older than what was asked (asking again would give nothing more).
+    pub fn answer_for(&self, from: &str, d: &DigestRead) -> bool {
+        self.has(&d.doc.digest_public_key_fingerprint) || d.doc.digest_start_time.as_str() >= from
+    }
+
     /// How many keys.
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -366,10 +372,9 @@ impl Keyring {
             );
         };
         let start = d.doc.digest_start_time.as_str();
-        let fingerprint = d.doc.digest_public_key_fingerprint.as_str();
         let again = match self.asked.get(&region) {
             None => true,
-            Some(Ok((from, keys))) => !keys.has(fingerprint) && start < from.as_str(),
+            Some(Ok((from, keys))) => !keys.answer_for(from, d),
             Some(Err(_)) => false,
         };
         if again {

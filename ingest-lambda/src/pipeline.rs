@@ -223,9 +223,9 @@ impl ApiKeys {
         };
         let start = d.doc.digest_start_time.as_str();
         let mut asked = self.asked.lock().await;
-        let again = asked.get(region).is_none_or(|(from, keys)| {
-            !keys.has(&d.doc.digest_public_key_fingerprint) && start < from.as_str()
-        });
+        let again = asked
+            .get(region)
+            .is_none_or(|(from, keys)| !keys.answer_for(from, d));
         if again {
             let pairs = aws_adapters::cloudtrail::public_keys(&self.client, region, start)
                 .await
