@@ -81,6 +81,8 @@ pub struct LineRef<'a> {
     pub byte_end: u64,
     /// Why the line deserves a closer look.
     pub suspicious: &'a [String],
+    /// Its full length, when the command is only its head.
+    pub truncated: Option<u64>,
 }
 
 impl<'a> From<&'a Line> for LineRef<'a> {
@@ -94,6 +96,7 @@ impl<'a> From<&'a Line> for LineRef<'a> {
             byte_start: l.byte_start,
             byte_end: l.byte_end,
             suspicious: &l.suspicious,
+            truncated: l.truncated,
         }
     }
 }
@@ -109,6 +112,7 @@ impl<'a> From<&'a CommandRecord> for LineRef<'a> {
             byte_start: r.evidence.byte_start,
             byte_end: r.evidence.byte_end,
             suspicious: &r.suspicious,
+            truncated: r.truncated,
         }
     }
 }
@@ -229,6 +233,7 @@ impl Basis {
             abandoned: l.abandoned,
             rule: Vec::new(),
             suspicious: l.suspicious.to_vec(),
+            truncated: l.truncated,
             evidence: Evidence {
                 source: self.source.clone(),
                 version_id: self.version_id.clone(),
@@ -381,6 +386,7 @@ mod tests {
             output_truncated: 0,
             abandoned,
             suspicious: vec![],
+            truncated: None,
         };
         let (ran, typed) = (line(false), line(true));
         let rs = records(

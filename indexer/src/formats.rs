@@ -170,9 +170,23 @@ pub enum Parsed {
 
 /// Read one source. `name` is its path or URL (used for the session id of `<id>.log` files).
 pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed> {
+    parse_within(name, bytes, MAX_INFLATED_BYTES)
+}
+
+/// [`parse`], with nothing inflated past `whole` bytes held ([`gunzip_within`]); a gzip
+/// CloudTrail file is not held at all ([`gzip_trail`]).
+pub fn parse_within(name: &str, bytes: &[u8], whole: u64) -> Result<Parsed> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        let inflated = gunzip(bytes)?;
-        return parse(name.trim_end_matches(".gz"), &inflated);
+        if gzip_head(bytes, 64 << 10)?
+            .trim_ascii_start()
+            .starts_with(b"{")
+        {
+            if let Some(read) = gzip_trail(bytes) {
+                return read.map(|(parsed, _)| parsed);
+            }
+        }
+        let inflated = gunzip_within(bytes, whole)?;
+        return parse_within(name.trim_end_matches(".gz"), &inflated, whole);
     }
     let start = bytes
         .iter()
@@ -186,7 +200,7 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed> {
         return s3_log(name, bytes).map(|t| Parsed::Transcripts(vec![t]));
     }
     if matches!(text[0], b'{' | b'[') && !looks_like_terminal(text) {
-        return parse_json(name, bytes);
+        return parse_json(name, bytes, whole);
     }
     if looks_like_terminal(bytes) {
         return s3_log(name, bytes).map(|t| Parsed::Transcripts(vec![t]));
@@ -224,6 +238,12 @@ pub fn inflated(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
 /// [`MAX_INFLATE_RATIO`] times the compressed size once past [`RATIO_FLOOR_BYTES`]. Memory stays
 /// within that limit: decompression stops as soon as it is passed.
 pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    gunzip_within(bytes, MAX_INFLATED_BYTES)
+}
+
+/// [`gunzip`], refusing also what inflates past `whole` bytes: the most a reader with a
+/// smaller memory (the Lambda's) holds.
+pub fn gunzip_within(bytes: &[u8], whole: u64) -> Result<Vec<u8>> {
     let corrupt = |e: std::io::Error| Error::Corrupt {
         kind: "gzip",
         reason: e.to_string(),
@@ -244,6 +264,21 @@ pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {
     } else {
         inflate_limit(bytes.len() as u64)
     };
+    if whole < limit {
+        let mut dec = flate2::read::MultiGzDecoder::new(bytes).take(whole + 1);
+        let mut out = Vec::new();
+        dec.read_to_end(&mut out).map_err(corrupt)?;
+        if out.len() as u64 > whole {
+            return Err(Error::Corrupt {
+                kind: "gzip",
+                reason: format!(
+                    "inflates past {} MiB, the most read whole here: refused",
+                    whole >> 20
+                ),
+            });
+        }
+        return Ok(out);
+    }
     let have = out.len() as u64;
     dec.take((limit + 1).saturating_sub(have))
         .read_to_end(&mut out)
@@ -264,6 +299,143 @@ pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {
         });
     }
     Ok(out)
+}
+
+/// The first `n` bytes `bytes` inflate to (fewer when it is shorter): what a gzip holds, told
+/// without inflating it all.
+pub fn gzip_head(bytes: &[u8], n: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .take(n)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::Corrupt {
+            kind: "gzip",
+            reason: e.to_string(),
+        })?;
+    Ok(out)
+}
+
+/// The longest CloudTrail record read: CloudTrail writes records of at most 256 KB.
+pub const MAX_RECORD_BYTES: u64 = 4 << 20;
+/// The most session events and `Name` tag changes one CloudTrail file may give: one file holds
+/// about five minutes of one region.
+pub const MAX_KEPT_RECORDS: usize = 100_000;
+/// The most bytes of records one CloudTrail file may give that are kept (session events and
+/// tag changes).
+pub const MAX_KEPT_BYTES: u64 = 64 << 20;
+
+/// How far a stream of records has been read: the reader counts, the records visitor marks
+/// where each record starts, so that one record longer than [`MAX_RECORD_BYTES`] is refused
+/// while it is read, not after it is held.
+#[derive(Default)]
+struct Progress {
+    read: std::cell::Cell<u64>,
+    record_start: std::cell::Cell<u64>,
+    in_records: std::cell::Cell<bool>,
+}
+
+/// A reader that hashes and counts what it passes on, and keeps the first error it met (so
+/// that a gzip error is told apart from a JSON one).
+struct Tee<'p, R> {
+    inner: R,
+    sha: sha2::Sha256,
+    progress: &'p Progress,
+    failed: Option<Error>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let p = self.progress;
+        // Read ahead by the buffer of the reader above, at most.
+        if p.in_records.get() && p.read.get() - p.record_start.get() > MAX_RECORD_BYTES + (1 << 20)
+        {
+            let e = record_too_long(p.read.get() - p.record_start.get());
+            let said = e.to_string();
+            self.failed.get_or_insert(e);
+            return Err(std::io::Error::other(said));
+        }
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.sha.update(&buf[..n]);
+                p.read.set(p.read.get() + n as u64);
+                Ok(n)
+            }
+            Err(e) => {
+                self.failed.get_or_insert_with(|| Error::Corrupt {
+                    kind: "gzip",
+                    reason: e.to_string(),
+                });
+                Err(e)
+            }
+        }
+    }
+}
+
+fn record_too_long(len: u64) -> Error {
+    Error::Corrupt {
+        kind: "CloudTrail file",
+        reason: format!(
+            "a record of more than {} bytes, past the {} MiB read (CloudTrail writes records of at most 256 KB): refused",
+            len,
+            MAX_RECORD_BYTES >> 20
+        ),
+    }
+}
+
+/// A gzip CloudTrail file read as it inflates, record by record: the inflated text is never
+/// held, so memory is one record and what the records give, whatever the file's size. Gives
+/// what it holds and the SHA-256 of its inflated content (what a digest lists), or `None` when
+/// it is not one object with a `Records` array (read it with [`gunzip`] and [`parse`]). The
+/// JSON inflate limit ([`json_inflate_limit`]) applies as it does to [`gunzip`].
+pub fn gzip_trail(bytes: &[u8]) -> Option<Result<(Parsed, String)>> {
+    let limit = json_inflate_limit(bytes.len() as u64);
+    let progress = Progress::default();
+    let mut tee = Tee {
+        inner: flate2::read::MultiGzDecoder::new(bytes).take(limit + 1),
+        sha: sha2::Sha256::default(),
+        progress: &progress,
+        failed: None,
+    };
+    let read = {
+        let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(
+            64 << 10,
+            &mut tee,
+        ));
+        trail_records::<Box<serde_json::value::RawValue>, _>(&mut de, Some(&progress))
+    }?;
+    if progress.read.get() > limit {
+        return Some(Err(Error::Corrupt {
+            kind: "gzip",
+            reason: format!(
+                "inflates past {} MiB, {}x its {} bytes: refused as a gzip bomb (limit for JSON: {}x beyond {} MiB, {} GiB in all)",
+                limit >> 20,
+                limit / (bytes.len() as u64).max(1),
+                bytes.len(),
+                MAX_JSON_INFLATE_RATIO,
+                JSON_FLOOR_BYTES >> 20,
+                MAX_INFLATED_BYTES >> 30
+            ),
+        }));
+    }
+    if let Some(e) = tee.failed.take() {
+        return Some(Err(e));
+    }
+    let parsed = match read {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e)),
+    };
+    // Whatever follows the document (whitespace only, or `end` would have refused it) is
+    // part of the content the digest hashed.
+    progress.in_records.set(false);
+    if let Err(e) = std::io::copy(&mut tee, &mut std::io::sink()) {
+        return Some(Err(Error::Corrupt {
+            kind: "gzip",
+            reason: e.to_string(),
+        }));
+    }
+    use sha2::Digest;
+    Some(Ok((parsed, crate::model::hex(&tee.sha.finalize()))))
 }
 
 /// How far `compressed` bytes of gzip may inflate.
@@ -453,7 +625,7 @@ fn file_stem(name: &str) -> String {
 
 // ---- JSON inputs ---------------------------------------------------------------------------
 
-fn parse_json(name: &str, bytes: &[u8]) -> Result<Parsed> {
+fn parse_json(name: &str, bytes: &[u8], whole: u64) -> Result<Parsed> {
     let text = std::str::from_utf8(bytes).map_err(|e| Error::Corrupt {
         kind: "JSON",
         reason: format!("not UTF-8: {e}"),
@@ -503,8 +675,8 @@ fn parse_json(name: &str, bytes: &[u8]) -> Result<Parsed> {
             kind: "CloudWatch Logs subscription event",
             reason: "awslogs.data is not base64".into(),
         })?;
-        let inflated = gunzip(&raw)?;
-        return parse_json(name, &inflated);
+        let inflated = gunzip_within(&raw, whole)?;
+        return parse_json(name, &inflated, whole);
     }
     if value.get("messageType").is_some() {
         return subscription(name, &value);
@@ -853,9 +1025,16 @@ struct TrailSink {
     ignored: usize,
     /// The objects named by records that are S3 event notifications, when there are any.
     s3: Option<Vec<String>>,
+    /// The bytes of the records that gave events or tag changes.
+    kept_bytes: u64,
 }
 
 impl TrailSink {
+    /// Session events and tag changes kept so far.
+    fn kept(&self) -> usize {
+        self.events.len() + self.tags.len()
+    }
+
     /// One record: read into types where it fits them, else as a value of its own.
     fn record(&mut self, raw: &serde_json::value::RawValue) {
         let head = serde_json::from_str::<RecordHead<'_>>(raw.get()).ok();
@@ -940,23 +1119,34 @@ impl TrailSink {
     }
 }
 
-/// The top-level object of a CloudTrail file: where its `Records` array is (borrowed, not
-/// read yet), every other member skipped without being kept.
-struct TrailDoc<'s>(&'s mut bool);
+/// The top-level object of a CloudTrail file: its `Records` array given to the sink record by
+/// record as it is read, every other member skipped without being kept. `R` is how one record
+/// is held while the sink reads it: borrowed from a text, or owned when read from a stream.
+struct TrailDoc<'s, R> {
+    sink: &'s mut TrailSink,
+    progress: Option<&'s Progress>,
+    /// Set once a `Records` array began: from then on the input is a CloudTrail file, broken
+    /// or not, and never read as a whole.
+    seen: &'s mut bool,
+    record: std::marker::PhantomData<R>,
+}
 
-impl<'de> serde::de::DeserializeSeed<'de> for TrailDoc<'_> {
-    type Value = Option<&'de serde_json::value::RawValue>;
+impl<'de, R> serde::de::DeserializeSeed<'de> for TrailDoc<'_, R>
+where
+    R: Deserialize<'de> + std::ops::Deref<Target = serde_json::value::RawValue>,
+{
+    type Value = ();
 
-    fn deserialize<D: serde::Deserializer<'de>>(
-        self,
-        d: D,
-    ) -> std::result::Result<Self::Value, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for TrailDoc<'_> {
-    type Value = Option<&'de serde_json::value::RawValue>;
+impl<'de, R> serde::de::Visitor<'de> for TrailDoc<'_, R>
+where
+    R: Deserialize<'de> + std::ops::Deref<Target = serde_json::value::RawValue>,
+{
+    type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON object")
@@ -965,25 +1155,35 @@ impl<'de> serde::de::Visitor<'de> for TrailDoc<'_> {
     fn visit_map<A: serde::de::MapAccess<'de>>(
         self,
         mut map: A,
-    ) -> std::result::Result<Self::Value, A::Error> {
-        let mut records = None;
+    ) -> std::result::Result<(), A::Error> {
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if key == "Records" && records.is_none() {
-                let raw: &'de serde_json::value::RawValue = map.next_value()?;
-                *self.0 = raw.get().starts_with('[');
-                records = Some(raw);
+            if key == "Records" && !*self.seen {
+                map.next_value_seed(TrailRecords::<R> {
+                    sink: &mut *self.sink,
+                    progress: self.progress,
+                    seen: &mut *self.seen,
+                    record: std::marker::PhantomData,
+                })?;
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
             }
         }
-        Ok(records)
+        Ok(())
     }
 }
 
 /// The `Records` array, each element given to the sink as it is read.
-struct TrailRecords<'s>(&'s mut TrailSink);
+struct TrailRecords<'s, R> {
+    sink: &'s mut TrailSink,
+    progress: Option<&'s Progress>,
+    seen: &'s mut bool,
+    record: std::marker::PhantomData<R>,
+}
 
-impl<'de> serde::de::DeserializeSeed<'de> for TrailRecords<'_> {
+impl<'de, R> serde::de::DeserializeSeed<'de> for TrailRecords<'_, R>
+where
+    R: Deserialize<'de> + std::ops::Deref<Target = serde_json::value::RawValue>,
+{
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
@@ -991,7 +1191,10 @@ impl<'de> serde::de::DeserializeSeed<'de> for TrailRecords<'_> {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for TrailRecords<'_> {
+impl<'de, R> serde::de::Visitor<'de> for TrailRecords<'_, R>
+where
+    R: Deserialize<'de> + std::ops::Deref<Target = serde_json::value::RawValue>,
+{
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -1002,36 +1205,70 @@ impl<'de> serde::de::Visitor<'de> for TrailRecords<'_> {
         self,
         mut seq: A,
     ) -> std::result::Result<(), A::Error> {
-        while let Some(raw) = seq.next_element::<&'de serde_json::value::RawValue>()? {
-            self.0.record(raw);
+        use serde::de::Error as _;
+        *self.seen = true;
+        let mark = |p: Option<&Progress>| {
+            if let Some(p) = p {
+                p.in_records.set(true);
+                p.record_start.set(p.read.get());
+            }
+        };
+        mark(self.progress);
+        while let Some(raw) = seq.next_element::<R>()? {
+            let len = raw.get().len() as u64;
+            if len > MAX_RECORD_BYTES {
+                return Err(A::Error::custom(record_too_long(len)));
+            }
+            let before = self.sink.kept();
+            self.sink.record(&raw);
+            if self.sink.kept() > before {
+                self.sink.kept_bytes += len;
+                if self.sink.kept() > MAX_KEPT_RECORDS || self.sink.kept_bytes > MAX_KEPT_BYTES {
+                    return Err(A::Error::custom(format!(
+                        "more than {MAX_KEPT_RECORDS} session events and Name tag changes, or more than {} MiB of them, in one file (a CloudTrail file holds about five minutes of one region): refused",
+                        MAX_KEPT_BYTES >> 20
+                    )));
+                }
+            }
+            mark(self.progress);
         }
         Ok(())
     }
 }
 
-/// A CloudTrail file (`{"Records": [...]}`) read record by record: `None` when the text is not
-/// one object with a `Records` array (it is read as a whole elsewhere).
-fn trail_streamed(text: &str) -> Option<Result<Parsed>> {
+/// A CloudTrail file (`{"Records": [...]}`) read record by record from `de`: `None` when the
+/// input is not one object with a `Records` array (it is read as a whole elsewhere).
+fn trail_records<'de, R, I>(
+    de: &mut serde_json::Deserializer<I>,
+    progress: Option<&Progress>,
+) -> Option<Result<Parsed>>
+where
+    R: Deserialize<'de> + std::ops::Deref<Target = serde_json::value::RawValue>,
+    I: serde_json::de::Read<'de>,
+{
     use serde::de::DeserializeSeed;
-    let mut de = serde_json::Deserializer::from_str(text);
-    // Once a `Records` array was seen, the text is a CloudTrail file, broken or not: it is
-    // never read as a whole.
-    let mut seen = false;
-    let records = match TrailDoc(&mut seen)
-        .deserialize(&mut de)
-        .and_then(|r| de.end().map(|()| r))
-    {
-        Ok(Some(r)) if seen => r,
-        Err(e) if seen => return Some(Err(Error::Json(e))),
-        _ => return None,
-    };
     let mut sink = TrailSink::default();
-    let mut de = serde_json::Deserializer::from_str(records.get());
-    Some(
-        TrailRecords(&mut sink)
-            .deserialize(&mut de)
-            .map(|()| sink.parsed())
-            .map_err(Error::Json),
+    let mut seen = false;
+    let read = TrailDoc::<R> {
+        sink: &mut sink,
+        progress,
+        seen: &mut seen,
+        record: std::marker::PhantomData,
+    }
+    .deserialize(&mut *de)
+    .and_then(|()| de.end());
+    match read {
+        Ok(()) if seen => Some(Ok(sink.parsed())),
+        Err(e) if seen => Some(Err(Error::Json(e))),
+        _ => None,
+    }
+}
+
+/// A CloudTrail text read record by record (see [`trail_records`]).
+fn trail_streamed(text: &str) -> Option<Result<Parsed>> {
+    trail_records::<&serde_json::value::RawValue, _>(
+        &mut serde_json::Deserializer::from_str(text),
+        None,
     )
 }
 
@@ -1514,6 +1751,80 @@ mod tests {
         assert_eq!(ignored, 1, "the failed call is ignored");
     }
 
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn a_gzip_cloudtrail_file_is_read_as_it_inflates_within_the_json_limit() {
+        let text = br#"{"Records":[{"eventSource":"ssm.amazonaws.com","eventName":"TerminateSession","eventTime":"2026-02-10T01:02:03Z","responseElements":{"sessionId":"jiwoo-0a1b"}}]}"#;
+        let gz = gzip(text);
+        // Cut short: a gzip error, named as one, not a JSON one.
+        match gzip_trail(&gz[..gz.len() - 12]) {
+            Some(Err(Error::Corrupt { kind: "gzip", .. })) => {}
+            other => panic!("{other:?}"),
+        }
+        // Not CloudTrail: left to the whole-document reader.
+        assert!(gzip_trail(&gzip(br#"{"Reservations":[]}"#)).is_none());
+        assert!(gzip_trail(&gzip(br#"{"Records":7}"#)).is_none());
+        // Records that inflate past the JSON limit: refused as a bomb, read no further.
+        // (Gzip members one after another, as `gzip` concatenates: one 1 MiB record compressed
+        // once and repeated.)
+        let mut record = vec![b'"'];
+        record.extend(std::iter::repeat_n(b'a', 1 << 20));
+        record.extend(b"\",");
+        let record = gzip(&record);
+        let mut gz = gzip(b"{\"Records\":[");
+        for _ in 0..(JSON_FLOOR_BYTES >> 20) + 8 {
+            gz.extend(&record);
+        }
+        gz.extend(gzip(b"7]}"));
+        assert!((gz.len() as u64) * MAX_JSON_INFLATE_RATIO < JSON_FLOOR_BYTES);
+        match gzip_trail(&gz) {
+            Some(Err(Error::Corrupt {
+                kind: "gzip",
+                reason,
+            })) => {
+                assert!(reason.contains("gzip bomb"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // One record longer than CloudTrail writes, or more kept records than five minutes of
+        // a region hold: refused, compressed or not, and the long record refused while read.
+        let long = format!(r#"{{"Records":["{}"]}}"#, "a".repeat(5 << 20));
+        let many = format!(
+            r#"{{"Records":[{}]}}"#,
+            vec![
+                std::str::from_utf8(text)
+                    .unwrap()
+                    .trim_start_matches(r#"{"Records":["#)
+                    .trim_end_matches("]}");
+                MAX_KEPT_RECORDS + 1
+            ]
+            .join(",")
+        );
+        for (text, said) in [(&long, "256 KB"), (&many, "five minutes")] {
+            let plain = parse("x.json", text.as_bytes()).unwrap_err().to_string();
+            assert!(plain.contains(said), "{plain}");
+            let Some(Err(e)) = gzip_trail(&gzip(text.as_bytes())) else {
+                panic!("refused")
+            };
+            assert!(e.to_string().contains(said), "{e}");
+        }
+        let under = many.replacen("TerminateSession", "GetObject", 1);
+        assert!(
+            matches!(parse("x.json", under.as_bytes()), Ok(Parsed::Trail { ref events, .. }) if events.len() == MAX_KEPT_RECORDS)
+        );
+        // `parse` reads a compressed CloudTrail file the same way.
+        assert!(matches!(
+            parse("x.json.gz", &gzip(text)),
+            Ok(Parsed::Trail { ref events, .. }) if events.len() == 1
+        ));
+    }
+
     /// The events and the ignored count of a CloudTrail text, read both ways: record by
     /// record, and as one value.
     fn both_ways(text: &str) -> (String, String) {
@@ -1565,6 +1876,10 @@ mod tests {
                 parse("x_CloudTrail_x.json", text.as_bytes()).unwrap()
             );
             assert_eq!(parsed, by_value, "{text}");
+            // And compressed, read as it inflates: the same, and the hash of its content.
+            let (read, sha) = gzip_trail(&gzip(text.as_bytes())).unwrap().unwrap();
+            assert_eq!(format!("{read:?}"), by_value, "{text}");
+            assert_eq!(sha, crate::model::sha256_hex(text.as_bytes()));
         }
         // The first file went the typed way, and kept what it should.
         let (typed, _) = both_ways(&files[0]);

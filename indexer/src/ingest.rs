@@ -159,12 +159,21 @@ pub fn read_object(object: &SourceObject, batch: &mut Batch) -> Outcome {
     read_as(object, Provenance::Sources, batch)
 }
 
+/// [`read_object`] holding nothing inflated past `whole` bytes (see
+/// [`formats::parse_within`]): what a reader of small memory (the Lambda) reads with.
+pub fn read_object_within(object: &SourceObject, whole: u64, batch: &mut Batch) -> Outcome {
+    let sha = object.sha256();
+    let outcome = parse_object(object, &sha, whole, batch);
+    ledger_entry(object, sha, &outcome, batch);
+    outcome
+}
+
 /// Parse one object, taken for what `provenance` says, and add its facts to `batch`.
 pub fn read_as(object: &SourceObject, provenance: Provenance, batch: &mut Batch) -> Outcome {
     // Hashed once: the ledger and every session of the object name the same digest.
     let sha = object.sha256();
     let outcome = match provenance {
-        Provenance::Sources => parse_object(object, &sha, batch),
+        Provenance::Sources => parse_object(object, &sha, formats::MAX_INFLATED_BYTES, batch),
         Provenance::Records => match crate::model::parse_records(&object.bytes) {
             Some(records) => {
                 let items = records.len();
@@ -179,7 +188,13 @@ pub fn read_as(object: &SourceObject, provenance: Provenance, batch: &mut Batch)
             )),
         },
     };
-    if let Outcome::Read { kind, .. } = &outcome {
+    ledger_entry(object, sha, &outcome, batch);
+    outcome
+}
+
+/// What was read, for the ledger.
+fn ledger_entry(object: &SourceObject, sha: String, outcome: &Outcome, batch: &mut Batch) {
+    if let Outcome::Read { kind, .. } = outcome {
         batch.ledger.push(crate::ledger::Ingested {
             source: object.name.clone(),
             version_id: object.version_id.clone(),
@@ -188,7 +203,6 @@ pub fn read_as(object: &SourceObject, provenance: Provenance, batch: &mut Batch)
             kind: *kind,
         });
     }
-    outcome
 }
 
 /// [`read_as`], and a CloudTrail digest's signature checked with `keys` when they have any: a
@@ -258,7 +272,32 @@ fn read_log(object: &SourceObject, log: &[u8], sha: &str, batch: &mut Batch) -> 
     }
 }
 
-fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome {
+/// A CloudTrail file's events and tag changes into the batch; `file_sha` is the SHA-256 of
+/// its content uncompressed, what a digest lists.
+fn trail_read(
+    object: &SourceObject,
+    events: Vec<formats::TrailEvent>,
+    tags: Vec<TagChange>,
+    file_sha: String,
+    batch: &mut Batch,
+) -> Outcome {
+    let items = events.len() + tags.len();
+    batch.trail.extend(events.into_iter().map(|mut e| {
+        e.file_sha256 = Some(file_sha.clone());
+        e
+    }));
+    batch.trail_files.push(TrailFile {
+        name: object.name.clone(),
+        sha256: file_sha,
+    });
+    batch.tags.extend(tags);
+    Outcome::Read {
+        kind: SourceKind::Cloudtrail,
+        items,
+    }
+}
+
+fn parse_object(object: &SourceObject, sha: &str, whole: u64, batch: &mut Batch) -> Outcome {
     if object.bytes.first() == Some(&b'{') && crate::model::parse_records(&object.bytes).is_some() {
         return Outcome::Skipped(format!(
             "{RECORDS_AMONG_SOURCES}: they are read only when named as such (ingest records:LOCATION)"
@@ -272,7 +311,23 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
     // format parser under its name without `.gz` (as `formats::parse` reads gzip itself).
     let inflated;
     let (name, bytes) = if object.bytes.starts_with(&[0x1f, 0x8b]) {
-        inflated = match formats::gunzip(&object.bytes) {
+        // A CloudTrail file is read as it inflates, never held inflated.
+        let head = match formats::gzip_head(&object.bytes, 64 << 10) {
+            Ok(h) => h,
+            Err(e) => return Outcome::Failed(e),
+        };
+        if head.trim_ascii_start().starts_with(b"{") {
+            match formats::gzip_trail(&object.bytes) {
+                Some(Ok((Parsed::Trail { events, tags, .. }, file_sha))) => {
+                    return trail_read(object, events, tags, file_sha, batch)
+                }
+                Some(Ok((Parsed::Skipped(why), _))) => return Outcome::Skipped(why),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Outcome::Failed(e),
+                None => {}
+            }
+        }
+        inflated = match formats::gunzip_within(&object.bytes, whole) {
             Ok(b) => b,
             Err(e) => return Outcome::Failed(e),
         };
@@ -283,7 +338,7 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
     } else {
         (object.name.as_str(), object.bytes.as_slice())
     };
-    match formats::parse(name, bytes) {
+    match formats::parse_within(name, bytes, whole) {
         Err(e) => Outcome::Failed(e),
         Ok(Parsed::Skipped(why)) => Outcome::Skipped(why),
         Ok(Parsed::Digest { listed }) => {
@@ -310,7 +365,6 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
             Outcome::Read { kind, items }
         }
         Ok(Parsed::Trail { events, tags, .. }) => {
-            let items = events.len() + tags.len();
             // What log file validation compares with the hash a digest lists.
             // The object's own digest when it was not compressed.
             let file_sha = if std::ptr::eq(bytes, object.bytes.as_slice()) {
@@ -318,19 +372,7 @@ fn parse_object(object: &SourceObject, sha: &str, batch: &mut Batch) -> Outcome 
             } else {
                 crate::model::sha256_hex(bytes)
             };
-            batch.trail.extend(events.into_iter().map(|mut e| {
-                e.file_sha256 = Some(file_sha.clone());
-                e
-            }));
-            batch.trail_files.push(TrailFile {
-                name: object.name.clone(),
-                sha256: file_sha,
-            });
-            batch.tags.extend(tags);
-            Outcome::Read {
-                kind: SourceKind::Cloudtrail,
-                items,
-            }
+            trail_read(object, events, tags, file_sha, batch)
         }
         Ok(Parsed::Inventory(list)) => {
             let items = list.len();

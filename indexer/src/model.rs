@@ -94,6 +94,10 @@ pub struct Line {
     /// Why the line deserves a closer look.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suspicious: Vec<String>,
+    /// The command line was longer than the replay keeps: its full length in characters
+    /// (`command` holds its first [`crate::replay::screen::HEAD_CELLS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -661,6 +665,10 @@ pub struct CommandRecord {
     /// turned echo off.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suspicious: Vec<String>,
+    /// The command line was longer than the replay keeps: its full length in characters
+    /// (`command` holds its first [`crate::replay::screen::HEAD_CELLS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<u64>,
     /// The source.
     pub evidence: Evidence,
     /// Output text (only when asked for).

@@ -218,6 +218,7 @@ impl From<InputLine> for Line {
             output_truncated: l.output_truncated,
             abandoned: l.abandoned,
             suspicious: l.suspicious,
+            truncated: l.truncated,
         }
     }
 }

@@ -18,9 +18,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The most of an object read whole (CloudTrail files, digests, inventories): with the JSON
-/// inflate limit (`indexer::formats::MAX_JSON_INFLATE_RATIO`) and CloudTrail read record by
-/// record, the function's memory stays within its 512 MB.
+/// The most of an object read whole (CloudTrail files, digests, inventories), compressed or
+/// inflated: a gzip CloudTrail file is read as it inflates, record by record, with the caps of
+/// `indexer::formats` (`MAX_RECORD_BYTES`, `MAX_KEPT_RECORDS`, `MAX_KEPT_BYTES`); anything else
+/// that inflates past this is refused. The function's memory stays within its 512 MB
+/// (`scripts/bench-lambda-rss --hostile`).
 pub const MAX_WHOLE_BYTES: usize = 64 << 20;
 
 /// What became of one source.
@@ -391,7 +393,7 @@ impl Pipeline {
         let mut batch = Batch::default();
         // Sources only: a file of command records under the watched prefix proves nothing, and
         // is skipped (`ingest::read_object` never takes records).
-        let kind = match ingest::read_object(object, &mut batch) {
+        let kind = match ingest::read_object_within(object, MAX_WHOLE_BYTES as u64, &mut batch) {
             // Validation reads the digests beside the CloudTrail files they list, later.
             Outcome::Read {
                 kind: SourceKind::CloudtrailDigest,

@@ -3,7 +3,6 @@
 
 mod anchoring;
 mod cli;
-mod escape;
 mod output;
 mod remote;
 mod report;

@@ -1,5 +1,5 @@
 //! Tables for people, JSON Lines and CSV for machines. Text from logs never reaches the
-//! terminal raw: what a reader cannot see is shown (see [`crate::escape`]).
+//! terminal raw: what a reader cannot see is shown (see the `escape` crate).
 
 use crate::cli::Format;
 use anyhow::Result;
@@ -9,8 +9,8 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
-pub use crate::escape::visible;
-use crate::escape::{self, cell};
+use escape::cell;
+pub use escape::visible;
 
 /// A CSV cell: see [`escape::csv`].
 fn csv_cell(s: &str) -> String {

@@ -1,7 +1,6 @@
 //! Per-user evidence reports: a summary, a timeline of sessions with every command and its
 //! evidence, privileged commands by rule; HTML (one self-contained file), Markdown, CSV, JSON.
 
-use crate::escape;
 use anyhow::Result;
 use indexer::model::CommandRecord;
 use indexer::redact::redact;

@@ -644,7 +644,17 @@ fn a_line_longer_than_the_screen_keeps_its_head_and_says_so() {
         first["rule"]
     );
     let said = first["suspicious"].to_string();
-    assert!(said.contains("truncated: the line is 9000"), "{said}");
+    assert!(
+        said.contains("truncated: the command is 9000024 characters long"),
+        "{said}"
+    );
+    // And as a field of its own: the command's full length.
+    assert_eq!(
+        first["truncated"].as_u64(),
+        Some(("sudo cat /etc/shadow; : ".len() + 9_000_000) as u64),
+        "{}",
+        first["truncated"]
+    );
     // The next command is itself.
     assert!(records.iter().any(|r| r["command"] == "exit"), "{out}");
 }

@@ -64,6 +64,9 @@ pub struct InputLine {
     pub abandoned: bool,
     /// Why this line deserves a closer look (forged prompts in its output, echo switched off).
     pub suspicious: Vec<String>,
+    /// The command line was longer than the replay keeps: its full length in characters
+    /// (`command` holds its first [`screen::HEAD_CELLS`]).
+    pub truncated: Option<u64>,
 }
 
 /// Replays one session's terminal bytes.
@@ -602,7 +605,13 @@ impl Term {
         markers: bool,
     ) {
         self.last_accept_byte = bytes.1;
-        let truncated = self.truncated.take();
+        // The line's length counts its prompt: the command's is that less what of the kept
+        // head is not the command.
+        let truncated = self.truncated.take().map(|n| {
+            n.saturating_sub(
+                (screen::HEAD_CELLS as u64).saturating_sub(command.chars().count() as u64),
+            )
+        });
         self.finish_output(self.screen.logical_line(last_row).0);
         // The command is trimmed in its own buffer: `start..end` is what is kept.
         let mut command = command;
@@ -686,6 +695,7 @@ impl Term {
             output_truncated: 0,
             abandoned,
             suspicious: Vec::new(),
+            truncated,
         };
         self.last_open = !abandoned && shellwords::is_incomplete(&line.command);
         if !abandoned && !self.last_open {
@@ -693,8 +703,8 @@ impl Term {
         }
         if let Some(n) = truncated {
             line.suspicious.push(format!(
-                "truncated: the line is {n} characters long; its first {} are kept",
-                screen::HEAD_CELLS
+                "truncated: the command is {n} characters long; its first {} are kept",
+                line.command.chars().count()
             ));
         }
         if !abandoned && turns_echo_off(&line.command) {

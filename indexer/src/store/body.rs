@@ -75,6 +75,10 @@ pub(super) fn stored(s: &super::docs::Stored<'_>) -> serde_json::Result<String> 
         out.push_str(",\"suspicious\":");
         out.push_str(&serde_json::to_string(&s.suspicious)?);
     }
+    if let Some(n) = s.truncated {
+        out.push_str(",\"truncated\":");
+        number(&mut out, n);
+    }
     out.push('}');
     Ok(out)
 }
@@ -109,6 +113,10 @@ fn line(out: &mut String, l: &Line) -> serde_json::Result<()> {
     if !l.suspicious.is_empty() {
         out.push_str(",\"suspicious\":");
         out.push_str(&serde_json::to_string(&l.suspicious)?);
+    }
+    if let Some(n) = l.truncated {
+        out.push_str(",\"truncated\":");
+        number(out, n);
     }
     out.push('}');
     Ok(())
@@ -223,6 +231,7 @@ mod tests {
             output_truncated: 3,
             abandoned: true,
             suspicious: vec!["why \"this\"".into()],
+            truncated: Some(9_000_000),
         };
         let bare = Line {
             seq: 3,
@@ -235,6 +244,7 @@ mod tests {
             output_truncated: 0,
             abandoned: false,
             suspicious: Vec::new(),
+            truncated: None,
         };
         let meta = SourceMeta {
             session_id: "alice-0123456789abcdef0".into(),
@@ -276,6 +286,7 @@ mod tests {
             shared: 2,
             output: Some(Cow::Borrowed("out\r\n\u{7}")),
             suspicious: Cow::Borrowed(&suspicious),
+            truncated: Some(70_000),
         };
         let bare = super::super::docs::Stored {
             cwd: None,

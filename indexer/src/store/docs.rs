@@ -37,6 +37,9 @@ pub(super) struct Stored<'a> {
     /// Why the line deserves a closer look.
     #[serde(default, skip_serializing_if = "<[String]>::is_empty")]
     pub(super) suspicious: Cow<'a, [String]>,
+    /// Its full length, when the command is only its head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) truncated: Option<u64>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -56,6 +59,7 @@ impl Stored<'_> {
                 byte_start: self.byte_start,
                 byte_end: self.byte_end,
                 suspicious: &self.suspicious,
+                truncated: self.truncated,
             },
         );
         r.output = self.output.map(Cow::into_owned);
@@ -230,6 +234,7 @@ pub(super) fn session(
             shared: doc.shared,
             output: doc.keep_output.then_some(Cow::Borrowed(doc.output)),
             suspicious: Cow::Borrowed(l.suspicious),
+            truncated: l.truncated,
         };
         let body = body::stored(&stored)?;
         let bytes =

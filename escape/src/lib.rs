@@ -7,6 +7,12 @@
 //! `\u{NNNN}`. A command can then not display as another ("Trojan Source"), and no escape
 //! sequence reaches the auditor's terminal. Times and addresses that do not parse as such are
 //! shown escaped and flagged.
+//!
+//! ```
+//! assert_eq!(escape::visible("ls\u{202e}txt.exe"), "ls\\u{202e}txt.exe");
+//! assert_eq!(escape::md("x\n## forged", false), "`x ⏎ ## forged`");
+//! assert_eq!(escape::html("<img onerror=x>"), "&lt;img onerror=x&gt;");
+//! ```
 
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
