@@ -21,7 +21,16 @@ fuzz_target!(|data: &[u8]| {
         r.feed(part, (i * chunk) as u64);
         lines.extend(r.drain());
     }
-    lines.extend(r.finish());
+    let replayed = r.finish();
+    lines.extend(replayed.lines);
+    // Stretches not read lie inside the input, in order, without overlap.
+    let mut end = 0;
+    for p in &replayed.partial {
+        assert!(end <= p.byte_start && p.byte_start < p.byte_end, "{p:?}");
+        assert!(p.byte_end <= bytes.len() as u64, "{p:?}");
+        assert!(!p.reason.is_empty());
+        end = p.byte_end;
+    }
     let mut seq = 0;
     for l in &lines {
         assert!(l.byte_start <= l.byte_end, "{l:?}");

@@ -66,7 +66,7 @@ fn bench(c: &mut Criterion) {
 fn replay(bytes: &[u8]) -> usize {
     let mut r = Replayer::new(ReplayOptions::default());
     r.feed(bytes, 0);
-    r.finish().len()
+    r.finish().lines.len()
 }
 
 /// Median MiB/s of `runs` timed runs of each, the two alternating so that both see the same

@@ -11,7 +11,7 @@ fn main() {
         let mut r = Replayer::new(ReplayOptions::default());
         r.feed(&bytes[start..end.max(start)], start as u64);
         println!("== {path}");
-        for l in r.finish() {
+        for l in r.finish().lines {
             println!(
                 "{:>3} {:<9} {}{:?} [{}..{}] cwd={:?} out={:?}",
                 l.seq,

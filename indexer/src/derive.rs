@@ -24,6 +24,7 @@
 //!     first_time: None,
 //!     last_time: None,
 //!     written: None,
+//!     partial: vec![],
 //! };
 //! let (_, basis) =
 //!     Basis::of(&meta.session_id, [&meta], None, &Names::default(), &Default::default()).unwrap();
@@ -302,6 +303,7 @@ mod tests {
             first_time: None,
             last_time: None,
             written: None,
+            partial: Vec::new(),
         }
     }
 

@@ -111,6 +111,9 @@ named! {
         Participants = "participants",
         /// A file named as its transcript is not terminal output (see its `unreadable`).
         Unreadable = "unreadable",
+        /// Its transcript has stretches the replay could not read: commands may be missing
+        /// (see its `partial`).
+        Partial = "partial",
     }
 }
 

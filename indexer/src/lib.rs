@@ -8,7 +8,7 @@
 //! use indexer::replay::{ReplayOptions, Replayer};
 //! let mut r = Replayer::new(ReplayOptions::default());
 //! r.feed(b"\x1b[?2004h[ssm-user@ip-10-0-0-1 ~]$ sudo id\r\r\n\x1b[?2004l\ruid=0(root)\r\r\n", 0);
-//! let lines = r.finish();
+//! let lines = r.finish().lines;
 //! assert_eq!(lines[0].command, "sudo id");
 //! assert_eq!(lines[0].run_as, "ssm-user");
 //! ```

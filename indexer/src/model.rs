@@ -142,6 +142,21 @@ pub struct SourceMeta {
     /// When the object was written, where the store said ([`SourceObject::written`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written: Option<String>,
+    /// Stretches the replay could not read: the session is only partly reconstructed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partial: Vec<Partial>,
+}
+
+/// Bytes of a transcript the replay could not read as a shell's input and output, and why:
+/// commands typed there may be missing from the records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partial {
+    /// Why (`inside tmux: …`).
+    pub reason: String,
+    /// First byte of the stretch, in the document the source's byte ranges point into.
+    pub byte_start: u64,
+    /// End of the stretch (exclusive).
+    pub byte_end: u64,
 }
 
 /// What one transcript source says about one session: its facts and its input lines.
@@ -177,6 +192,7 @@ impl SourceMeta {
             first_time: None,
             last_time: summary.last_time.clone(),
             written,
+            partial: summary.partial.clone(),
         }
     }
 
@@ -211,8 +227,21 @@ impl SessionSource {
         };
         let mut r = Replayer::new(options);
         r.feed(&t.body, t.body_offset);
-        let lines = r
-            .finish()
+        let replayed = r.finish();
+        let partial = replayed
+            .partial
+            .into_iter()
+            .map(|p| {
+                let (byte_start, byte_end) = t.source_range(p.byte_start, p.byte_end);
+                Partial {
+                    byte_start,
+                    byte_end,
+                    ..p
+                }
+            })
+            .collect();
+        let lines = replayed
+            .lines
             .into_iter()
             .map(|l: InputLine| {
                 let (byte_start, byte_end) = t.source_range(l.byte_start, l.byte_end);
@@ -243,6 +272,7 @@ impl SessionSource {
                 first_time: t.first_time.clone(),
                 last_time: t.last_time.clone(),
                 written: object.written.clone(),
+                partial,
             },
             lines,
         }

@@ -467,6 +467,73 @@ fn each_program_of<S: AsRef<str>>(words: &[S], f: &mut dyn FnMut(&str)) {
     }
 }
 
+/// The prompt a line sets, when it assigns `PS1` (alone, or exported) a literal that shows as
+/// itself: no backslash escape, no expansion.
+pub fn prompt_set(line: &str) -> Option<String> {
+    if !line.contains("PS1=") {
+        return None;
+    }
+    let commands = simple_commands(line);
+    let words = commands.last()?;
+    let assignment = match words.as_slice() {
+        [one] => one,
+        [export, one] if export == "export" => one,
+        _ => return None,
+    };
+    let value = assignment.strip_prefix("PS1=")?;
+    // The words are unquoted: a value that held `\` or `$` may show as something else.
+    let raw = line.rsplit("PS1=").next()?;
+    (!value.is_empty() && !raw.contains(['\\', '$', '`'])).then(|| value.to_string())
+}
+
+/// Terminal multiplexers: what runs inside them draws on a full screen of their own.
+const MULTIPLEXERS: &[&str] = &[
+    "tmux", "screen", "byobu", "tmate", "zellij", "dtach", "abduco",
+];
+
+/// The terminal multiplexer this line starts or attaches to, if it runs one (past wrappers:
+/// `sudo screen -r`, `exec tmux a`): its name. Listing, killing and version subcommands run
+/// none.
+pub fn multiplexer(line: &str) -> Option<&'static str> {
+    if !MULTIPLEXERS.iter().any(|m| line.contains(m)) {
+        return None;
+    }
+    simple_commands(line).iter().find_map(|words| {
+        let programs = programs_of(words);
+        let name = MULTIPLEXERS
+            .iter()
+            .copied()
+            .find(|m| programs.iter().any(|p| p == m))?;
+        let at = words.iter().position(|w| basename(w) == name)?;
+        let args: Vec<&str> = words[at + 1..].iter().map(String::as_str).collect();
+        let first = args.iter().find(|a| !a.starts_with('-')).copied();
+        let lists = match name {
+            "screen" => args.iter().any(|a| {
+                matches!(
+                    *a,
+                    "-ls" | "-list" | "-v" | "-version" | "-X" | "-Q" | "-wipe"
+                ) || (a.starts_with("-d") || a.starts_with("-D")) && a.contains('m')
+            }),
+            _ => {
+                args.iter()
+                    .any(|a| matches!(*a, "-V" | "--version" | "-h" | "--help"))
+                    || first.is_some_and(|f| {
+                        f == "ls"
+                            || f.starts_with("list")
+                            || f.starts_with("kill")
+                            || f.starts_with("has")
+                            || f.starts_with("show")
+                            || f.starts_with("display")
+                            || f.starts_with("send")
+                            || f.starts_with("source")
+                            || f == "info"
+                    })
+            }
+        };
+        (!lists).then_some(name)
+    })
+}
+
 fn is_assignment(w: &str) -> bool {
     match w.find('=') {
         Some(0) | None => false,
@@ -698,6 +765,36 @@ fn su_target<S: AsRef<str>>(args: &[S]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_prompts_are_read_from_assignments() {
+        assert_eq!(prompt_set("PS1='>> '").as_deref(), Some(">> "));
+        assert_eq!(prompt_set("export PS1=\"ops> \"").as_deref(), Some("ops> "));
+        assert_eq!(prompt_set("PS1='\\u@\\h \\$ '"), None);
+        assert_eq!(prompt_set("PS1=\"$PS1> \""), None);
+        assert_eq!(prompt_set("echo PS1=x"), None);
+    }
+
+    #[test]
+    fn multiplexers_are_told_from_their_listings() {
+        for (line, want) in [
+            ("tmux", Some("tmux")),
+            ("tmux new -s work", Some("tmux")),
+            ("sudo screen -r", Some("screen")),
+            ("exec tmux a", Some("tmux")),
+            ("cd /srv && byobu", Some("byobu")),
+            ("tmux ls", None),
+            ("tmux list-sessions", None),
+            ("tmux kill-server", None),
+            ("screen -ls", None),
+            ("screen -dmS job ./run.sh", None),
+            ("tmux -V", None),
+            ("grep tmux /etc/shells", None),
+            ("man screen", None),
+        ] {
+            assert_eq!(multiplexer(line), want, "{line}");
+        }
+    }
 
     #[test]
     fn plain_lines_split_as_the_tokenizer_splits_them() {

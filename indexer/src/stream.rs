@@ -65,6 +65,8 @@ pub struct LogSummary {
     pub size: u64,
     /// `Script done on` time.
     pub last_time: Option<String>,
+    /// Stretches the replay could not read.
+    pub partial: Vec<crate::model::Partial>,
 }
 
 /// Reads one S3 session log incrementally: the one reader of session logs, fed chunk by chunk
@@ -176,7 +178,8 @@ impl LogReader {
         };
         let mut r = self.replayer.take().expect("started");
         r.feed(&self.hold[..end], self.hold_offset);
-        let lines = r.finish().into_iter().map(Line::from).collect();
+        let replayed = r.finish();
+        let lines = replayed.lines.into_iter().map(Line::from).collect();
         let sha256 = self
             .hasher
             .map(|h| crate::model::hex(&h.finalize()))
@@ -187,6 +190,7 @@ impl LogReader {
                 sha256,
                 size: self.size,
                 last_time,
+                partial: replayed.partial,
             },
             lines,
         )

@@ -373,7 +373,9 @@ pub fn coverage(
     format: Format,
 ) -> Result<()> {
     let gap = |c: &indexer::store::SessionCoverage| {
-        c.status() != indexer::kinds::Status::Covered || c.who.mfa != Some(true)
+        c.status() != indexer::kinds::Status::Covered
+            || c.who.mfa != Some(true)
+            || !c.partial.is_empty()
     };
     let shown: Vec<_> = rows.iter().filter(|c| !gaps_only || gap(c)).collect();
     match format {
@@ -406,6 +408,7 @@ pub fn coverage(
                 "document",
                 "transcripts",
                 "conflicts",
+                "partial",
             ])?;
             for c in &shown {
                 let row = [
@@ -422,6 +425,11 @@ pub fn coverage(
                     opt(&c.document).to_string(),
                     c.transcripts.join(" "),
                     c.who.conflicts.join("; "),
+                    c.partial
+                        .iter()
+                        .map(|p| format!("bytes {}-{}: {}", p.byte_start, p.byte_end, p.reason))
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 ];
                 w.write_record(row.iter().map(|c| csv_cell(c)))?;
             }
@@ -534,6 +542,27 @@ pub fn coverage(
                                 .map_or_else(|| "-".into(), escape::address),
                             escape::time(&p.time),
                             p.mfa.map_or("?", |m| if m { "yes" } else { "NO" })
+                        )?;
+                    }
+                }
+                let partial: Vec<_> = shown
+                    .iter()
+                    .flat_map(|c| c.partial.iter().map(move |p| (c, p)))
+                    .collect();
+                if !partial.is_empty() {
+                    writeln!(
+                        out,
+                        "{} stretches of transcripts the replay could not read (commands typed there may be missing from the records):",
+                        partial.len()
+                    )?;
+                    for (c, p) in partial {
+                        writeln!(
+                            out,
+                            "  PARTIAL {}: bytes {}-{}: {}",
+                            cell(&c.session_id),
+                            p.byte_start,
+                            p.byte_end,
+                            cell(&p.reason)
                         )?;
                     }
                 }

@@ -391,6 +391,19 @@ pub fn html(r: &Report) -> String {
             }
             o.push_str("</ul></div>");
         }
+        if !c.partial.is_empty() {
+            o.push_str("<div class=\"conflict\"><b>PARTIAL: parts of this transcript could not be read.</b> Commands typed there may be missing below.<ul>");
+            for p in &c.partial {
+                let _ = write!(
+                    o,
+                    "<li>bytes {}–{}: {}</li>",
+                    p.byte_start,
+                    p.byte_end,
+                    h(&p.reason)
+                );
+            }
+            o.push_str("</ul></div>");
+        }
         if !w.participants.is_empty() {
             o.push_str("<div class=\"note\"><b>Resumed by another principal.</b> A transcript does not say who typed which line after a resume.<ul>");
             for p in &w.participants {
@@ -537,6 +550,15 @@ pub fn markdown(r: &Report) -> String {
         );
         for why in &w.conflicts {
             let _ = writeln!(o, "> **CONFLICT**: {}\n>", md_text(why));
+        }
+        for p in &c.partial {
+            let _ = writeln!(
+                o,
+                "> **PARTIAL**: bytes {}–{}: {} (commands typed there may be missing below)\n>",
+                p.byte_start,
+                p.byte_end,
+                md_text(&p.reason)
+            );
         }
         for p in &w.participants {
             let _ = writeln!(

@@ -698,3 +698,77 @@ fn broken_and_hostile_inputs_get_one_clear_line_and_the_good_file_is_ingested() 
         "{abandoned:?}"
     );
 }
+
+/// Sessions the replay cannot fully read (inside tmux): every one that misses a command is
+/// flagged `partial` in `coverage`, with a reason and a byte range inside its transcript; the
+/// commands outside the multiplexer, and after a prompt set mid-session, are all read.
+#[test]
+fn no_miss_is_silent() {
+    let dir = ssm_audit_tests::repo_root().join("tests/fixtures/recorded-partial");
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("index");
+    ingest(&index, &[&dir]);
+    let records = search_json(&index, &[]);
+    let idx = index.display().to_string();
+    let (code, out, err) = run(&["coverage", "--index", &idx, "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let coverage: BTreeMap<String, Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| (v["session_id"].as_str().unwrap().to_string(), v))
+        .collect();
+    let truth: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("truth.json")).unwrap()).unwrap();
+    let (mut missed_sessions, mut flagged) = (0, 0);
+    for (sid, s) in truth.as_object().unwrap() {
+        let mut got: Vec<&str> = records
+            .iter()
+            .filter(|r| r["session_id"] == sid.as_str() && r["abandoned"] != true)
+            .map(|r| r["command"].as_str().unwrap())
+            .collect();
+        let mut missed = Vec::new();
+        for c in s["commands"].as_array().unwrap() {
+            let c = c["command"].as_str().unwrap();
+            match got.iter().position(|g| *g == c) {
+                Some(i) => {
+                    got.remove(i);
+                }
+                None => missed.push(c),
+            }
+        }
+        assert!(got.is_empty(), "{sid}: commands that never ran: {got:?}");
+        let c = &coverage[sid];
+        let partial = c["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "partial");
+        if !missed.is_empty() {
+            missed_sessions += 1;
+            assert!(partial, "{sid} misses {missed:?} silently: {c}");
+        }
+        if partial {
+            flagged += 1;
+            let size = std::fs::metadata(dir.join("sessions").join(format!("{sid}.log")))
+                .unwrap()
+                .len();
+            for p in c["partial"].as_array().unwrap() {
+                let (a, b) = (
+                    p["byte_start"].as_u64().unwrap(),
+                    p["byte_end"].as_u64().unwrap(),
+                );
+                assert!(a < b && b <= size, "{sid}: {p}");
+                assert!(p["reason"].as_str().unwrap().contains("tmux"), "{p}");
+            }
+        }
+    }
+    // Both tmux sessions miss what was typed inside, and say so; no other is flagged.
+    assert_eq!((missed_sessions, flagged), (2, 2));
+    // The table says it too.
+    let (_, text, _) = run(&["coverage", "--index", &idx]);
+    assert!(text.contains("covered PARTIAL"), "{text}");
+    assert!(
+        text.contains("PARTIAL pat-78b536d806042e62d: bytes"),
+        "{text}"
+    );
+}

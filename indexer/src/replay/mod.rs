@@ -12,6 +12,7 @@ mod screen;
 pub use prompt::{Prompt, Shape};
 pub use screen::Screen;
 
+pub use crate::model::Partial;
 use crate::shellwords::{self, Transition};
 use screen::{cells_text, EMPTY};
 use std::rc::Rc;
@@ -73,6 +74,8 @@ pub struct InputLine {
 pub struct Replayer {
     parser: vte::Parser,
     term: Term,
+    /// The end of the bytes fed so far.
+    fed_end: u64,
 }
 
 impl Replayer {
@@ -81,6 +84,7 @@ impl Replayer {
         Replayer {
             parser: vte::Parser::new(),
             term: Term::new(options),
+            fed_end: 0,
         }
     }
 
@@ -92,6 +96,7 @@ impl Replayer {
     /// parser, escape sequences byte by byte, so that every printed character knows its own
     /// source offset however the bytes were chunked.
     pub fn feed(&mut self, bytes: &[u8], offset: u64) {
+        self.fed_end = self.fed_end.max(offset + bytes.len() as u64);
         let mut i = 0;
         while i < bytes.len() {
             let at = offset + i as u64;
@@ -168,11 +173,56 @@ impl Replayer {
         t.lines.drain(..n).collect()
     }
 
-    /// End of the session: what is still on the input line was never run.
-    pub fn finish(mut self) -> Vec<InputLine> {
+    /// End of the session: what is still on the input line was never run. The lines, and the
+    /// stretches that could not be read ([`Partial`]).
+    pub fn finish(mut self) -> Replayed {
         self.term.finish();
-        self.term.lines
+        // A multiplexer still drawing its screen when the transcript ends hid the rest.
+        if self.term.gap.as_ref().is_some_and(|g| g.entered_alt) {
+            self.term.close_gap(self.fed_end);
+        }
+        Replayed {
+            lines: self.term.lines,
+            partial: merged(self.term.partial),
+        }
     }
+}
+
+/// Stretches in order, those that overlap made one (their reasons joined).
+fn merged(mut partial: Vec<Partial>) -> Vec<Partial> {
+    partial.sort_by_key(|p| (p.byte_start, p.byte_end));
+    let mut out: Vec<Partial> = Vec::with_capacity(partial.len());
+    for p in partial {
+        match out.last_mut() {
+            Some(last) if p.byte_start < last.byte_end => {
+                last.byte_end = last.byte_end.max(p.byte_end);
+                if !last.reason.contains(&p.reason) {
+                    last.reason.push_str("; ");
+                    last.reason.push_str(&p.reason);
+                }
+            }
+            _ => out.push(p),
+        }
+    }
+    out
+}
+
+/// What a replay gives at the end.
+#[derive(Debug, Clone, Default)]
+pub struct Replayed {
+    /// The input lines not drained before.
+    pub lines: Vec<InputLine>,
+    /// The stretches of the transcript it could not read as a shell's input and output.
+    pub partial: Vec<Partial>,
+}
+
+/// A stretch not read yet closed: why, where it began, and whether the full screen it is
+/// expected to draw on was entered.
+#[derive(Debug, Clone)]
+struct OpenGap {
+    reason: String,
+    start: u64,
+    entered_alt: bool,
 }
 
 /// Where an input line began.
@@ -248,6 +298,12 @@ struct Term {
     last_open: bool,
     /// The line being accepted is longer than what is kept of it: its length in characters.
     truncated: Option<u64>,
+    /// Stretches not read, closed.
+    partial: Vec<Partial>,
+    /// The prompt a command set (`PS1='>> '`), when it is a literal.
+    set_prompt: Option<String>,
+    /// The stretch not read that is still open.
+    gap: Option<OpenGap>,
 }
 
 impl Term {
@@ -287,6 +343,22 @@ impl Term {
             ranges: Vec::new(),
             last_open: false,
             truncated: None,
+            partial: Vec::new(),
+            set_prompt: None,
+            gap: None,
+        }
+    }
+
+    /// Close the open stretch not read at `end`.
+    fn close_gap(&mut self, end: u64) {
+        if let Some(g) = self.gap.take() {
+            if end > g.start {
+                self.partial.push(Partial {
+                    reason: g.reason,
+                    byte_start: g.start,
+                    byte_end: end,
+                });
+            }
         }
     }
 
@@ -439,6 +511,7 @@ impl Term {
             .iter()
             .filter_map(|&(a, b)| self.screen.bytes_of(a, b))
             .reduce(|(p, q), (x, y)| (p.min(x), q.max(y)));
+        let mut unprompted = false;
         let (prompt, mut command) = match start_line {
             // The same line as the prompt line's text: its split is known.
             Some((row, mut text, Some(cut))) if !exact && row == first => {
@@ -464,7 +537,19 @@ impl Term {
                     ),
                     _ => {
                         let text = cells_text(&first_cells[..end]);
-                        prompt::split(&text).unwrap_or((String::new(), text))
+                        match prompt::split(&text) {
+                            Some(split) => split,
+                            // A prompt the user set (`PS1='>> '`), shown as set.
+                            None => {
+                                match self.set_prompt.as_deref().filter(|p| text.starts_with(*p)) {
+                                    Some(p) => (p.to_string(), text[p.len()..].to_string()),
+                                    None => {
+                                        unprompted = true;
+                                        (String::new(), text)
+                                    }
+                                }
+                            }
+                        }
                     }
                 };
                 (self.parse_prompt(&prompt), command)
@@ -478,6 +563,14 @@ impl Term {
         // zsh leaves keypad mode before it returns a line it accepted, not one it was interrupted in.
         let interrupted = input.ctrl_c || (input.keypad && self.keypad);
         let start = bytes.map_or(input.start_byte, |(a, _)| a.min(input.start_byte));
+        // A line that ran with no prompt found before it: where the command starts is a guess.
+        if unprompted && !interrupted && !command.trim().is_empty() {
+            self.partial.push(Partial {
+                reason: "no prompt recognised before this line: what was taken as the command may hold a prompt, or be output".into(),
+                byte_start: start,
+                byte_end: self.offset_end.max(start + 1),
+            });
+        }
         self.finish_output(input.start_row.min(first));
         self.accept(
             prompt,
@@ -712,6 +805,25 @@ impl Term {
                 "turns terminal echo off: what is typed next does not show in the transcript"
                     .to_string(),
             );
+        }
+        // A multiplexer that never drew its screen (it failed, or listed its sessions) hid
+        // nothing: forgotten at the next line the shell takes.
+        if self.gap.as_ref().is_some_and(|g| !g.entered_alt) {
+            self.gap = None;
+        }
+        if !abandoned && self.gap.is_none() {
+            if let Some(what) = shellwords::multiplexer(&line.command) {
+                self.gap = Some(OpenGap {
+                    reason: format!("inside {what}: its windows are drawn as a full screen, and the commands typed in them are not read"),
+                    start: bytes.1,
+                    entered_alt: false,
+                });
+            }
+        }
+        if !abandoned {
+            if let Some(p) = shellwords::prompt_set(&line.command) {
+                self.set_prompt = Some(p);
+            }
         }
         self.forgeable = None;
         self.lines.push(line);
@@ -1269,8 +1381,15 @@ impl Term {
         if on {
             self.alt_saved = Some((self.screen.cursor_row(), self.screen.cursor_col()));
             self.alt = true;
+            if let Some(g) = &mut self.gap {
+                g.entered_alt = true;
+            }
         } else {
             self.alt = false;
+            // The multiplexer left its screen (detached, or its last window closed).
+            if self.gap.as_ref().is_some_and(|g| g.entered_alt) {
+                self.close_gap(self.offset_end);
+            }
             if let Some((r, c)) = self.alt_saved.take() {
                 self.screen.save_cursor_at(r, c);
                 self.screen.restore_cursor();

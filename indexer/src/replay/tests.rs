@@ -8,7 +8,7 @@ fn replay_with(bytes: &[u8], markers: bool) -> Vec<InputLine> {
         ..ReplayOptions::default()
     });
     r.feed(bytes, 0);
-    r.finish()
+    r.finish().lines
 }
 
 fn commands(bytes: &[u8]) -> Vec<(String, String)> {
@@ -165,7 +165,7 @@ fn byte_offsets_point_into_the_source() {
     let mut r = Replayer::new(ReplayOptions::default());
     let bytes = b"\x1b[?2004h[u@h ~]$ hostname\r\r\n\x1b[?2004l\rvm\r\r\n";
     r.feed(bytes, 44);
-    let lines = r.finish();
+    let lines = r.finish().lines;
     assert_eq!((lines[0].byte_start, lines[0].byte_end), (44, 44 + 36));
 }
 
@@ -180,7 +180,7 @@ fn invalid_utf8_keeps_byte_ranges_inside_the_input() {
         ..ReplayOptions::default()
     });
     r.feed(bytes, 0);
-    let lines = r.finish();
+    let lines = r.finish().lines;
     assert!(!lines.is_empty());
     for l in lines {
         assert!(
@@ -208,4 +208,46 @@ fn printable_runs_end_where_a_byte_scan_ends_them() {
         }
     }
     assert_eq!(super::printable_run(b""), 0);
+}
+
+/// What the replay could not read, by byte range: a multiplexer's screen from the command that
+/// drew it to where it left it, and a line with no prompt; not a multiplexer that only listed
+/// its sessions, not a line interrupted.
+#[test]
+fn stretches_not_read_are_named() {
+    let p = "\x1b[?2004h[u@h ~]$ ";
+    let off = "\r\r\n\x1b[?2004l\r";
+    let mut log = format!("{p}tmux ls{off}no server running\r\n");
+    log += &format!("{p}tmux{off}");
+    let alt_start = log.len();
+    log += "\x1b[?1049h\x1b[1;23r\x1b[H[u@h ~]$ id\r\nuid=1000(u)\r\n\x1b[?1049l";
+    let alt_end = log.len();
+    log += &format!("[exited]\r\n{p}uptime{off} 10:00 up 1 day\r\n");
+    let unprompted = log.len();
+    log += "\x1b[?2004h: lost prompt\r\r\n\x1b[?2004l\r";
+    let end = log.len();
+    log += &format!("{p}abc^C\x1b[?2004l\r\r\n");
+    let mut r = Replayer::new(ReplayOptions::default());
+    r.feed(log.as_bytes(), 0);
+    let done = r.finish();
+    let got: Vec<(u64, u64, bool)> = done
+        .partial
+        .iter()
+        .map(|p| (p.byte_start, p.byte_end, p.reason.contains("tmux")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            // From the end of the line that started it (its marker) to where it left.
+            (alt_start as u64 - 1, alt_end as u64, true),
+            (unprompted as u64, end as u64 - 1, false)
+        ],
+        "{:?}",
+        done.partial
+    );
+    let commands: Vec<&str> = done.lines.iter().map(|l| l.command.as_str()).collect();
+    assert_eq!(
+        commands,
+        ["tmux ls", "tmux", "uptime", ": lost prompt", "abc"]
+    );
 }

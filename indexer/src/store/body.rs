@@ -260,6 +260,11 @@ mod tests {
             first_time: Some("2026-01-01T00:00:00Z".into()),
             last_time: None,
             written: None,
+            partial: vec![crate::model::Partial {
+                reason: "inside \"tmux\"".into(),
+                byte_start: 10,
+                byte_end: 20,
+            }],
         };
         for lines in [vec![], vec![bare.clone()], vec![line(1), bare, line(2)]] {
             let s = SessionSource {

@@ -56,14 +56,20 @@ impl Reader {
                 transcripts: Vec::new(),
                 denied: vec![e.clone()],
                 unreadable: Vec::new(),
+                partial: Vec::new(),
             });
         }
         for sid in ids {
             let trail = trails.get(sid);
             let sources = metas.get(sid).map(Vec::as_slice).unwrap_or_default();
-            // Who, as the session's records say it: the one derivation.
+            // Who, as the session's records say it: the one derivation; what of it could not
+            // be read, as its records' transcript says.
+            let mut partial = Vec::new();
             let who = match Basis::of(sid, sources, trail, &names, &vouched) {
-                Some((_, basis)) => basis.who,
+                Some((chosen, basis)) => {
+                    partial.clone_from(&sources[chosen].partial);
+                    basis.who
+                }
                 None => model::attribute(
                     sid,
                     None,
@@ -90,6 +96,7 @@ impl Reader {
                     })
                     .unwrap_or_default(),
                 unreadable: refused.get(sid.as_str()).cloned().unwrap_or_default(),
+                partial,
             });
         }
         out.sort_by_cached_key(|c| (c.who.session_time(), c.session_id.clone()));
@@ -118,6 +125,10 @@ pub struct SessionCoverage {
     /// Files named as its transcript that are not terminal output, and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unreadable: Vec<model::Unreadable>,
+    /// Stretches of the transcript its records come from that the replay could not read
+    /// (byte ranges in it), and why: commands typed there may be missing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub partial: Vec<model::Partial>,
 }
 
 impl SessionCoverage {
@@ -159,6 +170,7 @@ impl SessionCoverage {
             (!self.denied.is_empty(), Flag::Denied),
             (!self.who.participants.is_empty(), Flag::Participants),
             (!self.unreadable.is_empty(), Flag::Unreadable),
+            (!self.partial.is_empty(), Flag::Partial),
         ]
         .into_iter()
         .filter_map(|(on, flag)| on.then_some(flag))
