@@ -486,6 +486,53 @@ pub fn prompt_set(line: &str) -> Option<String> {
     (!value.is_empty() && !raw.contains(['\\', '$', '`'])).then(|| value.to_string())
 }
 
+/// Where bash's history expansion begins in a line as typed: at a `^` that starts it (`^old^new`),
+/// or at the first `!` that is not quoted, escaped, or followed by a blank, `=`, `(` or the
+/// end. bash then prints the line it made before running it.
+pub fn history_expansion(line: &str) -> Option<usize> {
+    if !line.contains(['!', '^']) {
+        return None;
+    }
+    if line.starts_with('^') && line[1..].contains('^') {
+        return Some(0);
+    }
+    let b = line.as_bytes();
+    let (mut single, mut i) = (false, 0);
+    while i < b.len() {
+        match b[i] {
+            b'\\' if !single => i += 1,
+            b'\'' => single = !single,
+            b'!' if !single
+                && !matches!(
+                    b.get(i + 1),
+                    None | Some(b' ' | b'\t' | b'\n' | b'=' | b'(' | b'"')
+                ) =>
+            {
+                return Some(i)
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Is `printed` what bash could have printed for `typed` after history expansion: what was
+/// typed before the expansion begins, then the rest; for `^old^new`, a line holding `new`.
+pub fn expanded_from(typed: &str, printed: &str) -> bool {
+    let Some(at) = history_expansion(typed) else {
+        return false;
+    };
+    if printed.trim().is_empty() || printed == typed || printed.contains('\n') {
+        return false;
+    }
+    if at == 0 && typed.starts_with('^') {
+        let new = typed[1..].split('^').nth(1).unwrap_or("");
+        return printed.contains(new);
+    }
+    printed.starts_with(&typed[..at])
+}
+
 /// Terminal multiplexers: what runs inside them draws on a full screen of their own.
 const MULTIPLEXERS: &[&str] = &[
     "tmux", "screen", "byobu", "tmate", "zellij", "dtach", "abduco",
@@ -773,6 +820,29 @@ mod tests {
         assert_eq!(prompt_set("PS1='\\u@\\h \\$ '"), None);
         assert_eq!(prompt_set("PS1=\"$PS1> \""), None);
         assert_eq!(prompt_set("echo PS1=x"), None);
+    }
+
+    #[test]
+    fn history_expansions_are_found_where_bash_makes_them() {
+        for (line, at) in [
+            ("!!", Some(0)),
+            ("sudo !!", Some(5)),
+            ("ls -d !$", Some(6)),
+            ("^three^/tmp", Some(0)),
+            ("!ec", Some(0)),
+            ("echo hi!", None),
+            ("echo '!!'", None),
+            ("echo \\!!", None),
+            ("[ ! -f x ]", None),
+            ("x=!(a)", None),
+        ] {
+            assert_eq!(history_expansion(line), at, "{line}");
+        }
+        assert!(expanded_from("sudo !!", "sudo su -"));
+        assert!(expanded_from("^three^/tmp", "ls -d /tmp"));
+        assert!(!expanded_from("sudo !!", "sudo: a password is required"));
+        assert!(!expanded_from("ls -d !$", "three"));
+        assert!(!expanded_from("echo hi", "echo hi"));
     }
 
     #[test]

@@ -704,7 +704,7 @@ fn broken_and_hostile_inputs_get_one_clear_line_and_the_good_file_is_ingested() 
 /// commands outside the multiplexer, and after a prompt set mid-session, are all read.
 #[test]
 fn no_miss_is_silent() {
-    let dir = ssm_audit_tests::repo_root().join("tests/fixtures/recorded-partial");
+    let dir = ssm_audit_tests::repo_root().join("tests/fixtures/recorded-2");
     let tmp = tempfile::tempdir().unwrap();
     let index = tmp.path().join("index");
     ingest(&index, &[&dir]);

@@ -397,6 +397,30 @@ impl Term {
         let line = &mut self.lines[idx - self.drained];
         let out = line.output.trim_end_matches(['\n', ' ']);
         line.output.truncate(out.len());
+        // bash printed the line its history expansion made (`sudo !!`): that is what ran.
+        if !line.abandoned && shellwords::history_expansion(&line.command).is_some() {
+            let printed = line.output.lines().next().unwrap_or("").trim_end();
+            if shellwords::expanded_from(&line.command, printed) {
+                let printed = printed.to_string();
+                line.suspicious.push(format!(
+                    "typed with history expansion as {:?}: the command is the line the shell printed",
+                    line.command
+                ));
+                line.output
+                    .drain(..line.output.find('\n').unwrap_or(line.output.len()));
+                let rest = line.output.trim_start_matches('\n').len();
+                line.output.drain(..line.output.len() - rest);
+                line.command = printed;
+                if idx - self.drained + 1 == self.lines.len() {
+                    let command = &self.lines[idx - self.drained].command;
+                    self.last_open = shellwords::is_incomplete(command);
+                    self.pending = (!self.last_open)
+                        .then(|| shellwords::transition(command))
+                        .flatten();
+                }
+            }
+        }
+        let line = &mut self.lines[idx - self.drained];
         // Output that shows a command line at one of this session's prompts may be forging one.
         // Only lines holding a prompt's sign (and its user, when it names one) can: the others
         // are not split and parsed.
@@ -531,10 +555,26 @@ impl Term {
                 });
                 let end = first_gap_end(&first_cells, cut.unwrap_or(0));
                 let (prompt, command) = match cut {
-                    Some(cut) if cut <= end => (
-                        cells_text(&first_cells[..cut]),
-                        cells_text(&first_cells[cut..end]),
-                    ),
+                    Some(cut) if cut <= end => {
+                        let (before, mut command) = (
+                            cells_text(&first_cells[..cut]),
+                            cells_text(&first_cells[cut..end]),
+                        );
+                        // Text left on the line before the marker (`read -p 'token: '` with
+                        // echo off, no newline) pushed a prompt of this session along: the
+                        // prompt is that one, not what came before it.
+                        let known = self.prompts.iter().find(|p| {
+                            !p.is_continuation() && p.text.len() > 2 && command.starts_with(&p.text)
+                        });
+                        match known {
+                            Some(p) => {
+                                let p = p.text.clone();
+                                command.drain(..p.len());
+                                (p, command)
+                            }
+                            None => (before, command),
+                        }
+                    }
                     _ => {
                         let text = cells_text(&first_cells[..end]);
                         match prompt::split(&text) {

@@ -251,3 +251,33 @@ fn stretches_not_read_are_named() {
         ["tmux ls", "tmux", "uptime", ": lost prompt", "abc"]
     );
 }
+
+/// bash prints the line its history expansion made: that is the command, and it moves the
+/// stack of shells as typed in full would (`sudo !!` after `su -`).
+#[test]
+fn history_expansion_is_the_line_bash_printed() {
+    let p = "\x1b[?2004h[u@h ~]$ ";
+    let off = "\r\r\n\x1b[?2004l\r";
+    let log = format!(
+        "{p}su -{off}Password: \r\nsu: Authentication failure\r\n{p}sudo !!{off}sudo su -\r\r\n\x1b[?2004h[root@h ~]# id{off}uid=0(root)\r\n\x1b[?2004h[root@h ~]# echo '!!'{off}!!\r\n"
+    );
+    let lines = replay_with(log.as_bytes(), true);
+    let got: Vec<(&str, &str, &str)> = lines
+        .iter()
+        .map(|l| (l.run_as.as_str(), l.command.as_str(), l.output.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("u", "su -", "Password: \nsu: Authentication failure"),
+            ("u", "sudo su -", ""),
+            ("root", "id", "uid=0(root)"),
+            ("root", "echo '!!'", "!!"),
+        ]
+    );
+    assert!(
+        lines[1].suspicious[0].contains("\"sudo !!\""),
+        "{:?}",
+        lines[1]
+    );
+}
