@@ -302,6 +302,9 @@ struct Term {
     partial: Vec<Partial>,
     /// The prompt a command set (`PS1='>> '`), when it is a literal.
     set_prompt: Option<String>,
+    /// A space then erase to the end of the line were printed, the space at this column:
+    /// padding, if a double-width character comes next.
+    pad_at: Option<usize>,
     /// The stretch not read that is still open.
     gap: Option<OpenGap>,
 }
@@ -345,6 +348,7 @@ impl Term {
             truncated: None,
             partial: Vec::new(),
             set_prompt: None,
+            pad_at: None,
             gap: None,
         }
     }
@@ -1160,8 +1164,14 @@ impl vte::Perform for Term {
         let start = self.pos.min(self.offset_end);
         let end = (start + ch.len_utf8() as u64).min(self.offset_end);
         self.pos = end;
-        if self.alt {
+        // C1 controls print nothing on a terminal (and one marks a wide character's second cell).
+        if self.alt || ('\u{80}'..='\u{9f}').contains(&ch) {
             return;
+        }
+        if let Some(col) = self.pad_at.take() {
+            if !ch.is_ascii() && unicode_width::UnicodeWidthChar::width(ch) == Some(2) {
+                self.screen.pad_and_wrap(col);
+            }
         }
         // Streamed lines lost their erase sequences (`CSI K`) but kept backspaces: text printed
         // over backspaced cells there replaced the rest of the line.
@@ -1186,6 +1196,7 @@ impl vte::Perform for Term {
         if self.alt {
             return;
         }
+        self.pad_at = None;
         match byte {
             b'\r' => {
                 if self.suspect.is_some() {
@@ -1322,7 +1333,19 @@ impl Term {
                 self.screen.position(n - 1, col - 1);
             }
             'J' => self.screen.erase_display(p0),
-            'K' => self.screen.erase_line(p0),
+            'K' => {
+                // A space then erase to the end of the line, at a width not known: readline's
+                // padding before a double-width character that does not fit (see `print`).
+                if p0 == 0
+                    && self.screen.width().is_none()
+                    && self.input.is_some()
+                    && self.last_printed[1] == ' '
+                    && self.screen.cursor_col() > 0
+                {
+                    self.pad_at = Some(self.screen.cursor_col() - 1);
+                }
+                self.screen.erase_line(p0)
+            }
             'P' => self.screen.delete_chars(n),
             '@' => self.screen.insert_chars(n),
             'X' => self.screen.erase_chars(n),

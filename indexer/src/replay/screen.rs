@@ -9,6 +9,10 @@ use std::collections::VecDeque;
 /// A cell that was never written, or was erased.
 pub const EMPTY: char = '\0';
 
+/// The second cell of a double-width character (Korean, CJK, most emoji): it holds no text of
+/// its own. A C1 control, which is never printed (see `Term::print`).
+pub const WIDE_TAIL: char = '\u{9f}';
+
 /// Widest a row may grow while the terminal width is unknown.
 const MAX_UNKNOWN_WIDTH: usize = 16 * 1024;
 
@@ -64,7 +68,13 @@ fn push_cells(out: &mut String, cells: &[char]) {
             // ASCII bytes are always UTF-8.
             out.push_str(std::str::from_utf8(buf).unwrap_or_default());
         } else {
-            out.extend(block.iter().map(|&c| if c == EMPTY { ' ' } else { c }));
+            out.extend(block.iter().filter(|&&c| c != WIDE_TAIL).map(|&c| {
+                if c == EMPTY {
+                    ' '
+                } else {
+                    c
+                }
+            }));
         }
     }
 }
@@ -312,18 +322,40 @@ impl Screen {
         }
     }
 
-    /// Print one character written by the bytes `start..end` of the source.
+    /// Print one character written by the bytes `start..end` of the source: in two cells
+    /// when it is double-width, as a terminal shows it (a line editor moves over it by two).
     pub fn print(&mut self, ch: char, start: u64, end: u64) {
+        let wide = !ch.is_ascii() && unicode_width::UnicodeWidthChar::width(ch) == Some(2);
+        let limit = self.limit();
+        if wide && (self.pending_wrap || self.col + 2 > limit) && limit >= 2 {
+            // No room for both halves at the right margin: it goes to the next row, and the
+            // cells it left (a line editor's padding, erased) hold no text.
+            self.pad_to_margin();
+            self.pending_wrap = true;
+        }
         self.wrap_if_pending();
         let col = self.col;
         let row = self.cur();
+        // Writing over half of a double-width character blanks its other half.
+        if row.cells.get(col) == Some(&WIDE_TAIL) && col > 0 {
+            row.cells[col - 1] = EMPTY;
+        }
         row.set(col, ch);
+        let span = if wide && col + 1 < limit {
+            row.set(col + 1, WIDE_TAIL);
+            2
+        } else {
+            1
+        };
+        if row.cells.get(col + span) == Some(&WIDE_TAIL) {
+            row.cells[col + span] = EMPTY;
+        }
         row.touch(start, end);
-        let limit = self.limit();
-        if self.col + 1 >= limit {
+        if self.col + span >= limit {
+            self.col += span - 1;
             self.pending_wrap = true;
         } else {
-            self.col += 1;
+            self.col += span;
         }
     }
 
@@ -355,6 +387,28 @@ impl Screen {
             self.col = last + 1;
         }
         (n, last)
+    }
+
+    /// Fill the cursor's row up to the margin with cells that hold no text.
+    fn pad_to_margin(&mut self) {
+        let limit = self.limit();
+        let row = self.cur();
+        if row.cells.len() < limit {
+            row.cells.resize(limit, WIDE_TAIL);
+        }
+    }
+
+    /// A line editor padded the right margin (a space, then erase to the end of the line)
+    /// before a double-width character that did not fit, at a width not known yet: the margin
+    /// is after `col`, the padding holds no text, and the cursor goes on at the next row.
+    pub fn pad_and_wrap(&mut self, col: usize) {
+        self.set_width(col + 1);
+        let row = self.cur();
+        row.cells.truncate(col + 1);
+        row.cells.resize(col + 1, WIDE_TAIL);
+        row.cells[col] = WIDE_TAIL;
+        self.col = col;
+        self.pending_wrap = true;
     }
 
     /// Undo the wrap readline forces at the right margin when the width was not known:
@@ -661,6 +715,25 @@ mod tests {
         for ch in text.chars() {
             s.print(ch, 0, 1);
         }
+    }
+
+    #[test]
+    fn double_width_characters_take_two_cells() {
+        let mut s = Screen::new(Some(10));
+        type_str(&mut s, "ls 문서");
+        assert_eq!(s.cursor_col(), 7);
+        // Backspace over one, as a line editor does: two columns back, erase.
+        s.back(2);
+        s.erase_line(0);
+        type_str(&mut s, "류");
+        assert_eq!(s.cells(0, 0).0.len(), 7);
+        assert_eq!(cells_text(&s.cells(0, 0).0), "ls 문류");
+        // One that does not fit at the margin goes to the next row; the cell left holds no text.
+        type_str(&mut s, "가나");
+        assert_eq!(s.cursor_row(), 1);
+        let (first, last) = s.logical_line(1);
+        assert_eq!(cells_text(&s.cells(first, last).0), "ls 문류가나");
+        assert_eq!(s.text_to_gap(first, last), "ls 문류가나");
     }
 
     #[test]
