@@ -383,6 +383,21 @@ fn record_too_long(len: u64) -> Error {
     }
 }
 
+/// Why gzip of `len` bytes holding JSON that inflates past `limit` is refused.
+fn json_bomb(limit: u64, len: usize) -> Error {
+    Error::Corrupt {
+        kind: "gzip",
+        reason: format!(
+            "inflates past {} MiB, {}x its {len} bytes: refused as a gzip bomb (limit for JSON: {}x beyond {} MiB, {} GiB in all)",
+            limit >> 20,
+            limit / (len as u64).max(1),
+            MAX_JSON_INFLATE_RATIO,
+            JSON_FLOOR_BYTES >> 20,
+            MAX_INFLATED_BYTES >> 30
+        ),
+    }
+}
+
 /// A gzip CloudTrail file read as it inflates, record by record: the inflated text is never
 /// held, so memory is one record and what the records give, whatever the file's size. Gives
 /// what it holds and the SHA-256 of its inflated content (what a digest lists), or `None` when
@@ -390,6 +405,11 @@ fn record_too_long(len: u64) -> Error {
 /// JSON inflate limit ([`json_inflate_limit`]) applies as it does to [`gunzip`].
 pub fn gzip_trail(bytes: &[u8]) -> Option<Result<(Parsed, String)>> {
     let limit = json_inflate_limit(bytes.len() as u64);
+    // A bomb is refused by inflating alone, before any record is read.
+    let mut counted = flate2::read::MultiGzDecoder::new(bytes).take(limit + 1);
+    if std::io::copy(&mut counted, &mut std::io::sink()).is_ok_and(|n| n > limit) {
+        return Some(Err(json_bomb(limit, bytes.len())));
+    }
     let progress = Progress::default();
     let mut tee = Tee {
         inner: flate2::read::MultiGzDecoder::new(bytes).take(limit + 1),
@@ -405,18 +425,7 @@ pub fn gzip_trail(bytes: &[u8]) -> Option<Result<(Parsed, String)>> {
         trail_records::<Box<serde_json::value::RawValue>, _>(&mut de, Some(&progress))
     }?;
     if progress.read.get() > limit {
-        return Some(Err(Error::Corrupt {
-            kind: "gzip",
-            reason: format!(
-                "inflates past {} MiB, {}x its {} bytes: refused as a gzip bomb (limit for JSON: {}x beyond {} MiB, {} GiB in all)",
-                limit >> 20,
-                limit / (bytes.len() as u64).max(1),
-                bytes.len(),
-                MAX_JSON_INFLATE_RATIO,
-                JSON_FLOOR_BYTES >> 20,
-                MAX_INFLATED_BYTES >> 30
-            ),
-        }));
+        return Some(Err(json_bomb(limit, bytes.len())));
     }
     if let Some(e) = tee.failed.take() {
         return Some(Err(e));
@@ -1037,6 +1046,11 @@ impl TrailSink {
 
     /// One record: read into types where it fits them, else as a value of its own.
     fn record(&mut self, raw: &serde_json::value::RawValue) {
+        // Not an object: no event, no tag change (and no cost per record for a flood of them).
+        if !raw.get().starts_with('{') {
+            self.ignored += 1;
+            return;
+        }
         let head = serde_json::from_str::<RecordHead<'_>>(raw.get()).ok();
         let value =
             |raw: &serde_json::value::RawValue| serde_json::from_str::<Value>(raw.get()).ok();
