@@ -31,7 +31,7 @@
 //! let line = Line {
 //!     seq: 0, command: "sudo id".into(), run_as: "ssm-user".into(), cwd: None,
 //!     byte_start: 0, byte_end: 7, output: String::new(), output_truncated: 0,
-//!     abandoned: false, suspicious: vec![],
+//!     abandoned: false, suspicious: vec![], truncated: None,
 //! };
 //! let r = basis.record(&meta.session_id, (&line).into());
 //! assert_eq!(r.programs, ["sudo", "id"]);
