@@ -6,6 +6,7 @@
 //! already been applied. See `design.md` beside this file for how a line is known to be input.
 
 mod escape;
+mod mux;
 mod prompt;
 mod screen;
 
@@ -100,6 +101,10 @@ impl Replayer {
         let mut i = 0;
         while i < bytes.len() {
             let at = offset + i as u64;
+            if self.term.mux.is_some() {
+                i += self.term.feed_mux(&bytes[i..], at);
+                continue;
+            }
             let ground = !self.term.in_seq && !self.term.utf8_pending;
             if !ground {
                 self.term.offset = at;
@@ -223,6 +228,8 @@ struct OpenGap {
     reason: String,
     start: u64,
     entered_alt: bool,
+    /// The multiplexer that opened it.
+    program: &'static str,
 }
 
 /// Where an input line began.
@@ -307,6 +314,9 @@ struct Term {
     pad_at: Option<usize>,
     /// The stretch not read that is still open.
     gap: Option<OpenGap>,
+    /// The screen of the multiplexer being read, while it is on.
+    mux: Option<Box<mux::Mux>>,
+    mux_events: Vec<mux::Event>,
 }
 
 impl Term {
@@ -350,6 +360,8 @@ impl Term {
             set_prompt: None,
             pad_at: None,
             gap: None,
+            mux: None,
+            mux_events: Vec::new(),
         }
     }
 
@@ -398,6 +410,11 @@ impl Term {
             }
             abs += 1;
         }
+        self.settle_output(idx);
+    }
+
+    /// The output of line `idx` is all there: what it says about the line.
+    fn settle_output(&mut self, idx: usize) {
         let line = &mut self.lines[idx - self.drained];
         let out = line.output.trim_end_matches(['\n', ' ']);
         line.output.truncate(out.len());
@@ -861,6 +878,7 @@ impl Term {
                     reason: format!("inside {what}: its windows are drawn as a full screen, and the commands typed in them are not read"),
                     start: bytes.1,
                     entered_alt: false,
+                    program: what,
                 });
             }
         }
@@ -1126,6 +1144,19 @@ fn push_output(line: &mut InputLine, row: &screen::Row) {
     let before = line.output.len();
     row.push_text(&mut line.output);
     if !row.wrapped {
+        line.output.push('\n');
+    }
+    if line.output.len() > MAX_OUTPUT_BYTES {
+        line.output_truncated += (line.output.len() - before) as u64;
+        line.output.truncate(before);
+    }
+}
+
+/// Append one line of text to a command's output, within the cap.
+fn push_output_text(line: &mut InputLine, text: &str, wrapped: bool) {
+    let before = line.output.len();
+    line.output.push_str(text);
+    if !wrapped {
         line.output.push('\n');
     }
     if line.output.len() > MAX_OUTPUT_BYTES {
@@ -1444,8 +1475,15 @@ impl Term {
         if on {
             self.alt_saved = Some((self.screen.cursor_row(), self.screen.cursor_col()));
             self.alt = true;
-            if let Some(g) = &mut self.gap {
-                g.entered_alt = true;
+            // A multiplexer drawing its screen: read its shells off it.
+            if let Some(g) = self.gap.take() {
+                self.finish_output(self.screen.last_row() + 1);
+                self.input = None;
+                self.mux = Some(Box::new(mux::Mux::new(
+                    g.program,
+                    self.screen.width(),
+                    g.start,
+                )));
             }
         } else {
             self.alt = false;
@@ -1457,6 +1495,65 @@ impl Term {
                 self.screen.save_cursor_at(r, c);
                 self.screen.restore_cursor();
             }
+        }
+    }
+}
+
+impl Term {
+    /// Bytes at `at` while a multiplexer's screen is on: how many of them it took (all of
+    /// them, unless it left its screen among them).
+    fn feed_mux(&mut self, bytes: &[u8], at: u64) -> usize {
+        let Some(mux) = self.mux.as_mut() else {
+            return 0;
+        };
+        let mut events = std::mem::take(&mut self.mux_events);
+        let left = mux.feed(bytes, at, &mut events);
+        if let Some(n) = left {
+            if let Some(mux) = self.mux.take() {
+                if let (None, Some(w)) = (self.screen.width(), mux.width()) {
+                    self.screen.set_width(w);
+                }
+                mux.leave(at + n as u64, &mut events);
+            }
+        }
+        for event in events.drain(..) {
+            match event {
+                mux::Event::Line(taken) => {
+                    let prompt = self.parse_prompt(&taken.prompt);
+                    self.offset_end = taken.bytes.1;
+                    let row = self.screen.cursor_row();
+                    self.accept(
+                        prompt,
+                        taken.command,
+                        taken.abandoned,
+                        taken.bytes,
+                        row,
+                        true,
+                    );
+                    // Its output is on the multiplexer's screen, not on this one.
+                    self.output_owner = None;
+                }
+                mux::Event::Output(text) => {
+                    if let Some(idx) = self.lines.len().checked_sub(1) {
+                        let line = &mut self.lines[idx];
+                        for l in text.split('\n') {
+                            push_output_text(line, l, false);
+                        }
+                        self.settle_output(idx + self.drained);
+                    }
+                }
+                mux::Event::Partial(p) => self.partial.push(p),
+            }
+        }
+        self.mux_events = events;
+        match left {
+            Some(n) => {
+                self.offset = at + n as u64;
+                self.offset_end = self.offset;
+                self.set_alt(false);
+                n
+            }
+            None => bytes.len(),
         }
     }
 }
