@@ -228,18 +228,21 @@ impl SessionSource {
         let mut r = Replayer::new(options);
         r.feed(&t.body, t.body_offset);
         let replayed = r.finish();
-        let partial = replayed
-            .partial
-            .into_iter()
-            .map(|p| {
-                let (byte_start, byte_end) = t.source_range(p.byte_start, p.byte_end);
-                Partial {
-                    byte_start,
-                    byte_end,
-                    ..p
-                }
-            })
-            .collect();
+        // Stretches apart in the replayed text may meet in the source (a stream's events).
+        let partial = crate::replay::merged(
+            replayed
+                .partial
+                .into_iter()
+                .map(|p| {
+                    let (byte_start, byte_end) = t.source_range(p.byte_start, p.byte_end);
+                    Partial {
+                        byte_start,
+                        byte_end,
+                        ..p
+                    }
+                })
+                .collect(),
+        );
         let lines = replayed
             .lines
             .into_iter()

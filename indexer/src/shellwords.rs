@@ -629,6 +629,24 @@ pub enum Transition {
     Leave,
 }
 
+/// Does the line switch the shell's line editing to vi mode (`set -o vi`, `bindkey -v`,
+/// `bind 'set editing-mode vi'`), `Some(true)`, or back to emacs mode, `Some(false)`?
+pub fn vi_mode(line: &str) -> Option<bool> {
+    let mut mode = None;
+    for w in simple_commands(line) {
+        let w: Vec<&str> = w.iter().map(String::as_str).collect();
+        match w.as_slice() {
+            ["set", "-o", "vi", ..] | ["bindkey", "-v", ..] => mode = Some(true),
+            ["set", "-o", "emacs", ..] | ["bindkey", "-e", ..] => mode = Some(false),
+            ["bind", arg, ..] if arg.contains("editing-mode") => {
+                mode = Some(arg.trim_end().ends_with("vi"));
+            }
+            _ => {}
+        }
+    }
+    mode
+}
+
 /// Does this line start a nested interactive shell (`sudo su -`, `sudo -i`, `bash`) or leave one?
 pub fn transition(line: &str) -> Option<Transition> {
     // Only lines that name one of these can change the shell; every name holds one of the
@@ -807,6 +825,17 @@ fn su_target<S: AsRef<str>>(args: &[S]) -> Option<String> {
         i += 1;
     }
     Some(user.unwrap_or_else(|| "root".to_string()))
+}
+
+#[cfg(test)]
+mod vi_tests {
+    #[test]
+    fn vi_mode_is_told_from_the_commands_that_set_it() {
+        assert_eq!(super::vi_mode("set -o vi"), Some(true));
+        assert_eq!(super::vi_mode("bind 'set editing-mode vi'"), Some(true));
+        assert_eq!(super::vi_mode("set -o vi; set -o emacs"), Some(false));
+        assert_eq!(super::vi_mode("vim set.txt"), None);
+    }
 }
 
 #[cfg(test)]

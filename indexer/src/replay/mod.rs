@@ -182,6 +182,23 @@ impl Replayer {
     /// stretches that could not be read ([`Partial`]).
     pub fn finish(mut self) -> Replayed {
         self.term.finish();
+        let t = &mut self.term;
+        if let Some(start) = t.echo_off.take() {
+            if self.fed_end > start {
+                t.partial.push(Partial {
+                    reason: "terminal echo was switched off (`stty -echo`) and no line showed again: what was typed after it is not in the transcript".into(),
+                    byte_start: start,
+                    byte_end: self.fed_end,
+                });
+            }
+        }
+        for (a, b) in std::mem::take(&mut t.stream_marked) {
+            t.partial.push(Partial {
+                reason: "the shell took a line here (the stream kept its input markers) that could not be read".into(),
+                byte_start: a,
+                byte_end: b.max(a + 1),
+            });
+        }
         // A multiplexer still drawing its screen when the transcript ends hid the rest.
         if self.term.gap.as_ref().is_some_and(|g| g.entered_alt) {
             self.term.close_gap(self.fed_end);
@@ -194,7 +211,7 @@ impl Replayer {
 }
 
 /// Stretches in order, those that overlap made one (their reasons joined).
-fn merged(mut partial: Vec<Partial>) -> Vec<Partial> {
+pub(crate) fn merged(mut partial: Vec<Partial>) -> Vec<Partial> {
     partial.sort_by_key(|p| (p.byte_start, p.byte_end));
     let mut out: Vec<Partial> = Vec::with_capacity(partial.len());
     for p in partial {
@@ -316,6 +333,30 @@ struct Term {
     gap: Option<OpenGap>,
     /// The screen of the multiplexer being read, while it is on.
     mux: Option<Box<mux::Mux>>,
+    /// Where a command switched the terminal's echo off (`stty -echo`): what is typed after
+    /// it does not show, until a line shows again.
+    echo_off: Option<u64>,
+    /// In a stream whose lines kept their escapes (fish), the stretches its shell marked as
+    /// lines it took (`CSI ?2004h` … `?2004l`, something printed between), not yet matched by
+    /// a line read; and the one open.
+    stream_marked: Vec<(u64, u64)>,
+    /// (Where it began, characters printed then, lines read then.)
+    stream_mark_open: Option<(u64, u64, u64)>,
+    /// Characters printed so far (to tell a marked stretch with text in it).
+    printed: u64,
+    /// In a stream, the matches a history search displayed on the line being typed.
+    stream_matches: Vec<String>,
+    /// A search prompt was printed on the line being typed (in a stream).
+    stream_searching: bool,
+    /// The stream is fish's: it kept its escape sequences (fish sets a title at every
+    /// prompt) and moves with CR then `CSI n C`, whose CR the stream dropped.
+    stream_fish: bool,
+    /// fish's `⏎` mark was just printed: the spaces after it are not drawn.
+    fish_spaces: bool,
+    /// The shell edits lines in vi mode (`set -o vi`), which moves the cursor with escapes a
+    /// stream does not keep; and the line being typed had text printed over backspaced cells.
+    vi_mode: bool,
+    stream_bs_edit: bool,
     mux_events: Vec<mux::Event>,
 }
 
@@ -362,6 +403,16 @@ impl Term {
             gap: None,
             mux: None,
             mux_events: Vec::new(),
+            echo_off: None,
+            stream_marked: Vec::new(),
+            stream_mark_open: None,
+            printed: 0,
+            stream_matches: Vec::new(),
+            stream_searching: false,
+            stream_fish: false,
+            fish_spaces: false,
+            vi_mode: false,
+            stream_bs_edit: false,
         }
     }
 
@@ -483,7 +534,12 @@ impl Term {
 
     /// Bracketed paste switched on: a line editor starts reading a line here.
     fn paste_on(&mut self) {
-        if !self.options.markers || self.input.is_some() {
+        if !self.options.markers {
+            let taken = (self.drained + self.lines.len()) as u64;
+            self.stream_mark_open = Some((self.seq_start, self.printed, taken));
+            return;
+        }
+        if self.input.is_some() {
             return;
         }
         self.input = Some(Input {
@@ -500,6 +556,12 @@ impl Term {
     /// Bracketed paste switched off: the line editor returned the line (Enter or Ctrl-C).
     fn paste_off(&mut self) {
         if !self.options.markers {
+            if let Some((start, printed, taken)) = self.stream_mark_open.take() {
+                let read = (self.drained + self.lines.len()) as u64 > taken;
+                if self.printed > printed && !read {
+                    self.stream_marked.push((start, self.offset_end));
+                }
+            }
             return;
         }
         let Some(input) = self.input.take() else {
@@ -618,7 +680,15 @@ impl Term {
         };
         for &(a, b) in ranges.iter().skip(1) {
             command.push('\n');
-            command.push_str(&self.line_text(a, b));
+            // A line editor may move to where a row's text starts instead of writing the
+            // indentation (fish indents the body of a block): cells never written before the
+            // text are not part of it.
+            let (cells, _) = self.screen.cells(a, b);
+            let from = cells
+                .iter()
+                .position(|&c| c != EMPTY)
+                .unwrap_or(cells.len());
+            command.push_str(&cells_text(&cells[from..first_gap_end(&cells, from)]));
         }
         self.ranges = ranges;
         // zsh leaves keypad mode before it returns a line it accepted, not one it was interrupted in.
@@ -678,6 +748,35 @@ impl Term {
             command
         };
         let start = bytes.map_or(self.offset, |(a, _)| a);
+        let mut command = command;
+        // A line recalled by a history search in a stream: readline redrew only the part of
+        // it that differs from the search's display, with moves the stream does not keep. The
+        // line is the last match displayed that begins with what was redrawn.
+        if !self.stream_matches.is_empty() {
+            let typed = command.trim_end().to_string();
+            if let Some(m) = self
+                .stream_matches
+                .iter()
+                .rev()
+                .find(|m| m.len() > typed.len() && m.starts_with(&typed) && !typed.is_empty())
+            {
+                command = m.clone();
+            }
+            self.partial.push(Partial {
+                reason: "a line recalled by a history search in a streamed session, whose cursor moves the stream does not keep: it is read from the search's display".into(),
+                byte_start: start,
+                byte_end: self.offset_end.max(start + 1),
+            });
+            self.stream_matches.clear();
+        }
+        self.stream_searching = false;
+        if std::mem::take(&mut self.stream_bs_edit) && self.vi_mode {
+            self.partial.push(Partial {
+                reason: "a line edited in vi mode in a streamed session, whose cursor moves the stream does not keep: it may be read wrongly".into(),
+                byte_start: start,
+                byte_end: self.offset_end.max(start + 1),
+            });
+        }
         self.accept(
             prompt,
             command,
@@ -837,6 +936,19 @@ impl Term {
         if command.trim().is_empty() {
             return;
         }
+        // A line read where the stream says its shell took one.
+        self.stream_marked
+            .retain(|&(a, b)| !(a < bytes.1 && bytes.0 < b));
+        // A line shows again: echo is back on. What was typed in between is not in the log.
+        if let Some(start) = self.echo_off.take() {
+            if bytes.0 > start {
+                self.partial.push(Partial {
+                    reason: "terminal echo was switched off (`stty -echo`): what was typed until a line shows again is not in the transcript".into(),
+                    byte_start: start,
+                    byte_end: bytes.0,
+                });
+            }
+        }
         let cwd = prompt.cwd.clone().or_else(|| self.title_cwd.clone());
         let mut line = InputLine {
             seq: (self.drained + self.lines.len()) as u32 + 1,
@@ -866,6 +978,9 @@ impl Term {
                 "turns terminal echo off: what is typed next does not show in the transcript"
                     .to_string(),
             );
+            if echo_left_off(&line.command) {
+                self.echo_off = Some(bytes.1);
+            }
         }
         // A multiplexer that never drew its screen (it failed, or listed its sessions) hid
         // nothing: forgotten at the next line the shell takes.
@@ -885,6 +1000,11 @@ impl Term {
         if !abandoned {
             if let Some(p) = shellwords::prompt_set(&line.command) {
                 self.set_prompt = Some(p);
+            }
+            if line.command.contains("vi") {
+                if let Some(vi) = shellwords::vi_mode(&line.command) {
+                    self.vi_mode = vi;
+                }
             }
         }
         self.forgeable = None;
@@ -1130,6 +1250,27 @@ fn turns_echo_off(command: &str) -> bool {
         })
 }
 
+/// Is echo still off when the command line is done (`stty -echo` not followed by `stty echo`
+/// or `stty sane` in the same line)?
+fn echo_left_off(command: &str) -> bool {
+    let mut off = false;
+    for w in shellwords::simple_commands(command) {
+        if let Some(i) = w.iter().position(|x| x.rsplit('/').next() == Some("stty")) {
+            for a in &w[i + 1..] {
+                match a.as_str() {
+                    "-echo" => off = true,
+                    "echo" | "sane" => off = false,
+                    _ => {}
+                }
+            }
+        }
+    }
+    off
+}
+
+/// Matches of a history search kept per streamed line.
+const SEARCH_MATCHES_KEPT: usize = 16;
+
 /// Prompts kept parsed.
 const PROMPTS_KEPT: usize = 32;
 
@@ -1195,8 +1336,25 @@ impl vte::Perform for Term {
         let start = self.pos.min(self.offset_end);
         let end = (start + ch.len_utf8() as u64).min(self.offset_end);
         self.pos = end;
+        self.printed += 1;
         // C1 controls print nothing on a terminal (and one marks a wide character's second cell).
         if self.alt || ('\u{80}'..='\u{9f}').contains(&ch) {
+            return;
+        }
+        // fish marks output that did not end its line with `⏎` at every prompt: `⏎`, spaces
+        // to the margin, CR, `⏎ `, CR. In a stream the CRs are gone: the mark and its spaces
+        // leave the row empty, as they did on the screen.
+        if ch == '\u{23ce}' && !self.options.markers && !self.stream_fish {
+            self.fish_stream();
+        }
+        if ch == '\u{23ce}' && self.stream_fish {
+            self.screen.carriage_return();
+            self.screen.erase_line(2);
+            self.fish_spaces = true;
+            return;
+        }
+        if std::mem::take(&mut self.fish_spaces) && ch == ' ' {
+            self.fish_spaces = true;
             return;
         }
         if let Some(col) = self.pad_at.take() {
@@ -1207,6 +1365,12 @@ impl vte::Perform for Term {
         // Streamed lines lost their erase sequences (`CSI K`) but kept backspaces: text printed
         // over backspaced cells there replaced the rest of the line.
         if std::mem::take(&mut self.after_backspace) && !self.options.markers {
+            // Unless the line editor moves with the stripped escapes (vi mode): then text
+            // printed after backspaces may not have replaced what followed.
+            self.stream_bs_edit |= self
+                .screen
+                .row(self.screen.cursor_row())
+                .is_some_and(|r| r.cells.len() > self.screen.cursor_col());
             self.screen.erase_line(0);
         }
         self.last_print_col = self.screen.cursor_col();
@@ -1224,6 +1388,7 @@ impl vte::Perform for Term {
     }
 
     fn execute(&mut self, byte: u8) {
+        self.fish_spaces = false;
         if self.alt {
             return;
         }
@@ -1312,6 +1477,7 @@ impl Term {
     /// A control sequence: `params` holds the first sub-parameter of each parameter.
     fn csi(&mut self, params: &[u16], intermediates: &[u8], action: char) {
         self.in_seq = false;
+        self.fish_spaces = false;
         self.after_backspace = false;
         if intermediates == b"?" {
             self.resolve_suspect(None);
@@ -1348,7 +1514,13 @@ impl Term {
         match action {
             'A' => self.screen.up(n),
             'B' | 'e' => self.screen.down(n),
-            'C' | 'a' => self.screen.forward(n),
+            'C' | 'a' => {
+                // fish moves from the first column; the stream dropped the CR.
+                if self.stream_fish {
+                    self.screen.carriage_return();
+                }
+                self.screen.forward(n)
+            }
             'D' => self.screen.back(n),
             'E' => {
                 self.screen.down(n);
@@ -1438,19 +1610,47 @@ impl Term {
     /// a time; a pending wrap decision or a streamed backspace goes character by character.
     fn print_ascii(&mut self, run: &[u8], at: u64) {
         self.in_seq = false;
+        self.printed += run.len() as u64;
+        let skip = if std::mem::take(&mut self.fish_spaces) {
+            let spaces = run.iter().take_while(|&&b| b == b' ').count();
+            self.fish_spaces = spaces == run.len();
+            spaces
+        } else {
+            0
+        };
+        let (run, at) = (&run[skip..], at + skip as u64);
         if self.alt || run.is_empty() {
             self.pos = at + run.len() as u64;
             return;
         }
+        // A stream lost the CR before a search prompt and before the prompt readline redraws
+        // after a search: put it back where one of them starts.
+        let cr_at = if self.options.markers || self.stream_fish {
+            None
+        } else {
+            if memchr::memmem::find(run, b"friendly interactive shell").is_some() {
+                self.fish_stream();
+            }
+            self.stream_search_match(run);
+            self.stream_cr_at(run)
+        };
         let mut k = 0;
         while k < run.len() {
+            if cr_at == Some(k) {
+                self.screen.carriage_return();
+                self.after_backspace = false;
+            }
             if self.suspect.is_some() || self.after_backspace {
                 self.pos = at + k as u64;
                 vte::Perform::print(self, char::from(run[k]));
                 k += 1;
                 continue;
             }
-            let (n, last_col) = self.screen.print_ascii(&run[k..], at + k as u64);
+            let upto = match cr_at {
+                Some(c) if c > k => c,
+                _ => run.len(),
+            };
+            let (n, last_col) = self.screen.print_ascii(&run[k..upto], at + k as u64);
             self.last_print_col = last_col;
             k += n;
         }
@@ -1464,6 +1664,85 @@ impl Term {
             input.printed = true;
             input.last_print_row = self.screen.cursor_row();
             input.ctrl_c = self.last_printed == ['^', 'C'];
+        }
+    }
+
+    /// The stream turns out to be fish's, whose lines kept their escapes: its input markers
+    /// are trusted from here on, and a line it marked as begun is read from its row.
+    fn fish_stream(&mut self) {
+        self.stream_fish = true;
+        self.options.markers = true;
+        if let Some((start, _, _)) = self.stream_mark_open.take() {
+            let row = self.screen.logical_line(self.screen.cursor_row()).0;
+            self.input = Some(Input {
+                start_row: row,
+                start_col: 0,
+                start_byte: start,
+                last_print_row: self.screen.cursor_row(),
+                printed: true,
+                ctrl_c: false,
+                keypad: self.keypad,
+            });
+        }
+    }
+
+    /// In a stream, keep the match a history search displays (`…': MATCH`).
+    fn stream_search_match(&mut self, run: &[u8]) {
+        if !self.stream_searching {
+            self.stream_searching = memchr::memmem::find(run, b"-search)`").is_some();
+        }
+        if !self.stream_searching {
+            return;
+        }
+        let Some(p) = memchr::memmem::rfind(run, b"': ") else {
+            return;
+        };
+        let m = String::from_utf8_lossy(&run[p + 3..])
+            .trim_end()
+            .to_string();
+        if !m.is_empty() {
+            if self.stream_matches.len() == SEARCH_MATCHES_KEPT {
+                self.stream_matches.remove(0);
+            }
+            self.stream_matches.push(m);
+        }
+    }
+
+    /// Where in `run` (printed in a stream, whose CRs were dropped) a line editor's search
+    /// prompt begins, or the prompt of the row is printed again (readline's redraw after a
+    /// search): both were drawn from the first column.
+    fn stream_cr_at(&self, run: &[u8]) -> Option<usize> {
+        const SEARCH: [&[u8]; 3] = [
+            b"(reverse-i-search)`",
+            b"(failed reverse-i-search)`",
+            b"(i-search)`",
+        ];
+        let col = self.screen.cursor_col();
+        let search = memchr::memchr(b'(', run).and_then(|_| {
+            SEARCH
+                .iter()
+                .filter_map(|s| memchr::memmem::find(run, s))
+                .filter(|&p| p > 0 || col > 0)
+                .min()
+        });
+        let prompt = self
+            .prompts
+            .last()
+            .filter(|p| !p.is_continuation() && p.text.len() >= 4)
+            .and_then(|p| {
+                let row = self.screen.row(self.screen.cursor_row())?;
+                // The row shows this prompt, or a search prompt drawn over it.
+                let starts = (p.text.chars().zip(&row.cells).all(|(a, &b)| a == b)
+                    && row.cells.len() >= p.text.chars().count())
+                    || row.cells.first() == Some(&'(');
+                if !starts {
+                    return None;
+                }
+                memchr::memmem::find_iter(run, p.text.as_bytes()).find(|&q| q > 0 || col > 0)
+            });
+        match (search, prompt) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
