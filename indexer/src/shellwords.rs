@@ -236,6 +236,128 @@ fn any_word(b: &[u8], sep: impl Fn(u8) -> bool, base: bool, f: impl Fn(&[u8]) ->
     (2..=6).contains(&(b.len() - start)) && f(&b[start..])
 }
 
+/// What one pass over a line's words found: which of the slower questions about it are worth
+/// asking. A word here is 2 to 6 bytes between blanks, operators or quotes, after any path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// A word that opens a compound command (`if`, `for`, …).
+    pub opener: bool,
+    /// A word that may change the shell (`sudo`, `su`, `exit`, a shell's name, …).
+    pub shell: bool,
+    /// A terminal multiplexer's name.
+    pub multiplexer: bool,
+    /// A word that switches the editing mode (`vi`, `emacs`, `-v`, `-e`).
+    pub editing: bool,
+    /// A byte that can leave a line open: a quote, `\\`, `|`, `&`, `<`.
+    pub syntax: bool,
+}
+
+/// A word of at most 7 bytes as one number (its bytes, and its length on top).
+const fn word_key(w: &[u8]) -> u64 {
+    let mut k = 0u64;
+    let mut i = 0;
+    while i < w.len() && i < 7 {
+        k |= (w[i] as u64) << (8 * i);
+        i += 1;
+    }
+    k | ((w.len() as u64) << 56)
+}
+
+/// Byte classes for [`scan`].
+const BREAK: u8 = 1;
+const SLASH: u8 = 2;
+const SYNTAX: u8 = 4;
+
+const fn byte_classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let breaks = b" \t\n\r\x0b\x0c;|&()'\"`";
+    let mut i = 0;
+    while i < breaks.len() {
+        t[breaks[i] as usize] |= BREAK;
+        i += 1;
+    }
+    let syntax = b"\\|&<'\"";
+    let mut i = 0;
+    while i < syntax.len() {
+        t[syntax[i] as usize] |= SYNTAX;
+        i += 1;
+    }
+    t[b'/' as usize] |= SLASH;
+    t
+}
+
+static BYTE_CLASSES: [u8; 256] = byte_classes();
+
+/// Scan a line once (see [`Scan`]): every line the shell accepts is asked all of these
+/// questions, and most of them are answered here.
+pub fn scan(line: &str) -> Scan {
+    let mut found = Scan::default();
+    let mut classify = |w: &[u8]| {
+        if !(2..=6).contains(&w.len()) {
+            return;
+        }
+        const IF: u64 = word_key(b"if");
+        const FOR: u64 = word_key(b"for");
+        const WHILE: u64 = word_key(b"while");
+        const UNTIL: u64 = word_key(b"until");
+        const CASE: u64 = word_key(b"case");
+        const SELECT: u64 = word_key(b"select");
+        const EXIT: u64 = word_key(b"exit");
+        const LOGOUT: u64 = word_key(b"logout");
+        const SUDO: u64 = word_key(b"sudo");
+        const DOAS: u64 = word_key(b"doas");
+        const SU: u64 = word_key(b"su");
+        const EXEC: u64 = word_key(b"exec");
+        const BASH: u64 = word_key(b"bash");
+        const SH: u64 = word_key(b"sh");
+        const DASH: u64 = word_key(b"dash");
+        const ZSH: u64 = word_key(b"zsh");
+        const KSH: u64 = word_key(b"ksh");
+        const FISH: u64 = word_key(b"fish");
+        const CSH: u64 = word_key(b"csh");
+        const TCSH: u64 = word_key(b"tcsh");
+        const ASH: u64 = word_key(b"ash");
+        const TMUX: u64 = word_key(b"tmux");
+        const SCREEN: u64 = word_key(b"screen");
+        const BYOBU: u64 = word_key(b"byobu");
+        const TMATE: u64 = word_key(b"tmate");
+        const ZELLIJ: u64 = word_key(b"zellij");
+        const DTACH: u64 = word_key(b"dtach");
+        const ABDUCO: u64 = word_key(b"abduco");
+        const VI: u64 = word_key(b"vi");
+        const EMACS: u64 = word_key(b"emacs");
+        const DASH_V: u64 = word_key(b"-v");
+        const DASH_E: u64 = word_key(b"-e");
+        match word_key(w) {
+            IF | FOR | WHILE | UNTIL | CASE | SELECT => found.opener = true,
+            EXIT | LOGOUT | SUDO | DOAS | SU | EXEC | BASH | SH | DASH | ZSH | KSH | FISH | CSH
+            | TCSH | ASH => found.shell = true,
+            TMUX | SCREEN | BYOBU | TMATE | ZELLIJ | DTACH | ABDUCO => found.multiplexer = true,
+            VI | EMACS | DASH_V | DASH_E => found.editing = true,
+            _ => {}
+        }
+    };
+    let b = line.as_bytes();
+    let mut start = 0;
+    let mut syntax = 0u8;
+    for (i, &c) in b.iter().enumerate() {
+        let class = BYTE_CLASSES[usize::from(c)];
+        if class == 0 {
+            continue;
+        }
+        syntax |= class;
+        if class & BREAK != 0 {
+            classify(&b[start..i]);
+            start = i + 1;
+        } else if class & SLASH != 0 {
+            start = i + 1;
+        }
+    }
+    classify(&b[start..]);
+    found.syntax = syntax & SYNTAX != 0;
+    found
+}
+
 /// Does this word open a compound command (it continues until its closing word)?
 fn is_opener(w: &[u8]) -> bool {
     matches!(
@@ -246,16 +368,13 @@ fn is_opener(w: &[u8]) -> bool {
 
 /// Does the line need more lines (a trailing backslash or operator, an open quote, a heredoc)?
 pub fn is_incomplete(line: &str) -> bool {
+    is_incomplete_scanned(line, scan(line))
+}
+
+/// [`is_incomplete`] of a line already scanned.
+pub fn is_incomplete_scanned(line: &str, scanned: Scan) -> bool {
     // Most lines have nothing that could leave them open.
-    let syntax = |b: &u8| matches!(b, b'\\' | b'|' | b'&' | b'<' | b'\'' | b'"');
-    if !line.as_bytes().iter().any(syntax)
-        && !any_word(
-            line.as_bytes(),
-            |b| b.is_ascii_whitespace(),
-            false,
-            is_opener,
-        )
-    {
+    if !scanned.syntax && !scanned.opener {
         return false;
     }
     let trimmed = line.trim_end();
@@ -490,9 +609,8 @@ pub fn prompt_set(line: &str) -> Option<String> {
 /// or at the first `!` that is not quoted, escaped, or followed by a blank, `=`, `(` or the
 /// end. bash then prints the line it made before running it.
 pub fn history_expansion(line: &str) -> Option<usize> {
-    if !line.contains(['!', '^']) {
-        return None;
-    }
+    // Lines with neither sign are most: one pass finds that.
+    memchr::memchr2(b'!', b'^', line.as_bytes())?;
     if line.starts_with('^') && line[1..].contains('^') {
         return Some(0);
     }
@@ -542,7 +660,12 @@ const MULTIPLEXERS: &[&str] = &[
 /// `sudo screen -r`, `exec tmux a`): its name. Listing, killing and version subcommands run
 /// none.
 pub fn multiplexer(line: &str) -> Option<&'static str> {
-    if !MULTIPLEXERS.iter().any(|m| line.contains(m)) {
+    multiplexer_scanned(line, scan(line))
+}
+
+/// [`multiplexer`] of a line already scanned.
+pub fn multiplexer_scanned(line: &str, scanned: Scan) -> Option<&'static str> {
+    if !scanned.multiplexer {
         return None;
     }
     simple_commands(line).iter().find_map(|words| {
@@ -606,20 +729,6 @@ fn is_shell(name: &[u8]) -> bool {
     )
 }
 
-/// Does the line hold `su`, `sh`, `exit`, `exec`, `logout` or `doas` anywhere (one pass)?
-fn may_name_a_shell_change(b: &[u8]) -> bool {
-    (0..b.len()).any(|i| {
-        let rest = &b[i..];
-        match b[i] {
-            b's' => matches!(rest.get(1), Some(b'u' | b'h')),
-            b'e' => rest.starts_with(b"exit") || rest.starts_with(b"exec"),
-            b'l' => rest.starts_with(b"logout"),
-            b'd' => rest.starts_with(b"doas"),
-            _ => false,
-        }
-    })
-}
-
 /// What a line does to the shell stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
@@ -632,6 +741,14 @@ pub enum Transition {
 /// Does the line switch the shell's line editing to vi mode (`set -o vi`, `bindkey -v`,
 /// `bind 'set editing-mode vi'`), `Some(true)`, or back to emacs mode, `Some(false)`?
 pub fn vi_mode(line: &str) -> Option<bool> {
+    vi_mode_scanned(line, scan(line))
+}
+
+/// [`vi_mode`] of a line already scanned.
+pub fn vi_mode_scanned(line: &str, scanned: Scan) -> Option<bool> {
+    if !scanned.editing {
+        return None;
+    }
     let mut mode = None;
     for w in simple_commands(line) {
         let w: Vec<&str> = w.iter().map(String::as_str).collect();
@@ -649,23 +766,13 @@ pub fn vi_mode(line: &str) -> Option<bool> {
 
 /// Does this line start a nested interactive shell (`sudo su -`, `sudo -i`, `bash`) or leave one?
 pub fn transition(line: &str) -> Option<Transition> {
-    // Only lines that name one of these can change the shell; every name holds one of the
-    // pieces searched for first (`su` in `sudo`, `sh` in every shell's name).
-    if !may_name_a_shell_change(line.as_bytes()) {
-        return None;
-    }
-    let names_one = any_word(
-        line.as_bytes(),
-        |b| b.is_ascii_whitespace() || matches!(b, b';' | b'|' | b'&'),
-        true,
-        |name| {
-            matches!(
-                name,
-                b"exit" | b"logout" | b"sudo" | b"doas" | b"su" | b"exec"
-            ) || is_shell(name)
-        },
-    );
-    if !names_one {
+    transition_scanned(line, scan(line))
+}
+
+/// [`transition`] of a line already scanned.
+pub fn transition_scanned(line: &str, scanned: Scan) -> Option<Transition> {
+    // Only lines that name one of these can change the shell.
+    if !scanned.shell {
         return None;
     }
     match plain_last_command(line) {
@@ -825,6 +932,26 @@ fn su_target<S: AsRef<str>>(args: &[S]) -> Option<String> {
         i += 1;
     }
     Some(user.unwrap_or_else(|| "root".to_string()))
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    #[test]
+    fn one_scan_finds_the_words_each_question_needs() {
+        let s = scan("sudo /usr/bin/tmux attach");
+        assert!(s.shell && s.multiplexer && !s.opener && !s.editing && !s.syntax);
+        let s = scan("for f in *.log; do gzip \"$f\"");
+        assert!(s.opener && s.syntax && !s.shell);
+        assert!(scan("set -o vi").editing);
+        assert!(scan("(bash)").shell);
+        assert!(scan("echo a\\").syntax);
+        assert!(scan("cat <x").syntax);
+        // Longer words, and names inside other words, are not names.
+        assert_eq!(scan("sudoedit bashful tmuxinator"), Scan::default());
+        assert!(!scan("ls -la /tmp").shell);
+    }
 }
 
 #[cfg(test)]

@@ -99,12 +99,12 @@ impl Replayer {
     pub fn feed(&mut self, bytes: &[u8], offset: u64) {
         self.fed_end = self.fed_end.max(offset + bytes.len() as u64);
         let mut i = 0;
+        // Inside a multiplexer's screen (from the bytes before), its bytes go to it.
+        while self.term.mux.is_some() && i < bytes.len() {
+            i += self.term.feed_mux(&bytes[i..], offset + i as u64);
+        }
         while i < bytes.len() {
             let at = offset + i as u64;
-            if self.term.mux.is_some() {
-                i += self.term.feed_mux(&bytes[i..], at);
-                continue;
-            }
             let ground = !self.term.in_seq && !self.term.utf8_pending;
             if !ground {
                 self.term.offset = at;
@@ -114,6 +114,10 @@ impl Replayer {
                     self.term.utf8_pending = false;
                 }
                 i += 1;
+                // A multiplexer's screen begins: its bytes go to it.
+                while self.term.mux.is_some() && i < bytes.len() {
+                    i += self.term.feed_mux(&bytes[i..], offset + i as u64);
+                }
                 continue;
             }
             let b = bytes[i];
@@ -145,6 +149,10 @@ impl Replayer {
                         self.term.offset_end = at + len as u64;
                         self.term.dispatch(&seq);
                         i += len;
+                        // A multiplexer's screen begins: its bytes go to it.
+                        while self.term.mux.is_some() && i < bytes.len() {
+                            i += self.term.feed_mux(&bytes[i..], offset + i as u64);
+                        }
                     }
                     None => {
                         self.term.in_seq = true;
@@ -503,8 +511,24 @@ impl Term {
                 })
             })
         };
-        if let Some(forged) = line.output.lines().find(|l| {
-            could_be_prompt(l)
+        // Only the lines that hold a prompt's sign are looked at: one pass over the output
+        // finds them.
+        let out = line.output.as_str();
+        let mut forged = None;
+        let mut next_line = 0;
+        let mut signs: Vec<usize> = memchr::memchr3_iter(b'$', b'#', b'%', out.as_bytes())
+            .chain(memchr::memchr_iter(b'>', out.as_bytes()))
+            .collect();
+        signs.sort_unstable();
+        for at in signs {
+            if at < next_line {
+                continue;
+            }
+            let start = out[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = out[at..].find('\n').map_or(out.len(), |i| at + i);
+            next_line = end;
+            let l = &out[start..end];
+            if could_be_prompt(l)
                 && prompt::split_at(l).is_some_and(|cut| {
                     !l[cut..].trim().is_empty()
                         && self
@@ -512,7 +536,12 @@ impl Term {
                             .iter()
                             .any(|lv| lv.shape.as_ref() == Some(&Prompt::parse(&l[..cut]).shape))
                 })
-        }) {
+            {
+                forged = Some(l);
+                break;
+            }
+        }
+        if let Some(forged) = forged {
             let shown: String = forged.chars().take(80).collect();
             line.suspicious.push(format!(
                 "its output shows a command line at a prompt of this session: {shown:?}"
@@ -963,9 +992,10 @@ impl Term {
             suspicious: Vec::new(),
             truncated,
         };
-        self.last_open = !abandoned && shellwords::is_incomplete(&line.command);
+        let scanned = shellwords::scan(&line.command);
+        self.last_open = !abandoned && shellwords::is_incomplete_scanned(&line.command, scanned);
         if !abandoned && !self.last_open {
-            self.pending = shellwords::transition(&line.command);
+            self.pending = shellwords::transition_scanned(&line.command, scanned);
         }
         if let Some(n) = truncated {
             line.suspicious.push(format!(
@@ -988,7 +1018,7 @@ impl Term {
             self.gap = None;
         }
         if !abandoned && self.gap.is_none() {
-            if let Some(what) = shellwords::multiplexer(&line.command) {
+            if let Some(what) = shellwords::multiplexer_scanned(&line.command, scanned) {
                 self.gap = Some(OpenGap {
                     reason: format!("inside {what}: its windows are drawn as a full screen, and the commands typed in them are not read"),
                     start: bytes.1,
@@ -1001,10 +1031,8 @@ impl Term {
             if let Some(p) = shellwords::prompt_set(&line.command) {
                 self.set_prompt = Some(p);
             }
-            if line.command.contains("vi") {
-                if let Some(vi) = shellwords::vi_mode(&line.command) {
-                    self.vi_mode = vi;
-                }
+            if let Some(vi) = shellwords::vi_mode_scanned(&line.command, scanned) {
+                self.vi_mode = vi;
             }
         }
         self.forgeable = None;

@@ -281,3 +281,91 @@ fn history_expansion_is_the_line_bash_printed() {
         lines[1]
     );
 }
+
+fn replayed(bytes: &[u8], markers: bool) -> Replayed {
+    let mut r = Replayer::new(ReplayOptions {
+        markers,
+        ..ReplayOptions::default()
+    });
+    r.feed(bytes, 0);
+    r.finish()
+}
+
+#[test]
+fn a_search_recall_in_a_stream_is_read_from_the_search_display_and_flagged() {
+    // Cut from a streamed session: CRs, erases and insertions are gone; backspaces stay.
+    let r = replayed(
+        b"[ssm-user@ip-10-0-1-23 ~]$ echo alpha beta\r\nalpha beta\r\n[ssm-user@ip-10-0-1-23 ~]$ uname -m\r\nx86_64\r\n[ssm-user@ip-10-0-1-23 ~]$ (reverse-i-search)`': \x08\x08\x08a': uname -m\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08l': echo alpha beta\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08p': echo alp\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08h': echo alph\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08a': echo alpha\x08\x08\x08\x08\x08[ssm-user@ip-10-0-1-23 ~]$ echo alpha\x08\x08\x08\x08\x08\r\nalpha beta\r\n[ssm-user@ip-10-0-1-23 ~]$ echo alpha beta\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08uname -m\r\nx86_64\r\n",
+        false,
+    );
+    let got: Vec<&str> = r.lines.iter().map(|l| l.command.as_str()).collect();
+    assert_eq!(
+        got,
+        ["echo alpha beta", "uname -m", "echo alpha beta", "uname -m"]
+    );
+    assert_eq!(r.partial.len(), 1, "{:?}", r.partial);
+    assert!(r.partial[0].reason.contains("history search"));
+}
+
+#[test]
+fn what_is_typed_after_echo_is_switched_off_is_a_stretch_not_read() {
+    let r = replayed(
+        b"$ stty -echo\r\n$ \r\nbash: typed: command not found\r\n$ \r\n$ whoami\r\nssm-user\r\n",
+        false,
+    );
+    let got: Vec<&str> = r.lines.iter().map(|l| l.command.as_str()).collect();
+    assert_eq!(got, ["stty -echo", "whoami"]);
+    assert_eq!(r.partial.len(), 1, "{:?}", r.partial);
+    assert!(r.partial[0].reason.contains("echo"));
+    // Echo switched back on in the same line leaves nothing unread.
+    let r = replayed(b"$ stty -echo; read x; stty echo\r\n$ whoami\r\n", false);
+    assert!(r.partial.is_empty(), "{:?}", r.partial);
+}
+
+#[test]
+fn a_vi_mode_edit_in_a_stream_is_flagged() {
+    let r = replayed(
+        b"[u@h ~]$ set -o vi\r\n[u@h ~]$ echo one\r\none\r\n[u@h ~]$ echo one\x08\x08\x08\x08\x08\x08\x08\x08 two\r\none two\r\n",
+        false,
+    );
+    assert_eq!(r.lines.len(), 3);
+    assert_eq!(r.partial.len(), 1, "{:?}", r.partial);
+    assert!(r.partial[0].reason.contains("vi mode"));
+    // The same edit without vi mode is a deletion, read as such.
+    let r = replayed(
+        b"[u@h ~]$ echo one\r\none\r\n[u@h ~]$ echo one\x08\x08\x08two\r\ntwo\r\n",
+        false,
+    );
+    assert_eq!(r.lines[1].command, "echo two");
+    assert!(r.partial.is_empty());
+}
+
+#[test]
+fn fish_blocks_are_one_command_and_fish_streams_are_read() {
+    // fish indents a block's body by moving to it, not by writing spaces.
+    let got = commands(
+        b"\x1b[?2004hu@h ~> for i in 1 2\r\r\n\x1b[29Cecho $i\r\r\n\x1b[25Cend\r\r\n\x1b[?2004l1\r\r\n2\r\r\n",
+    );
+    assert_eq!(got, pairs(&[("u", "for i in 1 2\necho $i\nend")]));
+    // A fish stream keeps its escapes (it sets a title), not its CRs: `CSI n C` moved from
+    // the first column, and `⏎` and its spaces left the row empty.
+    let r = replayed(
+        "Welcome to fish, the friendly interactive shell\r\n\x1b[?2004h\x1b]0;~\x07u@h ~> \x1b[K\x1b[7Ce\x1b[8C\x08e\x1b[8Cc\x1b[9Ch\x1b[10Co\x1b[11C\r\n\x1b[?2004l\x1b]0;echo ~\x07\r\n\u{23ce}                    \u{23ce} \x1b[K\x1b[?2004h\x1b]0;~\x07u@h ~> \x1b[K\x1b[7Cid\x1b[9C\r\n\x1b[?2004luid=1001\r\n".as_bytes(),
+        false,
+    );
+    let got: Vec<&str> = r.lines.iter().map(|l| l.command.as_str()).collect();
+    assert_eq!(got, ["echo", "id"]);
+    assert!(r.partial.is_empty(), "{:?}", r.partial);
+}
+
+#[test]
+fn a_stream_line_marked_as_taken_but_not_read_is_a_stretch_not_read() {
+    // A stream that kept the markers around a line it could not read (no prompt on it).
+    let r = replayed(
+        b"\x1b]0;t\x07\x1b[?2004hsome typing\r\n\x1b[?2004loutput\r\n",
+        false,
+    );
+    assert!(r.lines.is_empty());
+    assert_eq!(r.partial.len(), 1, "{:?}", r.partial);
+    assert!(r.partial[0].reason.contains("markers"));
+}
