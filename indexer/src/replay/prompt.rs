@@ -64,12 +64,18 @@ pub fn split_at(line: &str) -> Option<usize> {
             break;
         }
         chars += 1;
-        if !matches!(b, b'$' | b'#' | b'%' | b'>') {
-            continue;
-        }
-        let cut = match bytes.get(i + 1) {
-            None => i + 1,
-            Some(b' ') => i + 2,
+        // The sign's length: the ASCII signs, and the symbols prompt themes end with.
+        let len = match b {
+            b'$' | b'#' | b'%' | b'>' => 1,
+            0xc0.. => match line[i..].chars().next() {
+                Some(c) if SYMBOL_SIGNS.contains(&c) => c.len_utf8(),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let cut = match bytes.get(i + len) {
+            None => i + len,
+            Some(b' ') => i + len + 1,
             Some(_) => continue,
         };
         if !plausible(&line[..cut]) {
@@ -80,10 +86,15 @@ pub fn split_at(line: &str) -> Option<usize> {
     None
 }
 
+/// Symbols that end the prompts of common themes (pure, starship, powerline), as `$`
+/// ends bash's.
+pub const SYMBOL_SIGNS: [char; 6] = ['❯', '›', '»', '▶', '➤', '❱'];
+
 /// A prompt does not hold characters commands and output are full of.
 fn plausible(prompt: &str) -> bool {
     let body = prompt.trim_end();
-    let body = &body[..body.len() - 1];
+    let sign = body.chars().next_back().map_or(0, char::len_utf8);
+    let body = &body[..body.len() - sign];
     // Byte tests: a substring search first builds a searcher, which costs more than a prompt.
     let b = body.as_bytes();
     !b.windows(2).any(|w| w == b"  ")
@@ -121,7 +132,9 @@ fn user_host_cwd(prompt: &str) -> (Option<String>, Option<String>, Option<String
     let rest = after[host.len()..].trim_start_matches([':', ' ']);
     let cwd: String = rest
         .chars()
-        .take_while(|c| !matches!(c, ']' | ')' | '$' | '#' | '%' | '>'))
+        .take_while(|c| {
+            !matches!(c, ']' | ')' | '$' | '#' | '%' | '>') && !SYMBOL_SIGNS.contains(c)
+        })
         .collect::<String>()
         .trim()
         .to_string();
@@ -135,6 +148,12 @@ mod tests {
     #[test]
     fn splits_common_prompts() {
         let cases = [
+            (
+                "🚀 ssm-user@ip-10-0-1-23:~ ❯ sudo su -",
+                "🚀 ssm-user@ip-10-0-1-23:~ ❯ ",
+                "sudo su -",
+            ),
+            ("λ ~/src › git status", "λ ~/src › ", "git status"),
             (
                 "[ssm-user@ip-10-0-1-23 ~]$ ls -l",
                 "[ssm-user@ip-10-0-1-23 ~]$ ",
