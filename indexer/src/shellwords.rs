@@ -250,6 +250,12 @@ pub struct Scan {
     pub editing: bool,
     /// A byte that can leave a line open: a quote, `\\`, `|`, `&`, `<`.
     pub syntax: bool,
+    /// `!` or `^`: a history expansion may be in it.
+    pub bang: bool,
+    /// A word that begins `PS1=`.
+    pub prompt: bool,
+    /// `stty`.
+    pub stty: bool,
 }
 
 /// A word of at most 7 bytes as one number (its bytes, and its length on top).
@@ -267,6 +273,7 @@ const fn word_key(w: &[u8]) -> u64 {
 const BREAK: u8 = 1;
 const SLASH: u8 = 2;
 const SYNTAX: u8 = 4;
+const BANG: u8 = 8;
 
 const fn byte_classes() -> [u8; 256] {
     let mut t = [0u8; 256];
@@ -283,6 +290,8 @@ const fn byte_classes() -> [u8; 256] {
         i += 1;
     }
     t[b'/' as usize] |= SLASH;
+    t[b'!' as usize] |= BANG;
+    t[b'^' as usize] |= BANG;
     t
 }
 
@@ -293,6 +302,9 @@ static BYTE_CLASSES: [u8; 256] = byte_classes();
 pub fn scan(line: &str) -> Scan {
     let mut found = Scan::default();
     let mut classify = |w: &[u8]| {
+        if w.first() == Some(&b'P') && w.starts_with(b"PS1=") {
+            found.prompt = true;
+        }
         if !(2..=6).contains(&w.len()) {
             return;
         }
@@ -328,12 +340,14 @@ pub fn scan(line: &str) -> Scan {
         const EMACS: u64 = word_key(b"emacs");
         const DASH_V: u64 = word_key(b"-v");
         const DASH_E: u64 = word_key(b"-e");
+        const STTY: u64 = word_key(b"stty");
         match word_key(w) {
             IF | FOR | WHILE | UNTIL | CASE | SELECT => found.opener = true,
             EXIT | LOGOUT | SUDO | DOAS | SU | EXEC | BASH | SH | DASH | ZSH | KSH | FISH | CSH
             | TCSH | ASH => found.shell = true,
             TMUX | SCREEN | BYOBU | TMATE | ZELLIJ | DTACH | ABDUCO => found.multiplexer = true,
             VI | EMACS | DASH_V | DASH_E => found.editing = true,
+            STTY => found.stty = true,
             _ => {}
         }
     };
@@ -355,6 +369,7 @@ pub fn scan(line: &str) -> Scan {
     }
     classify(&b[start..]);
     found.syntax = syntax & SYNTAX != 0;
+    found.bang = syntax & BANG != 0;
     found
 }
 
@@ -589,7 +604,12 @@ fn each_program_of<S: AsRef<str>>(words: &[S], f: &mut dyn FnMut(&str)) {
 /// The prompt a line sets, when it assigns `PS1` (alone, or exported) a literal that shows as
 /// itself: no backslash escape, no expansion.
 pub fn prompt_set(line: &str) -> Option<String> {
-    if !line.contains("PS1=") {
+    prompt_set_scanned(line, scan(line))
+}
+
+/// [`prompt_set`] of a line already scanned.
+pub fn prompt_set_scanned(line: &str, scanned: Scan) -> Option<String> {
+    if !scanned.prompt {
         return None;
     }
     let commands = simple_commands(line);
@@ -951,6 +971,9 @@ mod scan_tests {
         // Longer words, and names inside other words, are not names.
         assert_eq!(scan("sudoedit bashful tmuxinator"), Scan::default());
         assert!(!scan("ls -la /tmp").shell);
+        assert!(scan("sudo !!").bang && scan("^a^b").bang && !scan("ls").bang);
+        assert!(scan("export PS1='> '").prompt && !scan("echo $PS1").prompt);
+        assert!(scan("stty -echo").stty);
     }
 }
 

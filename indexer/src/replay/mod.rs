@@ -330,6 +330,8 @@ struct Term {
     stream_mark_open: Option<(u64, u64, u64)>,
     /// Characters printed so far (to tell a marked stretch with text in it).
     printed: u64,
+    /// The line (index among all) whose command may hold a history expansion (`!`, `^`).
+    expandable: Option<usize>,
     /// In a stream, the matches a history search displayed on the line being typed.
     stream_matches: Vec<String>,
     /// A search prompt was printed on the line being typed (in a stream).
@@ -393,6 +395,7 @@ impl Term {
             stream_marked: Vec::new(),
             stream_mark_open: None,
             printed: 0,
+            expandable: None,
             stream_matches: Vec::new(),
             stream_searching: false,
             stream_fish: false,
@@ -496,6 +499,9 @@ impl Term {
                 line.command.push('\n');
                 line.command.push_str(&command);
                 line.byte_end = bytes.1;
+                if memchr::memchr2(b'!', b'^', command.as_bytes()).is_some() {
+                    self.expandable = Some(idx);
+                }
                 self.output_owner = Some((idx, last_row + 1));
                 self.last_open = shellwords::is_incomplete(&line.command);
                 if !self.last_open {
@@ -546,7 +552,7 @@ impl Term {
                 line.command.chars().count()
             ));
         }
-        if !abandoned && turns_echo_off(&line.command) {
+        if !abandoned && scanned.stty && turns_echo_off(&line.command) {
             line.suspicious.push(
                 "turns terminal echo off: what is typed next does not show in the transcript"
                     .to_string(),
@@ -571,7 +577,7 @@ impl Term {
             }
         }
         if !abandoned {
-            if let Some(p) = shellwords::prompt_set(&line.command) {
+            if let Some(p) = shellwords::prompt_set_scanned(&line.command, scanned) {
                 self.set_prompt = Some(p);
             }
             if let Some(vi) = shellwords::vi_mode_scanned(&line.command, scanned) {
@@ -579,6 +585,7 @@ impl Term {
             }
         }
         self.forgeable = None;
+        self.expandable = (scanned.bang && !abandoned).then_some(self.drained + self.lines.len());
         self.lines.push(line);
         self.output_owner = Some((self.drained + self.lines.len() - 1, last_row + 1));
     }
@@ -636,7 +643,9 @@ impl vte::Perform for Term {
         let start = self.pos.min(self.offset_end);
         let end = (start + ch.len_utf8() as u64).min(self.offset_end);
         self.pos = end;
-        self.printed += 1;
+        if !self.options.markers {
+            self.printed += 1;
+        }
         // C1 controls print nothing on a terminal (and one marks a wide character's second cell).
         if self.alt || ('\u{80}'..='\u{9f}').contains(&ch) {
             return;
@@ -910,30 +919,17 @@ impl Term {
     /// a time; a pending wrap decision or a streamed backspace goes character by character.
     fn print_ascii(&mut self, run: &[u8], at: u64) {
         self.in_seq = false;
-        self.printed += run.len() as u64;
-        let skip = if std::mem::take(&mut self.fish_spaces) {
-            let spaces = run.iter().take_while(|&&b| b == b' ').count();
-            self.fish_spaces = spaces == run.len();
-            spaces
+        // What a stream lost is put back (see `streams.rs`); S3 logs need none of it.
+        let (run, at, cr_at) = if self.options.markers && !self.stream_fish {
+            (run, at, None)
         } else {
-            0
+            let (skip, cr_at) = self.stream_print(run);
+            (&run[skip..], at + skip as u64, cr_at)
         };
-        let (run, at) = (&run[skip..], at + skip as u64);
         if self.alt || run.is_empty() {
             self.pos = at + run.len() as u64;
             return;
         }
-        // A stream lost the CR before a search prompt and before the prompt readline redraws
-        // after a search: put it back where one of them starts.
-        let cr_at = if self.options.markers || self.stream_fish {
-            None
-        } else {
-            if memchr::memmem::find(run, b"friendly interactive shell").is_some() {
-                self.fish_stream();
-            }
-            self.stream_search_match(run);
-            self.stream_cr_at(run)
-        };
         let mut k = 0;
         while k < run.len() {
             if cr_at == Some(k) {

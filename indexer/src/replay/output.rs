@@ -69,7 +69,10 @@ impl Term {
         let out = line.output.trim_end_matches(['\n', ' ']);
         line.output.truncate(out.len());
         // bash printed the line its history expansion made (`sudo !!`): that is what ran.
-        if !line.abandoned && shellwords::history_expansion(&line.command).is_some() {
+        if self.expandable == Some(idx)
+            && !line.abandoned
+            && shellwords::history_expansion(&line.command).is_some()
+        {
             let printed = line.output.lines().next().unwrap_or("").trim_end();
             if shellwords::expanded_from(&line.command, printed) {
                 let printed = printed.to_string();

@@ -50,28 +50,48 @@ pub fn split(line: &str) -> Option<(String, String)> {
     split_at(line).map(|cut| (line[..cut].to_string(), line[cut..].to_string()))
 }
 
+/// Bytes that may begin a prompt's sign: the ASCII signs, and the lead bytes of the symbols.
+const fn sign_starts() -> [bool; 256] {
+    let mut t = [false; 256];
+    t[b'$' as usize] = true;
+    t[b'#' as usize] = true;
+    t[b'%' as usize] = true;
+    t[b'>' as usize] = true;
+    let mut i = 0;
+    while i < SYMBOL_SIGNS.len() {
+        let mut buf = [0u8; 4];
+        let lead = SYMBOL_SIGNS[i].encode_utf8(&mut buf).as_bytes()[0];
+        t[lead as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+static SIGN_STARTS: [bool; 256] = sign_starts();
+
 /// Where [`split`] would cut the line.
 pub fn split_at(line: &str) -> Option<usize> {
-    // Bytes, not chars: the signs are ASCII, and a character starts at every byte that is not
-    // a UTF-8 continuation byte (this runs for every line the shell accepts).
+    // Bytes, not chars: one table test per byte finds where a sign may be (this runs for every
+    // line the shell accepts); a character starts at every byte that is not a UTF-8
+    // continuation byte.
     let bytes = line.as_bytes();
-    let mut chars = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        if b & 0xc0 == 0x80 {
+        if !SIGN_STARTS[usize::from(b)] {
             continue;
         }
-        if chars >= MAX_PROMPT_CHARS {
-            break;
+        // A prompt is at most MAX_PROMPT_CHARS characters (bytes count them from above).
+        if i >= MAX_PROMPT_CHARS
+            && bytes[..i].iter().filter(|&&c| c & 0xc0 != 0x80).count() >= MAX_PROMPT_CHARS
+        {
+            return None;
         }
-        chars += 1;
-        // The sign's length: the ASCII signs, and the symbols prompt themes end with.
-        let len = match b {
-            b'$' | b'#' | b'%' | b'>' => 1,
-            0xc0.. => match line[i..].chars().next() {
+        let len = if b < 0x80 {
+            1
+        } else {
+            match line[i..].chars().next() {
                 Some(c) if SYMBOL_SIGNS.contains(&c) => c.len_utf8(),
                 _ => continue,
-            },
-            _ => continue,
+            }
         };
         let cut = match bytes.get(i + len) {
             None => i + len,

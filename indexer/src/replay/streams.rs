@@ -8,6 +8,32 @@ use super::*;
 pub(super) const SEARCH_MATCHES_KEPT: usize = 16;
 
 impl Term {
+    /// A printable run in a stream (or in fish's, whose markers are trusted): how many of its
+    /// first bytes are the spaces after fish's `⏎` (not drawn), and where a dropped CR goes.
+    pub(super) fn stream_print(&mut self, run: &[u8]) -> (usize, Option<usize>) {
+        if !self.options.markers {
+            self.printed += run.len() as u64;
+        }
+        let skip = if std::mem::take(&mut self.fish_spaces) {
+            let spaces = run.iter().take_while(|&&b| b == b' ').count();
+            self.fish_spaces = spaces == run.len();
+            spaces
+        } else {
+            0
+        };
+        if self.stream_fish {
+            return (skip, None);
+        }
+        let run = &run[skip..];
+        // A stream lost the CR before a search prompt and before the prompt readline redraws
+        // after a search: put it back where one of them starts.
+        if memchr::memmem::find(run, b"friendly interactive shell").is_some() {
+            self.fish_stream();
+        }
+        self.stream_search_match(run);
+        (skip, self.stream_cr_at(run))
+    }
+
     /// The stream turns out to be fish's, whose lines kept their escapes: its input markers
     /// are trusted from here on, and a line it marked as begun is read from its row.
     pub(super) fn fish_stream(&mut self) {

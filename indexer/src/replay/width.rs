@@ -54,7 +54,15 @@ impl Term {
     /// Decide a pending wrap suspicion. `ch` is the next printed character, `None` for any
     /// other event. Redraws after a CR reprint the prompt or show a search prompt; anything
     /// else printed there is the rest of a line that wrapped.
+    #[inline]
     pub(super) fn resolve_suspect(&mut self, ch: Option<(char, u64, u64)>) {
+        // Nearly always nothing is pending: that test is made where the call is.
+        if self.suspect.is_some() {
+            self.decide_suspect(ch);
+        }
+    }
+
+    fn decide_suspect(&mut self, ch: Option<(char, u64, u64)>) {
         let Some(mut s) = self.suspect.take() else {
             return;
         };
