@@ -766,8 +766,9 @@ fn no_miss_is_silent() {
         }
     }
     // What cannot be read whole: a line edited in vi mode and what was typed with echo off,
-    // in streams. Flagged besides: `sh` inside tmux (read by its prompts alone), a line
-    // recalled by a search in a stream (read from the search's display).
+    // in streams. Flagged besides: `sh` inside tmux and tmux and screen in streams (read by
+    // their prompts alone), a line recalled by a search in a stream (read from the search's
+    // display).
     wrong.sort_unstable();
     flagged.sort_unstable();
     assert_eq!(
@@ -780,7 +781,9 @@ fn no_miss_is_silent() {
             "ana-25lv3wmym1c3o4qb2347tscnrs",
             "ana-2fb5f05c235d285b4",
             "ana-67864c396e94afec5",
-            "lee-ab7794d8a58b73777"
+            "lee-ab7794d8a58b73777",
+            "max-6254f8b82824c97b2",
+            "max-dujpxv4jmk68pohoe4fdt5y3ox"
         ]
     );
     let reasons = |sid: &str| coverage[sid]["partial"].to_string();
@@ -788,6 +791,7 @@ fn no_miss_is_silent() {
     assert!(reasons("ana-2fb5f05c235d285b4").contains("echo"));
     assert!(reasons("ana-25lv3wmym1c3o4qb2347tscnrs").contains("vi mode"));
     assert!(reasons("ana-67864c396e94afec5").contains("search"));
+    assert!(reasons("max-6254f8b82824c97b2").contains("tmux in a streamed session"));
     // The table says it too.
     let (_, text, _) = run(&["coverage", "--index", &idx]);
     assert!(text.contains("covered PARTIAL"), "{text}");

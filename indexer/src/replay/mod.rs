@@ -209,6 +209,9 @@ impl Replayer {
                 });
             }
         }
+        if t.stream_mux.is_some() {
+            t.close_stream_mux(self.fed_end);
+        }
         for (a, b) in std::mem::take(&mut t.stream_marked) {
             t.partial.push(Partial {
                 reason: "the shell took a line here (the stream kept its input markers) that could not be read".into(),
@@ -330,6 +333,8 @@ struct Term {
     stream_mark_open: Option<(u64, u64, u64)>,
     /// Characters printed so far (to tell a marked stretch with text in it).
     printed: u64,
+    /// In a stream, a multiplexer started (its name) at this byte and not seen to end.
+    stream_mux: Option<(&'static str, u64)>,
     /// The line (index among all) whose command may hold a history expansion (`!`, `^`).
     expandable: Option<usize>,
     /// In a stream, the matches a history search displayed on the line being typed.
@@ -395,6 +400,7 @@ impl Term {
             stream_marked: Vec::new(),
             stream_mark_open: None,
             printed: 0,
+            stream_mux: None,
             expandable: None,
             stream_matches: Vec::new(),
             stream_searching: false,
@@ -566,7 +572,13 @@ impl Term {
         if self.gap.as_ref().is_some_and(|g| !g.entered_alt) {
             self.gap = None;
         }
-        if !abandoned && self.gap.is_none() {
+        if !abandoned && !self.options.markers && self.stream_mux.is_none() {
+            // A stream keeps no screen updates: lines inside are read by their prompts alone.
+            if let Some(what) = shellwords::multiplexer_scanned(&line.command, scanned) {
+                self.stream_mux = Some((what, bytes.1));
+            }
+        }
+        if !abandoned && self.options.markers && self.gap.is_none() {
             if let Some(what) = shellwords::multiplexer_scanned(&line.command, scanned) {
                 self.gap = Some(OpenGap {
                     reason: format!("inside {what}: its windows are drawn as a full screen, and the commands typed in them are not read"),
@@ -935,6 +947,10 @@ impl Term {
             if cr_at == Some(k) {
                 self.screen.carriage_return();
                 self.after_backspace = false;
+                // Inside a multiplexer the prompt was drawn on a row of its own.
+                if self.stream_mux.is_some() {
+                    self.screen.erase_line(0);
+                }
             }
             if self.suspect.is_some() || self.after_backspace {
                 self.pos = at + k as u64;

@@ -72,6 +72,11 @@ impl Term {
         }
         match &self.pending {
             Some(Transition::Enter(_)) => &prompt.shape != shape || !top.markers,
+            // Leaving the login shell ends the session; a shell inside a multiplexer that
+            // exited was never on the stack: its prompt's shell goes on.
+            Some(Transition::Leave) if self.levels.len() == 1 => {
+                !top.markers && &prompt.shape == shape
+            }
             Some(Transition::Leave) => self.levels[..self.levels.len() - 1]
                 .iter()
                 .any(|l| l.shape.as_ref() == Some(&prompt.shape)),

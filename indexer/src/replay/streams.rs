@@ -25,6 +25,9 @@ impl Term {
             return (skip, None);
         }
         let run = &run[skip..];
+        if self.stream_mux.is_some() {
+            self.stream_mux_end(run);
+        }
         // A stream lost the CR before a search prompt and before the prompt readline redraws
         // after a search: put it back where one of them starts.
         if memchr::memmem::find(run, b"friendly interactive shell").is_some() {
@@ -78,6 +81,38 @@ impl Term {
     /// Where in `run` (printed in a stream, whose CRs were dropped) a line editor's search
     /// prompt begins, or the prompt of the row is printed again (readline's redraw after a
     /// search): both were drawn from the first column.
+    /// A multiplexer in a stream says when it ends (`[exited]`, `[detached …]`, `[screen is
+    /// terminating]`): the stretch it drew is closed there.
+    fn stream_mux_end(&mut self, run: &[u8]) {
+        const ENDS: [&[u8]; 4] = [
+            b"[exited]",
+            b"[detached",
+            b"[screen is terminating]",
+            b"[remote detached",
+        ];
+        if memchr::memchr(b'[', run).is_some()
+            && ENDS.iter().any(|e| memchr::memmem::find(run, e).is_some())
+        {
+            let end = self.pos + run.len() as u64;
+            self.close_stream_mux(end);
+        }
+    }
+
+    /// Close the stretch a multiplexer drew in a stream at `end`.
+    pub(super) fn close_stream_mux(&mut self, end: u64) {
+        if let Some((what, start)) = self.stream_mux.take() {
+            if end > start {
+                self.partial.push(Partial {
+                    reason: format!(
+                        "inside {what} in a streamed session: the stream keeps none of its screen, and the lines typed in it were read by their prompts alone"
+                    ),
+                    byte_start: start,
+                    byte_end: end,
+                });
+            }
+        }
+    }
+
     pub(super) fn stream_cr_at(&self, run: &[u8]) -> Option<usize> {
         const SEARCH: [&[u8]; 3] = [
             b"(reverse-i-search)`",
@@ -98,10 +133,12 @@ impl Term {
             .filter(|p| !p.is_continuation() && p.text.len() >= 4)
             .and_then(|p| {
                 let row = self.screen.row(self.screen.cursor_row())?;
-                // The row shows this prompt, or a search prompt drawn over it.
+                // The row shows this prompt, or a search prompt drawn over it; or a multiplexer
+                // draws its screen (a status line, then the prompt where the cursor went).
                 let starts = (p.text.chars().zip(&row.cells).all(|(a, &b)| a == b)
                     && row.cells.len() >= p.text.chars().count())
-                    || row.cells.first() == Some(&'(');
+                    || row.cells.first() == Some(&'(')
+                    || self.stream_mux.is_some();
                 if !starts {
                     return None;
                 }
@@ -194,5 +231,21 @@ mod tests {
         assert!(r.lines.is_empty());
         assert_eq!(r.partial.len(), 1, "{:?}", r.partial);
         assert!(r.partial[0].reason.contains("markers"));
+    }
+
+    #[test]
+    fn a_multiplexer_in_a_stream_is_read_by_its_prompts_and_flagged() {
+        // Cut from a streamed session: tmux's status line and the prompt it drew below it
+        // arrive as one line, and the inner shell's `exit` leaves the outer shell running.
+        let r = replayed(
+            b"[u@h ~]$ tmux\r\n\r\n[0] 0:bash*     \"vm\" 08:21 05-Dec-26[u@h ~]$ uname -r\r\n6.18\r\n[u@h ~]$ exit\r\nlogout\r\n[exited]\r\n[u@h ~]$ echo outside\r\noutside\r\n",
+            false,
+        );
+        let got: Vec<&str> = r.lines.iter().map(|l| l.command.as_str()).collect();
+        assert_eq!(got, ["tmux", "uname -r", "exit", "echo outside"]);
+        assert_eq!(r.partial.len(), 1, "{:?}", r.partial);
+        assert!(r.partial[0]
+            .reason
+            .contains("inside tmux in a streamed session"));
     }
 }
