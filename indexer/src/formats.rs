@@ -492,8 +492,19 @@ pub fn log_meta(name: &str, head: &[u8]) -> LogMeta {
     let (header, body_start) = if head.starts_with(b"Script started on") {
         let end = memchr::memchr(b'\n', head).map_or(head.len(), |p| p + 1);
         (String::from_utf8_lossy(&head[..end]).into_owned(), end)
+    } else if let Some((header, end)) = powershell_header(head) {
+        (header, end)
     } else {
         (String::new(), 0)
+    };
+    // A Windows transcript names its file by a Windows path: the same parts, with `\`.
+    let header = if header.contains("\\InstanceData\\") {
+        header
+            .replace("\\InstanceData\\", "/var/lib/amazon/ssm/")
+            .replace("\\Session\\Orchestration\\", "/session/orchestration/")
+            .replace('\\', "/")
+    } else {
+        header
     };
     let body = &head[body_start..];
     let (mut sid, mut from) = (None, IdFrom::Header);
@@ -561,6 +572,50 @@ pub fn log_meta(name: &str, head: &[u8]) -> LogMeta {
     }
 }
 
+/// The header block of a PowerShell transcript (Windows instances: the agent's logger shell
+/// records the session with `Start-Transcript`): its text and where the body begins, after the
+/// line naming the transcript's file.
+fn powershell_header(head: &[u8]) -> Option<(String, usize)> {
+    let bom = if head.starts_with(b"\xef\xbb\xbf") {
+        3
+    } else {
+        0
+    };
+    let rest = &head[bom..head.len().min(LOG_HEAD_BYTES)];
+    if !rest.starts_with(b"**********************")
+        || memchr::memmem::find(rest, b"PowerShell transcript start").is_none()
+    {
+        return None;
+    }
+    let at = memchr::memmem::find(rest, b"Transcript started, output file is ")?;
+    let end = memchr::memchr(b'\n', &rest[at..]).map(|p| at + p + 1)?;
+    Some((
+        String::from_utf8_lossy(&rest[..end]).into_owned(),
+        bom + end,
+    ))
+}
+
+/// The footer of a PowerShell transcript whose `… transcript end` line is at `end`: it begins
+/// at the line of stars before it, and the logger shell's own `exit` just before that is not
+/// the user's (its time is the instance's local time, with no zone: not kept).
+fn powershell_footer(tail: &[u8], end: usize) -> Option<(usize, Option<String>)> {
+    let line_start = |to: usize| memchr::memrchr(b'\n', &tail[..to]).map_or(0, |p| p + 1);
+    // The line before `… transcript end` is the line of stars.
+    let ps_end_line = line_start(end);
+    let stars = line_start(ps_end_line.checked_sub(1)?);
+    if !tail[stars..].starts_with(b"**********") {
+        return None;
+    }
+    let mut at = stars;
+    let prev = line_start(stars.checked_sub(1)?);
+    let line = String::from_utf8_lossy(&tail[prev..stars]);
+    let line = line.trim_end();
+    if line.starts_with("PS ") && line.ends_with("> exit") {
+        at = prev;
+    }
+    Some((at, None))
+}
+
 /// A session id as a header may name it: one path segment, not `.` or `..`, at most 96 bytes.
 fn plausible_session_id(s: &str) -> bool {
     !s.is_empty()
@@ -573,6 +628,9 @@ fn plausible_session_id(s: &str) -> bool {
 
 /// Where the footer starts in the last bytes of a log, and the time it gives.
 pub fn log_footer(tail: &[u8]) -> Option<(usize, Option<String>)> {
+    if let Some(end) = memchr::memmem::rfind(tail, b"PowerShell transcript end") {
+        return powershell_footer(tail, end);
+    }
     let at = memchr::memmem::rfind(tail, FOOTER)?;
     let footer = String::from_utf8_lossy(&tail[at + 1..]);
     Some((at, script_time(&footer, "Script done on ")))

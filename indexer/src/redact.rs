@@ -24,6 +24,9 @@ fn patterns() -> &'static [(Regex, &'static str)] {
             // Authorization headers, bearer tokens, well-known token shapes.
             p(r"(?i)(authorization:\s*(?:bearer|basic|token)\s+)([A-Za-z0-9._~+/=-]+)", "$1"),
             p(r"\b(?:ghp|gho|ghu|ghs|ghr|github_pat|glpat|xox[abpr])[_-][A-Za-z0-9_-]{10,}\b", ""),
+            // Windows: `net user NAME PASSWORD /add`, `ConvertTo-SecureString 'pw' -AsPlainText`.
+            p(r"(?i)\b(net1?(?:\.exe)?\s+user\s+\S+\s+)([^\s/*][^\s]*)", "$1"),
+            p(r"(?i)(ConvertTo-SecureString\s+(?:-String\s+)?)('[^']*'|\x22[^\x22]*\x22|[^\s-]\S*)", "$1"),
             // Credentials in URLs: scheme://user:password@host.
             p(r"(://[^/\s:@]+:)([^@\s/]+)(@)", "$1"),
         ]
@@ -71,6 +74,15 @@ mod tests {
             (
                 "mysql -u root -pS3cret! -h db",
                 "mysql -u root -p******** -h db",
+            ),
+            (
+                "net user backdoor P@ssw0rd1 /add",
+                "net user backdoor ******** /add",
+            ),
+            ("net user backdoor /add", "net user backdoor /add"),
+            (
+                "$p = ConvertTo-SecureString 'Hunter2!' -AsPlainText -Force",
+                "$p = ConvertTo-SecureString ******** -AsPlainText -Force",
             ),
             (
                 "./deploy --password 'p a s s' --region x",

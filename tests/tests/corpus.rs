@@ -815,3 +815,37 @@ fn no_miss_is_silent() {
     assert_eq!(shadow.len(), 1);
     assert_eq!(shadow[0]["run_as"], "root");
 }
+
+/// A Windows session log (a PowerShell transcript the agent's logger shell writes, made from
+/// its documented shape): the user's commands, without the logger's own command line, its
+/// `exit` or the transcript's header and footer; Windows account changes match their rules;
+/// the instance comes from the transcript's file path.
+#[test]
+fn windows_transcripts_are_read_without_the_loggers_own_lines() {
+    let dir = ssm_audit_tests::repo_root().join("tests/fixtures/windows");
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("index");
+    ingest(&index, &[&dir]);
+    let records = search_json(&index, &[]);
+    let got: Vec<&str> = records
+        .iter()
+        .map(|r| r["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "whoami",
+            "net user backdoor P@ssw0rd1 /add",
+            "Add-LocalGroupMember -Group Administrators -Member backdoor",
+            "Get-Service sshd",
+            "exit"
+        ]
+    );
+    let rules = |i: usize| records[i]["rule"].to_string();
+    assert!(rules(1).contains("windows-accounts"), "{}", rules(1));
+    assert!(rules(2).contains("windows-local-accounts"), "{}", rules(2));
+    assert!(records[0]["rule"].is_null());
+    assert!(records
+        .iter()
+        .all(|r| r["instance_id"] == "i-0123456789abcdef0"));
+}

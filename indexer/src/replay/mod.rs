@@ -463,6 +463,12 @@ impl Term {
         if command[start..end].starts_with("/usr/bin/ssm-session-logger ") {
             return;
         }
+        // Windows: the logger shell replays the session with the agent's logger.
+        if command[start..end].starts_with("& ")
+            && command[start..end].contains("ssm-session-logger.exe")
+        {
+            return;
+        }
         command.truncate(end);
         command.drain(..start);
         // A paste of several complete lines is several commands.
