@@ -816,8 +816,8 @@ fn no_miss_is_silent() {
     assert_eq!(shadow[0]["run_as"], "root");
 }
 
-/// A Windows session log (a PowerShell transcript the agent's logger shell writes, made from
-/// its documented shape): the user's commands, without the logger's own command line, its
+/// A Windows session log (a PowerShell transcript the agent's logger shell writes) and a
+/// streamed one (per-user transcription), made from their documented shapes: the user's commands, without the logger's own command line, its
 /// `exit` or the transcript's header and footer; Windows account changes match their rules;
 /// the instance comes from the transcript's file path.
 #[test]
@@ -826,7 +826,11 @@ fn windows_transcripts_are_read_without_the_loggers_own_lines() {
     let tmp = tempfile::tempdir().unwrap();
     let index = tmp.path().join("index");
     ingest(&index, &[&dir]);
-    let records = search_json(&index, &[]);
+    let all = search_json(&index, &[]);
+    let records: Vec<&Value> = all
+        .iter()
+        .filter(|r| r["session_id"] == "pat-0a1b2c3d4e5f60718")
+        .collect();
     let got: Vec<&str> = records
         .iter()
         .map(|r| r["command"].as_str().unwrap())
@@ -845,7 +849,17 @@ fn windows_transcripts_are_read_without_the_loggers_own_lines() {
     assert!(rules(1).contains("windows-accounts"), "{}", rules(1));
     assert!(rules(2).contains("windows-local-accounts"), "{}", rules(2));
     assert!(records[0]["rule"].is_null());
-    assert!(records
+    assert!(all
         .iter()
         .all(|r| r["instance_id"] == "i-0123456789abcdef0"));
+    // Streamed, PowerShell's transcription: its lines, the transcript's header among them.
+    let streamed: Vec<(&str, String)> = all
+        .iter()
+        .filter(|r| r["session_id"] == "pat-0f1e2d3c4b5a69788")
+        .map(|r| (r["command"].as_str().unwrap(), r["rule"].to_string()))
+        .collect();
+    assert_eq!(streamed.len(), 3, "{streamed:?}");
+    assert_eq!(streamed[0].0, "whoami");
+    assert_eq!(streamed[1].0, "net localgroup administrators backdoor /add");
+    assert!(streamed[1].1.contains("windows-accounts"));
 }
