@@ -219,10 +219,6 @@ impl Replayer {
                 byte_end: b.max(a + 1),
             });
         }
-        // A multiplexer still drawing its screen when the transcript ends hid the rest.
-        if self.term.gap.as_ref().is_some_and(|g| g.entered_alt) {
-            self.term.close_gap(self.fed_end);
-        }
         Replayed {
             lines: self.term.lines,
             partial: merged(self.term.partial),
@@ -256,17 +252,6 @@ pub struct Replayed {
     pub lines: Vec<InputLine>,
     /// The stretches of the transcript it could not read as a shell's input and output.
     pub partial: Vec<Partial>,
-}
-
-/// A stretch not read yet closed: why, where it began, and whether the full screen it is
-/// expected to draw on was entered.
-#[derive(Debug, Clone)]
-struct OpenGap {
-    reason: String,
-    start: u64,
-    entered_alt: bool,
-    /// The multiplexer that opened it.
-    program: &'static str,
 }
 
 struct Term {
@@ -318,8 +303,9 @@ struct Term {
     /// A space then erase to the end of the line were printed, the space at this column:
     /// padding, if a double-width character comes next.
     pad_at: Option<usize>,
-    /// The stretch not read that is still open.
-    gap: Option<OpenGap>,
+    /// A command started a multiplexer (its name, and where its screen would begin): its full
+    /// screen, when it comes next, is read as the multiplexer's (see `mux.rs`).
+    mux_pending: Option<(&'static str, u64)>,
     /// The screen of the multiplexer being read, while it is on.
     mux: Option<Box<mux::Mux>>,
     /// Where a command switched the terminal's echo off (`stty -echo`): what is typed after
@@ -393,7 +379,7 @@ impl Term {
             partial: Vec::new(),
             set_prompt: None,
             pad_at: None,
-            gap: None,
+            mux_pending: None,
             mux: None,
             mux_events: Vec::new(),
             echo_off: None,
@@ -408,19 +394,6 @@ impl Term {
             fish_spaces: false,
             vi_mode: false,
             stream_bs_edit: false,
-        }
-    }
-
-    /// Close the open stretch not read at `end`.
-    fn close_gap(&mut self, end: u64) {
-        if let Some(g) = self.gap.take() {
-            if end > g.start {
-                self.partial.push(Partial {
-                    reason: g.reason,
-                    byte_start: g.start,
-                    byte_end: end,
-                });
-            }
         }
     }
 
@@ -575,23 +548,16 @@ impl Term {
         }
         // A multiplexer that never drew its screen (it failed, or listed its sessions) hid
         // nothing: forgotten at the next line the shell takes.
-        if self.gap.as_ref().is_some_and(|g| !g.entered_alt) {
-            self.gap = None;
-        }
+        self.mux_pending = None;
         if !abandoned && !self.options.markers && self.stream_mux.is_none() {
             // A stream keeps no screen updates: lines inside are read by their prompts alone.
             if let Some(what) = shellwords::multiplexer_scanned(&line.command, scanned) {
                 self.stream_mux = Some((what, bytes.1));
             }
         }
-        if !abandoned && self.options.markers && self.gap.is_none() {
+        if !abandoned && self.options.markers {
             if let Some(what) = shellwords::multiplexer_scanned(&line.command, scanned) {
-                self.gap = Some(OpenGap {
-                    reason: format!("inside {what}: its windows are drawn as a full screen, and the commands typed in them are not read"),
-                    start: bytes.1,
-                    entered_alt: false,
-                    program: what,
-                });
+                self.mux_pending = Some((what, bytes.1));
             }
         }
         if !abandoned {
@@ -994,21 +960,13 @@ impl Term {
             self.alt_saved = Some((self.screen.cursor_row(), self.screen.cursor_col()));
             self.alt = true;
             // A multiplexer drawing its screen: read its shells off it.
-            if let Some(g) = self.gap.take() {
+            if let Some((program, start)) = self.mux_pending.take() {
                 self.finish_output(self.screen.last_row() + 1);
                 self.input = None;
-                self.mux = Some(Box::new(mux::Mux::new(
-                    g.program,
-                    self.screen.width(),
-                    g.start,
-                )));
+                self.mux = Some(Box::new(mux::Mux::new(program, self.screen.width(), start)));
             }
         } else {
             self.alt = false;
-            // The multiplexer left its screen (detached, or its last window closed).
-            if self.gap.as_ref().is_some_and(|g| g.entered_alt) {
-                self.close_gap(self.offset_end);
-            }
             if let Some((r, c)) = self.alt_saved.take() {
                 self.screen.save_cursor_at(r, c);
                 self.screen.restore_cursor();

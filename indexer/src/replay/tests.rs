@@ -4,12 +4,7 @@
 use super::*;
 
 pub(super) fn replay_with(bytes: &[u8], markers: bool) -> Vec<InputLine> {
-    let mut r = Replayer::new(ReplayOptions {
-        markers,
-        ..ReplayOptions::default()
-    });
-    r.feed(bytes, 0);
-    r.finish().lines
+    replayed(bytes, markers).lines
 }
 
 pub(super) fn commands(bytes: &[u8]) -> Vec<(String, String)> {
