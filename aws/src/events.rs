@@ -57,6 +57,12 @@ pub enum Decoded {
         /// The schema's complaint, when the records were read leniently (bucket and key only).
         lenient: Option<String>,
     },
+    /// An EventBridge event wrapping a CloudTrail record ("AWS API Call via CloudTrail"),
+    /// delivered to the function by a rule.
+    Trail {
+        /// `eventbridge://<event id>`.
+        name: String,
+    },
     /// A CloudWatch Logs event whose payload does not decode.
     BadLogs(String),
     /// Neither kind of event.
@@ -93,6 +99,12 @@ pub fn decode(event: &Value) -> Decoded {
                 }
             }
             Err(e) => Decoded::BadLogs(format!("undecodable subscription event: {e}")),
+        };
+    }
+    if event.get("detail-type").is_some() && indexer::formats::is_trail_record(event) {
+        let id = event.get("id").and_then(Value::as_str).unwrap_or("unnamed");
+        return Decoded::Trail {
+            name: format!("eventbridge://{id}"),
         };
     }
     let (records, lenient) = match serde_json::from_value::<S3Event>(event.clone()) {

@@ -25,6 +25,8 @@
 //!     last_time: None,
 //!     written: None,
 //!     partial: vec![],
+//!     run_as: None,
+//!     login_seen: None,
 //! };
 //! let (_, basis) =
 //!     Basis::of(&meta.session_id, [&meta], None, &Names::default(), &Default::default()).unwrap();
@@ -40,7 +42,9 @@
 //! ```
 
 pub use crate::ingest::Vouched;
-use crate::model::{self, Attribution, CommandRecord, Evidence, Line, SessionTrail, SourceMeta};
+use crate::model::{
+    self, Attribution, CommandRecord, Evidence, Line, SessionTrail, SourceMeta, StartedWith,
+};
 use crate::names::Names;
 use crate::rules::Rules;
 use serde::{Deserialize, Serialize};
@@ -61,6 +65,10 @@ pub struct Basis {
     pub version_id: Option<String>,
     /// SHA-256 of the source document (the object, or a stream's canonical document).
     pub sha256: String,
+    /// The command the session was started with and the call that named it, when CloudTrail
+    /// names one: its record is line 0 ([`Basis::started_line`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<(String, StartedWith)>,
 }
 
 /// One input line's own facts, borrowed from wherever it is held.
@@ -107,7 +115,7 @@ impl<'a> From<&'a CommandRecord> for LineRef<'a> {
         LineRef {
             seq: r.seq,
             command: &r.command,
-            run_as: &r.run_as,
+            run_as: r.run_as.as_deref().unwrap_or(crate::replay::LOGIN_USER),
             cwd: r.cwd.as_deref(),
             abandoned: r.abandoned,
             byte_start: r.evidence.byte_start,
@@ -195,15 +203,49 @@ impl Basis {
         let chosen = choose(sources.iter().copied())?;
         let best = sources[chosen];
         let trail = trail.map(|t| annotated(t, vouched));
-        let mut who = model::attribute(session_id, Some(best), trail.as_ref(), names);
+        // In the order transcripts are chosen, not the order they came in.
+        let mut ranked = sources.clone();
+        ranked.sort_by(|a, b| rank(a).cmp(&rank(b)));
+        let mut who = model::attribute(session_id, Some(best), &ranked, trail.as_ref(), names);
+        let started = trail.as_ref().and_then(|t| t.start()).and_then(|s| {
+            let command = s.command.clone()?;
+            Some((
+                command,
+                StartedWith {
+                    event_name: s.event_name.clone(),
+                    event_id: s.event_id.clone(),
+                    event_time: s.event_time.clone(),
+                    document: s.document_name.clone(),
+                },
+            ))
+        });
         who.conflicts.extend(transcript_conflicts(best, &sources));
         let basis = Basis {
             who,
             source: best.source.clone(),
             version_id: best.version_id.clone(),
             sha256: best.sha256.clone(),
+            started,
         };
         Some((chosen, basis))
+    }
+
+    /// The command the session was started with, as line 0, when CloudTrail names one
+    /// (interactive and non-interactive command documents, ECS Exec): no transcript holds it,
+    /// so its evidence range is empty and its record says where it comes from.
+    pub fn started_line(&self) -> Option<LineRef<'_>> {
+        let (command, _) = self.started.as_ref()?;
+        Some(LineRef {
+            seq: 0,
+            command,
+            run_as: crate::replay::LOGIN_USER,
+            cwd: None,
+            abandoned: false,
+            byte_start: 0,
+            byte_end: 0,
+            suspicious: &[],
+            truncated: None,
+        })
     }
 
     /// The basis a record derived elsewhere carries.
@@ -213,6 +255,7 @@ impl Basis {
             source: r.evidence.source.clone(),
             version_id: r.evidence.version_id.clone(),
             sha256: r.evidence.sha256.clone(),
+            started: r.started_with.clone().map(|s| (r.command.clone(), s)),
         }
     }
 
@@ -223,8 +266,17 @@ impl Basis {
             session_id: session_id.to_string(),
             seq: l.seq,
             command: l.command.to_string(),
-            run_as: l.run_as.to_string(),
+            // An empty `run_as` is the login user's, whoever the session's sources say that is.
+            run_as: if l.run_as == crate::replay::LOGIN_USER {
+                self.who.login_user.clone()
+            } else {
+                Some(l.run_as.to_string())
+            },
             cwd: l.cwd.map(String::from),
+            started_with: match &self.started {
+                Some((_, s)) if l.seq == 0 => Some(s.clone()),
+                _ => None,
+            },
             who: self.who.clone(),
             programs: if l.abandoned {
                 Vec::new()
@@ -268,12 +320,14 @@ pub fn apply_rules(r: &mut CommandRecord, rules: &Rules) {
 /// Lambda writes and `search --format json` (with and without `--abandoned`) prints.
 pub fn records<'a>(
     session_id: &str,
-    basis: &Basis,
+    basis: &'a Basis,
     lines: impl IntoIterator<Item = LineRef<'a>>,
     rules: &Rules,
 ) -> Vec<CommandRecord> {
-    lines
+    basis
+        .started_line()
         .into_iter()
+        .chain(lines)
         .map(|l| {
             let mut r = basis.record(session_id, l);
             apply_rules(&mut r, rules);
@@ -304,6 +358,8 @@ mod tests {
             last_time: None,
             written: None,
             partial: Vec::new(),
+            run_as: None,
+            login_seen: None,
         }
     }
 

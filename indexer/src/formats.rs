@@ -104,6 +104,11 @@ pub struct TrailEvent {
     pub target: Option<String>,
     /// `requestParameters.documentName`.
     pub document_name: Option<String>,
+    /// The command the session was started with, where the call names one: an interactive or
+    /// non-interactive command document's `requestParameters.parameters.command` (a list, its
+    /// parts joined by newlines), ECS Exec's `requestParameters.command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
     /// `awsRegion`.
     pub region: Option<String>,
     /// `recipientAccountId`, or the identity's account.
@@ -164,6 +169,18 @@ pub enum Parsed {
     },
     /// An instance inventory.
     Inventory(Vec<Instance>),
+    /// A delivery holding both streamed sessions and CloudTrail records (a Firehose object
+    /// fed by several log groups).
+    Mixed {
+        /// The sessions.
+        transcripts: Vec<Transcript>,
+        /// The Session Manager events.
+        events: Vec<TrailEvent>,
+        /// Changes of instances' `Name` tags.
+        tags: Vec<TagChange>,
+        /// Records that are about something else.
+        ignored: usize,
+    },
     /// A file that is recognised but holds no audit data, and why.
     Skipped(String),
 }
@@ -217,6 +234,11 @@ pub fn parse_within(name: &str, bytes: &[u8], whole: u64) -> Result<Parsed> {
     {
         return Ok(Parsed::Skipped(
             "documentation, not a log (no `Script started on` header, no terminal output)".into(),
+        ));
+    }
+    if [".py", ".sh"].iter().any(|e| lower.ends_with(e)) {
+        return Ok(Parsed::Skipped(
+            "a script, not a log (no `Script started on` header, no terminal output)".into(),
         ));
     }
     Err(Error::Unrecognised(
@@ -705,92 +727,301 @@ fn parse_json(name: &str, bytes: &[u8], whole: u64) -> Result<Parsed> {
             return parsed;
         }
     }
-    let value: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            // One JSON object per line: streamed messages or events.
-            if let Some(lines) = json_lines(text) {
-                return stream_from_lines(name, text, lines);
-            }
-            return Err(Error::Json(e));
-        }
+    let docs: Vec<&str> = match serde_json::from_str::<&serde_json::value::RawValue>(text) {
+        Ok(one) => vec![one.get()],
+        // Several documents one after another: JSON Lines, or documents written back to back
+        // (`}{`, Firehose without a delimiter).
+        Err(e) => match documents(text) {
+            Some(d) => d,
+            None => return Err(Error::Json(e)),
+        },
     };
-    if value.get("digestStartTime").is_some() || value.get("digestSignatureAlgorithm").is_some() {
-        let listed = value
-            .get("logFiles")
-            .and_then(Value::as_array)
-            .map(|files| {
-                files
-                    .iter()
-                    .map(|f| {
-                        let text = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or_default();
-                        (
-                            format!("s3://{}/{}", text("s3Bucket"), text("s3Object")),
-                            text("hashValue").to_ascii_lowercase(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        return Ok(Parsed::Digest { listed });
-    }
-    if let Some(reservations) = value.get("Reservations").and_then(Value::as_array) {
-        return Ok(Parsed::Inventory(inventory(reservations)));
-    }
-    if let Some(data) = value.pointer("/awslogs/data").and_then(Value::as_str) {
-        let raw = base64_decode(data).ok_or_else(|| Error::Corrupt {
-            kind: "CloudWatch Logs subscription event",
-            reason: "awslogs.data is not base64".into(),
-        })?;
-        let inflated = gunzip_within(&raw, whole)?;
-        return parse_json(name, &inflated, whole);
-    }
-    if value.get("messageType").is_some() {
-        return subscription(name, &value);
-    }
-    if value.get("events").and_then(Value::as_array).is_some() {
-        return filter_log_events(name, text);
-    }
-    if value.get("sessionData").is_some() {
-        return stream_from_lines(name, text, vec![(0, text.len())]);
-    }
-    if let Some(arr) = value.as_array() {
-        if arr.iter().all(|r| r.get("eventName").is_some()) && !arr.is_empty() {
-            return trail(arr);
+    if let [one] = docs[..] {
+        let value: Value = serde_json::from_str(one)?;
+        if value.get("digestStartTime").is_some() || value.get("digestSignatureAlgorithm").is_some()
+        {
+            return Ok(digest(&value));
+        }
+        if let Some(reservations) = value.get("Reservations").and_then(Value::as_array) {
+            return Ok(Parsed::Inventory(inventory(reservations)));
         }
     }
-    if value.get("eventName").is_some() && value.get("eventSource").is_some() {
-        return trail(std::slice::from_ref(&value));
+    let mut g = Gathered::default();
+    for d in docs {
+        g.document(d, whole, 0)?;
     }
-    let what = "JSON that is none of: CloudTrail records, describe-instances output, CloudWatch Logs events or subscription payload, Session Manager stream messages";
-    // Where CloudTrail files live, a file of another shape is damaged, not merely something else.
-    if name.contains("CloudTrail") || name.ends_with(".log") {
-        return Err(Error::Unrecognised(what.into()));
-    }
-    Ok(Parsed::Skipped(what.into()))
+    g.finish(name)
 }
 
-/// Byte ranges of the lines of a JSON Lines text, when every non-blank line is a JSON object.
-fn json_lines(text: &str) -> Option<Vec<(usize, usize)>> {
+/// The documents of a text holding several JSON values one after another (separated by
+/// whitespace or by nothing), when there are several and each is an object or an array.
+fn documents(text: &str) -> Option<Vec<&str>> {
     let mut out = Vec::new();
-    let mut pos = 0;
-    for line in text.split_inclusive('\n') {
-        let t = line.trim();
-        if !t.is_empty() {
-            serde_json::from_str::<serde_json::Map<String, Value>>(t).ok()?;
-            out.push((pos, pos + line.trim_end().len()));
+    for v in serde_json::Deserializer::from_str(text).into_iter::<&serde_json::value::RawValue>() {
+        let v = v.ok()?.get();
+        if !(v.starts_with('{') || v.starts_with('[')) {
+            return None;
         }
-        pos += line.len();
+        out.push(v);
     }
     (out.len() > 1).then_some(out)
 }
 
-fn trail(records: &[Value]) -> Result<Parsed> {
-    let mut sink = TrailSink::default();
-    for r in records {
-        sink.value(r);
+fn digest(value: &Value) -> Parsed {
+    let listed = value
+        .get("logFiles")
+        .and_then(Value::as_array)
+        .map(|files| {
+            files
+                .iter()
+                .map(|f| {
+                    let text = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or_default();
+                    (
+                        format!("s3://{}/{}", text("s3Bucket"), text("s3Object")),
+                        text("hashValue").to_ascii_lowercase(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Parsed::Digest { listed }
+}
+
+/// How deep deliveries may wrap one another (a subscription payload inside a Firehose object
+/// inside an array): past this, a document is not read.
+const MAX_WRAPPING: u8 = 6;
+
+/// What JSON documents of every delivery shape hold, gathered: log events (streamed sessions,
+/// or CloudTrail and EventBridge events kept in a log group) and CloudTrail records, however
+/// they were wrapped.
+#[derive(Default)]
+struct Gathered {
+    /// Log events, from subscription payloads, `filter-log-events` output, or stream messages.
+    events: Vec<StreamEvent>,
+    /// CloudTrail records, from files, lookup-events, EventBridge events or log events.
+    trail: TrailSink,
+    /// How many CloudTrail records (of any kind) were seen.
+    records: usize,
+    /// CloudWatch Logs control messages (health checks).
+    control: usize,
+    /// Documents of no known shape.
+    unknown: usize,
+}
+
+impl Gathered {
+    fn document(&mut self, text: &str, whole: u64, depth: u8) -> Result<()> {
+        let value: Value = serde_json::from_str(text)?;
+        // A stream message keeps its own text: the stream's document is made of it.
+        if value.get("sessionData").is_some() {
+            self.events.push(StreamEvent {
+                log_stream_name: None,
+                timestamp: 0,
+                message: text.trim().to_string(),
+                event_id: None,
+            });
+            return Ok(());
+        }
+        self.value(value, whole, depth)
     }
-    Ok(sink.parsed())
+
+    fn value(&mut self, v: Value, whole: u64, depth: u8) -> Result<()> {
+        if depth > MAX_WRAPPING {
+            self.unknown += 1;
+            return Ok(());
+        }
+        let obj = match v {
+            Value::Array(items) => {
+                for i in items {
+                    self.value(i, whole, depth + 1)?;
+                }
+                return Ok(());
+            }
+            Value::Object(o) => o,
+            _ => {
+                self.unknown += 1;
+                return Ok(());
+            }
+        };
+        let text = |k: &str| obj.get(k).and_then(Value::as_str);
+        if let Some(data) = obj.get("awslogs").and_then(|a| a.get("data")) {
+            let raw = data
+                .as_str()
+                .and_then(base64_decode)
+                .ok_or_else(|| Error::Corrupt {
+                    kind: "CloudWatch Logs subscription event",
+                    reason: "awslogs.data is not base64".into(),
+                })?;
+            let inflated = gunzip_within(&raw, whole)?;
+            let inner = std::str::from_utf8(&inflated).map_err(|e| Error::Corrupt {
+                kind: "CloudWatch Logs subscription event",
+                reason: format!("its payload is not UTF-8: {e}"),
+            })?;
+            return self.document(inner, whole, depth + 1);
+        }
+        if let Some(kind) = text("messageType") {
+            if kind == "CONTROL_MESSAGE" {
+                self.control += 1;
+                return Ok(());
+            }
+            let stream = text("logStream").map(String::from);
+            for e in obj
+                .get("logEvents")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                self.events.push(StreamEvent {
+                    log_stream_name: stream.clone(),
+                    timestamp: e.get("timestamp").and_then(Value::as_i64).unwrap_or(0),
+                    message: e
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    event_id: e.get("id").and_then(Value::as_str).map(String::from),
+                });
+            }
+            return Ok(());
+        }
+        if let Some(events) = obj.get("events").and_then(Value::as_array) {
+            for e in events {
+                self.events.push(StreamEvent::deserialize(e)?);
+            }
+            return Ok(());
+        }
+        if obj.get("message").is_some_and(Value::is_string) && obj.contains_key("timestamp") {
+            self.events
+                .push(StreamEvent::deserialize(Value::Object(obj))?);
+            return Ok(());
+        }
+        let obj = Value::Object(obj);
+        if self.record(&obj) {
+            return Ok(());
+        }
+        // `{"Records": [...]}` (a CloudTrail file among other documents), lookup-events'
+        // `{"Events": [...]}`.
+        for list in ["Records", "Events"] {
+            if let Some(items) = obj.get(list).and_then(Value::as_array) {
+                for i in items {
+                    if !self.record(i) {
+                        self.value(i.clone(), whole, depth + 1)?;
+                    }
+                }
+                return Ok(());
+            }
+        }
+        if obj.get("sessionData").is_some() {
+            self.events.push(StreamEvent {
+                log_stream_name: None,
+                timestamp: 0,
+                message: obj.to_string(),
+                event_id: None,
+            });
+            return Ok(());
+        }
+        self.unknown += 1;
+        Ok(())
+    }
+
+    /// A CloudTrail record however it is wrapped: as it is, as an EventBridge event's `detail`,
+    /// as a lookup-events event's `CloudTrailEvent` text. False when `v` is none of these.
+    fn record(&mut self, v: &Value) -> bool {
+        match trail_record(v) {
+            Some(r) => {
+                self.records += 1;
+                self.trail.any(&r);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn finish(mut self, name: &str) -> Result<Parsed> {
+        // Log events whose messages are CloudTrail records (a trail delivered to CloudWatch
+        // Logs, EventBridge events kept in a log group) are records; the rest are sessions.
+        let mut sessions = Vec::new();
+        for e in std::mem::take(&mut self.events) {
+            let record = e
+                .message
+                .trim_start()
+                .starts_with('{')
+                .then(|| serde_json::from_str::<Value>(&e.message).ok())
+                .flatten()
+                .filter(|v| v.get("sessionData").is_none());
+            match record {
+                Some(v) if self.record(&v) => {}
+                _ => sessions.push(e),
+            }
+        }
+        let transcripts = if sessions.is_empty() {
+            None
+        } else {
+            Some(streams(name, sessions)?)
+        };
+        let trail = (self.records > 0).then(|| self.trail.parsed());
+        Ok(match (transcripts, trail) {
+            (
+                Some(Parsed::Transcripts(ts)),
+                Some(Parsed::Trail {
+                    events,
+                    tags,
+                    ignored,
+                }),
+            ) => Parsed::Mixed {
+                transcripts: ts,
+                events,
+                tags,
+                ignored,
+            },
+            (Some(t @ Parsed::Transcripts(_)), _) => t,
+            (_, Some(t)) => t,
+            (Some(skipped), None) => skipped,
+            (None, None) if self.control > 0 => {
+                Parsed::Skipped("a CloudWatch Logs CONTROL_MESSAGE (a health check)".into())
+            }
+            (None, None) => {
+                let what = "JSON that is none of: CloudTrail records (a file, lookup-events output, EventBridge events), describe-instances output, CloudWatch Logs events or subscription payload, Session Manager stream messages";
+                // Where CloudTrail files live, a file of another shape is damaged, not merely
+                // something else.
+                if name.contains("CloudTrail") || name.ends_with(".log") {
+                    return Err(Error::Unrecognised(what.into()));
+                }
+                Parsed::Skipped(what.into())
+            }
+        })
+    }
+}
+
+/// Is `v` a CloudTrail record, or an event that wraps one (EventBridge, lookup-events)?
+pub fn is_trail_record(v: &Value) -> bool {
+    trail_record(v).is_some()
+}
+
+/// Is a log event's message a CloudTrail record, or an event that wraps one: a trail delivered
+/// to CloudWatch Logs, EventBridge events kept in a log group. (A session's stream message is
+/// not.)
+pub fn is_trail_message(message: &str) -> bool {
+    message.trim_start().starts_with('{')
+        && serde_json::from_str::<Value>(message)
+            .is_ok_and(|v| v.get("sessionData").is_none() && is_trail_record(&v))
+}
+
+/// The CloudTrail record `v` is or wraps: a record (`eventName` and `eventSource`), an
+/// EventBridge "AWS API Call via CloudTrail" event (its `detail`), a lookup-events event (its
+/// `CloudTrailEvent`, a record as text).
+fn trail_record(v: &Value) -> Option<Cow<'_, Value>> {
+    let is_record = |r: &Value| r.get("eventName").is_some() && r.get("eventSource").is_some();
+    if is_record(v) {
+        return Some(Cow::Borrowed(v));
+    }
+    if v.get("detail-type").is_some() {
+        return v.get("detail").filter(|d| is_record(d)).map(Cow::Borrowed);
+    }
+    let text = v.get("CloudTrailEvent")?.as_str()?;
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .filter(is_record)
+        .map(Cow::Owned)
 }
 
 /// Is this an EC2 event that may change an instance's `Name` tag?
@@ -844,6 +1075,7 @@ fn tag_changes(r: &Value, out: &mut Vec<TagChange>) {
     if name != "DeleteTags" && value.is_none() {
         return;
     }
+    let time = normal_time(&time);
     for id in ids.into_iter().filter(|i| is_instance(i)) {
         out.push(TagChange {
             time: time.clone(),
@@ -936,11 +1168,26 @@ struct SessionParameters<'a> {
     target: Option<Cow<'a, str>>,
     #[serde(borrow)]
     document_name: Option<Cow<'a, str>>,
+    /// A session document's parameters (`command`, a list of strings, for interactive
+    /// commands).
+    parameters: Option<Value>,
+    /// ECS Exec's command.
+    command: Option<Value>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SessionResponse<'a> {
+    #[serde(borrow)]
+    session_id: Option<Cow<'a, str>>,
+    /// ECS Exec's session.
+    #[serde(borrow)]
+    session: Option<EcsSession<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EcsSession<'a> {
     #[serde(borrow)]
     session_id: Option<Cow<'a, str>>,
 }
@@ -963,6 +1210,7 @@ struct RecordFields<'a> {
     user_agent: Option<&'a str>,
     target: Option<&'a str>,
     document_name: Option<&'a str>,
+    command: Option<&'a Value>,
     region: Option<&'a str>,
     recipient_account: Option<&'a str>,
     event_id: Option<&'a str>,
@@ -975,7 +1223,8 @@ fn fields_of_value(r: &Value) -> RecordFields<'_> {
         source: s("/eventSource"),
         name: s("/eventName"),
         event_time: s("/eventTime"),
-        response_session_id: s("/responseElements/sessionId"),
+        response_session_id: s("/responseElements/sessionId")
+            .or_else(|| s("/responseElements/session/sessionId")),
         request_session_id: s("/requestParameters/sessionId"),
         arn: s("/userIdentity/arn"),
         identity_type: s("/userIdentity/type"),
@@ -987,6 +1236,9 @@ fn fields_of_value(r: &Value) -> RecordFields<'_> {
         user_agent: s("/userAgent"),
         target: s("/requestParameters/target"),
         document_name: s("/requestParameters/documentName"),
+        command: r
+            .pointer("/requestParameters/parameters/command")
+            .or_else(|| r.pointer("/requestParameters/command")),
         region: s("/awsRegion"),
         recipient_account: s("/recipientAccountId"),
         event_id: s("/eventID"),
@@ -1002,10 +1254,11 @@ fn fields_of_record<'a>(head: &'a RecordHead<'a>, r: &'a SessionRecord<'a>) -> R
         source: s(head.event_source.as_ref()),
         name: s(head.event_name.as_ref()),
         event_time: s(r.event_time.as_ref()),
-        response_session_id: s(r
-            .response_elements
-            .as_ref()
-            .and_then(|e| e.session_id.as_ref())),
+        response_session_id: s(r.response_elements.as_ref().and_then(|e| {
+            e.session_id
+                .as_ref()
+                .or_else(|| e.session.as_ref().and_then(|s| s.session_id.as_ref()))
+        })),
         request_session_id: s(params.and_then(|p| p.session_id.as_ref())),
         arn: s(id.and_then(|i| i.arn.as_ref())),
         identity_type: s(id.and_then(|i| i.kind.as_ref())),
@@ -1020,6 +1273,12 @@ fn fields_of_record<'a>(head: &'a RecordHead<'a>, r: &'a SessionRecord<'a>) -> R
         user_agent: s(r.user_agent.as_ref()),
         target: s(params.and_then(|p| p.target.as_ref())),
         document_name: s(params.and_then(|p| p.document_name.as_ref())),
+        command: params.and_then(|p| {
+            p.parameters
+                .as_ref()
+                .and_then(|v| v.get("command"))
+                .or(p.command.as_ref())
+        }),
         region: s(r.aws_region.as_ref()),
         recipient_account: s(r.recipient_account_id.as_ref()),
         event_id: s(r.event_id.as_ref()),
@@ -1027,13 +1286,31 @@ fn fields_of_record<'a>(head: &'a RecordHead<'a>, r: &'a SessionRecord<'a>) -> R
     }
 }
 
-/// Is this a Session Manager event of a session's life?
+/// Is this a Session Manager event of a session's life (ECS Exec's `ExecuteCommand` starts
+/// one too)?
 fn is_session_event(source: Option<&str>, name: Option<&str>) -> bool {
-    source == Some("ssm.amazonaws.com")
-        && matches!(
+    match source {
+        Some("ssm.amazonaws.com") => matches!(
             name,
             Some("StartSession" | "ResumeSession" | "TerminateSession")
-        )
+        ),
+        Some("ecs.amazonaws.com") => name == Some("ExecuteCommand"),
+        _ => false,
+    }
+}
+
+/// A command parameter as one text: a string, or a list of strings joined by newlines.
+fn command_text(v: &Value) -> Option<String> {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => return None,
+    };
+    (!text.trim().is_empty()).then_some(text)
 }
 
 /// The session event a record holds, if it holds one.
@@ -1065,7 +1342,7 @@ fn session_event(f: RecordFields<'_>) -> Option<TrailEvent> {
     };
     Some(TrailEvent {
         event_name: own(f.name).unwrap_or_default(),
-        event_time: own(f.event_time).unwrap_or_default(),
+        event_time: f.event_time.map(normal_time).unwrap_or_default(),
         session_id,
         principal_arn: arn,
         principal,
@@ -1076,12 +1353,52 @@ fn session_event(f: RecordFields<'_>) -> Option<TrailEvent> {
         user_agent: own(f.user_agent),
         target: own(f.target),
         document_name: own(f.document_name),
+        command: f.command.and_then(command_text),
         region: own(f.region),
         account: own(f.recipient_account.or(f.identity_account)),
         event_id: own(f.event_id),
         error_code: own(f.error_code),
         ..TrailEvent::default()
     })
+}
+
+/// An event time as RFC 3339 UTC (`2025-02-19T20:13:49Z`), whichever way it was written:
+/// CloudTrail's own form, or an export's (`2025-02-19 20:13:49`, with fractions, with an
+/// offset, as epoch milliseconds). A time that is none of these is kept as it is.
+pub fn normal_time(s: &str) -> String {
+    use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+    let t = s.trim();
+    if t.len() == 20 && t.ends_with('Z') && t.as_bytes()[10] == b'T' {
+        return t.to_string();
+    }
+    let utc: Option<DateTime<Utc>> = DateTime::parse_from_rfc3339(t)
+        .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%:z"))
+        .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f %z"))
+        .map(|d| d.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            [
+                "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S%.f UTC",
+            ]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
+            .map(|n| n.and_utc())
+        })
+        .or_else(|| {
+            // Epoch milliseconds (13 digits) or seconds (10).
+            let n: i64 = t.parse().ok()?;
+            match t.len() {
+                13 => DateTime::from_timestamp_millis(n),
+                10 => DateTime::from_timestamp(n, 0),
+                _ => None,
+            }
+        });
+    match utc {
+        Some(u) => u.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        None => s.to_string(),
+    }
 }
 
 /// What the records of a CloudTrail file give, taken one record at a time.
@@ -1115,21 +1432,10 @@ impl TrailSink {
         if head.as_ref().is_none_or(|h| h.s3) {
             // Not of the types (a record that is not an object, a field of another type), or
             // an S3 event notification: this record alone, as a value.
-            let Some(v) = value(raw) else {
-                self.ignored += 1;
-                return;
-            };
-            if v.get("s3").is_some() {
-                let names = self.s3.get_or_insert_with(Vec::new);
-                if let (Some(b), Some(k)) = (
-                    v.pointer("/s3/bucket/name").and_then(Value::as_str),
-                    v.pointer("/s3/object/key").and_then(Value::as_str),
-                ) {
-                    names.push(format!("s3://{b}/{}", decode_s3_key(k)));
-                }
-                return;
+            match value(raw) {
+                Some(v) => self.any(&v),
+                None => self.ignored += 1,
             }
-            self.value(&v);
             return;
         }
         let Some(head) = head else { return };
@@ -1153,6 +1459,22 @@ impl TrailSink {
             Some(e) => self.events.push(e),
             None => self.ignored += 1,
         }
+    }
+
+    /// One record read as a value, whatever it is: an S3 event notification's record (its
+    /// object named), a tag change, a session event, or ignored.
+    fn any(&mut self, v: &Value) {
+        if v.get("s3").is_some() {
+            let names = self.s3.get_or_insert_with(Vec::new);
+            if let (Some(b), Some(k)) = (
+                v.pointer("/s3/bucket/name").and_then(Value::as_str),
+                v.pointer("/s3/object/key").and_then(Value::as_str),
+            ) {
+                names.push(format!("s3://{b}/{}", decode_s3_key(k)));
+            }
+            return;
+        }
+        self.value(v);
     }
 
     /// One record read as a value: a tag change, a session event, or ignored.
@@ -1462,75 +1784,6 @@ fn write_document(order: &[&StreamEvent]) -> (Vec<u8>, Vec<(u64, u64)>) {
     }
     doc.extend_from_slice(b"]}");
     (doc, ranges)
-}
-
-#[derive(Deserialize)]
-struct FilterOut<'a> {
-    #[serde(borrow)]
-    events: Vec<&'a serde_json::value::RawValue>,
-}
-
-fn filter_log_events(name: &str, text: &str) -> Result<Parsed> {
-    let out: FilterOut = serde_json::from_str(text)?;
-    let mut events = Vec::with_capacity(out.events.len());
-    for raw in out.events {
-        events.push(serde_json::from_str::<StreamEvent>(raw.get())?);
-    }
-    streams(name, events)
-}
-
-fn subscription(name: &str, value: &Value) -> Result<Parsed> {
-    if value.get("messageType").and_then(Value::as_str) == Some("CONTROL_MESSAGE") {
-        return Ok(Parsed::Skipped(
-            "a CloudWatch Logs CONTROL_MESSAGE (a health check)".into(),
-        ));
-    }
-    let stream = value
-        .get("logStream")
-        .and_then(Value::as_str)
-        .map(String::from);
-    let mut events = Vec::new();
-    for e in value
-        .get("logEvents")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        events.push(StreamEvent {
-            log_stream_name: stream.clone(),
-            timestamp: e.get("timestamp").and_then(Value::as_i64).unwrap_or(0),
-            message: e
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            event_id: e.get("id").and_then(Value::as_str).map(String::from),
-        });
-    }
-    streams(name, events)
-}
-
-fn stream_from_lines(name: &str, text: &str, lines: Vec<(usize, usize)>) -> Result<Parsed> {
-    let mut events = Vec::new();
-    for (a, b) in lines {
-        let v: Value = serde_json::from_str(&text[a..b])?;
-        let event = if v.get("sessionData").is_some() {
-            StreamEvent {
-                log_stream_name: None,
-                timestamp: 0,
-                message: text[a..b].to_string(),
-                event_id: None,
-            }
-        } else if v.get("message").and_then(Value::as_str).is_some() {
-            serde_json::from_value(v)?
-        } else {
-            return Err(Error::Unrecognised(
-                "JSON Lines whose lines are neither stream messages nor log events".into(),
-            ));
-        };
-        events.push(event);
-    }
-    streams(name, events)
 }
 
 /// Group log events into one transcript per session, each read from its canonical document
@@ -1902,7 +2155,11 @@ mod tests {
     fn both_ways(text: &str) -> (String, String) {
         let streamed = format!("{:?}", trail_streamed(text).unwrap().unwrap());
         let value: Value = serde_json::from_str(text).unwrap();
-        let by_value = format!("{:?}", trail(value["Records"].as_array().unwrap()).unwrap());
+        let mut sink = TrailSink::default();
+        for r in value["Records"].as_array().unwrap() {
+            sink.value(r);
+        }
+        let by_value = format!("{:?}", sink.parsed());
         (streamed, by_value)
     }
 

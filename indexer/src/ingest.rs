@@ -272,6 +272,35 @@ fn read_log(object: &SourceObject, log: &[u8], sha: &str, batch: &mut Batch) -> 
     }
 }
 
+/// What log file validation compares with the hash a digest lists: the SHA-256 of the content
+/// uncompressed (the object's own digest when it was not compressed).
+fn content_sha(object: &SourceObject, sha: &str, bytes: &[u8]) -> String {
+    if std::ptr::eq(bytes, object.bytes.as_slice()) {
+        sha.to_string()
+    } else {
+        crate::model::sha256_hex(bytes)
+    }
+}
+
+/// Transcripts read from `object` into the batch.
+fn transcripts_read(
+    object: &SourceObject,
+    sha: &str,
+    ts: &[formats::Transcript],
+    batch: &mut Batch,
+) -> Outcome {
+    let kind = ts.first().map_or(SourceKind::S3Log, |t| t.kind);
+    for t in ts {
+        batch
+            .sources
+            .push(SessionSource::from_transcript(t, object, sha));
+    }
+    Outcome::Read {
+        kind,
+        items: ts.len(),
+    }
+}
+
 /// A CloudTrail file's events and tag changes into the batch; `file_sha` is the SHA-256 of
 /// its content uncompressed, what a digest lists.
 fn trail_read(
@@ -354,25 +383,26 @@ fn parse_object(object: &SourceObject, sha: &str, whole: u64, batch: &mut Batch)
                 items,
             }
         }
-        Ok(Parsed::Transcripts(ts)) => {
-            let kind = ts.first().map_or(SourceKind::S3Log, |t| t.kind);
-            let items = ts.len();
-            for t in &ts {
-                batch
-                    .sources
-                    .push(SessionSource::from_transcript(t, object, sha));
-            }
-            Outcome::Read { kind, items }
-        }
+        Ok(Parsed::Transcripts(ts)) => transcripts_read(object, sha, &ts, batch),
         Ok(Parsed::Trail { events, tags, .. }) => {
-            // What log file validation compares with the hash a digest lists.
-            // The object's own digest when it was not compressed.
-            let file_sha = if std::ptr::eq(bytes, object.bytes.as_slice()) {
-                sha.to_string()
-            } else {
-                crate::model::sha256_hex(bytes)
-            };
+            let file_sha = content_sha(object, sha, bytes);
             trail_read(object, events, tags, file_sha, batch)
+        }
+        Ok(Parsed::Mixed {
+            transcripts,
+            events,
+            tags,
+            ..
+        }) => {
+            let file_sha = content_sha(object, sha, bytes);
+            let trail = trail_read(object, events, tags, file_sha, batch);
+            let read = transcripts_read(object, sha, &transcripts, batch);
+            match (trail, read) {
+                (Outcome::Read { items: a, .. }, Outcome::Read { kind, items: b }) => {
+                    Outcome::Read { kind, items: a + b }
+                }
+                (_, other) => other,
+            }
         }
         Ok(Parsed::Inventory(list)) => {
             let items = list.len();

@@ -85,6 +85,22 @@ named! {
 }
 
 named! {
+    /// What the user of a session's login shell rests on.
+    pub enum LoginFrom {
+        /// The stream's `runAsUser`.
+        Stream = "stream",
+        /// The session's own output (`whoami`, `id`).
+        Output = "output",
+        /// Nothing says: Session Manager's default user (`ssm-user`), which Run As replaces
+        /// where it is turned on.
+        Default = "default",
+        /// Not known: the stream says the shell ran elevated or in a container (an empty
+        /// `runAsUser`), or an ECS Exec session.
+        Unknown = "unknown",
+    }
+}
+
+named! {
     /// What is known of a session: CloudTrail's StartSession and a transcript, one of them, or
     /// only calls that were refused.
     pub enum Status {

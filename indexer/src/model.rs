@@ -2,7 +2,7 @@
 //! records derived from both.
 
 use crate::formats::{self, TrailEvent, Transcript};
-use crate::kinds::{AttributedBy, IdFrom, SourceKind};
+use crate::kinds::{AttributedBy, IdFrom, LoginFrom, SourceKind};
 use crate::names::{NameOrigin, Names};
 use crate::replay::{InputLine, ReplayOptions, Replayer};
 use crate::sessionid;
@@ -145,6 +145,13 @@ pub struct SourceMeta {
     /// Stretches the replay could not read: the session is only partly reconstructed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partial: Vec<Partial>,
+    /// The user a stream says the shell ran as (its `runAsUser`; empty when the shell ran
+    /// elevated or in a container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
+    /// The login shell's user as the session's own output showed it ([`login_shown`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_seen: Option<String>,
 }
 
 /// Bytes of a transcript the replay could not read as a shell's input and output, and why:
@@ -193,6 +200,8 @@ impl SourceMeta {
             last_time: summary.last_time.clone(),
             written,
             partial: summary.partial.clone(),
+            run_as: None,
+            login_seen: summary.login_seen.clone(),
         }
     }
 
@@ -221,7 +230,7 @@ impl SessionSource {
     /// Replay a transcript read from `object`.
     pub fn from_transcript(t: &Transcript, object: &SourceObject, sha256: &str) -> SessionSource {
         let options = ReplayOptions {
-            base_user: t.run_as.clone().unwrap_or_else(|| "ssm-user".to_string()),
+            base_user: crate::replay::LOGIN_USER.to_string(),
             markers: !t.stripped,
             width: None,
         };
@@ -243,7 +252,7 @@ impl SessionSource {
                 })
                 .collect(),
         );
-        let lines = replayed
+        let lines: Vec<Line> = replayed
             .lines
             .into_iter()
             .map(|l: InputLine| {
@@ -255,6 +264,7 @@ impl SessionSource {
                 }
             })
             .collect();
+        let login_seen = lines.iter().find_map(login_shown);
         let (document_sha, size) = match &t.document {
             Some(d) => (sha256_hex(d), d.len() as u64),
             None => (sha256.to_string(), object.bytes.len() as u64),
@@ -276,10 +286,42 @@ impl SessionSource {
                 last_time: t.last_time.clone(),
                 written: object.written.clone(),
                 partial,
+                run_as: t.run_as.clone(),
+                login_seen,
             },
             lines,
         }
     }
+}
+
+/// The login shell's user, when this line asked who it is and its output says: `whoami`,
+/// `id -un`, `echo $USER` (its output's first line), `id` (`uid=N(name)`). Only lines the
+/// login user typed (an empty `run_as`) and that ran.
+pub fn login_shown(l: &Line) -> Option<String> {
+    if l.run_as != crate::replay::LOGIN_USER || l.abandoned {
+        return None;
+    }
+    let command = l.command.split_whitespace().collect::<Vec<_>>().join(" ");
+    let first = l.output.lines().map(str::trim).find(|s| !s.is_empty())?;
+    let name = match command.as_str() {
+        "whoami" | "id -un" | "id -nu" | "id -u -n" | "id -n -u" | "echo $USER"
+        | "echo \"$USER\"" | "echo $LOGNAME" | "logname" => first,
+        "id" => {
+            first
+                .strip_prefix("uid=")?
+                .split_once('(')?
+                .1
+                .split_once(')')?
+                .0
+        }
+        _ => return None,
+    };
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'));
+    ok.then(|| name.to_string())
 }
 
 /// A file named as a session's transcript that is not one (random data, a binary): refused,
@@ -356,6 +398,14 @@ impl SessionTrail {
             .filter(move |e| e.event_name == name && e.succeeded())
     }
 
+    /// The successful calls that started the session, in time order: StartSession, or ECS
+    /// Exec's ExecuteCommand.
+    fn starts(&self) -> impl Iterator<Item = &TrailEvent> + '_ {
+        self.events.iter().filter(|e| {
+            matches!(e.event_name.as_str(), "StartSession" | "ExecuteCommand") && e.succeeded()
+        })
+    }
+
     /// The StartSession the session is attributed to, among the successful ones: the one whose
     /// principal is the name the session id was made from, else the earliest. (When there are
     /// several, [`SessionTrail::conflicts`] says so.)
@@ -363,18 +413,15 @@ impl SessionTrail {
         let own = sessionid::parse(&self.session_id).map(|(name, _)| name);
         // A StartSession from a validated CloudTrail file wins over one from a file no signed
         // digest vouches for (and `conflicts` names them when they disagree).
-        let validated = || {
-            self.succeeded("StartSession")
-                .filter(|e| e.validated == Some(true))
-        };
+        let validated = || self.starts().filter(|e| e.validated == Some(true));
         validated()
             .find(|e| own.is_some() && e.principal.as_deref() == own)
             .or_else(|| validated().next())
             .or_else(|| {
-                self.succeeded("StartSession")
+                self.starts()
                     .find(|e| own.is_some() && e.principal.as_deref() == own)
             })
-            .or_else(|| self.succeeded("StartSession").next())
+            .or_else(|| self.starts().next())
     }
 
     /// Mark each event with whether its CloudTrail file is validated (see
@@ -434,7 +481,7 @@ impl SessionTrail {
                 None => what,
             }
         };
-        for other in self.succeeded("StartSession") {
+        for other in self.starts() {
             if std::ptr::eq(other, start) {
                 continue;
             }
@@ -469,7 +516,7 @@ impl SessionTrail {
             start.principal.as_deref(),
         ) {
             // ECS Exec names its sessions after itself, not the caller.
-            if name != principal && name != "ecs-execute-command" {
+            if name != principal && name != ECS_EXEC_NAME {
                 out.push(format!(
                     "the session id names {name}, but CloudTrail's {} names {}",
                     event(start),
@@ -505,12 +552,25 @@ pub struct Attribution {
     pub principal_type: Option<String>,
     /// MFA used to start the session.
     pub mfa: Option<bool>,
+    /// Why `mfa` is unknown (`null`) when CloudTrail cannot say: the record has no MFA
+    /// attribute, or the caller signed in through IAM Identity Center or another identity
+    /// provider, whose MFA CloudTrail's `mfaAuthenticated` does not show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_unknown: Option<String>,
     /// Caller's IP address.
     pub source_ip: Option<String>,
     /// Instance id.
     pub instance_id: Option<String>,
     /// Instance Name tag at the time of the session.
     pub instance_name: Option<String>,
+    /// The user the session's login shell ran as (what a command's `run_as` is when no `sudo`,
+    /// `su` or prompt says otherwise); `null` when it cannot be known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_user: Option<String>,
+    /// What `login_user` rests on: `stream`, `output`, `default` (nothing said: Session
+    /// Manager's `ssm-user`, unless Run As is on) or `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_user_from: Option<LoginFrom>,
     /// Where that name comes from (`cloudtrail`, `inventory`, `ec2`), or `unknown` when the
     /// instance was renamed after the session and its name then is not known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -585,40 +645,99 @@ pub struct Participant {
     pub time: String,
 }
 
-/// Combine what the sources, CloudTrail and the instance names say about one session.
+/// The name part of an ECS Exec session's id: ECS's own, not the caller's.
+pub const ECS_EXEC_NAME: &str = "ecs-execute-command";
+
+/// Session Manager's user for sessions when Run As is off.
+pub const DEFAULT_LOGIN_USER: &str = "ssm-user";
+
+/// The user a session's login shell ran as, from every transcript of it (whatever the order
+/// they came in): a stream's `runAsUser`, else the session's output, else unknown when a stream
+/// said the shell ran elevated or in a container or the session is ECS Exec's, else Session
+/// Manager's default user.
+pub fn login_user(
+    session_id: &str,
+    sources: &[&SourceMeta],
+    start: Option<&TrailEvent>,
+) -> (Option<String>, LoginFrom) {
+    let mut said: Vec<&str> = sources
+        .iter()
+        .filter_map(|s| s.run_as.as_deref())
+        .filter(|u| !u.is_empty())
+        .collect();
+    said.sort_unstable();
+    if let Some(u) = said.first() {
+        return (Some(u.to_string()), LoginFrom::Stream);
+    }
+    let mut seen: Vec<&str> = sources
+        .iter()
+        .filter_map(|s| s.login_seen.as_deref())
+        .collect();
+    seen.sort_unstable();
+    if let Some(u) = seen.first() {
+        return (Some(u.to_string()), LoginFrom::Output);
+    }
+    let ecs = start.is_some_and(|e| e.event_name == "ExecuteCommand")
+        || sessionid::parse(session_id).is_some_and(|(n, _)| n == ECS_EXEC_NAME);
+    if ecs || sources.iter().any(|s| s.run_as.as_deref() == Some("")) {
+        return (None, LoginFrom::Unknown);
+    }
+    (Some(DEFAULT_LOGIN_USER.to_string()), LoginFrom::Default)
+}
+
+/// Combine what the sources, CloudTrail and the instance names say about one session: `source`
+/// is the transcript its records are read from, `all` every transcript of it.
 pub fn attribute(
     session_id: &str,
     source: Option<&SourceMeta>,
+    all: &[&SourceMeta],
     trail: Option<&SessionTrail>,
     names: &Names,
 ) -> Attribution {
     let mut a = Attribution::default();
     let start = trail.and_then(SessionTrail::start);
+    if !all.is_empty() {
+        let (user, from) = login_user(session_id, all, start);
+        a.login_user = user;
+        a.login_user_from = Some(from);
+    }
+    // What a stream says of who and where, whichever of the session's transcripts the records
+    // are read from: the first stream (in the order transcripts are chosen) that names it.
+    let stream_arn = source
+        .and_then(|s| s.principal_arn.clone())
+        .or_else(|| all.iter().find_map(|s| s.principal_arn.clone()));
     if let Some(s) = start {
         a.principal_arn = s.principal_arn.clone();
         a.principal = s.principal.clone();
         a.principal_type = s.principal_type.clone();
-        a.mfa = s.mfa.or(Some(false));
+        (a.mfa, a.mfa_unknown) = mfa_of(s);
         a.source_ip = s.source_ip.clone();
         a.instance_id = s.target.clone();
         a.session_start = Some(s.event_time.clone());
         a.attribution = AttributedBy::Cloudtrail;
         a.cloudtrail_validated = Some(s.validated == Some(true));
-    } else if let Some(arn) = source.and_then(|s| s.principal_arn.clone()) {
+    } else if let Some(arn) = stream_arn {
         a.principal = formats::principal_from_arn(&arn);
         a.principal_arn = Some(arn);
         a.attribution = AttributedBy::Stream;
-    } else if let Some((name, _)) = sessionid::parse(session_id) {
+    } else if let Some((name, _)) =
+        sessionid::parse(session_id).filter(|(name, _)| *name != ECS_EXEC_NAME)
+    {
         a.principal = Some(name.to_string());
         a.attribution = AttributedBy::SessionId;
     } else {
         a.attribution = AttributedBy::None;
     }
     if a.instance_id.is_none() {
-        a.instance_id = source.and_then(|s| s.instance_id.clone());
+        a.instance_id = source
+            .and_then(|s| s.instance_id.clone())
+            .or_else(|| all.iter().find_map(|s| s.instance_id.clone()));
     }
     if a.session_start.is_none() {
-        a.session_start = source.and_then(|s| s.first_time.clone());
+        // A stream's first event is the session's start; an S3 log knows only its end.
+        a.session_start = source
+            .and_then(|s| s.first_time.clone())
+            .or_else(|| all.iter().find_map(|s| s.first_time.clone()));
     }
     a.session_end = trail
         .and_then(SessionTrail::terminate)
@@ -633,10 +752,82 @@ pub fn attribute(
         a.conflicts = t.conflicts();
         a.participants = t.participants();
     }
-    if let (Some(s), Some(start)) = (source, start) {
-        a.conflicts.extend(source_conflicts(s, start));
+    match start {
+        Some(start) => {
+            for s in all {
+                a.conflicts.extend(source_conflicts(s, start));
+            }
+        }
+        None => a.conflicts.extend(stream_conflicts(all)),
     }
     a
+}
+
+/// Where a session's transcripts disagree among themselves about who started it or where,
+/// when no CloudTrail says: two streams naming other principals or instances, a log header
+/// naming another instance than a stream.
+fn stream_conflicts(all: &[&SourceMeta]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (what, of) in [
+        (
+            "principal",
+            (|s: &SourceMeta| s.principal_arn.clone()) as fn(&SourceMeta) -> Option<String>,
+        ),
+        ("instance", |s: &SourceMeta| s.instance_id.clone()),
+    ] {
+        let named: Vec<(&str, String)> = all
+            .iter()
+            .filter_map(|s| of(s).map(|v| (s.source.as_str(), v)))
+            .collect();
+        if let Some((src, v)) = named.first() {
+            for (other, w) in &named[1..] {
+                if w != v {
+                    out.push(format!("{src} names {what} {v}, {other} names {w}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What CloudTrail's StartSession says of MFA, and why it cannot say when it cannot.
+///
+/// `mfaAuthenticated` reflects MFA at IAM sign-in only (an IAM user, the root user, a role
+/// assumed with IAM MFA): it is `true` or `false` for IAM users and the root user. A role
+/// session reads `false` when it was made by IAM Identity Center or a SAML or OIDC identity
+/// provider, even where that provider required MFA: for role sessions only `true` is told.
+pub fn mfa_of(e: &TrailEvent) -> (Option<bool>, Option<String>) {
+    let Some(said) = e.mfa else {
+        return (
+            None,
+            Some("the StartSession record has no MFA attribute (no sessionContext)".into()),
+        );
+    };
+    if said {
+        return (Some(true), None);
+    }
+    let sso = e
+        .principal_arn
+        .as_deref()
+        .is_some_and(|a| a.contains(":assumed-role/AWSReservedSSO_"));
+    match e.principal_type.as_deref() {
+        Some("IAMUser" | "Root") => (Some(false), None),
+        _ if sso => (
+            None,
+            Some("an IAM Identity Center session: CloudTrail's mfaAuthenticated does not show whether Identity Center or its identity provider asked for MFA".into()),
+        ),
+        Some("AssumedRole") => (
+            None,
+            Some("a role session: CloudTrail's mfaAuthenticated is false for roles assumed through a SAML or OIDC identity provider even when it asked for MFA".into()),
+        ),
+        _ => (
+            None,
+            Some(format!(
+                "a {} caller: CloudTrail's mfaAuthenticated reflects IAM sign-in only",
+                e.principal_type.as_deref().unwrap_or("federated")
+            )),
+        ),
+    }
 }
 
 /// Where a transcript's own identity contradicts CloudTrail's StartSession: a stream's
@@ -679,10 +870,15 @@ pub struct CommandRecord {
     pub seq: u32,
     /// The command.
     pub command: String,
-    /// The user it ran as.
-    pub run_as: String,
+    /// The user it ran as; `null` when it cannot be known (see `login_user_from`).
+    pub run_as: Option<String>,
     /// Working directory shown by the prompt.
     pub cwd: Option<String>,
+    /// Set on the command a session was started with, which no transcript holds: an
+    /// interactive or non-interactive command document's, ECS Exec's. It comes from CloudTrail,
+    /// and its transcript is its output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_with: Option<StartedWith>,
     /// Who, where, when.
     #[serde(flatten)]
     pub who: Attribution,
@@ -707,6 +903,23 @@ pub struct CommandRecord {
     /// Output text (only when asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+}
+
+/// The call a session was started with, when it named a command: where a command record that
+/// no transcript holds comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartedWith {
+    /// `StartSession` or `ExecuteCommand` (ECS Exec).
+    pub event_name: String,
+    /// Its `eventID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// Its time.
+    pub event_time: String,
+    /// The session document (`AWS-StartInteractiveCommand`, `AWS-StartNonInteractiveCommand`,
+    /// a custom one); none for ECS Exec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
 }
 
 /// The fields every command record has, read without keeping anything.

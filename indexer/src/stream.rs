@@ -67,6 +67,8 @@ pub struct LogSummary {
     pub last_time: Option<String>,
     /// Stretches the replay could not read.
     pub partial: Vec<crate::model::Partial>,
+    /// The login shell's user as the session's own output showed it ([`crate::model::login_shown`]).
+    pub login_seen: Option<String>,
 }
 
 /// Reads one S3 session log incrementally: the one reader of session logs, fed chunk by chunk
@@ -81,6 +83,7 @@ pub struct LogReader {
     meta: Option<LogMeta>,
     hasher: Option<Sha256>,
     size: u64,
+    login_seen: Option<String>,
 }
 
 impl LogReader {
@@ -103,6 +106,7 @@ impl LogReader {
             meta: None,
             hasher: None,
             size: 0,
+            login_seen: None,
         }
     }
 
@@ -140,12 +144,28 @@ impl LogReader {
         let body = meta.body_start;
         self.hold_offset = body as u64;
         self.meta = Some(meta);
-        self.replayer = Some(Replayer::new(ReplayOptions::default()));
+        self.replayer = Some(Replayer::new(ReplayOptions {
+            base_user: crate::replay::LOGIN_USER.to_string(),
+            ..ReplayOptions::default()
+        }));
         body
     }
 
     /// Feed all but the last bytes (they may be the footer), copying only what is held back.
     fn feed(&mut self, bytes: &[u8]) -> Vec<Line> {
+        let lines = self.feed_replayer(bytes);
+        self.observe(&lines);
+        lines
+    }
+
+    /// Note the login user the first line that shows it shows.
+    fn observe(&mut self, lines: &[Line]) {
+        if self.login_seen.is_none() {
+            self.login_seen = lines.iter().find_map(crate::model::login_shown);
+        }
+    }
+
+    fn feed_replayer(&mut self, bytes: &[u8]) -> Vec<Line> {
         let r = self.replayer.as_mut().expect("started before feeding");
         if self.hold.is_empty() && bytes.len() > LOG_TAIL_BYTES * 2 {
             let n = bytes.len() - LOG_TAIL_BYTES;
@@ -179,7 +199,8 @@ impl LogReader {
         let mut r = self.replayer.take().expect("started");
         r.feed(&self.hold[..end], self.hold_offset);
         let replayed = r.finish();
-        let lines = replayed.lines.into_iter().map(Line::from).collect();
+        let lines: Vec<Line> = replayed.lines.into_iter().map(Line::from).collect();
+        self.observe(&lines);
         let sha256 = self
             .hasher
             .map(|h| crate::model::hex(&h.finalize()))
@@ -191,6 +212,7 @@ impl LogReader {
                 size: self.size,
                 last_time,
                 partial: replayed.partial,
+                login_seen: self.login_seen,
             },
             lines,
         )

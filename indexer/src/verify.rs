@@ -319,8 +319,12 @@ pub fn verify(
             if best != Some((&key.0, &key.1)) {
                 continue;
             }
-            let mut got: Vec<(u32, String)> =
-                records.iter().map(|r| (r.seq, r.command.clone())).collect();
+            // The command a session was started with comes from CloudTrail, not the transcript.
+            let mut got: Vec<(u32, String)> = records
+                .iter()
+                .filter(|r| r.started_with.is_none())
+                .map(|r| (r.seq, r.command.clone()))
+                .collect();
             got.sort();
             let want: Vec<(u32, String)> = derived
                 .lines

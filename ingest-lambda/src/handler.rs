@@ -80,6 +80,13 @@ pub async fn handle(event: Value, deps: &Deps) -> Result<Value, Retry> {
             let r = deps.pipeline.log_events(&group, &stream, events).await;
             results.push((name, r));
         }
+        Decoded::Trail { name } => {
+            let r = deps
+                .pipeline
+                .event_object(&name, event.to_string().into_bytes())
+                .await;
+            results.push((name, r));
+        }
         Decoded::BadLogs(reason) => {
             results.push((
                 "CloudWatch Logs event".into(),

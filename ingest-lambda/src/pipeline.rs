@@ -795,6 +795,23 @@ impl Pipeline {
             .min()
             .unwrap_or("0")
             .to_string();
+        // CloudTrail kept in a log group (a trail's delivery, EventBridge events): each
+        // delivery is read alone, as a CloudTrail file is; nothing of it is a session's stream.
+        if events.iter().any(|e| formats::is_trail_message(&e.message)) {
+            let events: Vec<formats::StreamEvent> = events
+                .into_iter()
+                .map(|e| formats::StreamEvent {
+                    log_stream_name: Some(stream.to_string()),
+                    timestamp: e.timestamp,
+                    message: e.message,
+                    event_id: Some(e.id),
+                })
+                .collect();
+            let url = format!("cloudwatch://{group}/{stream}#{}", key_safe(&first));
+            return self
+                .event_object(&url, formats::stream_document(&events).0)
+                .await;
+        }
         let sid = key_safe(stream);
         let chunk = StreamChunk {
             group: group.to_string(),
@@ -821,19 +838,25 @@ impl Pipeline {
             })
             .collect();
         let url = format!("cloudwatch://{group}/{stream}");
+        self.event_object(&url, formats::stream_document(&events).0)
+            .await
+    }
+
+    /// Read what an invocation delivered itself (no object holds it) as a source named `url`;
+    /// permanent failures are quarantined as `object` quarantines them.
+    pub async fn event_object(&self, url: &str, bytes: Vec<u8>) -> Result<Done, Error> {
         let object = SourceObject {
-            name: url.clone(),
+            name: url.to_string(),
             version_id: None,
-            bytes: formats::stream_document(&events).0,
+            bytes,
             written: None,
             metadata: Default::default(),
         };
-        let id = source_id(&url, None, None);
-        // Permanent failures are quarantined as `object` quarantines them.
+        let id = source_id(url, None, None);
         match self.read_whole(&object, &id).await {
             Err(e) if !e.retryable() => {
                 let why = e.to_string();
-                self.quarantine(&url, None, &id, &why).await?;
+                self.quarantine(url, None, &id, &why).await?;
                 Ok(Done::Quarantined(why))
             }
             other => other,
@@ -913,6 +936,14 @@ impl Pipeline {
         let mut w = self.out.store.create(&out_key).await?;
         // Made when the first abandoned line comes: most sessions have none.
         let mut abandoned: Option<Box<dyn aws_adapters::objects::ObjectWriter>> = None;
+        // The command the session was started with, when CloudTrail names one, comes first.
+        if let Some(l) = basis.started_line() {
+            let mut record = basis.record(session_id, l);
+            derive::apply_rules(&mut record, &self.rules);
+            let mut buf = serde_json::to_vec(&record).map_err(|e| Error::state(&out_key, e))?;
+            buf.push(b'\n');
+            w.write(&buf).await?;
+        }
         let mut lines = self.out.store.open(&best.lines_key, None).await?;
         let mut rest = Vec::new();
         while let Some(chunk) = lines.next().await? {

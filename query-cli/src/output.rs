@@ -100,7 +100,7 @@ pub fn commands(
                     opt(&r.who.source_ip).to_string(),
                     opt(&r.who.instance_id).to_string(),
                     opt(&r.who.instance_name).to_string(),
-                    r.run_as.clone(),
+                    r.run_as.clone().unwrap_or_default(),
                     opt(&r.cwd).to_string(),
                     r.command.clone(),
                     r.programs.join(" "),
@@ -134,7 +134,7 @@ pub fn commands(
                                 (None, Some(i)) => i.clone(),
                                 _ => "-".into(),
                             }),
-                            cell(&r.run_as),
+                            cell(r.run_as.as_deref().unwrap_or("unknown")),
                             cell(&format!("{}#{}", r.session_id, r.seq)),
                             cell(&{
                                 // Flagged lines and sessions stand out; `--format json` and
@@ -500,9 +500,10 @@ pub fn coverage(
                     .filter(|c| c.status() == indexer::kinds::Status::NoCloudtrail)
                     .count();
                 let no_mfa = rows.iter().filter(|c| c.who.mfa == Some(false)).count();
+                let mfa_unknown = rows.iter().filter(|c| c.who.mfa_unknown.is_some()).count();
                 writeln!(
                     out,
-                    "\n{covered} of {} sessions covered (transcript and CloudTrail); {no_log} with no transcript, {no_trail} with no CloudTrail record, {no_mfa} started without MFA",
+                    "\n{covered} of {} sessions covered (transcript and CloudTrail); {no_log} with no transcript, {no_trail} with no CloudTrail record, {no_mfa} started without MFA, {mfa_unknown} whose MFA CloudTrail cannot tell (see mfa_unknown in --format json)",
                     rows.len()
                 )?;
                 let conflicts: Vec<_> = rows

@@ -1576,3 +1576,184 @@ fn an_object_deleted_before_it_was_read_is_read_when_uploaded_again() {
     assert!(said.contains("ingested"), "{said}");
     assert_eq!(w.outputs("gone/sessions/").len(), 1);
 }
+
+/// The shapes fixture as a world: its S3 session logs, and its Firehose objects where a
+/// delivery stream writes them (`tests/fixtures/shapes`).
+fn shapes_world() -> (World, tempfile::TempDir, PathBuf) {
+    let shapes = ssm_audit_tests::repo_root().join("tests/fixtures/shapes");
+    let c = tempfile::tempdir().unwrap();
+    for (from, to) in [
+        ("sessions", "sessions"),
+        ("firehose", "cloudtrail/firehose"),
+    ] {
+        let dir = c.path().join(to);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in files_under(&shapes.join(from)) {
+            std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::create_dir_all(c.path().join("cloudwatch")).unwrap();
+    let w = world_in(Moto::start(), c.path(), false);
+    (w, c, shapes)
+}
+
+/// Put `messages` into a new stream of a new log group, ten minutes before now.
+fn put_messages(w: &World, group: &str, stream: &str, messages: &[String]) {
+    let logs = w.moto.logs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    w.rt.block_on(async {
+        logs.create_log_group()
+            .log_group_name(group)
+            .send()
+            .await
+            .unwrap();
+        logs.create_log_stream()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .send()
+            .await
+            .unwrap();
+        let events: Vec<_> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(now - 600_000 + i as i64 * 1000)
+                    .message(m)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let r = logs
+            .put_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .set_log_events(Some(events))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.rejected_log_events_info().is_none());
+    });
+}
+
+/// The messages of a `filter-log-events` file.
+fn messages_of(file: &Path) -> Vec<String> {
+    let doc: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Each session's records attribution and principal ARN, by the name in its id.
+fn attributed(records: &[Value]) -> BTreeMap<String, (String, String)> {
+    records
+        .iter()
+        .map(|r| {
+            let sid = r["session_id"].as_str().unwrap();
+            (
+                sid.split('-').next().unwrap().to_string(),
+                (
+                    r["attribution"].as_str().unwrap().to_string(),
+                    r["principal_arn"].as_str().unwrap_or("").to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// CloudTrail kept elsewhere than a trail's bucket, as the Lambda gets it: a log group's
+/// subscription (a trail delivered to CloudWatch Logs), EventBridge events a rule sends the
+/// function, Firehose objects in S3. Each attributes its session, and nothing of it is taken
+/// for a session's stream.
+#[test]
+fn the_lambda_reads_cloudtrail_however_it_is_delivered() {
+    let (w, _c, shapes) = shapes_world();
+    let mut events = w.s3_events(|_| true);
+    events.push(
+        serde_json::from_slice(
+            &std::fs::read(shapes.join("cloudtrail-in-logs/subscription.json")).unwrap(),
+        )
+        .unwrap(),
+    );
+    for l in std::fs::read_to_string(shapes.join("eventbridge/delivered.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        events.push(serde_json::from_str(l).unwrap());
+    }
+    let got = w.deliver(&w.deps("shapes"), &events);
+    assert!(got.iter().all(Result::is_ok), "{got:?}");
+    let who = attributed(&records_under(&w, "shapes/"));
+    assert_eq!(who.len(), 8, "{who:?}");
+    for name in ["ana", "dev", "fay", "gil"] {
+        assert_eq!(
+            who[name],
+            (
+                "cloudtrail".to_string(),
+                format!("arn:aws:iam::444455556666:user/{name}")
+            ),
+            "{name}"
+        );
+    }
+    // Their CloudTrail was not delivered here: named by their ids only.
+    for name in ["ben", "cho", "eun", "hal"] {
+        assert_eq!(who[name].0, "session-id", "{name}");
+    }
+    assert!(w.outputs("shapes/state/stream/").is_empty());
+    assert!(w.outputs("shapes/quarantine/").is_empty());
+}
+
+/// `cloudwatch://` of a log group holding a trail's delivery, and of one holding EventBridge
+/// events: their records attribute the sessions.
+#[test]
+fn the_cli_reads_cloudtrail_kept_in_a_log_group() {
+    let (w, c, shapes) = shapes_world();
+    let trail_group = "aws-cloudtrail-logs-444455556666-audit";
+    let events_group = "/aws/events/ssm-sessions";
+    put_messages(
+        &w,
+        trail_group,
+        "444455556666_CloudTrail_ap-northeast-2",
+        &messages_of(&shapes.join("cloudtrail-in-logs/filter-log-events.json")),
+    );
+    put_messages(
+        &w,
+        events_group,
+        "e7f8a9b0-eb-target",
+        &messages_of(&shapes.join("eventbridge/log-group.json")),
+    );
+    let index = c.path().join("index");
+    let out = ssm_audit_tests::ssm_audit()
+        .envs(w.moto.env())
+        .args(["ingest", "--index", &index.display().to_string()])
+        .arg(c.path().join("sessions"))
+        .arg(format!("cloudwatch://{trail_group}"))
+        .arg(format!("cloudwatch://{events_group}"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let (_, found, _) = ssm_audit_tests::search_json(&index, &[]);
+    let records: Vec<Value> = found
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let who = attributed(&records);
+    for name in ["ben", "eun"] {
+        assert_eq!(
+            who[name],
+            (
+                "cloudtrail".to_string(),
+                format!("arn:aws:iam::444455556666:user/{name}")
+            ),
+            "{name}: {err}"
+        );
+    }
+    assert_eq!(who["ana"].0, "session-id");
+}

@@ -249,7 +249,9 @@ impl Term {
         };
         self.truncated = self.screen.truncated(first, last);
         let prompt = self.parse_prompt(&prompt_text);
-        if !self.prompt_expected(&prompt) || self.printed_by_last_command(text.trim()) {
+        if !(self.prompt_expected(&prompt) || self.shell_died(&prompt))
+            || self.printed_by_last_command(text.trim())
+        {
             return;
         }
         let trimmed = command.trim_end();

@@ -30,6 +30,11 @@ use width::WrapSuspect;
 /// Bytes of output kept per command; the rest is counted, not kept.
 pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 
+/// The `base_user` that stands for the session's login user, whoever that is: the lines it
+/// types get an empty `run_as`, which the derivation resolves from every source of the session
+/// ([`crate::model::Attribution::login_user`]).
+pub const LOGIN_USER: &str = "";
+
 /// Options of one replay.
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {

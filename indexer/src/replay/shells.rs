@@ -40,6 +40,25 @@ pub(super) fn echo_left_off(command: &str) -> bool {
     off
 }
 
+/// What a shell prints when a job it waited for died of a signal (the `strsignal`
+/// descriptions bash and dash print), maybe followed by ` (core dumped)`.
+const SIGNAL_NOTICES: &[&str] = &[
+    "Hangup",
+    "Killed",
+    "Terminated",
+    "Quit",
+    "Aborted",
+    "Segmentation fault",
+    "Bus error",
+    "Illegal instruction",
+    "Floating point exception",
+    "Alarm clock",
+    "User defined signal 1",
+    "User defined signal 2",
+    "CPU time limit exceeded",
+    "File size limit exceeded",
+];
+
 /// Prompts kept parsed.
 pub(super) const PROMPTS_KEPT: usize = 32;
 
@@ -82,6 +101,54 @@ impl Term {
                 .any(|l| l.shape.as_ref() == Some(&prompt.shape)),
             None => !top.markers && &prompt.shape == shape,
         }
+    }
+
+    /// Did the shell at the top die of a signal while it waited at its prompt? Its parent
+    /// then prints the signal's notice on that prompt's row (`[root@ip ~]# Hangup`: bash 4.2
+    /// leaves no line feed) and its own prompt after it. The last line read is that notice, not
+    /// a command: it is taken back, and the shell whose prompt `prompt` is goes on.
+    /// The notice may also be on a row of its own, just above `prompt` (a shell that ended its
+    /// prompt's row as it died): then no line is taken back.
+    pub(super) fn shell_died(&mut self, prompt: &Prompt) -> bool {
+        let top = self.levels.len() - 1;
+        let is_notice = |text: &str| {
+            let t = text.trim();
+            SIGNAL_NOTICES.contains(&t.strip_suffix(" (core dumped)").unwrap_or(t))
+        };
+        let Some(last) = self.lines.last() else {
+            return false;
+        };
+        let on_prompt_row = !last.abandoned && is_notice(&last.command);
+        let (first, _) = self.screen.logical_line(self.screen.cursor_row());
+        let own_row = first
+            .checked_sub(1)
+            .and_then(|r| self.screen.row(r))
+            .is_some_and(|r| is_notice(&r.text()));
+        if top == 0 || !(on_prompt_row || own_row) {
+            return false;
+        }
+        let Some(to) = self.levels[..top]
+            .iter()
+            .rposition(|l| l.shape.as_ref() == Some(&prompt.shape))
+        else {
+            return false;
+        };
+        self.pending = None;
+        self.levels.truncate(to + 1);
+        if !on_prompt_row {
+            return true;
+        }
+        let idx = self.drained + self.lines.len() - 1;
+        if self.output_owner.is_some_and(|(i, _)| i == idx) {
+            self.output_owner = None;
+        }
+        if self.expandable == Some(idx) {
+            self.expandable = None;
+        }
+        self.lines.pop();
+        self.forgeable = None;
+        self.last_open = false;
+        true
     }
 
     /// Is this prompt-like line text the previous command wrote itself (`printf '$ rm -rf /\n'`)?

@@ -265,6 +265,8 @@ mod tests {
                 byte_start: 10,
                 byte_end: 20,
             }],
+            run_as: Some("ec2-user".into()),
+            login_seen: None,
         };
         for lines in [vec![], vec![bare.clone()], vec![line(1), bare, line(2)]] {
             let s = SessionSource {

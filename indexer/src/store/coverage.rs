@@ -34,11 +34,13 @@ impl Reader {
         // Calls refused before any session began (a denied StartSession names none): one row
         // each, as an attempt on its target.
         for e in trails.get("").map_or(&[][..], |t| &t.events[..]) {
+            let (mfa, mfa_unknown) = model::mfa_of(e);
             let mut who = model::Attribution {
                 principal_arn: e.principal_arn.clone(),
                 principal: e.principal.clone(),
                 principal_type: e.principal_type.clone(),
-                mfa: e.mfa,
+                mfa,
+                mfa_unknown,
                 source_ip: e.source_ip.clone(),
                 instance_id: e.target.clone(),
                 session_start: Some(e.event_time.clone()),
@@ -73,6 +75,7 @@ impl Reader {
                 None => model::attribute(
                     sid,
                     None,
+                    &[],
                     trail
                         .map(|t| crate::derive::annotated(t, &vouched))
                         .as_ref(),

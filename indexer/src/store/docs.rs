@@ -245,7 +245,13 @@ pub(super) fn session(
         d.add_text(f.key, &key);
         d.add_text(f.command, l.command);
         d.add_text(f.output, doc.output);
-        d.add_text(f.run_as, l.run_as);
+        // The login user's lines are found by who the session's sources say that is.
+        let run_as = if l.run_as == crate::replay::LOGIN_USER {
+            shared[doc.shared].who.login_user.as_deref().unwrap_or("")
+        } else {
+            l.run_as
+        };
+        d.add_text(f.run_as, run_as);
         d.add_text(f.who, &fx.who);
         if !l.abandoned {
             crate::shellwords::each_program(l.command, &mut |p| d.add_text(f.program, p));

@@ -572,17 +572,24 @@ impl Known {
                 continue;
             };
             let best = &sources[chosen];
-            let lines: Vec<LineDoc<'_>> = best
-                .lines
-                .iter()
-                .map(|l| LineDoc {
+            let shared = [basis];
+            let lines: Vec<LineDoc<'_>> = shared[0]
+                .started_line()
+                .into_iter()
+                .map(|line| LineDoc {
+                    line,
+                    output: "",
+                    keep_output: false,
+                    shared: 0,
+                })
+                .chain(best.lines.iter().map(|l| LineDoc {
                     line: l.into(),
                     output: &l.output,
                     keep_output: false,
                     shared: 0,
-                })
+                }))
                 .collect();
-            write_session(&mut ops, reader, sid, &[basis], &lines, &mut changes)?;
+            write_session(&mut ops, reader, sid, &shared, &lines, &mut changes)?;
         }
         // Records derived elsewhere replace the lines of the same number in their sessions: the
         // Lambda writes a session's commands and its abandoned lines as two objects.
