@@ -512,14 +512,20 @@ pub const LOG_HEAD_BYTES: usize = 4096;
 /// Read the header (and, for old agents, the logger line) from the first bytes of a log.
 pub fn log_meta(name: &str, head: &[u8]) -> LogMeta {
     let (header, body_start) = if head.starts_with(b"Script started on") {
-        let end = memchr::memchr(b'\n', head).map_or(head.len(), |p| p + 1);
+        let mut end = memchr::memchr(b'\n', head).map_or(head.len(), |p| p + 1);
+        // macOS: BSD `script` names the command on a line of its own.
+        if head[end..].starts_with(b"Command: ") {
+            end += memchr::memchr(b'\n', &head[end..]).map_or(head.len() - end, |p| p + 1);
+        }
         (String::from_utf8_lossy(&head[..end]).into_owned(), end)
     } else if let Some((header, end)) = powershell_header(head) {
         (header, end)
     } else {
         (String::new(), 0)
     };
-    // A Windows transcript names its file by a Windows path: the same parts, with `\`.
+    // macOS keeps the agent's data elsewhere; a Windows transcript names its file by a Windows
+    // path: the same parts.
+    let header = header.replace("/opt/aws/ssm/data/", "/var/lib/amazon/ssm/");
     let header = if header.contains("\\InstanceData\\") {
         header
             .replace("\\InstanceData\\", "/var/lib/amazon/ssm/")
@@ -655,7 +661,14 @@ pub fn log_footer(tail: &[u8]) -> Option<(usize, Option<String>)> {
     }
     let at = memchr::memmem::rfind(tail, FOOTER)?;
     let footer = String::from_utf8_lossy(&tail[at + 1..]);
-    Some((at, script_time(&footer, "Script done on ")))
+    let time = script_time(&footer, "Script done on ");
+    // macOS: BSD `script` writes the command's exit status before its footer.
+    let status = b"\nCommand exit status: ";
+    let at = match memchr::memmem::rfind(&tail[..at], status) {
+        Some(s) if !tail[s + status.len()..at].contains(&b'\n') => s,
+        _ => at,
+    };
+    Some((at, time))
 }
 
 /// Bytes at the end of a log that may hold its footer.
@@ -698,13 +711,16 @@ fn script_time(line: &str, prefix: &str) -> Option<String> {
     let stamp = rest.split(" [").next()?.trim();
     let parsed = chrono::DateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S%z")
         .or_else(|_| chrono::DateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S%:z"))
-        .ok()?;
-    Some(
-        parsed
-            .with_timezone(&chrono::Utc)
-            .format("%Y-%m-%dT%H:%M:%SZ")
-            .to_string(),
-    )
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .ok()
+        // macOS: BSD `script` writes ctime(3), in the instance's zone (UTC on EC2 Mac
+        // instances unless it was changed), taken as UTC.
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(stamp, "%a %b %e %H:%M:%S %Y")
+                .ok()
+                .map(|t| t.and_utc())
+        })?;
+    Some(parsed.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 fn file_stem(name: &str) -> String {
@@ -810,6 +826,17 @@ struct Gathered {
 
 impl Gathered {
     fn document(&mut self, text: &str, whole: u64, depth: u8) -> Result<()> {
+        // `filter-log-events` output, the bulk of streamed input, straight into events.
+        #[derive(Deserialize)]
+        struct FilterOut {
+            events: Vec<StreamEvent>,
+        }
+        if text.trim_start().starts_with("{\"events\"") || text.contains("\"logStreamName\"") {
+            if let Ok(out) = serde_json::from_str::<FilterOut>(text) {
+                self.events.extend(out.events);
+                return Ok(());
+            }
+        }
         let value: Value = serde_json::from_str(text)?;
         // A stream message keeps its own text: the stream's document is made of it.
         if value.get("sessionData").is_some() {
@@ -941,13 +968,13 @@ impl Gathered {
         // Logs, EventBridge events kept in a log group) are records; the rest are sessions.
         let mut sessions = Vec::new();
         for e in std::mem::take(&mut self.events) {
-            let record = e
-                .message
-                .trim_start()
-                .starts_with('{')
-                .then(|| serde_json::from_str::<Value>(&e.message).ok())
-                .flatten()
-                .filter(|v| v.get("sessionData").is_none());
+            // Only a message naming a record's or a wrapper's field is read as one.
+            let m = &e.message;
+            let record = (m.trim_start().starts_with('{')
+                && (m.contains("\"eventSource\"") || m.contains("\"CloudTrailEvent\"")))
+            .then(|| serde_json::from_str::<Value>(m).ok())
+            .flatten()
+            .filter(|v| v.get("sessionData").is_none());
             match record {
                 Some(v) if self.record(&v) => {}
                 _ => sessions.push(e),
@@ -1002,6 +1029,7 @@ pub fn is_trail_record(v: &Value) -> bool {
 /// not.)
 pub fn is_trail_message(message: &str) -> bool {
     message.trim_start().starts_with('{')
+        && (message.contains("\"eventSource\"") || message.contains("\"CloudTrailEvent\""))
         && serde_json::from_str::<Value>(message)
             .is_ok_and(|v| v.get("sessionData").is_none() && is_trail_record(&v))
 }
@@ -2238,6 +2266,30 @@ mod tests {
             )
             .as_deref(),
             Some("2025-09-29T16:58:03Z")
+        );
+    }
+
+    #[test]
+    fn event_times_of_every_export_are_rfc3339_utc() {
+        for (given, want) in [
+            ("2025-02-19T20:13:49Z", "2025-02-19T20:13:49Z"),
+            ("2025-02-19 20:13:49", "2025-02-19T20:13:49Z"),
+            ("2025-02-19 20:13:49.250", "2025-02-19T20:13:49.250Z"),
+            ("2025-02-19T20:13:49+00:00", "2025-02-19T20:13:49Z"),
+            ("2025-02-20T05:13:49+09:00", "2025-02-19T20:13:49Z"),
+            ("2025-02-19 20:13:49 UTC", "2025-02-19T20:13:49Z"),
+            ("1739996029000", "2025-02-19T20:13:49Z"),
+            ("yesterday", "yesterday"),
+        ] {
+            assert_eq!(normal_time(given), want, "{given}");
+        }
+        assert_eq!(
+            script_time(
+                "Script done on Tue Mar  3 10:15:00 2026\n",
+                "Script done on "
+            )
+            .as_deref(),
+            Some("2026-03-03T10:15:00Z")
         );
     }
 

@@ -301,7 +301,14 @@ pub fn login_shown(l: &Line) -> Option<String> {
     if l.run_as != crate::replay::LOGIN_USER || l.abandoned {
         return None;
     }
-    let command = l.command.split_whitespace().collect::<Vec<_>>().join(" ");
+    let c = l.command.trim_start();
+    if !["whoami", "id", "echo", "logname"]
+        .iter()
+        .any(|p| c.starts_with(p))
+    {
+        return None;
+    }
+    let command = c.split_whitespace().collect::<Vec<_>>().join(" ");
     let first = l.output.lines().map(str::trim).find(|s| !s.is_empty())?;
     let name = match command.as_str() {
         "whoami" | "id -un" | "id -nu" | "id -u -n" | "id -n -u" | "echo $USER"

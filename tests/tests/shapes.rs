@@ -296,3 +296,18 @@ fn the_glue_tables_have_a_column_for_every_field_these_records_have() {
         assert!(columns.contains(f.as_str()), "no column for {f}");
     }
 }
+
+/// macOS: BSD `script`'s header names the command on a line of its own, its footer gives the
+/// exit status and a ctime time; neither is a command, and the instance and end come from them.
+#[test]
+fn a_macos_session_log_gives_its_instance_end_and_commands() {
+    let (_tmp, index, _) = indexed();
+    let by = records(&index);
+    let zoe = &by["zoe-000000000000b0008"];
+    assert_eq!(commands(zoe), ["whoami", "sudo -i", "id", "exit", "exit"]);
+    assert_eq!(zoe[2]["run_as"], "root");
+    for r in zoe {
+        assert_eq!(r["instance_id"], "i-0f9e8d7c6b5a49382");
+        assert_eq!(r["session_end"], "2026-03-03T10:15:00Z");
+    }
+}
