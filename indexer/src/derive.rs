@@ -230,6 +230,37 @@ impl Basis {
         Some((chosen, basis))
     }
 
+    /// The basis of a session no transcript was read for, when CloudTrail says it was started
+    /// with a command (an interactive or non-interactive command document, ECS Exec): its one
+    /// record is that command ([`Basis::started_line`]), its evidence the CloudTrail source.
+    pub fn of_trail(
+        session_id: &str,
+        trail: &SessionTrail,
+        names: &Names,
+        vouched: &Vouched,
+    ) -> Option<Basis> {
+        let trail = annotated(trail, vouched);
+        let start = trail.start()?;
+        let command = start.command.clone()?;
+        let (source, sha256) = start.file.clone()?;
+        let who = model::attribute(session_id, None, &[], Some(&trail), names);
+        Some(Basis {
+            who,
+            source,
+            version_id: None,
+            sha256,
+            started: Some((
+                command,
+                StartedWith {
+                    event_name: start.event_name.clone(),
+                    event_id: start.event_id.clone(),
+                    event_time: start.event_time.clone(),
+                    document: start.document_name.clone(),
+                },
+            )),
+        })
+    }
+
     /// The command the session was started with, as line 0, when CloudTrail names one
     /// (interactive and non-interactive command documents, ECS Exec): no transcript holds it,
     /// so its evidence range is empty and its record says where it comes from.

@@ -123,6 +123,11 @@ pub struct TrailEvent {
     /// the file is now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_sha256: Option<String>,
+    /// The source it was read from (path, `s3://` URL, `cloudwatch://` stream), and that
+    /// object's own SHA-256: the evidence of a record CloudTrail alone gives (the command a
+    /// session with no transcript was started with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<(String, String)>,
     /// Whether a CloudTrail digest whose signature holds lists that hash: set where records are
     /// derived (never stored), `None` until then.
     #[serde(skip)]

@@ -311,8 +311,12 @@ fn trail_read(
     batch: &mut Batch,
 ) -> Outcome {
     let items = events.len() + tags.len();
+    let sha = (!events.is_empty()).then(|| object.sha256());
     batch.trail.extend(events.into_iter().map(|mut e| {
         e.file_sha256 = Some(file_sha.clone());
+        if let Some(sha) = &sha {
+            e.file = Some((object.name.clone(), sha.clone()));
+        }
         e
     }));
     batch.trail_files.push(TrailFile {

@@ -703,11 +703,9 @@ pub fn attribute(
 ) -> Attribution {
     let mut a = Attribution::default();
     let start = trail.and_then(SessionTrail::start);
-    if !all.is_empty() {
-        let (user, from) = login_user(session_id, all, start);
-        a.login_user = user;
-        a.login_user_from = Some(from);
-    }
+    let (user, from) = login_user(session_id, all, start);
+    a.login_user = user;
+    a.login_user_from = Some(from);
     // What a stream says of who and where, whichever of the session's transcripts the records
     // are read from: the first stream (in the order transcripts are chosen) that names it.
     let stream_arn = source

@@ -903,10 +903,10 @@ impl Pipeline {
         let sid = key_safe(session_id);
         let sources: Vec<SourceState> =
             self.out.list_json(&format!("state/sources/{sid}/")).await?;
-        let Some(first) = derive::choose(sources.iter().map(|s| &s.meta)) else {
-            return Ok(false);
-        };
         let trail = self.trail(session_id).await?;
+        let Some(first) = derive::choose(sources.iter().map(|s| &s.meta)) else {
+            return self.rebuild_started(session_id, trail.as_ref()).await;
+        };
         let start = trail.as_ref().and_then(|t| t.start());
         // The instance's names are read (and looked up) before the basis is made: the name at
         // the session's time is part of it.
@@ -993,6 +993,60 @@ impl Pipeline {
                 self.out.store.delete(&old.records).await?;
             }
             if let Some(a) = old.abandoned.filter(|a| Some(a) != keys.abandoned.as_ref()) {
+                self.out.store.delete(&a).await?;
+            }
+        }
+        self.out.put_json(&pointer, &keys).await?;
+        Ok(true)
+    }
+
+    /// A session no transcript was read for: when CloudTrail names the command it was started
+    /// with, that command is its one record ([`Basis::of_trail`]). False otherwise.
+    async fn rebuild_started(
+        &self,
+        session_id: &str,
+        trail: Option<&SessionTrail>,
+    ) -> Result<bool, Error> {
+        let Some(start) = trail.and_then(|t| t.start()) else {
+            return Ok(false);
+        };
+        if start.command.is_none() {
+            return Ok(false);
+        }
+        let names = self
+            .names(start.target.as_deref(), start.region.as_deref())
+            .await?;
+        let mut vouched = indexer::derive::Vouched::default();
+        for sha in self.vouched(trail).await?.keys() {
+            vouched.insert(sha);
+        }
+        let Some(basis) = trail.and_then(|t| Basis::of_trail(session_id, t, &names, &vouched))
+        else {
+            return Ok(false);
+        };
+        let Some(line) = basis.started_line() else {
+            return Ok(false);
+        };
+        let sid = key_safe(session_id);
+        let day = basis.who.session_day().unwrap_or_else(|| "unknown".into());
+        let out_key = self.out.key(&format!("sessions/dt={day}/{sid}.jsonl"));
+        let mut record = basis.record(session_id, line);
+        derive::apply_rules(&mut record, &self.rules);
+        let mut buf = serde_json::to_vec(&record).map_err(|e| Error::state(&out_key, e))?;
+        buf.push(b'\n');
+        let mut w = self.out.store.create(&out_key).await?;
+        w.write(&buf).await?;
+        w.finish().await?;
+        let keys = OutputKeys {
+            records: out_key,
+            abandoned: None,
+        };
+        let pointer = format!("state/output/{sid}.json");
+        if let Some(old) = self.out.get_json::<OutputKeys>(&pointer).await? {
+            if old.records != keys.records {
+                self.out.store.delete(&old.records).await?;
+            }
+            if let Some(a) = old.abandoned {
                 self.out.store.delete(&a).await?;
             }
         }

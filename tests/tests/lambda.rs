@@ -1585,10 +1585,17 @@ fn shapes_world() -> (World, tempfile::TempDir, PathBuf) {
     for (from, to) in [
         ("sessions", "sessions"),
         ("firehose", "cloudtrail/firehose"),
+        ("other/trail.json", "cloudtrail/other"),
     ] {
         let dir = c.path().join(to);
         std::fs::create_dir_all(&dir).unwrap();
-        for f in files_under(&shapes.join(from)) {
+        let from = shapes.join(from);
+        let files = if from.is_dir() {
+            files_under(&from)
+        } else {
+            vec![from]
+        };
+        for f in files {
             std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
         }
     }
@@ -1689,8 +1696,29 @@ fn the_lambda_reads_cloudtrail_however_it_is_delivered() {
     }
     let got = w.deliver(&w.deps("shapes"), &events);
     assert!(got.iter().all(Result::is_ok), "{got:?}");
-    let who = attributed(&records_under(&w, "shapes/"));
-    assert_eq!(who.len(), 8, "{who:?}");
+    let records = records_under(&w, "shapes/");
+    let who = attributed(&records);
+    // The eight sessions with a transcript, and three with none whose CloudTrail names the
+    // command they were started with: that command is their record.
+    assert_eq!(who.len(), 11, "{who:?}");
+    for (name, command) in [
+        ("ivy", "sudo cat /etc/shadow"),
+        ("pam", "sudo systemctl stop auditd"),
+        ("ecs", "/bin/sh"),
+    ] {
+        let r: Vec<&Value> = records
+            .iter()
+            .filter(|r| r["session_id"].as_str().unwrap().starts_with(name))
+            .collect();
+        assert_eq!(r.len(), 1, "{name}");
+        assert_eq!(r[0]["command"], command);
+        assert_eq!(r[0]["seq"], 0);
+        assert!(r[0]["started_with"].is_object());
+        assert!(r[0]["evidence"]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("other/trail.json"));
+    }
     for name in ["ana", "dev", "fay", "gil"] {
         assert_eq!(
             who[name],

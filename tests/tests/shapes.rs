@@ -106,11 +106,25 @@ fn a_session_started_with_a_command_has_it_as_a_record_from_cloudtrail() {
         ),
         (Some(0), Some(0))
     );
-    // `who sudo` finds its principal.
+    // With no transcript at all, CloudTrail alone gives the record, its evidence the trail file.
+    let pam = &by["pam-000000000000b0009"];
+    assert_eq!(commands(pam), ["sudo systemctl stop auditd"]);
+    assert_eq!(
+        pam[0]["started_with"]["document"],
+        "AWS-StartNonInteractiveCommand"
+    );
+    assert!(pam[0]["evidence"]["source"]
+        .as_str()
+        .unwrap()
+        .ends_with("other/trail.json"));
+    let sha =
+        indexer::model::sha256_hex(&std::fs::read(shapes().join("other/trail.json")).unwrap());
+    assert_eq!(pam[0]["evidence"]["sha256"], sha.as_str());
+    // `who sudo` finds their principals.
     let idx = index.display().to_string();
     let (code, out, err) = run(&["who", "--index", &idx, "sudo"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("ivy"), "{out}");
+    assert!(out.contains("ivy") && out.contains("pam"), "{out}");
 }
 
 #[test]

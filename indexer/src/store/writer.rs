@@ -569,6 +569,27 @@ impl Known {
                 &names,
                 &vouched,
             ) else {
+                // No transcript, but CloudTrail names the command it was started with: that
+                // command is its record, unless records derived elsewhere are there already.
+                let started = trail.and_then(|t| Basis::of_trail(sid, t, &names, &vouched));
+                if let Some(basis) = started {
+                    if self.never_added(sid) || reader.session_records(sid, false)?.is_empty() {
+                        let shared = [basis];
+                        let lines: Vec<LineDoc<'_>> = shared[0]
+                            .started_line()
+                            .into_iter()
+                            .map(|line| LineDoc {
+                                line,
+                                output: "",
+                                keep_output: false,
+                                shared: 0,
+                            })
+                            .collect();
+                        self.adding(sid);
+                        self.unseen.insert(sid.clone());
+                        write_session(&mut ops, reader, sid, &shared, &lines, &mut changes)?;
+                    }
+                }
                 continue;
             };
             let best = &sources[chosen];
