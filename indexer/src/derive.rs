@@ -27,6 +27,7 @@
 //!     partial: vec![],
 //!     run_as: None,
 //!     login_seen: None,
+//!     preamble: String::new(),
 //! };
 //! let (_, basis) =
 //!     Basis::of(&meta.session_id, [&meta], None, &Names::default(), &Default::default()).unwrap();
@@ -391,6 +392,7 @@ mod tests {
             partial: Vec::new(),
             run_as: None,
             login_seen: None,
+            preamble: String::new(),
         }
     }
 

@@ -544,10 +544,11 @@ pub fn log_meta(name: &str, head: &[u8]) -> LogMeta {
     let mut instance = None;
     if let Some(p) = header.find("/var/lib/amazon/ssm/") {
         let path = &header[p + "/var/lib/amazon/ssm/".len()..];
+        // ECS Exec names its task (`ecs:<cluster>_<task>_<runtime>`) where an instance would be.
         instance = path
             .split('/')
             .next()
-            .filter(|i| i.starts_with("i-") || i.starts_with("mi-"))
+            .filter(|i| i.starts_with("i-") || i.starts_with("mi-") || i.starts_with("ecs:"))
             .map(String::from);
         if let Some(q) = path.find("/orchestration/") {
             sid = path[q + "/orchestration/".len()..]

@@ -152,6 +152,10 @@ pub struct SourceMeta {
     /// The login shell's user as the session's own output showed it ([`login_shown`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_seen: Option<String>,
+    /// What the transcript shows before its first input line: the output of the command the
+    /// session was started with, when it was (see [`crate::derive::Basis::started_line`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub preamble: String,
 }
 
 /// Bytes of a transcript the replay could not read as a shell's input and output, and why:
@@ -202,6 +206,7 @@ impl SourceMeta {
             partial: summary.partial.clone(),
             run_as: None,
             login_seen: summary.login_seen.clone(),
+            preamble: summary.preamble.clone(),
         }
     }
 
@@ -236,7 +241,8 @@ impl SessionSource {
         };
         let mut r = Replayer::new(options);
         r.feed(&t.body, t.body_offset);
-        let replayed = r.finish();
+        let mut replayed = r.finish();
+        let preamble = std::mem::take(&mut replayed.preamble);
         // Stretches apart in the replayed text may meet in the source (a stream's events).
         let partial = crate::replay::merged(
             replayed
@@ -288,6 +294,7 @@ impl SessionSource {
                 partial,
                 run_as: t.run_as.clone(),
                 login_seen,
+                preamble,
             },
             lines,
         }

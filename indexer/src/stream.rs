@@ -69,6 +69,8 @@ pub struct LogSummary {
     pub partial: Vec<crate::model::Partial>,
     /// The login shell's user as the session's own output showed it ([`crate::model::login_shown`]).
     pub login_seen: Option<String>,
+    /// What the log shows before its first input line ([`crate::replay::Replayed::preamble`]).
+    pub preamble: String,
 }
 
 /// Reads one S3 session log incrementally: the one reader of session logs, fed chunk by chunk
@@ -213,6 +215,7 @@ impl LogReader {
                 last_time,
                 partial: replayed.partial,
                 login_seen: self.login_seen,
+                preamble: replayed.preamble,
             },
             lines,
         )

@@ -106,6 +106,23 @@ fn a_session_started_with_a_command_has_it_as_a_record_from_cloudtrail() {
         ),
         (Some(0), Some(0))
     );
+    // Its transcript is its output.
+    let idx = index.display().to_string();
+    let (_, out, _) = run(&[
+        "search", "--index", &idx, "--format", "json", "--output", "shadow",
+    ]);
+    let with: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let r = with
+        .iter()
+        .find(|r| r["session_id"] == "ivy-000000000000b0001")
+        .expect("found by its command");
+    assert_eq!(
+        r["output"],
+        "root:*LOCK*:14600::::::\nssm-user:!!:20100:0:99999:7:::"
+    );
     // With no transcript at all, CloudTrail alone gives the record, its evidence the trail file.
     let pam = &by["pam-000000000000b0009"];
     assert_eq!(commands(pam), ["sudo systemctl stop auditd"]);
@@ -121,7 +138,6 @@ fn a_session_started_with_a_command_has_it_as_a_record_from_cloudtrail() {
         indexer::model::sha256_hex(&std::fs::read(shapes().join("other/trail.json")).unwrap());
     assert_eq!(pam[0]["evidence"]["sha256"], sha.as_str());
     // `who sudo` finds their principals.
-    let idx = index.display().to_string();
     let (code, out, err) = run(&["who", "--index", &idx, "sudo"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("ivy") && out.contains("pam"), "{out}");
@@ -142,6 +158,15 @@ fn ecs_exec_names_its_caller_and_does_not_guess_its_user() {
         assert_eq!(r["login_user_from"], "unknown");
     }
     assert_eq!(ecs[0]["started_with"]["event_name"], "ExecuteCommand");
+    // The task, as the log's header names it.
+    assert!(
+        ecs[1]["instance_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ecs:web_"),
+        "{}",
+        ecs[1]
+    );
     assert!(ecs[0]["run_as"].is_null(), "{}", ecs[0]);
     // The `#` prompt says root.
     assert_eq!(ecs[1]["run_as"], "root");

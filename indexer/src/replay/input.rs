@@ -337,6 +337,7 @@ impl Term {
         }
         let row = self.screen.last_row() + 1;
         self.collect_evicted();
+        self.close_preamble(row);
         self.finish_output(row);
     }
 }

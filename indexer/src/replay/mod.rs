@@ -226,6 +226,7 @@ impl Replayer {
         }
         Replayed {
             lines: self.term.lines,
+            preamble: std::mem::take(&mut self.term.preamble),
             partial: merged(self.term.partial),
         }
     }
@@ -255,6 +256,10 @@ pub(crate) fn merged(mut partial: Vec<Partial>) -> Vec<Partial> {
 pub struct Replayed {
     /// The input lines not drained before.
     pub lines: Vec<InputLine>,
+    /// What the transcript shows before its first input line (capped at
+    /// [`MAX_OUTPUT_BYTES`]): all of it in a session that ran a command and read no line (an
+    /// interactive command document), where it is that command's output.
+    pub preamble: String,
     /// The stretches of the transcript it could not read as a shell's input and output.
     pub partial: Vec<Partial>,
 }
@@ -274,6 +279,10 @@ struct Term {
     drained: usize,
     /// Index in `lines` of the command whose output is being collected, and its first row.
     output_owner: Option<(usize, u64)>,
+    /// The text before the first input line.
+    preamble: String,
+    /// No input line was read yet: rows still go to `preamble`.
+    preamble_open: bool,
     last_accept_byte: u64,
     last_printed: [char; 2],
     last_print_col: usize,
@@ -365,6 +374,8 @@ impl Term {
             lines: Vec::new(),
             drained: 0,
             output_owner: None,
+            preamble: String::new(),
+            preamble_open: true,
             last_accept_byte: 0,
             last_printed: [' ', ' '],
             last_print_col: 0,
@@ -424,7 +435,9 @@ impl Term {
                 (screen::HEAD_CELLS as u64).saturating_sub(command.chars().count() as u64),
             )
         });
-        self.finish_output(self.screen.logical_line(last_row).0);
+        let first = self.screen.logical_line(last_row).0;
+        self.close_preamble(first);
+        self.finish_output(first);
         // The command is trimmed in its own buffer: `start..end` is what is kept.
         let mut command = command;
         let mut end = command.trim_end().len();

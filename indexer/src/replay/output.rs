@@ -33,10 +33,41 @@ pub(super) fn push_output_text(line: &mut InputLine, text: &str, wrapped: bool) 
     }
 }
 
+/// Append a row to the text before the first input line, within the cap.
+fn push_preamble(out: &mut String, row: &screen::Row) {
+    let before = out.len();
+    row.push_text(out);
+    if !row.wrapped {
+        out.push('\n');
+    }
+    if out.len() > MAX_OUTPUT_BYTES {
+        out.truncate(before);
+    }
+}
+
 impl Term {
+    /// The text before the first input line ends before `row`.
+    pub(super) fn close_preamble(&mut self, row: u64) {
+        if !std::mem::take(&mut self.preamble_open) {
+            return;
+        }
+        let mut abs = self.screen.first_row();
+        while abs < row {
+            if let Some(r) = self.screen.row(abs) {
+                push_preamble(&mut self.preamble, r);
+            }
+            abs += 1;
+        }
+        let kept = self.preamble.trim_end_matches(['\n', ' ']).len();
+        self.preamble.truncate(kept);
+    }
+
     pub(super) fn collect_evicted(&mut self) {
         let mut evicted = self.screen.take_evicted();
         for (abs, row) in evicted.drain(..) {
+            if self.preamble_open {
+                push_preamble(&mut self.preamble, &row);
+            }
             if let Some((idx, from)) = self.output_owner {
                 if abs >= from {
                     push_output(&mut self.lines[idx - self.drained], &row);

@@ -267,6 +267,7 @@ mod tests {
             }],
             run_as: Some("ec2-user".into()),
             login_seen: None,
+            preamble: "root:*:14600::::::".into(),
         };
         for lines in [vec![], vec![bare.clone()], vec![line(1), bare, line(2)]] {
             let s = SessionSource {

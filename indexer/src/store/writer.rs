@@ -594,13 +594,15 @@ impl Known {
             };
             let best = &sources[chosen];
             let shared = [basis];
+            // The command the session was started with: what the transcript shows before any
+            // line is its output, kept in its own document (no line of the source holds it).
             let lines: Vec<LineDoc<'_>> = shared[0]
                 .started_line()
                 .into_iter()
                 .map(|line| LineDoc {
                     line,
-                    output: "",
-                    keep_output: false,
+                    output: &best.meta.preamble,
+                    keep_output: true,
                     shared: 0,
                 })
                 .chain(best.lines.iter().map(|l| LineDoc {
