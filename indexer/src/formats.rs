@@ -977,7 +977,7 @@ impl Gathered {
             // Only a message naming a record's or a wrapper's field is read as one.
             let m = &e.message;
             let record = (m.trim_start().starts_with('{')
-                && (m.contains("\"eventSource\"") || m.contains("\"CloudTrailEvent\"")))
+                && (m.contains("eventSource") || m.contains("CloudTrailEvent")))
             .then(|| serde_json::from_str::<Value>(m).ok())
             .flatten()
             .filter(|v| v.get("sessionData").is_none());
@@ -1035,14 +1035,15 @@ pub fn is_trail_record(v: &Value) -> bool {
 /// not.)
 pub fn is_trail_message(message: &str) -> bool {
     message.trim_start().starts_with('{')
-        && (message.contains("\"eventSource\"") || message.contains("\"CloudTrailEvent\""))
+        && (message.contains("eventSource") || message.contains("CloudTrailEvent"))
         && serde_json::from_str::<Value>(message)
             .is_ok_and(|v| v.get("sessionData").is_none() && is_trail_record(&v))
 }
 
 /// The CloudTrail record `v` is or wraps: a record (`eventName` and `eventSource`), an
 /// EventBridge "AWS API Call via CloudTrail" event (its `detail`), a lookup-events event (its
-/// `CloudTrailEvent`, a record as text).
+/// `CloudTrailEvent`, a record as text), a SIEM's export of one (Splunk's `result` and `_raw`,
+/// Elasticsearch's `_source`).
 fn trail_record(v: &Value) -> Option<Cow<'_, Value>> {
     let is_record = |r: &Value| r.get("eventName").is_some() && r.get("eventSource").is_some();
     if is_record(v) {
@@ -1051,7 +1052,15 @@ fn trail_record(v: &Value) -> Option<Cow<'_, Value>> {
     if v.get("detail-type").is_some() {
         return v.get("detail").filter(|d| is_record(d)).map(Cow::Borrowed);
     }
-    let text = v.get("CloudTrailEvent")?.as_str()?;
+    if let Some(inner) = ["result", "_source"]
+        .iter()
+        .find_map(|k| v.get(*k).filter(|i| i.is_object()))
+    {
+        return trail_record(inner);
+    }
+    let text = ["CloudTrailEvent", "_raw"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(Value::as_str))?;
     serde_json::from_str::<Value>(text)
         .ok()
         .filter(is_record)
@@ -2272,6 +2281,69 @@ mod tests {
             )
             .as_deref(),
             Some("2025-09-29T16:58:03Z")
+        );
+    }
+
+    /// A StartSession record for `sid`, as CloudTrail writes it, at `time`.
+    fn start_record(sid: &str, time: &str) -> Value {
+        serde_json::json!({
+            "eventVersion": "1.09", "eventSource": "ssm.amazonaws.com", "eventName": "StartSession",
+            "eventTime": time, "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.9",
+            "userIdentity": {"type": "IAMUser", "userName": "ana", "arn": "arn:aws:iam::1:user/ana",
+                "sessionContext": {"attributes": {"mfaAuthenticated": "true"}}},
+            "requestParameters": {"target": "i-0123"}, "responseElements": {"sessionId": sid},
+            "eventID": format!("id-{sid}"), "recipientAccountId": "1"
+        })
+    }
+
+    /// The session ids of the StartSessions a text gives.
+    fn started(bytes: &[u8]) -> Vec<String> {
+        match parse("delivery", bytes).unwrap() {
+            Parsed::Trail { events, .. } => events.into_iter().map(|e| e.session_id).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn cloudtrail_is_read_inside_every_wrapper_it_is_kept_in() {
+        let r = |n: u8| start_record(&format!("ana-0123456789abcdef{n}"), "2026-03-02T10:00:00Z");
+        let ids = |ns: &[u8]| -> Vec<String> {
+            ns.iter()
+                .map(|n| format!("ana-0123456789abcdef{n}"))
+                .collect()
+        };
+        // Splunk's JSON export (`_raw` as text) and Elasticsearch's (`_source`), one per line.
+        let splunk = format!(
+            "{}\n{}\n",
+            serde_json::json!({"preview": false, "result": {"_raw": r(1).to_string()}}),
+            serde_json::json!({"_index": "trail", "_source": r(2)})
+        );
+        assert_eq!(started(splunk.as_bytes()), ids(&[1, 2]));
+        // A log group's subscription payloads, as Firehose writes them: gzip members one after
+        // another, a health check among them, and all of it compressed again.
+        let payload = |n: u8| {
+            serde_json::json!({"messageType": "DATA_MESSAGE", "logGroup": "trail", "logStream": "1_CloudTrail_us-east-1",
+                "logEvents": [{"id": format!("{n}"), "timestamp": 1, "message": r(n).to_string()}]})
+            .to_string()
+        };
+        let control =
+            serde_json::json!({"messageType": "CONTROL_MESSAGE", "logEvents": []}).to_string();
+        let members: Vec<u8> = [payload(3), control, payload(4)]
+            .iter()
+            .flat_map(|p| gzip(p.as_bytes()))
+            .collect();
+        assert_eq!(started(&members), ids(&[3, 4]));
+        assert_eq!(started(&gzip(&members)), ids(&[3, 4]));
+        // Without a delimiter, decompressed: `}{`.
+        assert_eq!(
+            started(format!("{}{}", payload(5), payload(6)).as_bytes()),
+            ids(&[5, 6])
+        );
+        // Only health checks: skipped, and said.
+        let only =
+            serde_json::json!({"messageType": "CONTROL_MESSAGE", "logEvents": []}).to_string();
+        assert!(
+            matches!(parse("d", only.as_bytes()), Ok(Parsed::Skipped(w)) if w.contains("CONTROL_MESSAGE"))
         );
     }
 
