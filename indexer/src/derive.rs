@@ -34,7 +34,7 @@
 //! let line = Line {
 //!     seq: 0, command: "sudo id".into(), run_as: "ssm-user".into(), cwd: None,
 //!     byte_start: 0, byte_end: 7, output: String::new(), output_truncated: 0,
-//!     abandoned: false, suspicious: vec![], truncated: None,
+//!     abandoned: false, suspicious: vec![], truncated: None, profile: false,
 //! };
 //! let r = basis.record(&meta.session_id, (&line).into());
 //! assert_eq!(r.programs, ["sudo", "id"]);
@@ -93,6 +93,8 @@ pub struct LineRef<'a> {
     pub suspicious: &'a [String],
     /// Its full length, when the command is only its head.
     pub truncated: Option<u64>,
+    /// Shown before the shell's first prompt: the shell profile, or text typed ahead.
+    pub profile: bool,
 }
 
 impl<'a> From<&'a Line> for LineRef<'a> {
@@ -107,6 +109,7 @@ impl<'a> From<&'a Line> for LineRef<'a> {
             byte_end: l.byte_end,
             suspicious: &l.suspicious,
             truncated: l.truncated,
+            profile: l.profile,
         }
     }
 }
@@ -123,6 +126,7 @@ impl<'a> From<&'a CommandRecord> for LineRef<'a> {
             byte_end: r.evidence.byte_end,
             suspicious: &r.suspicious,
             truncated: r.truncated,
+            profile: r.shell_profile,
         }
     }
 }
@@ -277,6 +281,7 @@ impl Basis {
             byte_end: 0,
             suspicious: &[],
             truncated: None,
+            profile: false,
         })
     }
 
@@ -319,6 +324,7 @@ impl Basis {
             rule: Vec::new(),
             suspicious: l.suspicious.to_vec(),
             truncated: l.truncated,
+            shell_profile: l.profile,
             evidence: Evidence {
                 source: self.source.clone(),
                 version_id: self.version_id.clone(),
@@ -478,6 +484,7 @@ mod tests {
             abandoned,
             suspicious: vec![],
             truncated: None,
+            profile: false,
         };
         let (ran, typed) = (line(false), line(true));
         let rs = records(

@@ -98,6 +98,10 @@ pub struct Line {
     /// (`command` holds its first [`crate::replay::screen::HEAD_CELLS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<u64>,
+    /// Shown before the shell's first prompt: the preferences' shell profile, written into the
+    /// terminal by the agent, or text typed ahead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub profile: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -910,6 +914,11 @@ pub struct CommandRecord {
     /// (`command` holds its first [`crate::replay::screen::HEAD_CELLS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<u64>,
+    /// The terminal showed it before the shell's first prompt: the agent wrote it from the
+    /// preferences' shell profile (or it was typed ahead). It ran, as the session's user; that
+    /// user need not have typed it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shell_profile: bool,
     /// The source.
     pub evidence: Evidence,
     /// Output text (only when asked for).

@@ -248,6 +248,7 @@ impl From<InputLine> for Line {
             abandoned: l.abandoned,
             suspicious: l.suspicious,
             truncated: l.truncated,
+            profile: l.profile,
         }
     }
 }

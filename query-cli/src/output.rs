@@ -146,6 +146,12 @@ pub fn commands(
                                 if !r.suspicious.is_empty() {
                                     flags.push("SUSPICIOUS".to_string());
                                 }
+                                if r.shell_profile {
+                                    flags.push("PROFILE".to_string());
+                                }
+                                if r.started_with.is_some() {
+                                    flags.push("STARTED-WITH".to_string());
+                                }
                                 flags.push(r.rule.join(","));
                                 flags.join(" ").trim_end().to_string()
                             }),

@@ -350,3 +350,47 @@ fn a_macos_session_log_gives_its_instance_end_and_commands() {
         assert_eq!(r["session_end"], "2026-03-03T10:15:00Z");
     }
 }
+
+/// The preferences' shell profile, which the agent writes into the terminal before the shell
+/// reads it: marked as such where the shell shows it again (bash), and where it does not
+/// (dash, Ubuntu's `sh`) taken from what the terminal showed before the first prompt, the
+/// session flagged partial (what shows at the first prompt may be its output).
+#[test]
+fn the_shell_profile_is_marked_not_taken_for_the_users_typing() {
+    let (_tmp, index, _) = indexed();
+    let by = records(&index);
+    let marked = |sid: &str| -> Vec<(String, bool)> {
+        by[sid]
+            .iter()
+            .map(|r| {
+                (
+                    r["command"].as_str().unwrap().to_string(),
+                    r["shell_profile"] == true,
+                )
+            })
+            .collect()
+    };
+    let profile = ("cd /tmp; echo profile-ran".to_string(), true);
+    assert_eq!(
+        marked("sam-000000000000b000a"),
+        [
+            profile.clone(),
+            ("uptime -p".into(), false),
+            ("exit".into(), false)
+        ]
+    );
+    let tia = marked("tia-000000000000b000b");
+    assert_eq!(tia[0], profile);
+    assert_eq!(
+        &tia[2..],
+        [("uptime -p".into(), false), ("exit".into(), false)]
+    );
+    let idx = index.display().to_string();
+    let (_, cov, _) = run(&["coverage", "--index", &idx, "--format", "json"]);
+    let flagged: Vec<&str> = cov
+        .lines()
+        .filter(|l| l.contains("before the shell's first prompt"))
+        .collect();
+    assert_eq!(flagged.len(), 1, "{cov}");
+    assert!(flagged[0].contains("tia-000000000000b000b"));
+}

@@ -83,7 +83,13 @@ pub struct InputLine {
     /// The command line was longer than the replay keeps: its full length in characters
     /// (`command` holds its first [`screen::HEAD_CELLS`]).
     pub truncated: Option<u64>,
+    /// The terminal showed the line before the shell's first prompt: the agent wrote it into
+    /// the terminal from the preferences' shell profile (or it was typed ahead).
+    pub profile: bool,
 }
+
+/// The most lines of a shell profile followed.
+const PROFILE_LINES: usize = 32;
 
 /// Replays one session's terminal bytes.
 pub struct Replayer {
@@ -283,6 +289,11 @@ struct Term {
     preamble: String,
     /// No input line was read yet: rows still go to `preamble`.
     preamble_open: bool,
+    /// The lines the terminal showed before the first prompt, not yet read at a prompt: the
+    /// shell profile the agent wrote, which the shell then reads.
+    profile: std::collections::VecDeque<String>,
+    /// Where those lines are in the source.
+    profile_bytes: Option<(u64, u64)>,
     last_accept_byte: u64,
     last_printed: [char; 2],
     last_print_col: usize,
@@ -376,6 +387,8 @@ impl Term {
             output_owner: None,
             preamble: String::new(),
             preamble_open: true,
+            profile: std::collections::VecDeque::new(),
+            profile_bytes: None,
             last_accept_byte: 0,
             last_printed: [' ', ' '],
             last_print_col: 0,
@@ -543,7 +556,11 @@ impl Term {
             abandoned,
             suspicious: Vec::new(),
             truncated,
+            profile: false,
         };
+        if !self.profile.is_empty() && !abandoned {
+            self.follow_profile(&mut line, markers);
+        }
         let scanned = shellwords::scan(&line.command);
         self.last_open = !abandoned && shellwords::is_incomplete_scanned(&line.command, scanned);
         if !abandoned && !self.last_open {

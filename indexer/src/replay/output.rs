@@ -60,6 +60,72 @@ impl Term {
         }
         let kept = self.preamble.trim_end_matches(['\n', ' ']).len();
         self.preamble.truncate(kept);
+        // Lines shown before the first prompt are the shell profile the agent wrote into the
+        // terminal (which echoed them before the shell read them), or text typed ahead.
+        let lines: Vec<&str> = self
+            .preamble
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if lines.len() <= super::PROFILE_LINES {
+            self.profile = lines.into_iter().map(String::from).collect();
+            self.profile_bytes = (row > self.screen.first_row())
+                .then(|| self.screen.bytes_of(self.screen.first_row(), row - 1))
+                .flatten();
+        }
+    }
+
+    /// A line read while lines shown before the first prompt are still unread: the next of
+    /// them is this line (a shell that echoes what it reads, bash's readline), or, at the first
+    /// prompt of a shell that does not (dash), each of them ran unseen, and what shows at the
+    /// prompts may be their output: they are taken as lines before this one, and the session
+    /// is flagged partial.
+    pub(super) fn follow_profile(&mut self, line: &mut super::InputLine, markers: bool) {
+        if self.profile.front().map(String::as_str) == Some(line.command.trim()) {
+            self.profile.pop_front();
+            line.profile = true;
+            return;
+        }
+        let first = self.drained + self.lines.len() == 0;
+        // The first row of a two-line prompt (`user@host ~`, then `$ `) is no profile.
+        let prompt_like = self
+            .profile
+            .iter()
+            .any(|l| super::prompt::user_host_cwd(l).0.is_some() || prompt::split(l).is_some());
+        if !first || markers || prompt_like {
+            self.profile.clear();
+            return;
+        }
+        let shown: Vec<String> = self.profile.drain(..).collect();
+        self.partial.push(super::Partial {
+            reason: format!(
+                "the terminal showed {} before the shell's first prompt (the shell profile, or text typed ahead) and the shell did not show it again at its prompt: it ran unseen, and what shows after the first prompts may be its output",
+                if shown.len() == 1 { "a line" } else { "lines" }
+            ),
+            byte_start: line.byte_start,
+            byte_end: line.byte_end.max(line.byte_start + 1),
+        });
+        let (start, end) = self
+            .profile_bytes
+            .unwrap_or((line.byte_start, line.byte_start));
+        for command in shown {
+            self.lines.push(super::InputLine {
+                seq: (self.drained + self.lines.len()) as u32 + 1,
+                command,
+                run_as: line.run_as.clone(),
+                cwd: None,
+                byte_start: start,
+                byte_end: end,
+                output: String::new(),
+                output_truncated: 0,
+                abandoned: false,
+                suspicious: Vec::new(),
+                truncated: None,
+                profile: true,
+            });
+        }
+        line.seq = (self.drained + self.lines.len()) as u32 + 1;
     }
 
     pub(super) fn collect_evicted(&mut self) {
@@ -250,5 +316,32 @@ mod tests {
         assert!(out.output_truncated > 0);
         // Every byte printed is kept or counted.
         assert!(out.output.len() as u64 + out.output_truncated >= 2000 * 64 - 1);
+    }
+
+    #[test]
+    fn the_first_row_of_a_two_line_prompt_is_no_shell_profile() {
+        // A stream: no markers; the prompt's first line comes before each prompt.
+        let body =
+            b"ssm-user@ip-10-0-1-23 ~\r\n$ ls\r\nnotes\r\nssm-user@ip-10-0-1-23 ~\r\n$ exit\r\n";
+        let r = replayed(body, false);
+        let got: Vec<(&str, bool)> = r
+            .lines
+            .iter()
+            .map(|l| (l.command.as_str(), l.profile))
+            .collect();
+        assert_eq!(got, [("ls", false), ("exit", false)]);
+        assert!(r.partial.is_empty(), "{:?}", r.partial);
+    }
+
+    #[test]
+    fn a_profile_line_shown_before_the_first_prompt_is_marked() {
+        let body = b"cd /tmp\r\n\x1b[?2004hsh-4.2$ cd /tmp\r\n\x1b[?2004l\r\x1b[?2004hsh-4.2$ id\r\n\x1b[?2004l\ruid=1001\r\n";
+        let r = replayed(body, true);
+        let got: Vec<(&str, bool)> = r
+            .lines
+            .iter()
+            .map(|l| (l.command.as_str(), l.profile))
+            .collect();
+        assert_eq!(got, [("cd /tmp", true), ("id", false)]);
     }
 }

@@ -128,7 +128,7 @@ fn plausible(prompt: &str) -> bool {
 }
 
 /// `user@host`, and the cwd after it, of prompts like `[u@h ~]$`, `u@h:~$`, `u@h:~ %`.
-fn user_host_cwd(prompt: &str) -> (Option<String>, Option<String>, Option<String>) {
+pub(super) fn user_host_cwd(prompt: &str) -> (Option<String>, Option<String>, Option<String>) {
     let Some(at) = prompt.find('@') else {
         return (None, None, None);
     };

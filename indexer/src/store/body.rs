@@ -79,6 +79,9 @@ pub(super) fn stored(s: &super::docs::Stored<'_>) -> serde_json::Result<String> 
         out.push_str(",\"truncated\":");
         number(&mut out, n);
     }
+    if s.profile {
+        out.push_str(",\"profile\":true");
+    }
     out.push('}');
     Ok(out)
 }
@@ -117,6 +120,9 @@ fn line(out: &mut String, l: &Line) -> serde_json::Result<()> {
     if let Some(n) = l.truncated {
         out.push_str(",\"truncated\":");
         number(out, n);
+    }
+    if l.profile {
+        out.push_str(",\"profile\":true");
     }
     out.push('}');
     Ok(())
@@ -232,6 +238,7 @@ mod tests {
             abandoned: true,
             suspicious: vec!["why \"this\"".into()],
             truncated: Some(9_000_000),
+            profile: true,
         };
         let bare = Line {
             seq: 3,
@@ -245,6 +252,7 @@ mod tests {
             abandoned: false,
             suspicious: Vec::new(),
             truncated: None,
+            profile: false,
         };
         let meta = SourceMeta {
             session_id: "alice-0123456789abcdef0".into(),
@@ -295,6 +303,7 @@ mod tests {
             output: Some(Cow::Borrowed("out\r\n\u{7}")),
             suspicious: Cow::Borrowed(&suspicious),
             truncated: Some(70_000),
+            profile: true,
         };
         let bare = super::super::docs::Stored {
             cwd: None,
@@ -302,6 +311,7 @@ mod tests {
             shared: 0,
             output: None,
             suspicious: Cow::Borrowed(&[]),
+            profile: false,
             ..full.clone()
         };
         for s in [full, bare] {

@@ -40,6 +40,9 @@ pub(super) struct Stored<'a> {
     /// Its full length, when the command is only its head.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) truncated: Option<u64>,
+    /// Shown before the shell's first prompt (the shell profile).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) profile: bool,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -60,6 +63,7 @@ impl Stored<'_> {
                 byte_end: self.byte_end,
                 suspicious: &self.suspicious,
                 truncated: self.truncated,
+                profile: self.profile,
             },
         );
         r.output = self.output.map(Cow::into_owned);
@@ -235,6 +239,7 @@ pub(super) fn session(
             output: doc.keep_output.then_some(Cow::Borrowed(doc.output)),
             suspicious: Cow::Borrowed(l.suspicious),
             truncated: l.truncated,
+            profile: l.profile,
         };
         let body = body::stored(&stored)?;
         let bytes =
