@@ -987,6 +987,13 @@ impl Pipeline {
                 None => None,
             },
         };
+        self.point_output(&sid, keys).await?;
+        Ok(true)
+    }
+
+    /// Point a session's output at `keys`, and delete the objects it pointed at before that
+    /// `keys` no longer names.
+    async fn point_output(&self, sid: &str, keys: OutputKeys) -> Result<(), Error> {
         let pointer = format!("state/output/{sid}.json");
         if let Some(old) = self.out.get_json::<OutputKeys>(&pointer).await? {
             if old.records != keys.records {
@@ -996,8 +1003,7 @@ impl Pipeline {
                 self.out.store.delete(&a).await?;
             }
         }
-        self.out.put_json(&pointer, &keys).await?;
-        Ok(true)
+        self.out.put_json(&pointer, &keys).await
     }
 
     /// A session no transcript was read for: when CloudTrail names the command it was started
@@ -1041,16 +1047,7 @@ impl Pipeline {
             records: out_key,
             abandoned: None,
         };
-        let pointer = format!("state/output/{sid}.json");
-        if let Some(old) = self.out.get_json::<OutputKeys>(&pointer).await? {
-            if old.records != keys.records {
-                self.out.store.delete(&old.records).await?;
-            }
-            if let Some(a) = old.abandoned {
-                self.out.store.delete(&a).await?;
-            }
-        }
-        self.out.put_json(&pointer, &keys).await?;
+        self.point_output(&sid, keys).await?;
         Ok(true)
     }
 

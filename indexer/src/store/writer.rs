@@ -575,16 +575,7 @@ impl Known {
                 if let Some(basis) = started {
                     if self.never_added(sid) || reader.session_records(sid, false)?.is_empty() {
                         let shared = [basis];
-                        let lines: Vec<LineDoc<'_>> = shared[0]
-                            .started_line()
-                            .into_iter()
-                            .map(|line| LineDoc {
-                                line,
-                                output: "",
-                                keep_output: false,
-                                shared: 0,
-                            })
-                            .collect();
+                        let lines: Vec<LineDoc<'_>> = started_doc(&shared[0], "").collect();
                         self.adding(sid);
                         self.unseen.insert(sid.clone());
                         write_session(&mut ops, reader, sid, &shared, &lines, &mut changes)?;
@@ -596,15 +587,7 @@ impl Known {
             let shared = [basis];
             // The command the session was started with: what the transcript shows before any
             // line is its output, kept in its own document (no line of the source holds it).
-            let lines: Vec<LineDoc<'_>> = shared[0]
-                .started_line()
-                .into_iter()
-                .map(|line| LineDoc {
-                    line,
-                    output: &best.meta.preamble,
-                    keep_output: true,
-                    shared: 0,
-                })
+            let lines: Vec<LineDoc<'_>> = started_doc(&shared[0], &best.meta.preamble)
                 .chain(best.lines.iter().map(|l| LineDoc {
                     line: l.into(),
                     output: &l.output,
@@ -663,6 +646,17 @@ impl Known {
         self.pending = (ops.ops, ops.bytes);
         Ok((changes, batch.ledger))
     }
+}
+
+/// The command document of the command a session was started with, if CloudTrail names one:
+/// its output, `output`, kept in its own document (no line of a source holds it).
+fn started_doc<'a>(basis: &'a Basis, output: &'a str) -> impl Iterator<Item = LineDoc<'a>> {
+    basis.started_line().into_iter().map(move |line| LineDoc {
+        line,
+        output,
+        keep_output: true,
+        shared: 0,
+    })
 }
 
 /// Replace a session's command documents (and its `session` document) with `lines`, whose
