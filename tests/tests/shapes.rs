@@ -394,3 +394,33 @@ fn the_shell_profile_is_marked_not_taken_for_the_users_typing() {
     assert_eq!(flagged.len(), 1, "{cov}");
     assert!(flagged[0].contains("tia-000000000000b000b"));
 }
+
+/// Streamed sessions as CloudWatch Logs -> Firehose -> S3 writes them give the records their
+/// stream gives, pointing into the same canonical document.
+#[test]
+fn a_firehose_object_of_streamed_sessions_reads_as_the_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let of = |name: &str, path: PathBuf| -> Vec<(u64, String, String)> {
+        let index = tmp.path().join(name);
+        let (code, err) = ingest(&index, &[&path]);
+        assert_eq!(code, 0, "{err}");
+        let (_, out, _) = search_json(&index, &[]);
+        out.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .map(|r| {
+                (
+                    r["seq"].as_u64().unwrap(),
+                    r["command"].as_str().unwrap().to_string(),
+                    r["evidence"]["sha256"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let firehose = of("firehose", shapes().join("firehose-streams"));
+    let stream = of(
+        "stream",
+        shapes().join("other/streams/lee-000000000000b0004.json"),
+    );
+    assert_eq!(firehose.len(), 3);
+    assert_eq!(firehose, stream);
+}
