@@ -93,7 +93,9 @@ impl Term {
             .profile
             .iter()
             .any(|l| super::prompt::user_host_cwd(l).0.is_some() || prompt::split(l).is_some());
-        if !first || markers || prompt_like {
+        // Only in a terminal's own bytes (an S3 log): a stream's text before the first prompt
+        // may be anything its writer put there (PowerShell transcription's header).
+        if !first || markers || prompt_like || !self.options.markers {
             self.profile.clear();
             return;
         }
