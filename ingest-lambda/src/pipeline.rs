@@ -795,18 +795,17 @@ impl Pipeline {
             .min()
             .unwrap_or("0")
             .to_string();
+        // A delivered event as an event of the stream, the shape every reader takes.
+        let of_stream = |e: StreamEvent| formats::StreamEvent {
+            log_stream_name: Some(stream.to_string()),
+            timestamp: e.timestamp,
+            message: e.message,
+            event_id: Some(e.id),
+        };
         // CloudTrail kept in a log group (a trail's delivery, EventBridge events): each
         // delivery is read alone, as a CloudTrail file is; nothing of it is a session's stream.
         if events.iter().any(|e| formats::is_trail_message(&e.message)) {
-            let events: Vec<formats::StreamEvent> = events
-                .into_iter()
-                .map(|e| formats::StreamEvent {
-                    log_stream_name: Some(stream.to_string()),
-                    timestamp: e.timestamp,
-                    message: e.message,
-                    event_id: Some(e.id),
-                })
-                .collect();
+            let events: Vec<formats::StreamEvent> = events.into_iter().map(of_stream).collect();
             let url = format!("cloudwatch://{group}/{stream}#{}", key_safe(&first));
             return self
                 .event_object(&url, formats::stream_document(&events).0)
@@ -830,12 +829,7 @@ impl Pipeline {
         let events: Vec<formats::StreamEvent> = chunks
             .into_iter()
             .flat_map(|c| c.events)
-            .map(|e| formats::StreamEvent {
-                log_stream_name: Some(stream.to_string()),
-                timestamp: e.timestamp,
-                message: e.message,
-                event_id: Some(e.id),
-            })
+            .map(of_stream)
             .collect();
         let url = format!("cloudwatch://{group}/{stream}");
         self.event_object(&url, formats::stream_document(&events).0)
