@@ -89,3 +89,67 @@ pub async fn resolve_group(
         }
     }
 }
+
+/// The streams of `group` whose names start with `prefix`, in name order
+/// (`DescribeLogStreams`, all pages): a listing, nothing of their events.
+pub async fn list_streams(
+    client: &Client,
+    group: &str,
+    prefix: Option<&str>,
+) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut pages = client
+        .describe_log_streams()
+        .log_group_name(group)
+        .set_log_stream_name_prefix(prefix.filter(|p| !p.is_empty()).map(String::from))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            format!(
+                "describe-log-streams: {}",
+                aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
+            )
+        })?;
+        out.extend(
+            page.log_streams()
+                .iter()
+                .filter_map(|s| s.log_stream_name().map(String::from)),
+        );
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every event of one stream since `since_ms`, with its event id (`FilterLogEvents` on that
+/// stream, all pages): one stream in memory at a time, never the whole group.
+pub async fn stream_events(
+    client: &Client,
+    group: &str,
+    stream: &str,
+    since_ms: Option<i64>,
+) -> Result<Vec<StreamEvent>, String> {
+    let mut out = Vec::new();
+    let mut pages = client
+        .filter_log_events()
+        .log_group_name(group)
+        .log_stream_names(stream)
+        .set_start_time(since_ms)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            format!(
+                "filter-log-events {group} {stream}: {}",
+                aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
+            )
+        })?;
+        out.extend(page.events().iter().map(|e| StreamEvent {
+            log_stream_name: Some(stream.to_string()),
+            timestamp: e.timestamp().unwrap_or(0),
+            message: e.message().unwrap_or_default().to_string(),
+            event_id: e.event_id().map(String::from),
+        }));
+    }
+    Ok(out)
+}

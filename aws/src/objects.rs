@@ -31,6 +31,8 @@ pub struct ObjectInfo {
     pub version_id: Option<String>,
     /// Its size in bytes.
     pub size: u64,
+    /// Its ETag as the store gives it (S3: in quotes), where it has one.
+    pub etag: Option<String>,
 }
 
 /// Chunks of an object being read.
@@ -214,6 +216,7 @@ impl S3Store {
                         key: k.to_string(),
                         version_id: v.version_id().filter(|v| *v != "null").map(String::from),
                         size: v.size().unwrap_or(0).max(0) as u64,
+                        etag: v.e_tag().map(String::from),
                     });
                 }
             }
@@ -503,6 +506,7 @@ impl ObjectStore for S3Store {
                         key: k.to_string(),
                         version_id: None,
                         size: o.size().unwrap_or(0).max(0) as u64,
+                        etag: o.e_tag().map(String::from),
                     });
                 }
             }
@@ -670,6 +674,7 @@ impl ObjectStore for DirStore {
                             key,
                             version_id: None,
                             size,
+                            etag: None,
                         });
                     }
                 }

@@ -166,7 +166,8 @@ struct StreamChunk {
 
 /// A stable id of one version of one object.
 pub fn source_id(url: &str, version: Option<&str>, etag: Option<&str>) -> String {
-    let tag = version.or(etag).unwrap_or("");
+    // S3 events give the ETag bare, listings and GetObject in quotes: the same version either way.
+    let tag = version.or(etag.map(|e| e.trim_matches('"'))).unwrap_or("");
     model::sha256_hex(format!("{url}#{tag}").as_bytes())[..32].to_string()
 }
 
@@ -189,10 +190,30 @@ fn key_safe(sid: &str) -> String {
         .replace("..", "__")
 }
 
+/// Locks by name, for state objects that are read, changed and written back (a session's
+/// CloudTrail, an instance's names): sources read at the same time (a backfill) must not lose
+/// each other's changes.
+#[derive(Default)]
+struct KeyLocks(std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl KeyLocks {
+    async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(key.to_string()).or_default().clone()
+        };
+        m.lock_owned().await
+    }
+}
+
 /// The engine working against the output bucket.
 #[derive(Clone)]
 pub struct Pipeline {
     out: Output,
+    /// See [`KeyLocks`].
+    locks: Arc<KeyLocks>,
+    /// With [`Pipeline::deferring`]: the sessions to rebuild once every source is in.
+    deferred: Option<Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>>,
     /// The privileged-command rules records name (the built-in ones).
     rules: Arc<Rules>,
     /// Asks EC2 for the names of instances no inventory or CloudTrail record names.
@@ -257,6 +278,8 @@ impl Pipeline {
     pub fn new(out: Output) -> Self {
         Pipeline {
             out,
+            locks: Default::default(),
+            deferred: None,
             rules: Arc::new(Rules::builtin()),
             ec2: None,
             keys: None,
@@ -275,6 +298,29 @@ impl Pipeline {
     pub fn with_ec2(mut self, ec2: Arc<Ec2Names>) -> Self {
         self.ec2 = Some(ec2);
         self
+    }
+
+    /// Rebuild no session while sources are read: remember which, for
+    /// [`Pipeline::deferred_sessions`] and [`Pipeline::rebuild_now`] once every source is in (a
+    /// backfill). The records are then those the last of the Lambda's rebuilds would leave, each
+    /// written once.
+    pub fn deferring(mut self) -> Self {
+        self.deferred = Some(Default::default());
+        self
+    }
+
+    /// The sessions waiting to be rebuilt (see [`Pipeline::deferring`]), in order.
+    pub fn deferred_sessions(&self) -> Vec<String> {
+        self.deferred
+            .as_ref()
+            .map(|d| {
+                d.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The output location.
@@ -693,6 +739,7 @@ impl Pipeline {
         }
         let mut touched = Vec::new();
         for (sid, events) in by {
+            let _held = self.locks.lock(&format!("trail/{sid}")).await;
             let mut t = self.trail(&sid).await?.unwrap_or_else(|| SessionTrail {
                 session_id: sid.clone(),
                 events: Vec::new(),
@@ -750,20 +797,30 @@ impl Pipeline {
             .collect();
         ids.sort();
         ids.dedup();
+        // In key order, so that two merges never wait for each other; let go before the
+        // sessions are rebuilt (a rebuild reads the names under the same locks).
+        let mut held = Vec::new();
+        for id in &ids {
+            held.push(self.locks.lock(&format!("instance/{id}")).await);
+        }
         let mut known = Vec::new();
         for id in ids {
             let rest = format!("state/instances/{}.json", key_safe(id));
             known.extend(self.out.get_json::<InstanceNames>(&rest).await?);
         }
         let mut names = Names::from_list(known);
-        let mut touched = Vec::new();
-        for id in names.apply(observed, tags) {
-            if let Some(i) = names.get(&id) {
-                self.rests_on(&format!("instance/{}", key_safe(&id)), entry)
+        let changed = names.apply(observed, tags);
+        for id in &changed {
+            if let Some(i) = names.get(id) {
+                self.rests_on(&format!("instance/{}", key_safe(id)), entry)
                     .await?;
-                let rest = format!("state/instances/{}.json", key_safe(&id));
+                let rest = format!("state/instances/{}.json", key_safe(id));
                 self.out.put_json(&rest, i).await?;
             }
+        }
+        drop(held);
+        let mut touched = Vec::new();
+        for id in changed {
             let prefix = self
                 .out
                 .key(&format!("state/by-instance/{}/", key_safe(&id)));
@@ -872,6 +929,7 @@ impl Pipeline {
             return Ok(Names::default());
         };
         let rest = format!("state/instances/{}.json", key_safe(id));
+        let _held = self.locks.lock(&format!("instance/{id}")).await;
         let mut known: Option<InstanceNames> = self.out.get_json(&rest).await?;
         if let (Some(ec2), true) = (
             &self.ec2,
@@ -892,8 +950,21 @@ impl Pipeline {
         Ok(Names::from_list(known))
     }
 
-    /// Rewrite a session's records from its state. False when it has no transcript yet.
+    /// Rewrite a session's records from its state. False when it has no transcript yet. When
+    /// deferring, the session is only remembered (and true).
     pub async fn rebuild(&self, session_id: &str) -> Result<bool, Error> {
+        if let Some(d) = &self.deferred {
+            d.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(session_id.to_string());
+            return Ok(true);
+        }
+        self.rebuild_now(session_id).await
+    }
+
+    /// Rewrite a session's records from its state now, deferring or not. False when it has
+    /// no records to write (no transcript, and no command CloudTrail names).
+    pub async fn rebuild_now(&self, session_id: &str) -> Result<bool, Error> {
         let sid = key_safe(session_id);
         let sources: Vec<SourceState> =
             self.out.list_json(&format!("state/sources/{sid}/")).await?;

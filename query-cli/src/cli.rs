@@ -34,6 +34,31 @@ pub enum Command {
     /// Fetch every ingested source again (local path, or S3 at its version), recompute its
     /// SHA-256, re-derive its commands, and compare with the index and the ledger
     Verify(VerifyArgs),
+    /// Write the records, state and quarantine the ingest Lambda would have written for
+    /// sources that were there before it was deployed (session logs, CloudTrail, streams), so
+    /// that Athena and the Lambda's later events continue from them
+    Backfill(BackfillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Session logs, CloudTrail files and digests, inventories: folders (recursively),
+    /// s3://bucket/prefix (every version of each object), cloudwatch://LOG-GROUP[/STREAM-PREFIX]
+    #[arg(required = true, value_name = "SOURCE")]
+    pub sources: Vec<String>,
+    /// Where the Lambda writes: its SSM_AUDIT_OUTPUT, s3://<records bucket>/<OutputPrefix>
+    /// (`scripts/deploy` prints it), or a folder
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub to: String,
+    /// Sources read at once
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub concurrency: u16,
+    /// With cloudwatch://, only events at or after T (RFC 3339, YYYY-MM-DD, or an age like 30d)
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Print errors only
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! who ran what, where, as whom, with the evidence.
 
 mod anchoring;
+mod backfill;
 mod cli;
 mod output;
 mod remote;
@@ -83,6 +84,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let index = cli::index_dir(cli.index.as_deref())?;
     match cli.command {
         Command::Ingest(args) => ingest(&index, args),
+        Command::Backfill(args) => {
+            let since = args.since.as_deref().map(cli::parse_when).transpose()?;
+            backfill::run(
+                &args.sources,
+                &args.to,
+                usize::from(args.concurrency),
+                since.map(|s| s * 1000),
+                args.quiet,
+            )
+        }
         Command::Search(args) => {
             let config = args.into_config()?;
             let store = Index::open(&index)?.reader()?;

@@ -66,7 +66,15 @@ def main():
                  and e["Properties"].get("VpcEndpointType") == "Interface" and e["Properties"].get("PrivateDnsEnabled") is True]
         need(bool(found), f"interface endpoint {svc} with private DNS")
     s3gw = [e for e in eps.values() if e["Properties"].get("VpcEndpointType") == "Gateway" and ".s3" in text(e["Properties"]["ServiceName"])]
-    need(bool(s3gw) and "SessionLogBucketName" in text(s3gw[0]["Properties"].get("PolicyDocument")), "S3 gateway endpoint with a bucket policy")
+    need(bool(s3gw) and "-session-logs-" in text(s3gw[0]["Properties"].get("PolicyDocument")), "S3 gateway endpoint with a bucket policy")
+    gw_policy = text(s3gw[0]["Properties"].get("PolicyDocument")) if s3gw else ""
+    need(all(f"-{b}-" in gw_policy for b in ["session-logs", "trail", "records"]) and "s3:GetObject" in gw_policy,
+         "S3 gateway endpoint admitting the function to its three buckets when it runs in the VPC")
+    storage = audit.get("IndexStorageSecurityGroup", {}).get("Properties", {})
+    nfs_in = [r for r in storage.get("SecurityGroupIngress", [])
+              if r.get("FromPort") == 2049 and "FunctionSecurityGroup" in text(r.get("SourceSecurityGroupId"))]
+    need(bool(nfs_in) and all("IndexStorageSecurityGroup" in text(audit[m]["Properties"]["SecurityGroups"]) for m in ["IndexMountTargetA", "IndexMountTargetB"]),
+         "index mount targets in a security group admitting NFS from the function's only")
     sgs = of_type(net, "AWS::EC2::SecurityGroup")
     need(any(r.get("FromPort") == 443 and "VpcCidr" in text(r.get("CidrIp")) for g in sgs.values()
              for r in g["Properties"].get("SecurityGroupIngress", [])), "endpoint security group admitting HTTPS from the VPC only")
@@ -104,10 +112,21 @@ def main():
     need("aws:PrincipalTag/Team" in managed, "StartSession scoped by team tag")
     need("aws:MultiFactorAuthPresent" in managed, "MFA required")
     need("session/${!aws:username}-*" in managed and "ssm:TerminateSession" in managed, "own sessions only")
+    need("ssm:resourceTag/aws:ssmmessages:session-id" in managed and "${aws:userid}" in managed
+         and "aws:PrincipalTag/Owner" in managed, "own instances and own sessions for federated callers")
+    for name, pol in of_type(audit, "AWS::IAM::ManagedPolicy").items():
+        stmts = pol["Properties"]["PolicyDocument"]["Statement"]
+        kms = [st for st in stmts if st["Effect"] == "Allow" and "kms:GenerateDataKey" in text(st["Action"])
+               and "SessionKey" in text(st["Resource"])]
+        need(bool(kms), f"{name} grants kms:GenerateDataKey on the session key")
+    lifecycle = [st for p in of_type(audit, "AWS::S3::BucketPolicy").values() for st in p["Properties"]["PolicyDocument"]["Statement"]
+                 if st["Effect"] == "Deny" and "s3:PutLifecycleConfiguration" in text(st["Action"])]
+    need(bool(lifecycle) and all("aws:CalledViaFirst" in text(st.get("Condition")) for st in lifecycle),
+         "lifecycle denies that let the stack's own updates through")
 
     # The pipeline.
     fn = audit.get("IngestFunction", {}).get("Properties", {})
-    need(fn.get("Runtime") == "provided.al2023" and fn.get("Architectures") == ["arm64"], "ingest-lambda on provided.al2023, arm64")
+    need(fn.get("Runtime") == "provided.al2023" and "Architecture" in text(fn.get("Architectures")), "ingest-lambda on provided.al2023, architecture a parameter")
     notified = [k for k, b in buckets.items() if "LambdaConfigurations" in text(b["Properties"].get("NotificationConfiguration"))]
     need({"SessionLogBucket", "TrailBucket"} <= set(notified), "S3 notifications on session logs and CloudTrail")
     need(bool(of_type(audit, "AWS::Logs::SubscriptionFilter")), "CloudWatch Logs subscription filter")

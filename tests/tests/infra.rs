@@ -246,17 +246,103 @@ fn the_athena_query_gives_the_principals_of_ssm_audit_who() {
     assert_eq!(athena, cli);
 }
 
-#[test]
-fn both_stacks_deploy_to_moto() {
-    let moto = ssm_audit_tests::aws::Moto::start();
-    let out = Command::new(ssm_audit_tests::aws::moto_python())
-        .arg(repo_root().join("tests/infra/deploy_to_moto.py"))
-        .arg(&moto.endpoint)
-        .arg(repo_root().join("infra"))
+/// The AWS CLI `scripts/test` installs (`SSM_AUDIT_AWSCLI`), else the one on the PATH.
+fn aws_cli_dir() -> Option<PathBuf> {
+    std::env::var_os("SSM_AUDIT_AWSCLI")
+        .filter(|p| !p.is_empty())
+        .and_then(|p| PathBuf::from(p).parent().map(Path::to_path_buf))
+}
+
+/// `scripts/deploy` against a moto_server: the standard AWS environment, a zip in place of the
+/// packaged function (its build is `scripts/package-lambda`'s, measured apart).
+fn deploy(moto: &ssm_audit_tests::aws::Moto, zip: &Path, extra: &[&str]) -> (bool, String) {
+    let mut path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(dir) = aws_cli_dir() {
+        let mut dirs = vec![dir];
+        dirs.extend(std::env::split_paths(&path));
+        path = std::env::join_paths(dirs).unwrap();
+    }
+    let out = Command::new(repo_root().join("scripts/deploy"))
+        .args(["--artifact-bucket", "artifacts", "--region", "us-east-1"])
+        .arg("--artifact")
+        .arg(zip)
+        .args(extra)
+        .env("PATH", path)
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
         .output()
-        .expect("python3 runs");
+        .expect("scripts/deploy runs");
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("deployed"), "{text}");
+    (out.status.success(), text)
+}
+
+#[test]
+fn scripts_deploy_creates_both_stacks_on_moto_and_updates_them() {
+    let moto = ssm_audit_tests::aws::Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let zip = tmp.path().join("bootstrap.zip");
+    // A zip with a `bootstrap` in it: moto keeps the code, never runs it.
+    let status = Command::new(ssm_audit_tests::aws::moto_python())
+        .args([
+            "-c",
+            "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1], 'w'); z.writestr('bootstrap', '#!/bin/sh\\n'); z.close()",
+        ])
+        .arg(&zip)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let (ok, text) = deploy(&moto, &zip, &["--owner", "alice"]);
+    assert!(ok, "{text}");
+    for stack in ["ssm-audit-network", "ssm-audit"] {
+        assert!(
+            text.contains(&format!("scripts/deploy: {stack}: CREATE_COMPLETE")),
+            "{stack} not created:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("s3://ssm-audit-records-123456789012/audit/sessions/")
+            && text.contains("ssm-audit backfill"),
+        "the next steps name where records land and how to backfill:\n{text}"
+    );
+    let check = |what: &str| {
+        let out = Command::new(ssm_audit_tests::aws::moto_python())
+            .arg(repo_root().join("tests/infra/check_deployed.py"))
+            .arg(&moto.endpoint)
+            .arg("ssm-audit")
+            .output()
+            .expect("python3 runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && text.contains("deployed"),
+            "{what}: {text}"
+        );
+    };
+    check("after creation");
+
+    // Again: both stacks are updated in place, the artifact bucket is not created twice.
+    let (ok, text) = deploy(&moto, &zip, &["--owner", "alice"]);
+    assert!(ok, "{text}");
+    assert!(!text.contains("creating the artifact bucket"), "{text}");
+    for stack in ["ssm-audit-network", "ssm-audit"] {
+        assert!(
+            text.contains(&format!("scripts/deploy: {stack}: UPDATE_COMPLETE"))
+                || text.contains(&format!("scripts/deploy: {stack}: no changes")),
+            "{stack} not updated:\n{text}"
+        );
+    }
+    check("after the update");
+
+    // A bad argument is one clear line and nothing deployed.
+    let (ok, text) = deploy(&moto, &zip, &["--arch", "sparc"]);
+    assert!(
+        !ok && text.contains("--arch must be arm64 or x86_64"),
+        "{text}"
+    );
 }

@@ -1,0 +1,454 @@
+//! `ssm-audit backfill`: the records the Lambda would have written for sources that were there
+//! before it was deployed. Each source goes through the Lambda's own pipeline
+//! (`ingest_lambda::pipeline`), keyed as the Lambda keys it: an S3 object by its URL and version
+//! (or ETag), a streamed session by its group and stream. So the records, state and quarantine
+//! under `--to` are what the Lambda writes for the same objects, and a later event for one of
+//! them is a duplicate to it.
+//!
+//! Sources are read many at a time (`--concurrency`); sessions are rebuilt once, when every
+//! source is in, rather than after each source as the Lambda must.
+
+use crate::output;
+use anyhow::{bail, Context, Result};
+use aws_adapters::objects::{self, DirStore, ObjectStore, S3Store};
+use ingest_lambda::pipeline::{ApiKeys, Done, Output, Pipeline, StreamEvent};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// One source to take through the pipeline.
+enum Job {
+    /// An object (or one version of it) of a bucket or a folder.
+    Object {
+        store: Arc<dyn ObjectStore>,
+        key: String,
+        version: Option<String>,
+        etag: Option<String>,
+    },
+    /// One stream of a log group: its events are read when the job runs.
+    Stream {
+        client: aws_adapters::cloudwatch::Client,
+        group: String,
+        stream: String,
+        since_ms: Option<i64>,
+    },
+    /// A location that could not be listed.
+    Unlisted { name: String, why: String },
+}
+
+impl Job {
+    fn name(&self) -> String {
+        match self {
+            Job::Object { store, key, .. } => store.url(key),
+            Job::Stream { group, stream, .. } => format!("cloudwatch://{group}/{stream}"),
+            Job::Unlisted { name, .. } => name.clone(),
+        }
+    }
+}
+
+/// What became of one job, for the summary.
+enum Outcome {
+    Done(Done),
+    Failed(String),
+}
+
+/// Run a backfill: every source under `locations` into `to`.
+pub fn run(
+    locations: &[String],
+    to: &str,
+    concurrency: usize,
+    since_ms: Option<i64>,
+    quiet: bool,
+) -> Result<ExitCode> {
+    // The replay holds what is not `Send`: the jobs are interleaved on one thread, which waits
+    // on many requests at once.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(
+        &rt,
+        backfill(locations, to, concurrency.max(1), since_ms, quiet),
+    )
+}
+
+async fn backfill(
+    locations: &[String],
+    to: &str,
+    concurrency: usize,
+    since_ms: Option<i64>,
+    quiet: bool,
+) -> Result<ExitCode> {
+    let s3 = objects::s3_client().await;
+    let out = output_of(to, &s3)?;
+    let where_to = to.trim_end_matches('/').to_string();
+    // The Lambda's pipeline as `deps_from_env` makes it: names from EC2, digests checked with
+    // the CloudTrail API's keys.
+    let pipeline = Pipeline::new(out)
+        .with_ec2(Arc::new(aws_adapters::ec2::Ec2Names::from_env().await))
+        .with_cloudtrail(Arc::new(ApiKeys::new(
+            aws_adapters::cloudtrail::client().await,
+        )))
+        .deferring();
+    let mut progress = Progress::new(quiet);
+
+    let mut jobs = Vec::new();
+    let mut logs: Option<aws_adapters::cloudwatch::Client> = None;
+    for location in locations {
+        progress.message(&format!("listing {location}"));
+        match list(location, &s3, &mut logs, since_ms).await {
+            Ok(found) => jobs.extend(found),
+            Err(why) => jobs.push(Job::Unlisted {
+                name: location.clone(),
+                why,
+            }),
+        }
+    }
+    let total = jobs.len();
+    progress.start(total as u64, "sources");
+
+    // Many at a time, at most `concurrency`: each job holds one source (a session log streams
+    // through; other objects are small), so memory stays flat however many are listed.
+    let mut results: Vec<(String, Outcome)> = Vec::with_capacity(total);
+    let mut running = tokio::task::JoinSet::new();
+    let mut pending = jobs.into_iter();
+    loop {
+        while running.len() < concurrency {
+            let Some(job) = pending.next() else { break };
+            let p = pipeline.clone();
+            running.spawn_local(async move {
+                let name = job.name();
+                let outcome = take(&p, job).await;
+                (name, outcome)
+            });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (name, outcome) = joined.context("a backfill task failed")?;
+        if let Outcome::Failed(why) = &outcome {
+            progress.say(&format!(
+                "{}: {}",
+                output::visible(&name),
+                output::visible(why)
+            ));
+        }
+        if let Outcome::Done(Done::Quarantined(why)) = &outcome {
+            progress.say(&format!(
+                "{}: quarantined: {}",
+                output::visible(&name),
+                output::visible(why)
+            ));
+        }
+        progress.inc();
+        results.push((name, outcome));
+    }
+    progress.finish();
+
+    // Every session once, from all its facts: the records the Lambda's last rebuild leaves.
+    let sessions = pipeline.deferred_sessions();
+    progress.start(sessions.len() as u64, "sessions");
+    let mut written = 0usize;
+    let mut failed_sessions = Vec::new();
+    let mut pending = sessions.into_iter();
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while running.len() < concurrency {
+            let Some(sid) = pending.next() else { break };
+            let p = pipeline.clone();
+            running.spawn_local(async move {
+                let r = p.rebuild_now(&sid).await;
+                (sid, r)
+            });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        match joined.context("a backfill task failed")? {
+            (_, Ok(true)) => written += 1,
+            (_, Ok(false)) => {}
+            (sid, Err(e)) => {
+                progress.say(&format!(
+                    "session {}: not rebuilt: {}",
+                    output::visible(&sid),
+                    output::visible(&e.to_string())
+                ));
+                failed_sessions.push(sid);
+            }
+        }
+        progress.inc();
+    }
+    progress.finish();
+
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut failed = 0;
+    for (_, o) in &results {
+        let what = match o {
+            Outcome::Done(Done::Ingested { .. }) => "read",
+            Outcome::Done(Done::Duplicate) => "already read",
+            Outcome::Done(Done::Skipped(_)) => "skipped",
+            Outcome::Done(Done::Quarantined(_)) => "quarantined",
+            Outcome::Failed(_) => {
+                failed += 1;
+                "failed"
+            }
+        };
+        *counts.entry(what).or_default() += 1;
+    }
+    let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let summary = format!(
+        "backfill: {total} source{} ({}); records of {written} session{} written under {}/sessions/",
+        if total == 1 { "" } else { "s" },
+        parts.join(", "),
+        if written == 1 { "" } else { "s" },
+        output::visible(&where_to),
+    );
+    progress.say(&summary);
+    if failed > 0 || !failed_sessions.is_empty() {
+        progress.say(&format!(
+            "backfill: {failed} source{} and {} session{} failed (listed above); run the same backfill again: what was done is kept and not done twice",
+            if failed == 1 { "" } else { "s" },
+            failed_sessions.len(),
+            if failed_sessions.len() == 1 { "" } else { "s" },
+        ));
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The output location: `s3://bucket/prefix`, or a folder standing for the bucket.
+fn output_of(to: &str, s3: &objects::S3Client) -> Result<Output> {
+    if to.starts_with("s3://") {
+        let Some((bucket, prefix)) = aws_adapters::parse_s3_url(to) else {
+            bail!("--to {to}: not s3://bucket/prefix");
+        };
+        return Ok(Output {
+            store: Arc::new(S3Store::new(s3.clone(), &bucket)),
+            prefix: prefix.trim_end_matches('/').to_string(),
+        });
+    }
+    if to.contains("://") {
+        bail!("--to {to}: the Lambda's output is s3://bucket/prefix (or a folder)");
+    }
+    std::fs::create_dir_all(to).with_context(|| format!("--to {to}"))?;
+    Ok(Output {
+        store: Arc::new(DirStore::new(Path::new(to))),
+        prefix: String::new(),
+    })
+}
+
+/// The jobs under one location.
+async fn list(
+    location: &str,
+    s3: &objects::S3Client,
+    logs: &mut Option<aws_adapters::cloudwatch::Client>,
+    since_ms: Option<i64>,
+) -> Result<Vec<Job>, String> {
+    if location.starts_with("s3://") {
+        let (bucket, prefix) = aws_adapters::parse_s3_url(location)
+            .ok_or_else(|| "not s3://bucket/prefix".to_string())?;
+        let store = S3Store::new(s3.clone(), &bucket);
+        // Every version, as the Lambda was told of each when it was written.
+        let found = match store.list_versions(&prefix).await {
+            Ok(v) => v,
+            Err(_) => store
+                .list(&prefix)
+                .await
+                .map_err(|e| format!("listing: {e}"))?,
+        };
+        let store: Arc<dyn ObjectStore> = Arc::new(store);
+        return Ok(found
+            .into_iter()
+            .map(|o| Job::Object {
+                store: store.clone(),
+                key: o.key,
+                version: o.version_id,
+                etag: o.etag,
+            })
+            .collect());
+    }
+    if let Some(path) = location.strip_prefix("cloudwatch://") {
+        if path.is_empty() {
+            return Err("no log group".into());
+        }
+        if logs.is_none() {
+            *logs = Some(aws_adapters::cloudwatch::client().await);
+        }
+        let client = logs.clone().expect("made above");
+        let (group, prefix) = aws_adapters::cloudwatch::resolve_group(&client, path).await?;
+        let streams =
+            aws_adapters::cloudwatch::list_streams(&client, &group, prefix.as_deref()).await?;
+        return Ok(streams
+            .into_iter()
+            .map(|stream| Job::Stream {
+                client: client.clone(),
+                group: group.clone(),
+                stream,
+                since_ms,
+            })
+            .collect());
+    }
+    let path = Path::new(location);
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_dir() {
+        let parent = path.parent().unwrap_or(Path::new("."));
+        let key = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        return Ok(vec![Job::Object {
+            store: Arc::new(DirStore::new(parent)),
+            key,
+            version: None,
+            etag: None,
+        }]);
+    }
+    let store: Arc<dyn ObjectStore> = Arc::new(DirStore::new(path));
+    let mut jobs = Vec::new();
+    for e in walkdir::WalkDir::new(path)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
+        match e {
+            Ok(e) if e.file_type().is_file() => {
+                let key = e
+                    .path()
+                    .strip_prefix(path)
+                    .map(|k| k.to_string_lossy().replace('\\', "/"))
+                    .unwrap_or_default();
+                jobs.push(Job::Object {
+                    store: store.clone(),
+                    key,
+                    version: None,
+                    etag: None,
+                });
+            }
+            Ok(_) => {}
+            Err(e) => jobs.push(Job::Unlisted {
+                name: indexer::files::name_of(e.path().unwrap_or(path)),
+                why: e.to_string(),
+            }),
+        }
+    }
+    Ok(jobs)
+}
+
+/// Take one job through the pipeline.
+async fn take(p: &Pipeline, job: Job) -> Outcome {
+    let r = match job {
+        Job::Object {
+            store,
+            key,
+            version,
+            etag,
+        } => {
+            p.object(store.as_ref(), &key, version.as_deref(), etag.as_deref())
+                .await
+        }
+        Job::Stream {
+            client,
+            group,
+            stream,
+            since_ms,
+        } => {
+            let events =
+                match aws_adapters::cloudwatch::stream_events(&client, &group, &stream, since_ms)
+                    .await
+                {
+                    Ok(e) => e,
+                    Err(why) => return Outcome::Failed(why),
+                };
+            // One delivery of the whole stream: the records are the same however the Lambda
+            // was delivered the events, since a stream is read whole at each delivery.
+            let events = events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| StreamEvent {
+                    id: e.event_id.unwrap_or_else(|| format!("{i:020}")),
+                    timestamp: e.timestamp,
+                    message: e.message,
+                })
+                .collect();
+            p.log_events(&group, &stream, events).await
+        }
+        Job::Unlisted { why, .. } => return Outcome::Failed(why),
+    };
+    match r {
+        Ok(done) => Outcome::Done(done),
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+/// Progress on a terminal, and lines that must be seen either way.
+struct Progress {
+    /// Whether to show bars: stderr is a terminal and not --quiet.
+    on: bool,
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Progress {
+        let on = !quiet && std::io::stderr().is_terminal();
+        let bar = on.then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar
+        });
+        Progress { on, bar, quiet }
+    }
+
+    fn message(&self, m: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(output::visible(m));
+        }
+    }
+
+    /// A new stage of `len` steps.
+    fn start(&mut self, len: u64, what: &str) {
+        if let Some(old) = self.bar.take() {
+            old.finish_and_clear();
+        }
+        if !self.on {
+            return;
+        }
+        let bar = indicatif::ProgressBar::new(len);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{bar:30}} {{pos}}/{{len}} {what}, {{per_sec}}, {{eta}} left"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        self.bar = Some(bar);
+    }
+
+    fn inc(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// A line on stderr: failures and quarantines always; the summary unless --quiet.
+    fn say(&self, line: &str) {
+        if self.quiet && line.starts_with("backfill: ") && !line.contains("failed") {
+            return;
+        }
+        let write = || {
+            let _ = writeln!(std::io::stderr(), "ssm-audit: {line}");
+        };
+        match &self.bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+}
