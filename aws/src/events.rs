@@ -31,6 +31,19 @@ pub struct LogEvent {
     pub message: String,
 }
 
+/// One task of an S3 Batch Operations job: an object to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchTask {
+    /// The task id, to answer with.
+    pub task_id: String,
+    /// The bucket (from `s3BucketArn` in schema 1.0, `s3Bucket` in 2.0); empty when missing.
+    pub bucket: String,
+    /// The key, URL-decoded as Batch Operations sends it encoded; `None` when missing.
+    pub key: Option<String>,
+    /// The version, when the manifest names one.
+    pub version_id: Option<String>,
+}
+
 /// What an invocation's event asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded {
@@ -62,6 +75,16 @@ pub enum Decoded {
     Trail {
         /// `eventbridge://<event id>`.
         name: String,
+    },
+    /// An S3 Batch Operations invocation ("Invoke AWS Lambda function" operation), for a
+    /// backfill run inside AWS: it is answered task by task.
+    Batch {
+        /// `invocationSchemaVersion`, answered back.
+        schema: String,
+        /// `invocationId`, answered back.
+        invocation_id: String,
+        /// The objects.
+        tasks: Vec<BatchTask>,
     },
     /// A CloudWatch Logs event whose payload does not decode.
     BadLogs(String),
@@ -99,6 +122,32 @@ pub fn decode(event: &Value) -> Decoded {
                 }
             }
             Err(e) => Decoded::BadLogs(format!("undecodable subscription event: {e}")),
+        };
+    }
+    if let (Some(schema), Some(tasks)) = (
+        event.get("invocationSchemaVersion").and_then(Value::as_str),
+        event.get("tasks").and_then(Value::as_array),
+    ) {
+        let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(String::from);
+        return Decoded::Batch {
+            schema: schema.to_string(),
+            invocation_id: text(event, "invocationId").unwrap_or_default(),
+            tasks: tasks
+                .iter()
+                .map(|t| BatchTask {
+                    task_id: text(t, "taskId").unwrap_or_default(),
+                    bucket: text(t, "s3Bucket")
+                        .or_else(|| {
+                            text(t, "s3BucketArn")
+                                .map(|a| a.rsplit(":::").next().unwrap_or_default().to_string())
+                        })
+                        .unwrap_or_default(),
+                    key: text(t, "s3Key")
+                        .as_deref()
+                        .map(indexer::formats::decode_s3_key),
+                    version_id: text(t, "s3VersionId").filter(|v| !v.is_empty() && v != "null"),
+                })
+                .collect(),
         };
     }
     if event.get("detail-type").is_some() && indexer::formats::is_trail_record(event) {
@@ -177,6 +226,40 @@ mod tests {
         assert_eq!(objects[0].key.as_deref(), Some("a b c.log"));
         assert_eq!(objects[0].version_id, None);
         assert!(matches!(decode(&json!({"x": 1})), Decoded::Unknown(_)));
+        // S3 Batch Operations, both schemas: the bucket from its ARN or its name, the key
+        // decoded.
+        let Decoded::Batch {
+            schema,
+            invocation_id,
+            tasks,
+        } = decode(
+            &json!({"invocationSchemaVersion": "1.0", "invocationId": "inv",
+            "job": {"id": "j"}, "tasks": [
+                {"taskId": "t1", "s3Key": "sessions/a%20b.log", "s3VersionId": "v1",
+                 "s3BucketArn": "arn:aws:s3:::logs"},
+                {"taskId": "t2", "s3Key": "x.log", "s3VersionId": null, "s3Bucket": "other"}]}),
+        )
+        else {
+            panic!("batch");
+        };
+        assert_eq!((schema.as_str(), invocation_id.as_str()), ("1.0", "inv"));
+        assert_eq!(
+            tasks,
+            [
+                BatchTask {
+                    task_id: "t1".into(),
+                    bucket: "logs".into(),
+                    key: Some("sessions/a b.log".into()),
+                    version_id: Some("v1".into()),
+                },
+                BatchTask {
+                    task_id: "t2".into(),
+                    bucket: "other".into(),
+                    key: Some("x.log".into()),
+                    version_id: None,
+                },
+            ]
+        );
         assert!(matches!(
             decode(&json!({"awslogs": {"data": "not base64"}})),
             Decoded::BadLogs(_)

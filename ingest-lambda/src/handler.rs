@@ -87,6 +87,11 @@ pub async fn handle(event: Value, deps: &Deps) -> Result<Value, Retry> {
                 .await;
             results.push((name, r));
         }
+        Decoded::Batch {
+            schema,
+            invocation_id,
+            tasks,
+        } => return Ok(batch(&schema, &invocation_id, tasks, deps).await),
         Decoded::BadLogs(reason) => {
             results.push((
                 "CloudWatch Logs event".into(),
@@ -152,6 +157,60 @@ pub async fn handle(event: Value, deps: &Deps) -> Result<Value, Retry> {
     report(results, deps).await
 }
 
+/// An S3 Batch Operations invocation: each task's object read as its `ObjectCreated` event
+/// would be, and answered on its own (`Succeeded`, `TemporaryFailure` to be retried by the job,
+/// `PermanentFailure` for a task naming nothing readable). Bad objects are quarantined and
+/// succeed, as they do for events.
+async fn batch(
+    schema: &str,
+    invocation_id: &str,
+    tasks: Vec<events::BatchTask>,
+    deps: &Deps,
+) -> Value {
+    let mut results = Vec::new();
+    let mut sessions = Vec::new();
+    for t in tasks {
+        let (code, said) = match (&t.key, t.bucket.is_empty()) {
+            (None, _) | (_, true) => (
+                "PermanentFailure",
+                "the task names no bucket or no key".to_string(),
+            ),
+            (Some(key), false) => {
+                let store = (deps.buckets)(&t.bucket);
+                match deps
+                    .pipeline
+                    .object(store.as_ref(), key, t.version_id.as_deref(), None)
+                    .await
+                {
+                    Ok(done) => {
+                        if let Done::Ingested { sessions: s, .. } = &done {
+                            sessions.extend(s.iter().cloned());
+                        }
+                        tracing::info!(source = store.url(key), outcome = ?done, "processed");
+                        (
+                            "Succeeded",
+                            serde_json::to_string(&done).unwrap_or_default(),
+                        )
+                    }
+                    Err(e) if e.retryable() => ("TemporaryFailure", e.to_string()),
+                    Err(e) => ("PermanentFailure", e.to_string()),
+                }
+            }
+        };
+        results.push(json!({"taskId": t.task_id, "resultCode": code, "resultString": said}));
+    }
+    if let Err(why) = commit_index(sessions, deps).await {
+        // The records are written; the index is retried with the job's next tasks.
+        tracing::error!(reason = why, "index not committed");
+    }
+    json!({
+        "invocationSchemaVersion": schema,
+        "treatMissingKeysAs": "PermanentFailure",
+        "invocationId": invocation_id,
+        "results": results,
+    })
+}
+
 async fn report(results: Vec<(String, Result<Done, Error>)>, deps: &Deps) -> Result<Value, Retry> {
     let total = results.len();
     let mut out = Vec::new();
@@ -179,18 +238,32 @@ async fn report(results: Vec<(String, Result<Done, Error>)>, deps: &Deps) -> Res
             }
         }
     }
-    if let (Some(dir), false) = (&deps.index_dir, sessions.is_empty()) {
+    if let Err(why) = commit_index(sessions, deps).await {
+        failed.push(why);
+    }
+    if let Some(first) = failed.first() {
+        return Err(Retry {
+            failed: failed.len(),
+            total,
+            first: first.clone(),
+        });
+    }
+    Ok(json!({"results": out}))
+}
+
+/// Commit the sessions' records into the index, when the function keeps one (with its anchor).
+async fn commit_index(mut sessions: Vec<String>, deps: &Deps) -> Result<(), String> {
+    let Some(dir) = deps.index_dir.as_ref().filter(|_| !sessions.is_empty()) else {
+        return Ok(());
+    };
+    {
         sessions.sort();
         sessions.dedup();
         let batch = deps
             .pipeline
             .batch_for(&sessions)
             .await
-            .map_err(|e| Retry {
-                failed: 1,
-                total,
-                first: e.to_string(),
-            })?;
+            .map_err(|e| format!("index: {e}"))?;
         let dir = dir.clone();
         let anchor = deps.anchor.clone();
         let rt = tokio::runtime::Handle::current();
@@ -222,21 +295,16 @@ async fn report(results: Vec<(String, Result<Done, Error>)>, deps: &Deps) -> Res
         })
         .await;
         match r {
-            Ok(Ok(changes)) => tracing::info!(
-                sessions = changes.sessions,
-                commands = changes.commands,
-                "index committed"
-            ),
-            Ok(Err(e)) => failed.push(format!("index: {e}")),
-            Err(e) => failed.push(format!("index: {e}")),
+            Ok(Ok(changes)) => {
+                tracing::info!(
+                    sessions = changes.sessions,
+                    commands = changes.commands,
+                    "index committed"
+                );
+                Ok(())
+            }
+            Ok(Err(e)) => Err(format!("index: {e}")),
+            Err(e) => Err(format!("index: {e}")),
         }
     }
-    if let Some(first) = failed.first() {
-        return Err(Retry {
-            failed: failed.len(),
-            total,
-            first: first.clone(),
-        });
-    }
-    Ok(json!({"results": out}))
 }

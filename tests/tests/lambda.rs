@@ -1918,3 +1918,48 @@ fn backfill_writes_byte_for_byte_the_records_the_lambda_wrote() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn s3_batch_operations_tasks_are_read_as_their_events_are() {
+    let w = world();
+    let deps = w.deps("events");
+    w.deliver(&deps, &w.s3_events(|_| true));
+    // The job's manifest lists each object at its version (schema 2.0 names the bucket,
+    // 1.0 its ARN); one task names no key.
+    let mut tasks: Vec<Value> = w
+        .objects
+        .iter()
+        .enumerate()
+        .map(|(i, (key, version, _, _, _))| {
+            let encoded = ssm_audit_tests::aws::event_key(key);
+            if i % 2 == 0 {
+                serde_json::json!({"taskId": format!("t{i}"), "s3Key": encoded,
+                    "s3VersionId": version, "s3Bucket": LOGS})
+            } else {
+                serde_json::json!({"taskId": format!("t{i}"), "s3Key": encoded,
+                    "s3VersionId": version, "s3BucketArn": format!("arn:aws:s3:::{LOGS}")})
+            }
+        })
+        .collect();
+    tasks.push(serde_json::json!({"taskId": "broken", "s3Bucket": LOGS}));
+    let job = serde_json::json!({"invocationSchemaVersion": "2.0", "invocationId": "inv-1",
+        "job": {"id": "job-1", "userArguments": {}}, "tasks": tasks});
+    let batch = w.deps("batch");
+    let answer = w.deliver(&batch, &[job]).remove(0).unwrap();
+    assert_eq!(answer["invocationId"], "inv-1");
+    assert_eq!(answer["invocationSchemaVersion"], "2.0");
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), w.objects.len() + 1);
+    for r in &results[..w.objects.len()] {
+        assert_eq!(r["resultCode"], "Succeeded", "{r}");
+    }
+    assert_eq!(results[w.objects.len()]["taskId"], "broken");
+    assert_eq!(results[w.objects.len()]["resultCode"], "PermanentFailure");
+    // The records are those the objects' events gave.
+    let events = w.outputs("events/sessions/");
+    assert!(!events.is_empty());
+    assert_eq!(
+        differences(&events, &w.outputs("batch/sessions/")),
+        Vec::<String>::new()
+    );
+}
