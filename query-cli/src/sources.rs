@@ -53,6 +53,8 @@ enum Listed {
         key: String,
         /// The version to read, when the key has several; else the current one.
         version: Option<String>,
+        /// Its size as listed, for the budget of reads in flight.
+        size: u64,
     },
     /// Read while listing (a CloudWatch stream's events are its listing).
     Read(SourceObject),
@@ -68,9 +70,30 @@ enum Listed {
     },
 }
 
+/// S3 objects read ahead of the one being taken, at most: requests in flight at once.
+const READ_AHEAD: usize = 32;
+/// And at most this many bytes of them held (one larger object is still read, alone).
+const READ_AHEAD_BYTES: u64 = 256 << 20;
+
+/// A source taken off the listing: an S3 read under way, or anything else, to read when taken.
+enum Ahead {
+    Reading {
+        name: String,
+        size: u64,
+        read: tokio::task::JoinHandle<Result<objects::ReadObject, String>>,
+    },
+    Later(Listed),
+}
+
 /// The sources under every location, in order.
 pub struct Sources {
     listed: VecDeque<(Listed, Provenance)>,
+    /// Taken off `listed`, in the same order: S3 objects are read many at a time, ahead of the
+    /// one being ingested, so that a slow round trip per request is paid once per
+    /// [`READ_AHEAD`] objects, not once per object.
+    ahead: VecDeque<(Ahead, Provenance)>,
+    /// Bytes of the reads in `ahead`.
+    ahead_bytes: u64,
     total: usize,
     /// What a person should know about the listing (one line each).
     warnings: Vec<String>,
@@ -88,6 +111,8 @@ impl Sources {
     ) -> Sources {
         let mut sources = Sources {
             listed: VecDeque::new(),
+            ahead: VecDeque::new(),
+            ahead_bytes: 0,
             total: 0,
             warnings: Vec::new(),
             rt: None,
@@ -137,8 +162,10 @@ impl Sources {
 
     fn rt(&mut self) -> Result<&tokio::runtime::Runtime, String> {
         if self.rt.is_none() {
+            // A thread of its own: the reads ahead go on while a source is being ingested.
             self.rt = Some(
-                tokio::runtime::Builder::new_current_thread()
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
                     .enable_all()
                     .build()
                     .map_err(|e| format!("starting the async runtime: {e}"))?,
@@ -189,6 +216,7 @@ impl Sources {
                 store: store.clone(),
                 version: o.version_id.filter(|_| several.contains(&o.key)),
                 key: o.key,
+                size: o.size,
             })
             .collect())
     }
@@ -258,21 +286,13 @@ impl Sources {
                 store,
                 key,
                 version,
+                ..
             } => {
                 let name = store.url(&key);
                 let object = self
                     .rt()
-                    .and_then(|rt| {
-                        rt.block_on(store.read_versioned(&key, version.as_deref()))
-                            .map(|o| SourceObject {
-                                name: name.clone(),
-                                version_id: o.version_id,
-                                bytes: o.bytes,
-                                written: o.written,
-                                metadata: o.metadata,
-                            })
-                            .map_err(|e| e.to_string())
-                    })
+                    .and_then(|rt| rt.block_on(read_s3(store, key, version)))
+                    .map(|o| s3_object(&name, o))
                     .map_err(Unread::Failed);
                 (name, object)
             }
@@ -288,16 +308,102 @@ impl Sources {
     }
 }
 
+impl Sources {
+    /// Start reading S3 objects ahead, in listing order, while fewer than [`READ_AHEAD`] are
+    /// under way and their sizes fit [`READ_AHEAD_BYTES`] (one is always allowed).
+    fn read_ahead(&mut self) {
+        while self.ahead.len() < READ_AHEAD {
+            let fits = match self.listed.front() {
+                None => break,
+                Some((Listed::S3 { size, .. }, _)) => {
+                    self.ahead.is_empty() || self.ahead_bytes + size <= READ_AHEAD_BYTES
+                }
+                Some(_) => true,
+            };
+            if !fits {
+                break;
+            }
+            let (listed, provenance) = self.listed.pop_front().expect("looked at above");
+            let ahead = match listed {
+                Listed::S3 {
+                    store,
+                    key,
+                    version,
+                    size,
+                } => match self.rt() {
+                    Ok(rt) => {
+                        let name = store.url(&key);
+                        let read = rt.spawn(read_s3(store, key, version));
+                        self.ahead_bytes += size;
+                        Ahead::Reading { name, size, read }
+                    }
+                    Err(why) => Ahead::Later(Listed::Failed {
+                        name: store.url(&key),
+                        why,
+                    }),
+                },
+                other => Ahead::Later(other),
+            };
+            self.ahead.push_back((ahead, provenance));
+        }
+    }
+}
+
+/// Read one S3 object (at a version), as a source's bytes or why not.
+async fn read_s3(
+    store: S3Store,
+    key: String,
+    version: Option<String>,
+) -> Result<objects::ReadObject, String> {
+    store
+        .read_versioned(&key, version.as_deref())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// An S3 object read, as a source.
+fn s3_object(name: &str, o: objects::ReadObject) -> SourceObject {
+    SourceObject {
+        name: name.to_string(),
+        version_id: o.version_id,
+        bytes: o.bytes,
+        written: o.written,
+        metadata: o.metadata,
+    }
+}
+
 impl Iterator for Sources {
     type Item = Source;
 
     fn next(&mut self) -> Option<Source> {
-        let (listed, provenance) = self.listed.pop_front()?;
-        Some(self.read(listed, provenance))
+        self.read_ahead();
+        let (ahead, provenance) = self.ahead.pop_front()?;
+        let source = match ahead {
+            Ahead::Later(listed) => self.read(listed, provenance),
+            Ahead::Reading { name, size, read } => {
+                self.ahead_bytes -= size;
+                let object = match self.rt() {
+                    Ok(rt) => match rt.block_on(read) {
+                        Ok(r) => r.map(|o| s3_object(&name, o)),
+                        Err(e) => Err(format!("reading: {e}")),
+                    },
+                    Err(why) => Err(why),
+                };
+                Source {
+                    name,
+                    provenance,
+                    object: object.map_err(Unread::Failed),
+                }
+            }
+        };
+        // Keep the reads going while this source is ingested.
+        self.read_ahead();
+        Some(source)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.listed.len(), Some(self.listed.len()))
+        let n = self.listed.len() + self.ahead.len();
+        (n, Some(n))
     }
 }
 
