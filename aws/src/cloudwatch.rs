@@ -1,55 +1,14 @@
-//! Backfilling streamed sessions from CloudWatch Logs (`FilterLogEvents`, all pages).
+//! Streamed sessions from CloudWatch Logs: a group's streams (`DescribeLogStreams`), then each
+//! stream's events on their own (`FilterLogEvents` on that stream, all pages).
 
 /// The CloudWatch Logs client type, for callers that keep one.
 pub use aws_sdk_cloudwatchlogs::Client;
-use indexer::formats::{stream_document, StreamEvent};
+use indexer::formats::StreamEvent;
 
 /// A CloudWatch Logs client from the standard environment.
 pub async fn client() -> Client {
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     Client::new(&config)
-}
-
-/// Every event of `group` in streams starting with `stream_prefix` since `since_ms`, grouped by
-/// stream, each group as its canonical document ([`indexer::formats::stream_document`]).
-pub async fn filter_log_events(
-    client: &Client,
-    group: &str,
-    stream_prefix: Option<&str>,
-    since_ms: Option<i64>,
-) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let mut by_stream: std::collections::BTreeMap<String, Vec<StreamEvent>> = Default::default();
-    let mut pages = client
-        .filter_log_events()
-        .log_group_name(group)
-        .set_log_stream_name_prefix(stream_prefix.filter(|p| !p.is_empty()).map(String::from))
-        .set_start_time(since_ms)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| {
-            format!(
-                "filter-log-events: {}",
-                aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
-            )
-        })?;
-        for e in page.events() {
-            let stream = e.log_stream_name().unwrap_or_default().to_string();
-            by_stream
-                .entry(stream.clone())
-                .or_default()
-                .push(StreamEvent {
-                    log_stream_name: Some(stream),
-                    timestamp: e.timestamp().unwrap_or(0),
-                    message: e.message().unwrap_or_default().to_string(),
-                    event_id: e.event_id().map(String::from),
-                });
-        }
-    }
-    Ok(by_stream
-        .into_iter()
-        .map(|(s, events)| (s, stream_document(&events).0))
-        .collect())
 }
 
 /// Split `GROUP[/STREAM-PREFIX]`: group names may hold `/`, so the longest leading part that
@@ -91,11 +50,13 @@ pub async fn resolve_group(
 }
 
 /// The streams of `group` whose names start with `prefix`, in name order
-/// (`DescribeLogStreams`, all pages): a listing, nothing of their events.
+/// (`DescribeLogStreams`, all pages): a listing, nothing of their events. With `since_ms`, a
+/// stream whose last event is known to be older is left out.
 pub async fn list_streams(
     client: &Client,
     group: &str,
     prefix: Option<&str>,
+    since_ms: Option<i64>,
 ) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     let mut pages = client
@@ -114,6 +75,10 @@ pub async fn list_streams(
         out.extend(
             page.log_streams()
                 .iter()
+                .filter(|s| match (since_ms, s.last_event_timestamp()) {
+                    (Some(since), Some(last)) => last >= since,
+                    _ => true,
+                })
                 .filter_map(|s| s.log_stream_name().map(String::from)),
         );
     }

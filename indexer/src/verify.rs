@@ -89,6 +89,9 @@ pub struct Checks<'a> {
     pub anchor: Option<AnchorCheck<'a>>,
     /// Where CloudTrail's public keys come from, to check digests' signatures with.
     pub cloudtrail_keys: Option<&'a mut Keyring>,
+    /// Told once, before any fetch, every source that will be fetched, in order: a fetcher can
+    /// read ahead of the one asked for.
+    pub upcoming: Option<&'a mut dyn FnMut(&[&Entry])>,
 }
 
 /// Check the index at `dir` against its ledger and its sources, the CloudTrail files among
@@ -103,6 +106,7 @@ pub fn verify(
         only,
         anchor,
         cloudtrail_keys,
+        upcoming,
     } = checks;
     let mut no_keys = Keyring::none();
     let cloudtrail_keys = cloudtrail_keys.unwrap_or(&mut no_keys);
@@ -182,6 +186,14 @@ pub fn verify(
             }
             _ => {}
         }
+    }
+    if let Some(tell) = upcoming {
+        let order: Vec<&Entry> = latest
+            .iter()
+            .filter(|(k, _)| selected(&k.0))
+            .map(|(_, e)| e)
+            .collect();
+        tell(&order);
     }
     // Every source the ledger recorded: still there, still the same, still giving the same commands.
     for (key, e) in &latest {

@@ -280,7 +280,8 @@ async fn list(
         let client = logs.clone().expect("made above");
         let (group, prefix) = aws_adapters::cloudwatch::resolve_group(&client, path).await?;
         let streams =
-            aws_adapters::cloudwatch::list_streams(&client, &group, prefix.as_deref()).await?;
+            aws_adapters::cloudwatch::list_streams(&client, &group, prefix.as_deref(), since_ms)
+                .await?;
         return Ok(streams
             .into_iter()
             .map(|stream| Job::Stream {
@@ -358,6 +359,9 @@ async fn take(p: &Pipeline, job: Job) -> Outcome {
                 match aws_adapters::cloudwatch::stream_events(&client, &group, &stream, since_ms)
                     .await
                 {
+                    Ok(e) if e.is_empty() => {
+                        return Outcome::Done(Done::Skipped("no events in the time asked".into()))
+                    }
                     Ok(e) => e,
                     Err(why) => return Outcome::Failed(why),
                 };

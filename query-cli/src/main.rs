@@ -132,8 +132,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report(args) => report(&index, args),
         Command::Verify(args) => {
             let store = Index::open(&index)?.reader()?;
-            let mut refetch = remote::Refetch::new()?;
-            let mut fetch = |e: &indexer::ledger::Entry| refetch.fetch(e);
+            let refetch = std::cell::RefCell::new(remote::Refetch::new()?);
+            let mut fetch = |e: &indexer::ledger::Entry| refetch.borrow_mut().fetch(e);
+            let mut upcoming =
+                |order: &[&indexer::ledger::Entry]| refetch.borrow_mut().upcoming(order);
             let mut anchor = anchoring::Anchor::of(&args.anchor, None)?;
             let mut keys = cloudtrail_keys(args.cloudtrail_keys.as_deref())?;
             let report = indexer::verify::verify(
@@ -144,6 +146,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     only: args.source.as_deref(),
                     anchor: anchor.as_mut().map(anchoring::Anchor::check),
                     cloudtrail_keys: Some(&mut keys),
+                    upcoming: Some(&mut upcoming),
                 },
             )?;
             let mut out = std::io::stdout().lock();

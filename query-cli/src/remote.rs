@@ -13,32 +13,112 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// Sources fetched ahead of the one `verify` asks for, at most: requests in flight at once.
+const FETCH_AHEAD: usize = 16;
+
+/// A source as the ledger names it: its name and version.
+type SourceKey = (String, Option<String>);
+
 /// Fetches sources again for `verify`, as the ledger recorded them: files (regular files
 /// only), S3 objects at their version, and streamed sessions from their log group. None is
-/// read past one byte more than its recorded size.
+/// read past one byte more than its recorded size. Told the order ([`Refetch::upcoming`]), it
+/// keeps [`FETCH_AHEAD`] S3 objects and streams in flight ahead of the one asked for.
 pub struct Refetch {
     rt: tokio::runtime::Runtime,
     s3: Option<objects::S3Client>,
     logs: Option<aws_adapters::cloudwatch::Client>,
+    /// What is still to be fetched from S3 or CloudWatch Logs, in order: name, version, size.
+    plan: std::collections::VecDeque<(String, Option<String>, u64)>,
+    /// Fetches under way, or done and not yet asked for.
+    started: std::collections::HashMap<
+        SourceKey,
+        tokio::task::JoinHandle<std::result::Result<Fetched, String>>,
+    >,
 }
 
 impl Refetch {
     /// A fetcher; the clients are made on first use.
     pub fn new() -> Result<Self> {
         Ok(Refetch {
-            rt: runtime()?,
+            rt: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?,
             s3: None,
             logs: None,
+            plan: Default::default(),
+            started: Default::default(),
         })
+    }
+
+    /// The sources `verify` will ask for, in order: those in S3 and CloudWatch Logs are
+    /// fetched ahead.
+    pub fn upcoming(&mut self, entries: &[&indexer::ledger::Entry]) {
+        self.plan = entries
+            .iter()
+            .filter(|e| e.source.starts_with("s3://") || e.source.starts_with("cloudwatch://"))
+            .map(|e| (e.source.clone(), e.version_id.clone(), e.size))
+            .collect();
+        self.read_ahead();
+    }
+
+    /// Start fetches from the plan while fewer than [`FETCH_AHEAD`] are under way.
+    fn read_ahead(&mut self) {
+        while self.started.len() < FETCH_AHEAD {
+            let Some((name, version, size)) = self.plan.pop_front() else {
+                break;
+            };
+            let key = (name.clone(), version.clone());
+            let task = if let Some(path) = name.strip_prefix("cloudwatch://") {
+                let client = self.logs_client();
+                let path = path.to_string();
+                self.rt
+                    .spawn(async move { fetch_stream(&client, &path).await })
+            } else {
+                let client = self.s3_client();
+                self.rt.spawn(
+                    async move { fetch_object(client, &name, version.as_deref(), size).await },
+                )
+            };
+            self.started.insert(key, task);
+        }
+    }
+
+    fn s3_client(&mut self) -> objects::S3Client {
+        if self.s3.is_none() {
+            self.s3 = Some(self.rt.block_on(objects::s3_client()));
+        }
+        self.s3.clone().expect("made above")
+    }
+
+    fn logs_client(&mut self) -> aws_adapters::cloudwatch::Client {
+        if self.logs.is_none() {
+            self.logs = Some(self.rt.block_on(aws_adapters::cloudwatch::client()));
+        }
+        self.logs.clone().expect("made above")
     }
 
     /// The source of ledger entry `e` again.
     pub fn fetch(&mut self, e: &indexer::ledger::Entry) -> Fetched {
         let name = e.source.as_str();
-        let result = if let Some(path) = name.strip_prefix("cloudwatch://") {
-            self.stream(path)
+        let ahead = self
+            .started
+            .remove(&(e.source.clone(), e.version_id.clone()));
+        let result = if let Some(task) = ahead {
+            let r = self
+                .rt
+                .block_on(task)
+                .unwrap_or_else(|join| Err(format!("fetching: {join}")));
+            self.read_ahead();
+            r
+        } else if let Some(path) = name.strip_prefix("cloudwatch://") {
+            let client = self.logs_client();
+            self.rt.block_on(fetch_stream(&client, path))
         } else if name.starts_with("s3://") {
-            self.object(name, e.version_id.as_deref(), e.size)
+            let client = self.s3_client();
+            self.rt
+                .block_on(fetch_object(client, name, e.version_id.as_deref(), e.size))
         } else {
             return match indexer::files::read_regular(&indexer::files::path_of(name), Some(e.size))
             {
@@ -52,54 +132,46 @@ impl Refetch {
         };
         result.unwrap_or_else(Fetched::Missing)
     }
+}
 
-    fn object(
-        &mut self,
-        url: &str,
-        version: Option<&str>,
-        size: u64,
-    ) -> std::result::Result<Fetched, String> {
-        let (bucket, key) =
-            aws_adapters::parse_s3_url(url).ok_or_else(|| format!("{url}: not an S3 URL"))?;
-        let rt = &self.rt;
-        let client = match &self.s3 {
-            Some(c) => c.clone(),
-            None => rt.block_on(objects::s3_client()),
-        };
-        let store = S3Store::new(client.clone(), &bucket);
-        let read = rt
-            .block_on(store.read_at_most(&key, version, size))
-            .map_err(|e| e.to_string());
-        self.s3 = Some(client);
-        Ok(match read? {
-            Ok(o) => Fetched::Bytes(o.bytes, o.metadata),
-            Err(now) => Fetched::Changed(format!("{now} bytes now (not read)")),
-        })
-    }
+/// An S3 object again, at its version, reading no more than one byte past `size`.
+async fn fetch_object(
+    client: objects::S3Client,
+    url: &str,
+    version: Option<&str>,
+    size: u64,
+) -> std::result::Result<Fetched, String> {
+    let (bucket, key) =
+        aws_adapters::parse_s3_url(url).ok_or_else(|| format!("{url}: not an S3 URL"))?;
+    let store = S3Store::new(client, &bucket);
+    let read = store
+        .read_at_most(&key, version, size)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(match read {
+        Ok(o) => Fetched::Bytes(o.bytes, o.metadata),
+        Err(now) => Fetched::Changed(format!("{now} bytes now (not read)")),
+    })
+}
 
-    /// A streamed session (`GROUP/STREAM`, the group's name may hold `/`, the stream's not),
-    /// from every event of its stream, assembled as ingest assembles it.
-    fn stream(&mut self, path: &str) -> std::result::Result<Fetched, String> {
-        let Some((group, stream)) = path.rsplit_once('/') else {
-            return Err(format!("cloudwatch://{path}: not GROUP/STREAM"));
-        };
-        let rt = &self.rt;
-        let client = match &self.logs {
-            Some(c) => c.clone(),
-            None => rt.block_on(aws_adapters::cloudwatch::client()),
-        };
-        let found = rt.block_on(aws_adapters::cloudwatch::filter_log_events(
-            &client,
-            group,
-            Some(stream),
-            None,
-        ));
-        self.logs = Some(client);
-        Ok(match found?.into_iter().find(|(s, _)| s == stream) {
-            Some((_, bytes)) => Fetched::Bytes(bytes, Default::default()),
-            None => Fetched::Missing(format!("the log stream {stream} of {group} has no events")),
-        })
-    }
+/// A streamed session (`GROUP/STREAM`, the group's name may hold `/`, the stream's not) again,
+/// as its canonical document.
+async fn fetch_stream(
+    client: &aws_adapters::cloudwatch::Client,
+    path: &str,
+) -> std::result::Result<Fetched, String> {
+    let Some((group, stream)) = path.rsplit_once('/') else {
+        return Err(format!("cloudwatch://{path}: not GROUP/STREAM"));
+    };
+    let events = aws_adapters::cloudwatch::stream_events(client, group, stream, None).await?;
+    Ok(if events.is_empty() {
+        Fetched::Missing(format!("the log stream {stream} of {group} has no events"))
+    } else {
+        Fetched::Bytes(
+            indexer::formats::stream_document(&events).0,
+            Default::default(),
+        )
+    })
 }
 
 /// Ask the EC2 API for the Name tags of `instances` (id → region of a session on it), one call

@@ -56,8 +56,13 @@ enum Listed {
         /// Its size as listed, for the budget of reads in flight.
         size: u64,
     },
-    /// Read while listing (a CloudWatch stream's events are its listing).
-    Read(SourceObject),
+    /// One stream of a log group, its events read when it is taken (or ahead).
+    Stream {
+        client: aws_adapters::cloudwatch::Client,
+        group: String,
+        stream: String,
+        since_ms: Option<i64>,
+    },
     /// A location that could not be listed, or an entry of a folder that cannot be read.
     Failed {
         name: String,
@@ -80,7 +85,7 @@ enum Ahead {
     Reading {
         name: String,
         size: u64,
-        read: tokio::task::JoinHandle<Result<objects::ReadObject, String>>,
+        read: tokio::task::JoinHandle<Result<SourceObject, Unread>>,
     },
     Later(Listed),
 }
@@ -239,7 +244,9 @@ impl Sources {
             .clone();
         let (group, prefix) =
             rt.block_on(aws_adapters::cloudwatch::resolve_group(&client, path))?;
-        let streams = rt.block_on(aws_adapters::cloudwatch::filter_log_events(
+        // The streams only: each one's events are read when it is taken, one stream in memory
+        // at a time (a few ahead), never the whole group.
+        let streams = rt.block_on(aws_adapters::cloudwatch::list_streams(
             &client,
             &group,
             prefix.as_deref(),
@@ -247,14 +254,11 @@ impl Sources {
         ))?;
         Ok(streams
             .into_iter()
-            .map(|(stream, bytes)| {
-                Listed::Read(SourceObject {
-                    name: format!("cloudwatch://{group}/{stream}"),
-                    version_id: None,
-                    bytes,
-                    written: None,
-                    metadata: Default::default(),
-                })
+            .map(|stream| Listed::Stream {
+                client: client.clone(),
+                group: group.clone(),
+                stream,
+                since_ms,
             })
             .collect())
     }
@@ -296,7 +300,19 @@ impl Sources {
                     .map_err(Unread::Failed);
                 (name, object)
             }
-            Listed::Read(object) => (object.name.clone(), Ok(object)),
+            Listed::Stream {
+                client,
+                group,
+                stream,
+                since_ms,
+            } => {
+                let name = format!("cloudwatch://{group}/{stream}");
+                let object = match self.rt() {
+                    Ok(rt) => rt.block_on(read_stream(client, group, stream, since_ms)),
+                    Err(why) => Err(Unread::Failed(why)),
+                };
+                (name, object)
+            }
             Listed::Failed { name, why } => (name, Err(Unread::Failed(why))),
             Listed::Skipped { name, why } => (name, Err(Unread::Skipped(why))),
         };
@@ -333,12 +349,38 @@ impl Sources {
                 } => match self.rt() {
                     Ok(rt) => {
                         let name = store.url(&key);
-                        let read = rt.spawn(read_s3(store, key, version));
+                        let of = name.clone();
+                        let read = rt.spawn(async move {
+                            read_s3(store, key, version)
+                                .await
+                                .map(|o| s3_object(&of, o))
+                                .map_err(Unread::Failed)
+                        });
                         self.ahead_bytes += size;
                         Ahead::Reading { name, size, read }
                     }
                     Err(why) => Ahead::Later(Listed::Failed {
                         name: store.url(&key),
+                        why,
+                    }),
+                },
+                Listed::Stream {
+                    client,
+                    group,
+                    stream,
+                    since_ms,
+                } => match self.rt() {
+                    Ok(rt) => {
+                        let name = format!("cloudwatch://{group}/{stream}");
+                        let read = rt.spawn(read_stream(client, group, stream, since_ms));
+                        Ahead::Reading {
+                            name,
+                            size: 0,
+                            read,
+                        }
+                    }
+                    Err(why) => Ahead::Later(Listed::Failed {
+                        name: format!("cloudwatch://{group}/{stream}"),
                         why,
                     }),
                 },
@@ -359,6 +401,31 @@ async fn read_s3(
         .read_versioned(&key, version.as_deref())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// One stream's events since `since_ms`, as its canonical document (the bytes a
+/// `filter-log-events` file of the same events holds).
+async fn read_stream(
+    client: aws_adapters::cloudwatch::Client,
+    group: String,
+    stream: String,
+    since_ms: Option<i64>,
+) -> Result<SourceObject, Unread> {
+    let events = aws_adapters::cloudwatch::stream_events(&client, &group, &stream, since_ms)
+        .await
+        .map_err(Unread::Failed)?;
+    if events.is_empty() {
+        return Err(Unread::Skipped(
+            "the stream has no events in the time asked".into(),
+        ));
+    }
+    Ok(SourceObject {
+        name: format!("cloudwatch://{group}/{stream}"),
+        version_id: None,
+        bytes: indexer::formats::stream_document(&events).0,
+        written: None,
+        metadata: Default::default(),
+    })
 }
 
 /// An S3 object read, as a source.
@@ -384,15 +451,15 @@ impl Iterator for Sources {
                 self.ahead_bytes -= size;
                 let object = match self.rt() {
                     Ok(rt) => match rt.block_on(read) {
-                        Ok(r) => r.map(|o| s3_object(&name, o)),
-                        Err(e) => Err(format!("reading: {e}")),
+                        Ok(r) => r,
+                        Err(e) => Err(Unread::Failed(format!("reading: {e}"))),
                     },
-                    Err(why) => Err(why),
+                    Err(why) => Err(Unread::Failed(why)),
                 };
                 Source {
                     name,
                     provenance,
-                    object: object.map_err(Unread::Failed),
+                    object,
                 }
             }
         };
