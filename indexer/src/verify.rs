@@ -63,6 +63,9 @@ pub enum Fetched {
 /// more than one byte past the size).
 pub type Fetch<'a> = dyn FnMut(&Entry) -> Fetched + 'a;
 
+/// Told the sources a verify will fetch, in order, before it fetches any.
+pub type Upcoming<'a> = dyn FnMut(&[&Entry]) + 'a;
+
 fn comparable(lines: &[Line]) -> Vec<(u32, &str, &str, bool)> {
     lines
         .iter()
@@ -91,7 +94,7 @@ pub struct Checks<'a> {
     pub cloudtrail_keys: Option<&'a mut Keyring>,
     /// Told once, before any fetch, every source that will be fetched, in order: a fetcher can
     /// read ahead of the one asked for.
-    pub upcoming: Option<&'a mut dyn FnMut(&[&Entry])>,
+    pub upcoming: Option<&'a mut Upcoming<'a>>,
 }
 
 /// Check the index at `dir` against its ledger and its sources, the CloudTrail files among
