@@ -902,14 +902,25 @@ fn the_lambda_also_commits_into_a_tantivy_index_when_asked() {
 
 /// Run the built `ingest-lambda` against `endpoint` for these events; its answers.
 fn run_binary(w: &World, endpoint: &str, events: Vec<Value>, prefix: &str) -> Vec<Answer> {
-    let api = RuntimeApi::start(events.clone());
     let bin = assert_cmd::cargo::cargo_bin("ingest-lambda");
     assert!(
         bin.exists(),
         "{} is not built (cargo build --workspace)",
         bin.display()
     );
-    let mut child = std::process::Command::new(bin)
+    run_lambda(std::process::Command::new(bin), w, endpoint, events, prefix)
+}
+
+/// Run a Lambda `bootstrap` (the command given) behind a Runtime API for these events.
+fn run_lambda(
+    mut command: std::process::Command,
+    w: &World,
+    endpoint: &str,
+    events: Vec<Value>,
+    prefix: &str,
+) -> Vec<Answer> {
+    let api = RuntimeApi::start(events.clone());
+    let mut child = command
         .envs(w.moto.env())
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_LAMBDA_RUNTIME_API", &api.address)
@@ -1960,6 +1971,59 @@ fn s3_batch_operations_tasks_are_read_as_their_events_are() {
     assert!(!events.is_empty());
     assert_eq!(
         differences(&events, &w.outputs("batch/sessions/")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+#[ignore = "needs the packaged zip: SSM_AUDIT_LAMBDA_ZIP=target/lambda/arm64/bootstrap.zip (scripts/package-lambda; an arm64 zip runs under qemu-aarch64 -L /usr/aarch64-linux-gnu on another machine)"]
+fn the_packaged_lambda_writes_what_the_host_build_writes() {
+    let zip = std::env::var("SSM_AUDIT_LAMBDA_ZIP").expect("SSM_AUDIT_LAMBDA_ZIP names the zip");
+    let tmp = tempfile::tempdir().unwrap();
+    // The mode Lambda runs it with is the zip entry's; extraction here sets it the same way.
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys, zipfile\n\
+             z = zipfile.ZipFile(sys.argv[1]); i = z.getinfo('bootstrap')\n\
+             mode = (i.external_attr >> 16) & 0o777; z.extract(i, sys.argv[2])\n\
+             os.chmod(os.path.join(sys.argv[2], 'bootstrap'), mode); print(oct(mode))",
+        ])
+        .arg(&zip)
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0o755",
+        "bootstrap's mode in the zip"
+    );
+    let bootstrap = tmp.path().join("bootstrap");
+    let elf = std::fs::read(&bootstrap).unwrap();
+    // e_machine: 0xB7 is AArch64, 0x3E is x86-64.
+    let machine = u16::from_le_bytes([elf[18], elf[19]]);
+    let command = match (machine, std::env::consts::ARCH) {
+        (0xB7, "aarch64") | (0x3E, "x86_64") => std::process::Command::new(&bootstrap),
+        (0xB7, _) => {
+            let mut c = std::process::Command::new("qemu-aarch64");
+            c.args(["-L", "/usr/aarch64-linux-gnu"]).arg(&bootstrap);
+            c
+        }
+        (m, arch) => panic!("a bootstrap for machine {m:#x} cannot run on {arch}"),
+    };
+    let w = world();
+    let mut events = w.s3_events(|_| true);
+    events.extend(w.stream_events());
+    let packaged = run_lambda(command, &w, &w.moto.endpoint, events.clone(), "packaged");
+    for (e, a) in events.iter().zip(&packaged) {
+        assert!(matches!(a, Answer::Response(_)), "event {e} answered {a:?}");
+    }
+    run_binary(&w, &w.moto.endpoint, events, "host");
+    let host = w.outputs("host/sessions/");
+    assert_eq!(host.len(), 8);
+    assert_eq!(
+        differences(&host, &w.outputs("packaged/sessions/")),
         Vec::<String>::new()
     );
 }
