@@ -133,9 +133,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(args) => {
             let store = Index::open(&index)?.reader()?;
             let refetch = std::cell::RefCell::new(remote::Refetch::new()?);
-            let mut fetch = |e: &indexer::ledger::Entry| refetch.borrow_mut().fetch(e);
-            let mut upcoming =
-                |order: &[&indexer::ledger::Entry]| refetch.borrow_mut().upcoming(order);
+            // Each source fetched again is a step, on a terminal.
+            let bar = std::io::stderr().is_terminal().then(progress_bar);
+            let mut fetch = |e: &indexer::ledger::Entry| {
+                if let Some(bar) = &bar {
+                    bar.set_message(output::visible(&e.source));
+                    bar.inc(1);
+                }
+                refetch.borrow_mut().fetch(e)
+            };
+            let mut upcoming = |order: &[&indexer::ledger::Entry]| {
+                if let Some(bar) = &bar {
+                    bar.set_length(order.len() as u64);
+                }
+                refetch.borrow_mut().upcoming(order)
+            };
             let mut anchor = anchoring::Anchor::of(&args.anchor, None)?;
             let mut keys = cloudtrail_keys(args.cloudtrail_keys.as_deref())?;
             let report = indexer::verify::verify(
@@ -149,6 +161,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     upcoming: Some(&mut upcoming),
                 },
             )?;
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
             let mut out = std::io::stdout().lock();
             output::verify(&mut out, &report, args.format)?;
             out.flush()?;
