@@ -113,39 +113,37 @@ async fn backfill(
     // Many at a time, at most `concurrency`: each job holds one source (a session log streams
     // through; other objects are small), so memory stays flat however many are listed.
     let mut results: Vec<(String, Outcome)> = Vec::with_capacity(total);
-    let mut running = tokio::task::JoinSet::new();
-    let mut pending = jobs.into_iter();
-    loop {
-        while running.len() < concurrency {
-            let Some(job) = pending.next() else { break };
-            let p = pipeline.clone();
-            running.spawn_local(async move {
+    let p = pipeline.clone();
+    each_at_most(
+        jobs,
+        concurrency,
+        move |job| {
+            let p = p.clone();
+            async move {
                 let name = job.name();
                 let outcome = take(&p, job).await;
                 (name, outcome)
-            });
-        }
-        let Some(joined) = running.join_next().await else {
-            break;
-        };
-        let (name, outcome) = joined.context("a backfill task failed")?;
-        if let Outcome::Failed(why) = &outcome {
-            progress.say(&format!(
-                "{}: {}",
-                output::visible(&name),
-                output::visible(why)
-            ));
-        }
-        if let Outcome::Done(Done::Quarantined(why)) = &outcome {
-            progress.say(&format!(
-                "{}: quarantined: {}",
-                output::visible(&name),
-                output::visible(why)
-            ));
-        }
-        progress.inc();
-        results.push((name, outcome));
-    }
+            }
+        },
+        |(name, outcome)| {
+            match &outcome {
+                Outcome::Failed(why) => progress.say(&format!(
+                    "{}: {}",
+                    output::visible(&name),
+                    output::visible(why)
+                )),
+                Outcome::Done(Done::Quarantined(why)) => progress.say(&format!(
+                    "{}: quarantined: {}",
+                    output::visible(&name),
+                    output::visible(why)
+                )),
+                Outcome::Done(_) => {}
+            }
+            progress.inc();
+            results.push((name, outcome));
+        },
+    )
+    .await?;
     progress.finish();
 
     // Every session once, from all its facts: the records the Lambda's last rebuild leaves.
@@ -153,34 +151,34 @@ async fn backfill(
     progress.start(sessions.len() as u64, "sessions");
     let mut written = 0usize;
     let mut failed_sessions = Vec::new();
-    let mut pending = sessions.into_iter();
-    let mut running = tokio::task::JoinSet::new();
-    loop {
-        while running.len() < concurrency {
-            let Some(sid) = pending.next() else { break };
-            let p = pipeline.clone();
-            running.spawn_local(async move {
+    let p = pipeline.clone();
+    each_at_most(
+        sessions,
+        concurrency,
+        move |sid| {
+            let p = p.clone();
+            async move {
                 let r = p.rebuild_now(&sid).await;
                 (sid, r)
-            });
-        }
-        let Some(joined) = running.join_next().await else {
-            break;
-        };
-        match joined.context("a backfill task failed")? {
-            (_, Ok(true)) => written += 1,
-            (_, Ok(false)) => {}
-            (sid, Err(e)) => {
-                progress.say(&format!(
-                    "session {}: not rebuilt: {}",
-                    output::visible(&sid),
-                    output::visible(&e.to_string())
-                ));
-                failed_sessions.push(sid);
             }
-        }
-        progress.inc();
-    }
+        },
+        |(sid, r)| {
+            match r {
+                Ok(true) => written += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    progress.say(&format!(
+                        "session {}: not rebuilt: {}",
+                        output::visible(&sid),
+                        output::visible(&e.to_string())
+                    ));
+                    failed_sessions.push(sid);
+                }
+            }
+            progress.inc();
+        },
+    )
+    .await?;
     progress.finish();
 
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -217,6 +215,32 @@ async fn backfill(
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Run `work` on every item, at most `n` at once on this thread (the pipeline's futures are
+/// not `Send`), handing each answer to `done` as it comes.
+async fn each_at_most<T, R, Fut>(
+    items: Vec<T>,
+    n: usize,
+    work: impl Fn(T) -> Fut,
+    mut done: impl FnMut(R),
+) -> Result<()>
+where
+    Fut: std::future::Future<Output = R> + 'static,
+    R: 'static,
+{
+    let mut running = tokio::task::JoinSet::new();
+    let mut pending = items.into_iter();
+    loop {
+        while running.len() < n {
+            let Some(item) = pending.next() else { break };
+            running.spawn_local(work(item));
+        }
+        let Some(joined) = running.join_next().await else {
+            return Ok(());
+        };
+        done(joined.context("a backfill task failed")?);
+    }
 }
 
 /// The output location: `s3://bucket/prefix`, or a folder standing for the bucket.
