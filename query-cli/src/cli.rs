@@ -53,7 +53,8 @@ pub struct BackfillArgs {
     /// Sources read at once
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
     pub concurrency: u16,
-    /// With cloudwatch://, only events at or after T (RFC 3339, YYYY-MM-DD, or an age like 30d)
+    /// With cloudwatch://, only events at or after T (RFC 3339, a day, month, quarter or year,
+    /// or an age like 30d, 3mo)
     #[arg(long, value_name = "T")]
     pub since: Option<String>,
     /// Print errors only
@@ -87,8 +88,16 @@ pub struct ReportArgs {
     #[arg(long, value_enum, default_value_t = crate::report::ReportFormat::Html)]
     pub format: crate::report::ReportFormat,
     /// Write to FILE instead of standard output
-    #[arg(long, short, value_name = "FILE", conflicts_with = "all_users")]
-    pub output: Option<PathBuf>,
+    #[arg(
+        long = "out",
+        short = 'o',
+        value_name = "FILE",
+        conflicts_with = "all_users"
+    )]
+    pub out: Option<PathBuf>,
+    /// Not an option of `report`: refused with what to use (-o/--out FILE, --format)
+    #[arg(long, hide = true, value_name = "X", num_args = 0..=1)]
+    pub output: Option<Option<String>>,
     /// With --all-users: the folder to write the reports into, one file per principal named
     /// after its ARN, percent-encoded (`arn%3Aaws%3Aiam%3A%3A111122223333%3Auser%2Fops%2Badmin.html`)
     #[arg(long, value_name = "DIR", required_if_eq("all_users", "true"))]
@@ -146,7 +155,8 @@ pub struct IngestArgs {
     /// or the Lambda's JSON Lines records), cloudwatch://LOG-GROUP[/STREAM-PREFIX]
     #[arg(required = true, value_name = "SOURCE")]
     pub paths: Vec<String>,
-    /// With cloudwatch://, only events at or after T (RFC 3339, YYYY-MM-DD, or an age like 30d)
+    /// With cloudwatch://, only events at or after T (RFC 3339, a day, month, quarter or year,
+    /// or an age like 30d, 3mo)
     #[arg(long, value_name = "T")]
     pub since: Option<String>,
     /// Print errors only
@@ -206,10 +216,12 @@ pub struct Scope {
     /// Only commands on this instance (id or Name tag)
     #[arg(long, value_name = "ID|NAME")]
     pub instance: Option<String>,
-    /// Only sessions started at or after T (RFC 3339, YYYY-MM-DD, or 30d / 12h / 2w ago)
+    /// Only sessions started at or after T: RFC 3339, a day (2026-02-10), a month (2026-02), a
+    /// quarter (2026-Q3), a year (2026), from its start; or an age (45min, 12h, 30d, 2w, 3mo, 1y)
     #[arg(long, value_name = "T")]
     pub since: Option<String>,
-    /// Only sessions started before T
+    /// Only sessions started before T; a day, month, quarter or year is taken whole (until its
+    /// end)
     #[arg(long, value_name = "T")]
     pub until: Option<String>,
     /// Output format
@@ -232,7 +244,10 @@ pub struct SearchArgs {
     pub program: Option<String>,
     /// Search the commands' output too, and show it
     #[arg(long)]
-    pub output: bool,
+    pub with_output: bool,
+    /// Not an option of `search`: refused with what to use (--with-output, --format)
+    #[arg(long, hide = true, value_name = "X", num_args = 0..=1)]
+    pub output: Option<Option<String>>,
     /// List abandoned lines (Ctrl-C'd, never run) instead of commands
     #[arg(long)]
     pub abandoned: bool,
@@ -274,16 +289,23 @@ impl TryFrom<SearchArgs> for SearchConfig {
     type Error = anyhow::Error;
 
     fn try_from(a: SearchArgs) -> Result<Self> {
+        if let Some(given) = &a.output {
+            bail!(
+                "`search` has no --output{}: --with-output searches and shows what commands printed; --format table|json|csv chooses the format",
+                given.as_deref().map(|g| format!(" {g}")).unwrap_or_default()
+            );
+        }
         let mut filter = scope_filter(&a.scope)?;
         filter.query = a.query;
-        filter.in_output = a.output;
-        filter.with_output = a.output;
+        filter.in_output = a.with_output;
+        filter.with_output = a.with_output;
         filter.user = a.user;
         filter.run_as = a.run_as;
         filter.program = a.program;
         filter.abandoned = a.abandoned;
         // Privileged filtering happens after the search: it needs every match.
-        filter.limit = (!a.privileged).then_some(a.limit);
+        // One more than asked: whether the limit cut anything is then known.
+        filter.limit = (!a.privileged).then_some(a.limit.saturating_add(1));
         if a.limit == 0 {
             bail!("--limit must be at least 1");
         }
@@ -323,39 +345,13 @@ impl WhoArgs {
 }
 
 fn scope_filter(s: &Scope) -> Result<Filter> {
+    let (since, until) = crate::when::window(s.since.as_deref(), s.until.as_deref())?;
     Ok(Filter {
         instance: s.instance.clone(),
-        since: s
-            .since
-            .as_deref()
-            .map(|t| parse_when(t).with_context(|| format!("--since {t:?}")))
-            .transpose()?,
-        until: s
-            .until
-            .as_deref()
-            .map(|t| parse_when(t).with_context(|| format!("--until {t:?}")))
-            .transpose()?,
+        since,
+        until,
         ..Filter::default()
     })
-}
-
-/// RFC 3339, `YYYY-MM-DD`, or an age such as `30d`, `12h`, `2w`, `45m`.
-pub fn parse_when(s: &str) -> Result<i64> {
-    if let Some(t) = indexer::model::parse_time(s) {
-        return Ok(t);
-    }
-    let (num, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = num.parse().map_err(|_| {
-        anyhow::anyhow!("not a time: use RFC 3339, YYYY-MM-DD, or an age like 30d, 12h, 2w")
-    })?;
-    let secs = match unit {
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => bail!("unknown unit {unit:?}: use m, h, d or w"),
-    };
-    Ok(chrono::Utc::now().timestamp() - n * secs)
 }
 
 /// The index folder: the flag, `$SSM_AUDIT_INDEX`, or the user's data folder.
@@ -372,19 +368,4 @@ pub fn index_dir(flag: Option<&Path>) -> Result<PathBuf> {
     let home = std::env::var_os("HOME")
         .context("no --index, $SSM_AUDIT_INDEX or $HOME to place the index in")?;
     Ok(PathBuf::from(home).join(".local/share/ssm-audit/index"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times() {
-        assert_eq!(parse_when("2026-02-10").unwrap(), 1_770_681_600);
-        assert_eq!(parse_when("2026-02-10T01:02:03Z").unwrap(), 1_770_685_323);
-        let now = chrono::Utc::now().timestamp();
-        assert!((now - 86_400 - parse_when("1d").unwrap()).abs() < 5);
-        assert!(parse_when("yesterday").is_err());
-        assert!(parse_when("3y").is_err());
-    }
 }

@@ -8,6 +8,7 @@ mod output;
 mod remote;
 mod report;
 mod sources;
+mod when;
 
 /// Ingest allocates many small strings per command; mimalloc serves them several times faster
 /// than the system allocator and does not fragment over a long run.
@@ -85,7 +86,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Ingest(args) => ingest(&index, args),
         Command::Backfill(args) => {
-            let since = args.since.as_deref().map(cli::parse_when).transpose()?;
+            let since = args.since.as_deref().map(when::since).transpose()?;
             backfill::run(
                 &args.sources,
                 &args.to,
@@ -105,7 +106,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if config.privileged {
                 records.retain(|r| !r.rule.is_empty());
             }
-            records.truncate(config.limit);
+            // The search was asked for one more than the limit: whether it cut is known.
+            if records.len() > config.limit {
+                records.truncate(config.limit);
+                writeln!(
+                    std::io::stderr(),
+                    "ssm-audit: showing the first {} {}; more match (--limit N to see more)",
+                    config.limit,
+                    if config.filter.abandoned {
+                        "abandoned lines"
+                    } else {
+                        "commands"
+                    },
+                )?;
+            }
             let mut out = std::io::stdout().lock();
             output::commands(&mut out, &records, config.format, config.filter.with_output)?;
             out.flush()?;
@@ -187,7 +201,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn ingest(index: &std::path::Path, args: cli::IngestArgs) -> Result<ExitCode> {
-    let since = args.since.as_deref().map(cli::parse_when).transpose()?;
+    let since = args.since.as_deref().map(when::since).transpose()?;
     let anchor = anchoring::Anchor::of(&args.anchor, args.anchor_retain_days)?;
     let keys = cloudtrail_keys(args.cloudtrail_keys.as_deref())?;
     let (inputs, quiet, commit_bytes) = (&args.paths, args.quiet, args.commit_kib << 10);
@@ -561,9 +575,14 @@ fn refuse_two_arns<'a>(user: &str, arns: impl Iterator<Item = &'a str>) -> Resul
 }
 
 fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
+    if let Some(given) = &args.output {
+        anyhow::bail!(
+            "`report` has no --output{}: -o/--out FILE names the file to write; --format html|md|csv|json chooses the format",
+            given.as_deref().map(|g| format!(" {g}")).unwrap_or_default()
+        );
+    }
     let store = Index::open(index)?.reader()?;
-    let since = args.since.as_deref().map(cli::parse_when).transpose()?;
-    let until = args.until.as_deref().map(cli::parse_when).transpose()?;
+    let (since, until) = when::window(args.since.as_deref(), args.until.as_deref())?;
     let rules = match &args.rules {
         Some(f) => indexer::rules::Rules::with_file(f)
             .with_context(|| format!("--rules {}", f.display()))?,
@@ -630,7 +649,7 @@ fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
             }
             report::ReportFormat::Csv => report::csv(&r, &mut buf)?,
         }
-        let dest = match (&args.out_dir, &args.output) {
+        let dest = match (&args.out_dir, &args.out) {
             (Some(dir), _) => {
                 std::fs::create_dir_all(dir)?;
                 let name = format!("{}.{}", report_file_name(user), args.format.extension());

@@ -156,7 +156,7 @@ fn no_output_format_carries_a_raw_control_character_from_hostile_logs() {
     let mut outputs: Vec<(String, Vec<u8>)> = Vec::new();
     for format in ["table", "json", "csv"] {
         for cmd in [
-            vec!["search", "--output", "--format", format, "--index", &i],
+            vec!["search", "--with-output", "--format", format, "--index", &i],
             vec!["search", "--abandoned", "--format", format, "--index", &i],
             vec!["who", "cat", "--format", format, "--index", &i],
             vec!["coverage", "--format", format, "--index", &i],
@@ -188,12 +188,12 @@ fn no_output_format_carries_a_raw_control_character_from_hostile_logs() {
         ));
     }
     // The output text of `cat notes` is in the index (so the test looks at real content).
-    let (_, json) = search(&index, &["--output", "--format", "json"]);
+    let (_, json) = search(&index, &["--with-output", "--format", "json"]);
     assert!(json.contains("C1 CSI") || json.contains("click"), "{json}");
     for (what, bytes) in outputs {
         for (at, &b) in bytes.iter().enumerate() {
-            let allowed =
-                b == b'\n' || (b == b'\t' && !what.starts_with("search --output --format json"));
+            let allowed = b == b'\n'
+                || (b == b'\t' && !what.starts_with("search --with-output --format json"));
             assert!(
                 b >= 0x20 && b != 0x7f || allowed,
                 "{what}: byte {b:#04x} at {at}: {:?}",

@@ -589,7 +589,14 @@ fn control_characters_from_logs_never_reach_the_terminal() {
     assert_eq!(ingest(&index, &[&dir]).0, 0);
     let idx = index.display().to_string();
     for format in ["table", "json", "csv"] {
-        let (code, out, _) = run(&["search", "--index", &idx, "--format", format, "--output"]);
+        let (code, out, _) = run(&[
+            "search",
+            "--index",
+            &idx,
+            "--format",
+            format,
+            "--with-output",
+        ]);
         assert_eq!(code, 0);
         assert!(out.contains("echo"), "{format}: {out}");
         let raw: Vec<char> = out

@@ -247,7 +247,7 @@ fn an_index_on_a_read_only_mount_is_searched_and_verified_and_not_written() {
         echo $? > "$OUT/coverage.code"
         "$SSM_AUDIT" who --index "$RO" sudo > "$OUT/who.out" 2>&1
         echo $? > "$OUT/who.code"
-        "$SSM_AUDIT" report --index "$RO" --user eve --output "$OUT/eve.html" > "$OUT/report.out" 2>&1
+        "$SSM_AUDIT" report --index "$RO" --user eve --out "$OUT/eve.html" > "$OUT/report.out" 2>&1
         echo $? > "$OUT/report.code"
         "$SSM_AUDIT" ingest -q --index "$RO" "$CORPUS" > "$OUT/ingest.out" 2>&1
         echo $? > "$OUT/ingest.code"

@@ -109,7 +109,13 @@ fn a_session_started_with_a_command_has_it_as_a_record_from_cloudtrail() {
     // Its transcript is its output.
     let idx = index.display().to_string();
     let (_, out, _) = run(&[
-        "search", "--index", &idx, "--format", "json", "--output", "shadow",
+        "search",
+        "--index",
+        &idx,
+        "--format",
+        "json",
+        "--with-output",
+        "shadow",
     ]);
     let with: Vec<Value> = out
         .lines()

@@ -330,7 +330,7 @@ fn a_signed_trail_verifies_and_a_changed_or_unlisted_file_or_a_bad_digest_is_nam
             &user,
             "--format",
             "md",
-            "--output",
+            "--out",
             &out.display().to_string(),
         ]);
         assert_eq!(code, 0, "{err}");

@@ -1,0 +1,264 @@
+//! Times given on the command line: an instant, an age, or a calendar period, in UTC.
+//!
+//! - an instant: RFC 3339 (`2026-02-10T01:02:03Z`, an offset, fractions);
+//! - an age before now: `45min`, `12h`, `30d`, `2w`, `3mo`, `1y` (months and years by the
+//!   calendar); `m` alone is refused, being minutes to some and months to others;
+//! - a period: a day `2026-02-10`, a month `2026-02`, a quarter `2026-Q3`, a year `2026`.
+//!
+//! `--since` takes the start of a period and `--until` its end, so `--since 2026-03 --until
+//! 2026-04` is March and April whole, and `--until 2026-04-30` takes in the 30th.
+
+use anyhow::{bail, Result};
+use jiff::civil::Date;
+use jiff::{Span, Timestamp, ToSpan, Zoned};
+
+/// What a time given on the command line names: seconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum When {
+    /// One moment.
+    Instant(i64),
+    /// A day, month, quarter or year: its first second, and the first second after it.
+    Period { start: i64, end: i64 },
+}
+
+const HINT: &str = "use RFC 3339 (2026-02-10T08:00:00Z), a day (2026-02-10), a month (2026-02), a quarter (2026-Q3), a year (2026), or an age (45min, 12h, 30d, 2w, 3mo, 1y)";
+
+/// The start of what `s` names: for `--since`.
+pub fn since(s: &str) -> Result<i64> {
+    Ok(match parse(s, Zoned::now())? {
+        When::Instant(t) => t,
+        When::Period { start, .. } => start,
+    })
+}
+
+/// The end of what `s` names (the first second after a period): for `--until`.
+pub fn until(s: &str) -> Result<i64> {
+    Ok(match parse(s, Zoned::now())? {
+        When::Instant(t) => t,
+        When::Period { end, .. } => end,
+    })
+}
+
+/// `--since` and `--until` together: an empty or inverted window is refused, saying why.
+pub fn window(
+    since_arg: Option<&str>,
+    until_arg: Option<&str>,
+) -> Result<(Option<i64>, Option<i64>)> {
+    let since = since_arg.map(since).transpose()?;
+    let until = until_arg.map(until).transpose()?;
+    if let (Some(s), Some(u), Some(a), Some(b)) = (since, until, since_arg, until_arg) {
+        if s >= u {
+            bail!(
+                "--since {a} ({}) is not before --until {b} ({}): no session can start in that window",
+                show(s),
+                show(u)
+            );
+        }
+    }
+    Ok((since, until))
+}
+
+fn show(t: i64) -> String {
+    Timestamp::from_second(t)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| t.to_string())
+}
+
+fn parse(s: &str, now: Zoned) -> Result<When> {
+    let s = s.trim();
+    if let Some(t) = indexer::model::parse_time(s).filter(|_| s.contains('T') || s.contains(' ')) {
+        return Ok(When::Instant(t));
+    }
+    if let Some(p) = period(s)? {
+        return Ok(p);
+    }
+    if let Some(span) = age(s)? {
+        let then = now
+            .with_time_zone(jiff::tz::TimeZone::UTC)
+            .checked_sub(span)
+            .map_err(|e| anyhow::anyhow!("{s}: {e}"))?;
+        return Ok(When::Instant(then.timestamp().as_second()));
+    }
+    bail!("not a time: {HINT}")
+}
+
+/// A day, month, quarter or year, in UTC.
+fn period(s: &str) -> Result<Option<When>> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let num = |p: &str| -> Option<i16> {
+        (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse().ok())
+            .flatten()
+    };
+    let (first, next) = match parts.as_slice() {
+        [y] if y.len() == 4 => match num(y) {
+            Some(y) => {
+                let d = date(s, y, 1, 1)?;
+                (d, d.checked_add(1.year()))
+            }
+            None => return Ok(None),
+        },
+        [y, q] if y.len() == 4 && (q.starts_with('Q') || q.starts_with('q')) => {
+            match (num(y), num(&q[1..])) {
+                (Some(y), Some(q @ 1..=4)) => {
+                    let d = date(s, y, (q - 1) * 3 + 1, 1)?;
+                    (d, d.checked_add(3.months()))
+                }
+                _ => bail!("{s}: a quarter is YYYY-Q1 to YYYY-Q4"),
+            }
+        }
+        [y, m] if y.len() == 4 && m.len() == 2 => match (num(y), num(m)) {
+            (Some(y), Some(m)) => {
+                let d = date(s, y, m, 1)?;
+                (d, d.checked_add(1.month()))
+            }
+            _ => return Ok(None),
+        },
+        [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2 => {
+            match (num(y), num(m), num(d)) {
+                (Some(y), Some(m), Some(d)) => {
+                    let d = date(s, y, m, d)?;
+                    (d, d.checked_add(1.day()))
+                }
+                _ => return Ok(None),
+            }
+        }
+        _ => return Ok(None),
+    };
+    let next = next.map_err(|e| anyhow::anyhow!("{s}: {e}"))?;
+    let at = |d: Date| -> Result<i64> {
+        Ok(d.to_zoned(jiff::tz::TimeZone::UTC)
+            .map_err(|e| anyhow::anyhow!("{s}: {e}"))?
+            .timestamp()
+            .as_second())
+    };
+    Ok(Some(When::Period {
+        start: at(first)?,
+        end: at(next)?,
+    }))
+}
+
+fn date(s: &str, y: i16, m: i16, d: i16) -> Result<Date> {
+    let (Ok(m), Ok(d)) = (i8::try_from(m), i8::try_from(d)) else {
+        bail!("{s}: not a date");
+    };
+    Date::new(y, m, d).map_err(|e| anyhow::anyhow!("{s}: not a date ({e})"))
+}
+
+/// An age: a whole number and a unit.
+fn age(s: &str) -> Result<Option<Span>> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    if num.is_empty() {
+        return Ok(None);
+    }
+    let Ok(n) = num.parse::<i64>() else {
+        bail!("{s}: too large");
+    };
+    let span = match unit {
+        "min" | "mins" | "minute" | "minutes" => n.minutes(),
+        "h" | "hour" | "hours" => n.hours(),
+        "d" | "day" | "days" => n.days(),
+        "w" | "week" | "weeks" => n.weeks(),
+        "mo" | "month" | "months" => n.months(),
+        "y" | "year" | "years" => n.years(),
+        "m" => bail!("{s}: `m` is ambiguous: write {n}min for minutes or {n}mo for months"),
+        "" => bail!("{s}: a number needs a unit ({HINT})"),
+        other => bail!("{s}: unknown unit {other:?}: min, h, d, w, mo or y"),
+    };
+    // A span past jiff's range is an error, not a wrap.
+    Ok(Some(span))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> i64 {
+        s.parse::<Timestamp>().unwrap().as_second()
+    }
+
+    fn now() -> Zoned {
+        "2026-03-31T10:00:00Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+    }
+
+    #[test]
+    fn instants_periods_and_ages() {
+        assert_eq!(
+            parse("2026-02-10T01:02:03Z", now()).unwrap(),
+            When::Instant(1_770_685_323)
+        );
+        assert_eq!(
+            parse("2026-02-10", now()).unwrap(),
+            When::Period {
+                start: at("2026-02-10T00:00:00Z"),
+                end: at("2026-02-11T00:00:00Z")
+            }
+        );
+        assert_eq!(
+            parse("2026-02", now()).unwrap(),
+            When::Period {
+                start: at("2026-02-01T00:00:00Z"),
+                end: at("2026-03-01T00:00:00Z")
+            }
+        );
+        assert_eq!(
+            parse("2026-Q3", now()).unwrap(),
+            When::Period {
+                start: at("2026-07-01T00:00:00Z"),
+                end: at("2026-10-01T00:00:00Z")
+            }
+        );
+        assert_eq!(
+            parse("2025", now()).unwrap(),
+            When::Period {
+                start: at("2025-01-01T00:00:00Z"),
+                end: at("2026-01-01T00:00:00Z")
+            }
+        );
+        // Months and years by the calendar: a month before March 31 is February 28.
+        assert_eq!(
+            parse("1mo", now()).unwrap(),
+            When::Instant(at("2026-02-28T10:00:00Z"))
+        );
+        assert_eq!(
+            parse("1y", now()).unwrap(),
+            When::Instant(at("2025-03-31T10:00:00Z"))
+        );
+        assert_eq!(
+            parse("45min", now()).unwrap(),
+            When::Instant(at("2026-03-31T09:15:00Z"))
+        );
+        assert_eq!(
+            parse("2w", now()).unwrap(),
+            When::Instant(at("2026-03-17T10:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn what_is_refused_says_why() {
+        let err = |s: &str| parse(s, now()).unwrap_err().to_string();
+        assert!(err("3m").contains("ambiguous"), "{}", err("3m"));
+        assert!(err("2026-Q5").contains("Q1 to YYYY-Q4"));
+        assert!(err("2026-13").contains("not a date"));
+        assert!(err("yesterday").contains("not a time"));
+        assert!(err("30").contains("needs a unit"));
+        assert!(err("3fortnights").contains("unknown unit"));
+    }
+
+    #[test]
+    fn since_and_until_take_the_ends_of_a_period() {
+        let (s, u) = window(Some("2026-03"), Some("2026-04")).unwrap();
+        assert_eq!(s, Some(at("2026-03-01T00:00:00Z")));
+        assert_eq!(u, Some(at("2026-05-01T00:00:00Z")));
+        let (_, u) = window(None, Some("2026-04-30")).unwrap();
+        assert_eq!(u, Some(at("2026-05-01T00:00:00Z")));
+        let e = window(Some("2026-05"), Some("2026-04"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not before --until"), "{e}");
+    }
+}

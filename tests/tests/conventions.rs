@@ -1,0 +1,143 @@
+//! The command line as people who use the AWS CLI and the usual audit tools expect it: options
+//! that do not mean something else, limits and time windows that say what they did.
+
+use ssm_audit_tests::{corpus, ingest, run};
+use std::path::Path;
+
+fn indexed(dir: &Path) -> String {
+    let index = dir.join("index");
+    let (code, err) = ingest(&index, &[&corpus()]);
+    assert_eq!(code, 0, "{err}");
+    index.display().to_string()
+}
+
+#[test]
+fn output_is_refused_with_what_to_use_and_searches_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = indexed(tmp.path());
+    let (code, out, err) = run(&["search", "--index", &idx, "--output", "json"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("--with-output") && err.contains("--format") && err.lines().count() == 1,
+        "{err}"
+    );
+    // The option that does search the output.
+    let (code, out, err) = run(&["search", "--index", &idx, "--with-output", "shadow"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.is_empty());
+    // `report --output json` writes no file named `json`.
+    let (code, _, err) = run(&[
+        "report", "--index", &idx, "--user", "jiwoo", "--output", "json",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("-o/--out FILE"), "{err}");
+    assert!(!Path::new("json").exists() && !tmp.path().join("json").exists());
+    let html = tmp.path().join("jiwoo.html");
+    let (code, _, err) = run(&[
+        "report",
+        "--index",
+        &idx,
+        "--user",
+        "jiwoo",
+        "--out",
+        &html.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(html.exists());
+}
+
+#[test]
+fn a_limit_says_when_it_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = indexed(tmp.path());
+    let (code, out, err) = run(&[
+        "search", "--index", &idx, "--format", "json", "--limit", "2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 2);
+    assert!(
+        err.contains("showing the first 2 commands; more match"),
+        "{err}"
+    );
+    // A limit above the answer says nothing.
+    let (_, all, _) = run(&[
+        "search", "--index", &idx, "--format", "json", "--limit", "1000000",
+    ]);
+    let n = all.lines().count().to_string();
+    let (code, out, err) = run(&["search", "--index", &idx, "--format", "json", "--limit", &n]);
+    assert_eq!(code, 0);
+    assert_eq!(out, all);
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
+fn calendar_windows_ages_and_an_inverted_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = indexed(tmp.path());
+    let count = |args: &[&str]| {
+        let mut a = vec![
+            "search", "--index", &idx, "--format", "json", "--limit", "1000000",
+        ];
+        a.extend_from_slice(args);
+        let (code, out, err) = run(&a);
+        (code, out.lines().count(), err)
+    };
+    // Each command's session time as the windows compare it: its start, else its end.
+    let (_, all, _) = run(&[
+        "search", "--index", &idx, "--format", "json", "--limit", "1000000",
+    ]);
+    let times: Vec<String> = all
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            r["session_start"]
+                .as_str()
+                .or(r["session_end"].as_str())
+                .unwrap_or_default()
+                .to_string()
+        })
+        // A time that does not read (`2024-00-…`) is an unknown time: no window holds it.
+        .filter(|t| indexer::model::parse_time(t).is_some())
+        .collect();
+    let within = |p: &dyn Fn(&str) -> bool| times.iter().filter(|t| p(t)).count();
+    let february = within(&|t| t.starts_with("2026-02"));
+    assert!(february > 0 && february < times.len(), "{times:?}");
+    assert!(
+        times.len() < all.lines().count(),
+        "the corpus has a session of unknown time"
+    );
+    for (since, until, want) in [
+        ("2026-02", "2026-02", february),
+        (
+            "2026-Q1",
+            "2026-Q1",
+            within(&|t| ("2026-01".."2026-04").contains(&t)),
+        ),
+        ("2026", "2026", within(&|t| t.starts_with("2026-"))),
+        ("2020", "2025", within(&|t| ("2020".."2026").contains(&t))),
+    ] {
+        let (code, n, err) = count(&["--since", since, "--until", until]);
+        assert_eq!((code, n), (0, want), "{since}..{until}: {err}");
+    }
+    // March and April: nothing, and no error.
+    let (code, n, err) = count(&["--since", "2026-03", "--until", "2026-04"]);
+    assert_eq!((code, n), (1, 0), "{err}");
+    assert!(err.is_empty(), "{err}");
+    // A window that ends before it starts is an error that says so.
+    let (code, _, err) = count(&["--since", "2026-04", "--until", "2026-03"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is not before --until"), "{err}");
+    // `m` is not guessed.
+    let (code, _, err) = count(&["--since", "3m"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("ambiguous") && err.contains("3min") && err.contains("3mo"),
+        "{err}"
+    );
+    // Ages in months and years are accepted.
+    for age in ["3mo", "1y", "90min"] {
+        let (code, _, err) = count(&["--since", age]);
+        assert!(code == 0 || code == 1, "{age}: {err}");
+    }
+}
