@@ -38,6 +38,15 @@ pub enum Command {
     /// sources that were there before it was deployed (session logs, CloudTrail, streams), so
     /// that Athena and the Lambda's later events continue from them
     Backfill(BackfillArgs),
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell): for
+    /// example `ssm-audit completions bash > /etc/bash_completion.d/ssm-audit`
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), every command and option: `ssm-audit man | man -l -`
+    Man,
 }
 
 #[derive(Debug, Args)]

@@ -82,9 +82,34 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    // Generated from the definitions of the options: they cannot drift from them.
+    match &cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(*shell, &mut Cli::command(), "ssm-audit", &mut out);
+            out.flush()?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            use clap::CommandFactory as _;
+            let mut out = std::io::stdout().lock();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            for sub in Cli::command().get_subcommands() {
+                // Each command's own section, after the page's list of them.
+                let name = format!("ssm-audit-{}", sub.get_name());
+                let sub = sub.clone().name(name);
+                clap_mangen::Man::new(sub).render(&mut out)?;
+            }
+            out.flush()?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let index = cli::index_dir(cli.index.as_deref())?;
     match cli.command {
         Command::Ingest(args) => ingest(&index, args),
+        Command::Completions { .. } | Command::Man => unreachable!("answered above"),
         Command::Backfill(args) => {
             let since = args.since.as_deref().map(when::since).transpose()?;
             backfill::run(

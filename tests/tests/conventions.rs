@@ -141,3 +141,46 @@ fn calendar_windows_ages_and_an_inverted_window() {
         assert!(code == 0 || code == 1, "{age}: {err}");
     }
 }
+
+#[test]
+fn completions_and_the_manual_come_from_the_options() {
+    let (code, bash, err) = run(&["completions", "bash"]);
+    assert_eq!(code, 0, "{err}");
+    // Every command and a command's options are completed.
+    for word in ["backfill", "verify", "--with-output", "--since"] {
+        assert!(bash.contains(word), "{word} is not completed");
+    }
+    let script = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(script.path(), &bash).unwrap();
+    let status = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(script.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the bash completion does not parse");
+    for shell in ["zsh", "fish"] {
+        let (code, out, err) = run(&["completions", shell]);
+        assert!(code == 0 && out.contains("backfill"), "{shell}: {err}");
+    }
+    let (code, _, err) = run(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "{err}");
+
+    let (code, man, err) = run(&["man"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        man.contains(".TH ssm-audit 1"),
+        "{}",
+        &man[..man.len().min(300)]
+    );
+    for page in [
+        "ssm\\-audit\\-ingest",
+        "ssm\\-audit\\-backfill",
+        "ssm\\-audit\\-report",
+    ] {
+        assert!(man.contains(page), "no section for {page}");
+    }
+    assert!(
+        man.contains("with\\-output"),
+        "the manual does not list --with-output"
+    );
+}
