@@ -293,22 +293,26 @@ fn ingest(index: &std::path::Path, args: cli::IngestArgs) -> Result<ExitCode> {
     }
     // Queries then visit fewer segments: the commits' small ones are merged into one.
     store.finish_compacted()?;
-    let changes = run.changes.clone();
+    // Distinct sessions as they now stand: a session written again (its CloudTrail after its
+    // transcript, a second copy) counts once.
+    let (sessions, commands, abandoned) = run.changes.distinct();
     let secs = started.elapsed().as_secs_f64().max(1e-6);
     run.finish_bar();
     if !quiet {
+        let s =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         writeln!(
             std::io::stderr(),
-            "ingested {} of {} sources ({} skipped, {} failed, {:.1} MB at {:.1} MB/s): {} sessions, {} commands, {} abandoned lines updated in {}",
+            "ingested {} of {} sources ({} skipped, {} failed, {:.1} MB at {:.1} MB/s): {} with {} and {} written to {}",
             run.read,
             run.read + run.skipped + run.failed,
             run.skipped,
             run.failed,
             run.bytes as f64 / 1e6,
             run.bytes as f64 / 1e6 / secs,
-            changes.sessions,
-            changes.commands,
-            changes.abandoned,
+            s(sessions, "session", "sessions"),
+            s(commands, "command", "commands"),
+            s(abandoned, "abandoned line", "abandoned lines"),
             index.display()
         )?;
     }
@@ -424,9 +428,7 @@ impl Run {
     /// last commit.
     fn add(&mut self, store: &mut Writer, batch: &mut Batch) -> Result<()> {
         let c = store.add(std::mem::take(batch))?;
-        self.changes.sessions += c.sessions;
-        self.changes.commands += c.commands;
-        self.changes.abandoned += c.abandoned;
+        self.changes.absorb(c);
         if self.pending >= self.commit_bytes {
             self.commit(store)?;
         }

@@ -184,3 +184,37 @@ fn completions_and_the_manual_come_from_the_options() {
         "the manual does not list --with-output"
     );
 }
+
+#[test]
+fn the_ingest_summary_counts_distinct_sessions_and_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("index");
+    let (code, err) = ingest(&index, &[&corpus()]);
+    assert_eq!(code, 0, "{err}");
+    let idx = index.display().to_string();
+    let ids = |extra: &[&str]| {
+        let mut a = vec![
+            "search", "--index", &idx, "--format", "json", "--limit", "1000000",
+        ];
+        a.extend_from_slice(extra);
+        let (_, out, _) = run(&a);
+        out.lines()
+            .map(|l| {
+                let r: serde_json::Value = serde_json::from_str(l).unwrap();
+                r["session_id"].as_str().unwrap().to_string()
+            })
+            .collect::<Vec<String>>()
+    };
+    let (commands, abandoned) = (ids(&[]), ids(&["--abandoned"]));
+    let mut sessions: Vec<&String> = commands.iter().chain(&abandoned).collect();
+    sessions.sort();
+    sessions.dedup();
+    let summary = err.lines().last().unwrap_or_default();
+    let want = format!(
+        "{} sessions with {} commands and {} abandoned lines written",
+        sessions.len(),
+        commands.len(),
+        abandoned.len()
+    );
+    assert!(summary.contains(&want), "{summary}\nwant: {want}");
+}

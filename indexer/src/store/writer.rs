@@ -43,6 +43,29 @@ pub struct Changes {
     pub commands: usize,
     /// Abandoned lines written for them.
     pub abandoned: usize,
+    /// Each session written, with its commands and abandoned lines as last written: a session
+    /// written again (its CloudTrail after its transcript) is one session here.
+    pub latest: std::collections::BTreeMap<String, (usize, usize)>,
+}
+
+impl Changes {
+    /// Take in what a later write changed: counts add up, a session's latest counts replace
+    /// its earlier ones.
+    pub fn absorb(&mut self, later: Changes) {
+        self.sessions += later.sessions;
+        self.commands += later.commands;
+        self.abandoned += later.abandoned;
+        self.latest.extend(later.latest);
+    }
+
+    /// Distinct sessions, and their commands and abandoned lines, as they now stand.
+    pub fn distinct(&self) -> (usize, usize, usize) {
+        let (c, a) = self
+            .latest
+            .values()
+            .fold((0, 0), |(c, a), (x, y)| (c + x, a + y));
+        (self.latest.len(), c, a)
+    }
 }
 
 /// The one writer of an index, holding its lock until [`Writer::finish`] or drop: another
@@ -672,15 +695,15 @@ fn write_session(
     let f = reader.index().f;
     ops.delete_key(term(f.key, &keys::commands(sid)))?;
     if lines.is_empty() {
+        changes.latest.remove(sid);
         return Ok(());
     }
     changes.sessions += 1;
-    for l in lines {
-        if l.line.abandoned {
-            changes.abandoned += 1;
-        } else {
-            changes.commands += 1;
-        }
-    }
+    let abandoned = lines.iter().filter(|l| l.line.abandoned).count();
+    changes.abandoned += abandoned;
+    changes.commands += lines.len() - abandoned;
+    changes
+        .latest
+        .insert(sid.to_string(), (lines.len() - abandoned, abandoned));
     docs::session(f, sid, shared, lines, &mut |d, bytes| ops.add(d, bytes))
 }
