@@ -26,6 +26,9 @@ pub enum Command {
     Search(SearchArgs),
     /// Name the principals who ran a program (or a query), with counts
     Who(WhoArgs),
+    /// List sessions: id, principal, instance, start, duration, commands, privileged
+    /// commands, and what to look at (no transcript, conflicts, suspicious or abandoned lines)
+    Sessions(SessionsArgs),
     /// Sessions CloudTrail saw with no transcript, transcripts with no CloudTrail record,
     /// sessions without MFA
     Coverage(CoverageArgs),
@@ -136,6 +139,26 @@ pub struct VerifyArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    /// Only this principal's (name or ARN)
+    #[arg(long, value_name = "U")]
+    pub user: Option<String>,
+    /// Rules to add to the built-in privileged-command rules
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    #[command(flatten)]
+    pub scope: Scope,
+}
+
+impl SessionsArgs {
+    /// The time window.
+    pub fn window(&self) -> Result<(Option<i64>, Option<i64>)> {
+        let f = scope_filter(&self.scope)?;
+        Ok((f.since, f.until))
+    }
 }
 
 #[derive(Debug, Args)]

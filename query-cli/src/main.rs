@@ -150,6 +150,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out.flush()?;
             Ok(found(!records.is_empty()))
         }
+        Command::Sessions(args) => {
+            let (since, until) = args.window()?;
+            let store = Index::open(&index)?.reader()?;
+            let mut rows = store.coverage()?;
+            one_principal_among(&rows, args.user.as_deref())?;
+            // Sessions only: a call refused before any session began names none.
+            rows.retain(|c| {
+                !c.session_id.is_empty()
+                    && c.matches(
+                        args.user.as_deref(),
+                        args.scope.instance.as_deref(),
+                        since,
+                        until,
+                    )
+            });
+            let rules = match &args.rules {
+                Some(f) => indexer::rules::Rules::with_file(f)
+                    .with_context(|| format!("--rules {}", f.display()))?,
+                None => indexer::rules::Rules::builtin(),
+            };
+            let rows = session_rows(&store, rows, &rules)?;
+            let mut out = std::io::stdout().lock();
+            output::sessions(&mut out, &rows, args.scope.format)?;
+            out.flush()?;
+            Ok(found(!rows.is_empty()))
+        }
         Command::Coverage(args) => {
             let (since, until) = args.window()?;
             let store = Index::open(&index)?.reader()?;
@@ -223,6 +249,67 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(found(!rows.is_empty()))
         }
     }
+}
+
+/// Each session with what its records hold: commands, privileged, suspicious, abandoned.
+fn session_rows(
+    store: &Reader,
+    sessions: Vec<indexer::store::SessionCoverage>,
+    rules: &indexer::rules::Rules,
+) -> Result<Vec<output::SessionRow>> {
+    #[derive(Default)]
+    struct Held {
+        commands: usize,
+        privileged: usize,
+        suspicious: usize,
+        abandoned: usize,
+    }
+    let mut held: std::collections::HashMap<String, Held> = Default::default();
+    for abandoned in [false, true] {
+        let filter = indexer::store::Filter {
+            abandoned,
+            ..Default::default()
+        };
+        for mut r in store.search(&filter)? {
+            indexer::derive::apply_rules(&mut r, rules);
+            let h = held.entry(r.session_id.clone()).or_default();
+            if abandoned {
+                h.abandoned += 1;
+            } else {
+                h.commands += 1;
+                h.privileged += usize::from(!r.rule.is_empty());
+                h.suspicious += usize::from(!r.suspicious.is_empty());
+            }
+        }
+    }
+    Ok(sessions
+        .into_iter()
+        .map(|c| {
+            let h = held.remove(&c.session_id).unwrap_or_default();
+            let w = &c.who;
+            let at = |t: &Option<String>| t.as_deref().and_then(indexer::model::parse_time);
+            output::SessionRow {
+                duration_seconds: at(&w.session_start)
+                    .zip(at(&w.session_end))
+                    .map(|(s, e)| e - s)
+                    .filter(|d| *d >= 0),
+                status: c.status().as_str().to_string(),
+                flags: c.flags().iter().map(|f| f.as_str().to_string()).collect(),
+                session_id: c.session_id.clone(),
+                principal: w.principal.clone(),
+                principal_arn: w.principal_arn.clone(),
+                instance_id: w.instance_id.clone(),
+                instance_name: w.instance_name.clone(),
+                session_start: w.session_start.clone(),
+                session_end: w.session_end.clone(),
+                mfa: w.mfa,
+                commands: h.commands,
+                privileged: h.privileged,
+                suspicious: h.suspicious,
+                abandoned: h.abandoned,
+            }
+        })
+        .collect())
 }
 
 fn ingest(index: &std::path::Path, args: cli::IngestArgs) -> Result<ExitCode> {

@@ -723,3 +723,141 @@ mod tests {
         assert_eq!(json_line(&"x\u{7f}\u{85}").unwrap(), "\"x\\u007f\\u0085\"");
     }
 }
+
+/// One session in `sessions`: who, where, when, how long, what it holds, what to look at.
+#[derive(Debug, Serialize)]
+pub struct SessionRow {
+    pub session_id: String,
+    pub principal: Option<String>,
+    pub principal_arn: Option<String>,
+    pub instance_id: Option<String>,
+    pub instance_name: Option<String>,
+    pub session_start: Option<String>,
+    pub session_end: Option<String>,
+    /// Seconds from start to end, when both are known.
+    pub duration_seconds: Option<i64>,
+    pub mfa: Option<bool>,
+    pub commands: usize,
+    /// Commands that match a privileged-command rule.
+    pub privileged: usize,
+    /// Commands marked suspicious (a forged prompt, a line typed where no prompt was).
+    pub suspicious: usize,
+    /// Lines typed and abandoned (Ctrl-C), never run.
+    pub abandoned: usize,
+    /// `covered`, `no transcript`, `no cloudtrail`.
+    pub status: String,
+    /// `conflict`, `denied`, `participants`, `unreadable`, `partial`.
+    pub flags: Vec<String>,
+}
+
+/// A duration for a table: `1h02m`, `5m07s`, `12s`.
+fn duration(secs: Option<i64>) -> String {
+    match secs {
+        None => "-".into(),
+        Some(s) if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        Some(s) if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        Some(s) => format!("{s}s"),
+    }
+}
+
+/// Print the sessions.
+pub fn sessions(out: &mut impl Write, rows: &[SessionRow], format: Format) -> Result<()> {
+    match format {
+        Format::Json => {
+            for r in rows {
+                writeln!(out, "{}", json_line(r)?)?;
+            }
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record([
+                "session_id",
+                "principal",
+                "principal_arn",
+                "instance_id",
+                "instance_name",
+                "session_start",
+                "session_end",
+                "duration_seconds",
+                "mfa",
+                "commands",
+                "privileged",
+                "suspicious",
+                "abandoned",
+                "status",
+                "flags",
+            ])?;
+            for r in rows {
+                let row = [
+                    r.session_id.clone(),
+                    opt(&r.principal).to_string(),
+                    opt(&r.principal_arn).to_string(),
+                    opt(&r.instance_id).to_string(),
+                    opt(&r.instance_name).to_string(),
+                    opt(&r.session_start).to_string(),
+                    opt(&r.session_end).to_string(),
+                    r.duration_seconds
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                    r.mfa.map(|m| m.to_string()).unwrap_or_default(),
+                    r.commands.to_string(),
+                    r.privileged.to_string(),
+                    r.suspicious.to_string(),
+                    r.abandoned.to_string(),
+                    r.status.clone(),
+                    r.flags.join(" "),
+                ];
+                w.write_record(row.iter().map(|c| csv_cell(c)))?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            let rows: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    let mut flags: Vec<String> = Vec::new();
+                    if r.status != "covered" {
+                        flags.push(r.status.to_uppercase());
+                    }
+                    if r.suspicious > 0 {
+                        flags.push(format!("{} SUSPICIOUS", r.suspicious));
+                    }
+                    if r.abandoned > 0 {
+                        flags.push(format!("{} ABANDONED", r.abandoned));
+                    }
+                    flags.extend(r.flags.iter().map(|f| f.to_uppercase()));
+                    vec![
+                        r.session_id.clone(),
+                        or_dash(&r.principal).to_string(),
+                        r.instance_name
+                            .clone()
+                            .or_else(|| r.instance_id.clone())
+                            .unwrap_or_else(|| "-".into()),
+                        when(&r.session_start),
+                        duration(r.duration_seconds),
+                        r.commands.to_string(),
+                        r.privileged.to_string(),
+                        flags.join(", "),
+                    ]
+                })
+                .collect();
+            let mut buf = Vec::new();
+            table(
+                &mut buf,
+                &[
+                    "SESSION",
+                    "PRINCIPAL",
+                    "INSTANCE",
+                    "START",
+                    "DURATION",
+                    "COMMANDS",
+                    "PRIVILEGED",
+                    "FLAGS",
+                ],
+                &rows,
+            )?;
+            screen(out, &buf)?;
+        }
+    }
+    Ok(())
+}

@@ -218,3 +218,66 @@ fn the_ingest_summary_counts_distinct_sessions_and_commands() {
     );
     assert!(summary.contains(&want), "{summary}\nwant: {want}");
 }
+
+#[test]
+fn sessions_lists_every_session_with_what_its_records_hold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = indexed(tmp.path());
+    let json_lines = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut a = vec!["--index", &idx];
+        a.extend_from_slice(args);
+        let (code, out, err) = run(&a);
+        assert!(code == 0 || code == 1, "{args:?}: {err}");
+        out.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let sessions = json_lines(&["sessions", "--format", "json"]);
+    // Every session coverage knows of, once each.
+    let mut want: Vec<String> = json_lines(&["coverage", "--format", "json"])
+        .iter()
+        .filter_map(|c| {
+            c["session_id"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        })
+        .collect();
+    want.sort();
+    let mut got: Vec<String> = sessions
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    // Their commands, privileged commands and abandoned lines are the records'.
+    let commands = json_lines(&["search", "--format", "json", "--limit", "1000000"]);
+    let abandoned = json_lines(&[
+        "search",
+        "--abandoned",
+        "--format",
+        "json",
+        "--limit",
+        "1000000",
+    ]);
+    let sum = |k: &str| sessions.iter().map(|s| s[k].as_u64().unwrap()).sum::<u64>() as usize;
+    assert_eq!(sum("commands"), commands.len());
+    assert_eq!(sum("abandoned"), abandoned.len());
+    let privileged = commands
+        .iter()
+        .filter(|c| c["rule"].as_array().is_some_and(|r| !r.is_empty()))
+        .count();
+    assert_eq!(sum("privileged"), privileged);
+    // Filters: one principal's, one instance's.
+    for s in json_lines(&["sessions", "--format", "json", "--user", "jiwoo"]) {
+        assert_eq!(s["principal"], "jiwoo");
+    }
+    let on_a = json_lines(&["sessions", "--format", "json", "--instance", "EC2-A"]);
+    assert!(!on_a.is_empty() && on_a.iter().all(|s| s["instance_name"] == "EC2-A"));
+    // A session's duration is its end less its start.
+    let jiwoo = sessions
+        .iter()
+        .find(|s| s["session_id"] == "jiwoo-de2414f130f6d253c")
+        .unwrap();
+    assert_eq!(jiwoo["duration_seconds"], 420);
+}
