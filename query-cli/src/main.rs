@@ -148,6 +148,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             output::commands(&mut out, &records, config.format, config.filter.with_output)?;
             out.flush()?;
+            if records.is_empty() {
+                hint_names(
+                    &store,
+                    config.filter.user.as_deref(),
+                    config.filter.instance.as_deref(),
+                )?;
+            }
             Ok(found(!records.is_empty()))
         }
         Command::Sessions(args) => {
@@ -174,6 +181,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             output::sessions(&mut out, &rows, args.scope.format)?;
             out.flush()?;
+            if rows.is_empty() {
+                hint_names(&store, args.user.as_deref(), args.scope.instance.as_deref())?;
+            }
             Ok(found(!rows.is_empty()))
         }
         Command::Coverage(args) => {
@@ -246,6 +256,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             output::who(&mut out, &rows, format)?;
             out.flush()?;
+            if rows.is_empty() {
+                hint_names(&store, filter.user.as_deref(), filter.instance.as_deref())?;
+            }
             Ok(found(!rows.is_empty()))
         }
     }
@@ -656,6 +669,72 @@ fn one_principal(store: &Reader, user: Option<&str>) -> Result<()> {
             .iter()
             .filter_map(|(k, _)| k.principal_arn.as_deref()),
     )
+}
+
+/// When a question found nothing and named a principal or an instance that the index does not
+/// know by that name, say so on stderr with the closest names it does know (a name that
+/// begins or holds what was given first, then the most alike): `--user hyejin` finds nothing,
+/// and `hyejin@corp.example` is what the index calls her.
+fn hint_names(store: &Reader, user: Option<&str>, instance: Option<&str>) -> Result<()> {
+    if user.is_none() && instance.is_none() {
+        return Ok(());
+    }
+    let rows = store.coverage()?;
+    let mut principals = std::collections::BTreeSet::new();
+    let mut instances = std::collections::BTreeSet::new();
+    for c in &rows {
+        principals.extend(c.who.principal.clone());
+        principals.extend(c.who.principal_arn.clone());
+        instances.extend(c.who.instance_name.clone());
+        instances.extend(c.who.instance_id.clone());
+    }
+    for (what, given, known) in [
+        ("principal", user, &principals),
+        ("instance", instance, &instances),
+    ] {
+        let Some(given) = given else { continue };
+        if known.iter().any(|k| k.eq_ignore_ascii_case(given)) {
+            continue;
+        }
+        let g = given.to_lowercase();
+        let mut ranked: Vec<(u8, f64, &String)> = known
+            .iter()
+            .filter(|k| !k.starts_with("arn:") || given.starts_with("arn:"))
+            .map(|k| {
+                let l = k.to_lowercase();
+                let holds = if l.starts_with(&g) {
+                    0
+                } else if l.contains(&g) {
+                    1
+                } else {
+                    2
+                };
+                (holds, strsim::jaro_winkler(&g, &l), k)
+            })
+            .filter(|(holds, alike, _)| *holds < 2 || *alike >= 0.8)
+            .collect();
+        ranked.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+        let closest: Vec<String> = ranked
+            .iter()
+            .take(3)
+            .map(|(_, _, k)| output::visible(k))
+            .collect();
+        writeln!(
+            std::io::stderr(),
+            "ssm-audit: no {what} is named {}{}",
+            output::visible(given),
+            if closest.is_empty() {
+                let names = known
+                    .iter()
+                    .filter(|k| !k.starts_with("arn:") || given.starts_with("arn:"))
+                    .count();
+                format!("; none of the {names} the index knows is close (`sessions` lists them)")
+            } else {
+                format!("; the closest: {}", closest.join(", "))
+            }
+        )?;
+    }
+    Ok(())
 }
 
 /// [`one_principal`] over coverage rows already read.

@@ -281,3 +281,30 @@ fn sessions_lists_every_session_with_what_its_records_hold() {
         .unwrap();
     assert_eq!(jiwoo["duration_seconds"], 420);
 }
+
+#[test]
+fn a_name_that_matches_nothing_gets_the_closest_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = indexed(tmp.path());
+    let (code, _, err) = run(&["search", "--index", &idx, "--user", "hyejin"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no principal is named hyejin; the closest: hyejin@corp.example"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["sessions", "--index", &idx, "--instance", "EC2-Z"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no instance is named EC2-Z; the closest: EC2-A, EC2-B"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["search", "--index", &idx, "--user", "zzzzqqqq"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("none of the"), "{err}");
+    // A name the index knows, with nothing in the window, gets no hint.
+    let (code, _, err) = run(&[
+        "search", "--index", &idx, "--user", "jiwoo", "--since", "2030",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.is_empty(), "{err}");
+}
