@@ -56,7 +56,7 @@ impl S3Anchor {
 }
 
 fn sdk_error<E: std::error::Error + 'static>(e: E) -> String {
-    aws_sdk_s3::error::DisplayErrorContext(e).to_string()
+    crate::one_line(&e)
 }
 
 impl AnchorStore for S3Anchor {

@@ -79,6 +79,6 @@ where
                 _ => format!("HTTP {status}, an answer that is not CloudTrail's"),
             }
         }
-        _ => aws_sdk_cloudtrail::error::DisplayErrorContext(&e).to_string(),
+        _ => crate::one_line(&e),
     }
 }

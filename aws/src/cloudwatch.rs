@@ -25,12 +25,7 @@ pub async fn resolve_group(
             .log_group_name_prefix(group)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "describe-log-groups: {}",
-                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(|e| format!("describe-log-groups: {}", crate::one_line(&e)))?;
         if found
             .log_groups()
             .iter()
@@ -66,12 +61,7 @@ pub async fn list_streams(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| {
-            format!(
-                "describe-log-streams: {}",
-                aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
-            )
-        })?;
+        let page = page.map_err(|e| format!("describe-log-streams: {}", crate::one_line(&e)))?;
         out.extend(
             page.log_streams()
                 .iter()
@@ -106,7 +96,7 @@ pub async fn stream_events(
         let page = page.map_err(|e| {
             format!(
                 "filter-log-events {group} {stream}: {}",
-                aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
+                crate::one_line(&e)
             )
         })?;
         out.extend(page.events().iter().map(|e| StreamEvent {

@@ -74,7 +74,7 @@ impl Ec2Names {
                     format!(
                         "ec2:DescribeTags in {}: {}",
                         region.unwrap_or("the default region"),
-                        aws_sdk_ec2::error::DisplayErrorContext(&e)
+                        crate::one_line(&e)
                     )
                 })?;
                 for t in page.tags() {

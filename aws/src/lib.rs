@@ -24,6 +24,23 @@ pub mod events;
 #[cfg(feature = "sdk")]
 pub mod objects;
 
+/// An error in one line a person reads: it and each of its causes, each said once (a cause
+/// whose words its parent already holds is left out), never a debug structure. The AWS SDK's
+/// own rendering ends with one; this is what every message of these adapters uses.
+pub fn one_line(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}
+
 /// Split `s3://bucket/prefix` into the bucket and the prefix (no trailing `/`).
 pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
     let rest = url.strip_prefix("s3://")?;
@@ -33,7 +50,38 @@ pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_s3_url;
+    use super::{one_line, parse_s3_url};
+
+    #[derive(Debug)]
+    struct E(&'static str, Option<Box<E>>);
+    impl std::fmt::Display for E {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for E {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn an_error_and_its_causes_in_one_line_each_once() {
+        let e = E(
+            "dispatch failure",
+            Some(Box::new(E(
+                "io error",
+                Some(Box::new(E(
+                    "io error",
+                    Some(Box::new(E("Connection refused", None))),
+                ))),
+            ))),
+        );
+        assert_eq!(
+            one_line(&e),
+            "dispatch failure: io error: Connection refused"
+        );
+    }
 
     #[test]
     fn s3_urls() {

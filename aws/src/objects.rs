@@ -273,32 +273,14 @@ fn classify<
         }
         let msg = s.err().message().unwrap_or("");
         if code.is_empty() && msg.is_empty() {
-            return StoreError::Transient(format!(
-                "{what}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(&e)
-            ));
+            return StoreError::Transient(format!("{what}: {}", crate::one_line(&e)));
         }
         return StoreError::Transient(format!(
             "{what}: {code} {msg} (HTTP {})",
             s.raw().status().as_u16()
         ));
     }
-    StoreError::Transient(format!(
-        "{what}: {}",
-        aws_sdk_s3::error::DisplayErrorContext(&e)
-    ))
-}
-
-/// An error and its sources, for a message that says what really went wrong.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
+    StoreError::Transient(format!("{what}: {}", crate::one_line(&e)))
 }
 
 struct S3Chunks {
@@ -333,7 +315,7 @@ impl ChunkStream for S3Chunks {
             Err(e) => Err(StoreError::Transient(format!(
                 "{}: reading the body: {}",
                 self.url,
-                error_chain(&e)
+                crate::one_line(&e)
             ))),
         }
     }

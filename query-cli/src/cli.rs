@@ -13,6 +13,13 @@ pub struct Cli {
     /// else ~/.local/share/ssm-audit/index]
     #[arg(long, global = true, value_name = "DIR")]
     pub index: Option<PathBuf>,
+    /// The AWS profile for S3, CloudWatch Logs, EC2, CloudTrail and KMS [default:
+    /// $AWS_PROFILE, else the default profile]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The AWS region [default: $AWS_REGION, else the profile's]
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }

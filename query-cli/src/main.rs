@@ -28,6 +28,14 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The AWS SDK reads the standard environment: the options are that environment, set
+    // before any client or thread exists.
+    if let Some(p) = &cli.profile {
+        std::env::set_var("AWS_PROFILE", p);
+    }
+    if let Some(r) = &cli.region {
+        std::env::set_var("AWS_REGION", r);
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

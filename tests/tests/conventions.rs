@@ -308,3 +308,67 @@ fn a_name_that_matches_nothing_gets_the_closest_names() {
     assert_eq!(code, 1);
     assert!(err.is_empty(), "{err}");
 }
+
+#[test]
+fn profile_and_region_are_options_as_in_the_aws_cli() {
+    let moto = ssm_audit_tests::aws::Moto::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s3 = moto.s3();
+    let log = std::fs::read_dir(corpus().join("sessions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "log"))
+        .unwrap();
+    rt.block_on(async {
+        s3.create_bucket().bucket("logs").send().await.unwrap();
+        s3.put_object()
+            .bucket("logs")
+            .key("s/one.log")
+            .body(std::fs::read(&log).unwrap().into())
+            .send()
+            .await
+            .unwrap();
+    });
+    // Credentials only in a profile of a config file: without --profile there are none.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config");
+    std::fs::write(
+        &config,
+        "[profile audit]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    )
+    .unwrap();
+    let ingest = |extra: &[&str]| {
+        let index = tmp.path().join(format!("index-{}", extra.join("-")));
+        let out = ssm_audit_tests::ssm_audit()
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", tmp.path())
+            .env("AWS_CONFIG_FILE", &config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", tmp.path().join("none"))
+            .env("AWS_ENDPOINT_URL", &moto.endpoint)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .args(extra)
+            .args([
+                "--index",
+                &index.display().to_string(),
+                "ingest",
+                "s3://logs/s/",
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = ingest(&["--region", "eu-west-3"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("credentials"), "{err}");
+    assert!(
+        err.lines().all(|l| !l.contains("{ ")),
+        "a debug structure: {err}"
+    );
+    let (code, err) = ingest(&["--profile", "audit", "--region", "eu-west-3"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("1 session with"), "{err}");
+}
