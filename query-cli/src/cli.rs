@@ -310,6 +310,15 @@ pub struct WhoArgs {
     /// A program name (`sudo`: commands that ran sudo) or a full-text query
     #[arg(value_name = "PROGRAM_OR_QUERY")]
     pub what: String,
+    /// Only this principal (name or ARN)
+    #[arg(long, value_name = "U")]
+    pub user: Option<String>,
+    /// Only commands run as this user (ssm-user, root, …)
+    #[arg(long, value_name = "U")]
+    pub run_as: Option<String>,
+    /// At most N principals (it says on stderr when it cut)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
     #[command(flatten)]
     pub scope: Scope,
 }
@@ -379,6 +388,8 @@ impl WhoArgs {
         } else {
             filter.query = Some(what.to_string());
         }
+        filter.user = self.user;
+        filter.run_as = self.run_as;
         Ok((filter, self.scope.format))
     }
 }

@@ -257,10 +257,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Who(args) => {
+            let limit = args.limit;
             let (filter, format) = args.into_filter()?;
             let store = Index::open(&index)?.reader()?;
             one_principal(&store, filter.user.as_deref())?;
-            let rows = output::who_rows(&store.who(&filter)?);
+            let mut rows = output::who_rows(&store.who(&filter)?);
+            if let Some(n) = limit.and_then(|n| usize::try_from(n).ok()) {
+                if rows.len() > n {
+                    writeln!(
+                        std::io::stderr(),
+                        "ssm-audit: showing {n} of {} principals (--limit)",
+                        rows.len()
+                    )?;
+                    rows.truncate(n);
+                }
+            }
             let mut out = std::io::stdout().lock();
             output::who(&mut out, &rows, format)?;
             out.flush()?;

@@ -239,6 +239,8 @@ pub struct WhoRow {
     /// Of its sessions, those whose sources disagree (`coverage` says how).
     #[serde(skip_serializing_if = "is_zero")]
     pub sessions_in_conflict: usize,
+    /// The sessions, by id (`ssm-audit sessions` and `search session:ID` show them).
+    pub session_ids: Vec<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -290,6 +292,7 @@ pub fn who_rows(sessions: &[(WhoKey, usize)]) -> Vec<WhoRow> {
             first_seen: a.times.first().cloned(),
             last_seen: a.times.last().cloned(),
             sessions_in_conflict: a.conflicted.len(),
+            session_ids: a.sessions.into_iter().collect(),
         })
         .collect();
     rows.sort_by(|a, b| (&a.principal, &a.principal_arn).cmp(&(&b.principal, &b.principal_arn)));
@@ -314,6 +317,7 @@ pub fn who(out: &mut impl Write, rows: &[WhoRow], format: Format) -> Result<()> 
                 "instances",
                 "first_seen",
                 "last_seen",
+                "session_ids",
             ])?;
             for r in rows {
                 let row = [
@@ -324,6 +328,7 @@ pub fn who(out: &mut impl Write, rows: &[WhoRow], format: Format) -> Result<()> 
                     r.instances.join(" "),
                     opt(&r.first_seen).to_string(),
                     opt(&r.last_seen).to_string(),
+                    r.session_ids.join(" "),
                 ];
                 w.write_record(row.iter().map(|c| csv_cell(c)))?;
             }

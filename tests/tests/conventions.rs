@@ -372,3 +372,52 @@ fn profile_and_region_are_options_as_in_the_aws_cli() {
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("1 session with"), "{err}");
 }
+
+#[test]
+fn who_takes_a_user_a_run_as_and_a_limit_and_lists_the_sessions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = indexed(tmp.path());
+    let who = |extra: &[&str]| {
+        let mut a = vec!["who", "sudo", "--index", &idx, "--format", "json"];
+        a.extend_from_slice(extra);
+        let (code, out, err) = run(&a);
+        let rows: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (code, rows, err)
+    };
+    let (_, all, _) = who(&[]);
+    assert!(all.len() > 2);
+    // Each row names its sessions, as many as it counts.
+    for r in &all {
+        assert_eq!(
+            r["session_ids"].as_array().unwrap().len() as u64,
+            r["sessions"].as_u64().unwrap(),
+            "{r}"
+        );
+    }
+    let (code, jiwoo, err) = who(&["--user", "jiwoo"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        jiwoo.len() == 1 && jiwoo[0]["principal"] == "jiwoo",
+        "{jiwoo:?}"
+    );
+    let (code, two, err) = who(&["--limit", "2"]);
+    assert_eq!(code, 0);
+    assert_eq!(two.len(), 2);
+    assert_eq!(two[..], all[..2]);
+    assert!(
+        err.contains(&format!("showing 2 of {} principals", all.len())),
+        "{err}"
+    );
+    // Run as: the commands run as ssm-user are not those run as root.
+    let (_, as_ssm_user, _) = who(&["--run-as", "ssm-user"]);
+    let (_, as_root, _) = who(&["--run-as", "root"]);
+    let total = |rows: &[serde_json::Value]| {
+        rows.iter()
+            .map(|r| r["commands"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert!(total(&as_ssm_user) > 0 && total(&as_ssm_user) + total(&as_root) <= total(&all));
+}
