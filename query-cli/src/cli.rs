@@ -270,7 +270,9 @@ pub struct Scope {
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
-    /// Full-text query over commands (words, "a phrase", field:value, AND/OR/NOT); none lists all
+    /// Full-text query over commands: words, "a phrase", AND/OR/NOT, and the fields
+    /// principal:, instance:, session:, program:, run_as: (as the options of those names);
+    /// none lists all
     pub query: Option<String>,
     /// Only this principal (name or ARN)
     #[arg(long, value_name = "U")]
@@ -344,12 +346,39 @@ impl TryFrom<SearchArgs> for SearchConfig {
             );
         }
         let mut filter = scope_filter(&a.scope)?;
-        filter.query = a.query;
+        let (query, fields) = match a.query.as_deref() {
+            Some(q) => query_fields(q)?,
+            None => (None, Vec::new()),
+        };
+        filter.query = query;
+        // A field of the query and the option of the same name are one filter: given twice
+        // with different values, the answer would be empty by construction.
+        let set = |slot: &mut Option<String>, option: &str, name: &str, value: String| match slot {
+            Some(v) if *v != value => Err(anyhow::anyhow!(
+                "{name}:{value} in the query and {option} {v} ask for two different things"
+            )),
+            _ => {
+                *slot = Some(value);
+                Ok(())
+            }
+        };
+        let (mut user, mut run_as, mut program, mut instance) =
+            (a.user, a.run_as, a.program, filter.instance.take());
+        for (name, value) in fields {
+            match name {
+                QueryField::Principal => set(&mut user, "--user", "principal", value)?,
+                QueryField::Instance => set(&mut instance, "--instance", "instance", value)?,
+                QueryField::Program => set(&mut program, "--program", "program", value)?,
+                QueryField::RunAs => set(&mut run_as, "--run-as", "run_as", value)?,
+                QueryField::Session => set(&mut filter.session, "session:", "session", value)?,
+            }
+        }
+        filter.instance = instance;
         filter.in_output = a.with_output;
         filter.with_output = a.with_output;
-        filter.user = a.user;
-        filter.run_as = a.run_as;
-        filter.program = a.program;
+        filter.user = user;
+        filter.run_as = run_as;
+        filter.program = program;
         filter.abandoned = a.abandoned;
         // Privileged filtering happens after the search: it needs every match.
         // One more than asked: whether the limit cut anything is then known.
@@ -392,6 +421,91 @@ impl WhoArgs {
         filter.run_as = self.run_as;
         Ok((filter, self.scope.format))
     }
+}
+
+/// A field a query can name besides the text of commands (`command:`, `output:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryField {
+    /// `principal:` (`user:`): a principal's name or ARN, as `--user`.
+    Principal,
+    /// `instance:`: an instance's id or Name tag, as `--instance`.
+    Instance,
+    /// `session:` (`session_id:`): one session.
+    Session,
+    /// `program:`: a program the command ran, as `--program`.
+    Program,
+    /// `run_as:`: the user the command ran as, as `--run-as`.
+    RunAs,
+}
+
+/// The fields a query may name, for messages.
+const QUERY_FIELDS: &str =
+    "command:, output: (with --with-output), principal:, instance:, session:, program:, run_as:";
+
+/// Take `principal:`, `instance:`, `session:`, `program:` and `run_as:` terms out of a query:
+/// they filter as the options of the same names do. They must be plain terms of the query (a
+/// conjunction); under `OR`, `NOT` or parentheses they are refused, saying so. What is left
+/// (maybe nothing) is the full-text query. A `name:` that is no field is refused, listing them.
+pub fn query_fields(q: &str) -> Result<(Option<String>, Vec<(QueryField, String)>)> {
+    // Whitespace-separated terms, a "quoted phrase" kept whole.
+    let mut terms: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in q.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            c if c.is_whitespace() && !quoted => {
+                if !cur.is_empty() {
+                    terms.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        terms.push(cur);
+    }
+    let logic = terms.iter().any(|t| {
+        matches!(t.as_str(), "OR" | "NOT" | "||") || t.starts_with('(') || t.ends_with(')')
+    });
+    let mut rest = Vec::new();
+    let mut fields = Vec::new();
+    for t in terms {
+        let field = t.split_once(':').filter(|(name, _)| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        let Some((name, value)) = field else {
+            rest.push(t);
+            continue;
+        };
+        let which = match name.to_ascii_lowercase().as_str() {
+            "command" | "output" => {
+                rest.push(t);
+                continue;
+            }
+            "principal" | "user" => QueryField::Principal,
+            "instance" => QueryField::Instance,
+            "session" | "session_id" => QueryField::Session,
+            "program" => QueryField::Program,
+            "run_as" | "runas" => QueryField::RunAs,
+            _ => bail!(
+                "the query names a field {name}: that is not one; the fields are {QUERY_FIELDS}"
+            ),
+        };
+        if logic {
+            bail!("{name}: filters the whole answer and cannot be under OR, NOT or parentheses: write it beside them (principal:alice (sudo OR su))");
+        }
+        let value = value.trim_matches('"');
+        if value.is_empty() {
+            bail!("{name}: needs a value");
+        }
+        fields.push((which, value.to_string()));
+    }
+    let rest = rest.join(" ");
+    Ok(((!rest.trim().is_empty()).then_some(rest), fields))
 }
 
 fn scope_filter(s: &Scope) -> Result<Filter> {

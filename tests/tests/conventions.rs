@@ -421,3 +421,63 @@ fn who_takes_a_user_a_run_as_and_a_limit_and_lists_the_sessions() {
     };
     assert!(total(&as_ssm_user) > 0 && total(&as_ssm_user) + total(&as_root) <= total(&all));
 }
+
+#[test]
+fn query_fields_filter_as_their_options_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = indexed(tmp.path());
+    let search = |args: &[&str]| {
+        let mut a = vec![
+            "search", "--index", &idx, "--format", "json", "--limit", "1000000",
+        ];
+        a.extend_from_slice(args);
+        run(&a)
+    };
+    for (query, option) in [
+        ("principal:jiwoo", ["--user", "jiwoo"]),
+        ("instance:EC2-A", ["--instance", "EC2-A"]),
+        ("program:sudo", ["--program", "sudo"]),
+        ("run_as:root", ["--run-as", "root"]),
+    ] {
+        let (code, by_query, err) = search(&[query]);
+        assert_eq!(code, 0, "{query}: {err}");
+        let (_, by_option, _) = search(&option);
+        assert_eq!(by_query, by_option, "{query}");
+    }
+    // With words beside them.
+    let (_, both, _) = search(&["principal:jiwoo whoami"]);
+    let (_, want, _) = search(&["whoami", "--user", "jiwoo"]);
+    assert!(!both.is_empty());
+    assert_eq!(both, want);
+    // One session, whole.
+    let (code, one, err) = search(&["session:jiwoo-de2414f130f6d253c"]);
+    assert_eq!(code, 0, "{err}");
+    let ids: std::collections::BTreeSet<String> = one
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["session_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(one.lines().count(), 8);
+    let (_, same, _) = search(&["session_id:jiwoo-de2414f130f6d253c"]);
+    assert_eq!(same, one);
+    // What cannot be answered is said once, plainly.
+    for (query, says) in [
+        ("colour:red", "that is not one; the fields are"),
+        ("principal:jiwoo OR sudo", "cannot be under OR"),
+    ] {
+        let (code, _, err) = search(&[query]);
+        assert_eq!(code, 2, "{query}");
+        assert!(
+            err.contains(says) && err.lines().count() == 1,
+            "{query}: {err}"
+        );
+    }
+    let (code, _, err) = search(&["principal:jiwoo", "--user", "eve"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("ask for two different things"), "{err}");
+}

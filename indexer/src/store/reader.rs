@@ -36,6 +36,8 @@ pub struct Filter {
     pub run_as: Option<String>,
     /// A program the command ran.
     pub program: Option<String>,
+    /// One session, by its id.
+    pub session: Option<String>,
     /// Sessions started at or after (unix seconds): a session's time is its start, or its end
     /// when nothing recorded the start; a session of unknown time is in no range.
     pub since: Option<i64>,
@@ -455,6 +457,10 @@ impl Reader {
         }
         if let Some(p) = &filter.program {
             clauses.push((Occur::Must, term_query(f.program, p)));
+        }
+        if let Some(sid) = &filter.session {
+            // A session's command and abandoned-line documents share its key.
+            clauses.push((Occur::Must, term_query(f.key, &keys::commands(sid))));
         }
         if filter.since.is_some() || filter.until.is_some() {
             // By the session's time in the `order` field; 0 there is a session of unknown time,
