@@ -346,9 +346,12 @@ impl TryFrom<SearchArgs> for SearchConfig {
             );
         }
         let mut filter = scope_filter(&a.scope)?;
-        let (query, fields) = match a.query.as_deref() {
+        let SplitQuery {
+            text: query,
+            fields,
+        } = match a.query.as_deref() {
             Some(q) => query_fields(q)?,
-            None => (None, Vec::new()),
+            None => SplitQuery::default(),
         };
         filter.query = query;
         // A field of the query and the option of the same name are one filter: given twice
@@ -446,7 +449,7 @@ const QUERY_FIELDS: &str =
 /// they filter as the options of the same names do. They must be plain terms of the query (a
 /// conjunction); under `OR`, `NOT` or parentheses they are refused, saying so. What is left
 /// (maybe nothing) is the full-text query. A `name:` that is no field is refused, listing them.
-pub fn query_fields(q: &str) -> Result<(Option<String>, Vec<(QueryField, String)>)> {
+pub fn query_fields(q: &str) -> Result<SplitQuery> {
     // Whitespace-separated terms, a "quoted phrase" kept whole.
     let mut terms: Vec<String> = Vec::new();
     let mut cur = String::new();
@@ -505,7 +508,19 @@ pub fn query_fields(q: &str) -> Result<(Option<String>, Vec<(QueryField, String)
         fields.push((which, value.to_string()));
     }
     let rest = rest.join(" ");
-    Ok(((!rest.trim().is_empty()).then_some(rest), fields))
+    Ok(SplitQuery {
+        text: (!rest.trim().is_empty()).then_some(rest),
+        fields,
+    })
+}
+
+/// A query taken apart: its full-text part, and the fields that filter.
+#[derive(Debug, Default)]
+pub struct SplitQuery {
+    /// What is left for the full-text search, if anything.
+    pub text: Option<String>,
+    /// The filtering fields, in order.
+    pub fields: Vec<(QueryField, String)>,
 }
 
 fn scope_filter(s: &Scope) -> Result<Filter> {
