@@ -519,7 +519,7 @@ fn an_error_is_said_once() {
     ok(&["ingest", "-q", "--index", &idx, &log.display().to_string()]);
     let missing = tmp.path().join("none").display().to_string();
     for args in [
-        vec!["search", "--index", &idx, "session_id:x"],
+        vec!["search", "--index", &idx, "colour:x"],
         vec!["search", "--index", &missing, "sudo"],
     ] {
         let (code, _, err) = run(&args);
