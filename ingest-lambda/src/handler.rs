@@ -256,55 +256,53 @@ async fn commit_index(mut sessions: Vec<String>, deps: &Deps) -> Result<(), Stri
     let Some(dir) = deps.index_dir.as_ref().filter(|_| !sessions.is_empty()) else {
         return Ok(());
     };
-    {
-        sessions.sort();
-        sessions.dedup();
-        let batch = deps
-            .pipeline
-            .batch_for(&sessions)
-            .await
-            .map_err(|e| format!("index: {e}"))?;
-        let dir = dir.clone();
-        let anchor = deps.anchor.clone();
-        let rt = tokio::runtime::Handle::current();
-        let r = tokio::task::spawn_blocking(move || {
-            indexer::store::Index::open_or_create(&dir)
-                .and_then(|i| i.writer())
-                .and_then(|mut s| {
-                    if let Some(a) = anchor {
-                        let store = aws_adapters::anchor::S3Anchor::new(
-                            a.client,
-                            &a.url,
-                            a.retain_days,
+    sessions.sort();
+    sessions.dedup();
+    let batch = deps
+        .pipeline
+        .batch_for(&sessions)
+        .await
+        .map_err(|e| format!("index: {e}"))?;
+    let dir = dir.clone();
+    let anchor = deps.anchor.clone();
+    let rt = tokio::runtime::Handle::current();
+    let r = tokio::task::spawn_blocking(move || {
+        indexer::store::Index::open_or_create(&dir)
+            .and_then(|i| i.writer())
+            .and_then(|mut s| {
+                if let Some(a) = anchor {
+                    let store = aws_adapters::anchor::S3Anchor::new(
+                        a.client,
+                        &a.url,
+                        a.retain_days,
+                        rt.clone(),
+                    )
+                    .map_err(indexer::error::Error::Anchor)?;
+                    let signer = a.sign_key.map(|(key, kms)| {
+                        Box::new(aws_adapters::anchor::KmsSigner::new(
+                            Some(kms),
+                            &key,
                             rt.clone(),
-                        )
-                        .map_err(indexer::error::Error::Anchor)?;
-                        let signer = a.sign_key.map(|(key, kms)| {
-                            Box::new(aws_adapters::anchor::KmsSigner::new(
-                                Some(kms),
-                                &key,
-                                rt.clone(),
-                            )) as Box<dyn indexer::anchor::Signer>
-                        });
-                        s.anchor_to(Box::new(store), signer)?;
-                    }
-                    let changes = s.ingest(batch)?;
-                    s.finish()?;
-                    Ok(changes)
-                })
-        })
-        .await;
-        match r {
-            Ok(Ok(changes)) => {
-                tracing::info!(
-                    sessions = changes.sessions,
-                    commands = changes.commands,
-                    "index committed"
-                );
-                Ok(())
-            }
-            Ok(Err(e)) => Err(format!("index: {e}")),
-            Err(e) => Err(format!("index: {e}")),
+                        )) as Box<dyn indexer::anchor::Signer>
+                    });
+                    s.anchor_to(Box::new(store), signer)?;
+                }
+                let changes = s.ingest(batch)?;
+                s.finish()?;
+                Ok(changes)
+            })
+    })
+    .await;
+    match r {
+        Ok(Ok(changes)) => {
+            tracing::info!(
+                sessions = changes.sessions,
+                commands = changes.commands,
+                "index committed"
+            );
+            Ok(())
         }
+        Ok(Err(e)) => Err(format!("index: {e}")),
+        Err(e) => Err(format!("index: {e}")),
     }
 }

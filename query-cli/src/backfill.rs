@@ -8,7 +8,9 @@
 //! Sources are read many at a time (`--concurrency`); sessions are rebuilt once, when every
 //! source is in, rather than after each source as the Lambda must.
 
+use crate::cli::BackfillArgs;
 use crate::output;
+use crate::sources::Local;
 use anyhow::{bail, Context, Result};
 use aws_adapters::objects::{self, DirStore, ObjectStore, S3Store};
 use ingest_lambda::pipeline::{ApiKeys, Done, Output, Pipeline, StreamEvent};
@@ -34,8 +36,10 @@ enum Job {
         stream: String,
         since_ms: Option<i64>,
     },
-    /// A location that could not be listed.
+    /// A location that could not be listed, or a folder entry that cannot be read.
     Unlisted { name: String, why: String },
+    /// A folder entry that is not a regular file (a FIFO, a socket, a device): not opened.
+    Skipped { name: String, why: String },
 }
 
 impl Job {
@@ -43,7 +47,7 @@ impl Job {
         match self {
             Job::Object { store, key, .. } => store.url(key),
             Job::Stream { group, stream, .. } => format!("cloudwatch://{group}/{stream}"),
-            Job::Unlisted { name, .. } => name.clone(),
+            Job::Unlisted { name, .. } | Job::Skipped { name, .. } => name.clone(),
         }
     }
 }
@@ -54,34 +58,20 @@ enum Outcome {
     Failed(String),
 }
 
-/// Run a backfill: every source under `locations` into `to`.
-pub fn run(
-    locations: &[String],
-    to: &str,
-    concurrency: usize,
-    since_ms: Option<i64>,
-    quiet: bool,
-) -> Result<ExitCode> {
+/// Run a backfill: every source it names into its `--to`; streams from `since_ms` on.
+pub fn run(args: &BackfillArgs, since_ms: Option<i64>) -> Result<ExitCode> {
     // The replay holds what is not `Send`: the jobs are interleaved on one thread, which waits
     // on many requests at once.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(
-        &rt,
-        backfill(locations, to, concurrency.max(1), since_ms, quiet),
-    )
+    tokio::task::LocalSet::new().block_on(&rt, backfill(args, since_ms))
 }
 
-async fn backfill(
-    locations: &[String],
-    to: &str,
-    concurrency: usize,
-    since_ms: Option<i64>,
-    quiet: bool,
-) -> Result<ExitCode> {
+async fn backfill(args: &BackfillArgs, since_ms: Option<i64>) -> Result<ExitCode> {
+    let (locations, to, quiet) = (&args.sources, args.to.as_str(), args.quiet);
+    let concurrency = usize::from(args.concurrency).max(1);
     let s3 = objects::s3_client().await;
     let out = output_of(to, &s3)?;
     let where_to = to.trim_end_matches('/').to_string();
@@ -316,49 +306,30 @@ async fn list(
             })
             .collect());
     }
+    // A folder stands for a bucket, keys relative to it; a file, for its folder's.
     let path = Path::new(location);
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if !meta.is_dir() {
-        let parent = path.parent().unwrap_or(Path::new("."));
-        let key = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        return Ok(vec![Job::Object {
-            store: Arc::new(DirStore::new(parent)),
-            key,
-            version: None,
-            etag: None,
-        }]);
-    }
-    let store: Arc<dyn ObjectStore> = Arc::new(DirStore::new(path));
-    let mut jobs = Vec::new();
-    for e in walkdir::WalkDir::new(path)
-        .follow_links(true)
-        .sort_by_file_name()
-    {
-        match e {
-            Ok(e) if e.file_type().is_file() => {
-                let key = e
-                    .path()
-                    .strip_prefix(path)
+    let root = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(Path::new("."))
+    };
+    let store: Arc<dyn ObjectStore> = Arc::new(DirStore::new(root));
+    Ok(crate::sources::files(path)?
+        .into_iter()
+        .map(|l| match l {
+            Local::File(p) => Job::Object {
+                store: store.clone(),
+                key: p
+                    .strip_prefix(root)
                     .map(|k| k.to_string_lossy().replace('\\', "/"))
-                    .unwrap_or_default();
-                jobs.push(Job::Object {
-                    store: store.clone(),
-                    key,
-                    version: None,
-                    etag: None,
-                });
-            }
-            Ok(_) => {}
-            Err(e) => jobs.push(Job::Unlisted {
-                name: indexer::files::name_of(e.path().unwrap_or(path)),
-                why: e.to_string(),
-            }),
-        }
-    }
-    Ok(jobs)
+                    .unwrap_or_default(),
+                version: None,
+                etag: None,
+            },
+            Local::Failed { name, why } => Job::Unlisted { name, why },
+            Local::Skipped { name, why } => Job::Skipped { name, why },
+        })
+        .collect())
 }
 
 /// Take one job through the pipeline.
@@ -403,6 +374,7 @@ async fn take(p: &Pipeline, job: Job) -> Outcome {
             p.log_events(&group, &stream, events).await
         }
         Job::Unlisted { why, .. } => return Outcome::Failed(why),
+        Job::Skipped { why, .. } => return Outcome::Done(Done::Skipped(why)),
     };
     match r {
         Ok(done) => Outcome::Done(done),

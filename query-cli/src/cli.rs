@@ -160,14 +160,6 @@ pub struct SessionsArgs {
     pub scope: Scope,
 }
 
-impl SessionsArgs {
-    /// The time window.
-    pub fn window(&self) -> Result<(Option<i64>, Option<i64>)> {
-        let f = scope_filter(&self.scope)?;
-        Ok((f.since, f.until))
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct CoverageArgs {
     /// Only this principal (name or ARN)
@@ -178,14 +170,6 @@ pub struct CoverageArgs {
     pub gaps: bool,
     #[command(flatten)]
     pub scope: Scope,
-}
-
-impl CoverageArgs {
-    /// The time window and format.
-    pub fn window(&self) -> Result<(Option<i64>, Option<i64>)> {
-        let f = scope_filter(&self.scope)?;
-        Ok((f.since, f.until))
-    }
 }
 
 #[derive(Debug, Args)]
@@ -389,11 +373,7 @@ impl TryFrom<SearchArgs> for SearchConfig {
         if a.limit == 0 {
             bail!("--limit must be at least 1");
         }
-        let rules = match &a.rules {
-            Some(f) => indexer::rules::Rules::with_file(f)
-                .with_context(|| format!("--rules {}", f.display()))?,
-            None => indexer::rules::Rules::builtin(),
-        };
+        let rules = rules(a.rules.as_deref())?;
         Ok(SearchConfig {
             filter,
             limit: a.limit,
@@ -523,8 +503,25 @@ pub struct SplitQuery {
     pub fields: Vec<(QueryField, String)>,
 }
 
+impl Scope {
+    /// `--since` and `--until`, as unix seconds.
+    pub fn window(&self) -> Result<(Option<i64>, Option<i64>)> {
+        crate::when::window(self.since.as_deref(), self.until.as_deref())
+    }
+}
+
+/// The privileged-command rules: the built-in ones, with `--rules FILE` added.
+pub fn rules(file: Option<&Path>) -> Result<indexer::rules::Rules> {
+    match file {
+        Some(f) => {
+            indexer::rules::Rules::with_file(f).with_context(|| format!("--rules {}", f.display()))
+        }
+        None => Ok(indexer::rules::Rules::builtin()),
+    }
+}
+
 fn scope_filter(s: &Scope) -> Result<Filter> {
-    let (since, until) = crate::when::window(s.since.as_deref(), s.until.as_deref())?;
+    let (since, until) = s.window()?;
     Ok(Filter {
         instance: s.instance.clone(),
         since,

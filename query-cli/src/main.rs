@@ -120,13 +120,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Completions { .. } | Command::Man => unreachable!("answered above"),
         Command::Backfill(args) => {
             let since = args.since.as_deref().map(when::since).transpose()?;
-            backfill::run(
-                &args.sources,
-                &args.to,
-                usize::from(args.concurrency),
-                since.map(|s| s * 1000),
-                args.quiet,
-            )
+            backfill::run(&args, since.map(|s| s * 1000))
         }
         Command::Search(args) => {
             let config = args.into_config()?;
@@ -166,25 +160,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(found(!records.is_empty()))
         }
         Command::Sessions(args) => {
-            let (since, until) = args.window()?;
+            let window = args.scope.window()?;
             let store = Index::open(&index)?.reader()?;
-            let mut rows = store.coverage()?;
-            one_principal_among(&rows, args.user.as_deref())?;
+            let mut rows = sessions_of(&store, args.user.as_deref(), &args.scope, window)?;
             // Sessions only: a call refused before any session began names none.
-            rows.retain(|c| {
-                !c.session_id.is_empty()
-                    && c.matches(
-                        args.user.as_deref(),
-                        args.scope.instance.as_deref(),
-                        since,
-                        until,
-                    )
-            });
-            let rules = match &args.rules {
-                Some(f) => indexer::rules::Rules::with_file(f)
-                    .with_context(|| format!("--rules {}", f.display()))?,
-                None => indexer::rules::Rules::builtin(),
-            };
+            rows.retain(|c| !c.session_id.is_empty());
+            let rules = cli::rules(args.rules.as_deref())?;
             let rows = session_rows(&store, rows, &rules)?;
             let mut out = std::io::stdout().lock();
             output::sessions(&mut out, &rows, args.scope.format)?;
@@ -195,18 +176,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(found(!rows.is_empty()))
         }
         Command::Coverage(args) => {
-            let (since, until) = args.window()?;
+            let window = args.scope.window()?;
             let store = Index::open(&index)?.reader()?;
-            let mut rows = store.coverage()?;
-            one_principal_among(&rows, args.user.as_deref())?;
-            rows.retain(|c| {
-                c.matches(
-                    args.user.as_deref(),
-                    args.scope.instance.as_deref(),
-                    since,
-                    until,
-                )
-            });
+            let rows = sessions_of(&store, args.user.as_deref(), &args.scope, window)?;
             let mut out = std::io::stdout().lock();
             output::coverage(&mut out, &rows, args.gaps, args.scope.format)?;
             out.flush()?;
@@ -281,6 +253,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(found(!rows.is_empty()))
         }
     }
+}
+
+/// The coverage rows of one principal's sessions (refused when the name is two principals'),
+/// on the scope's instance, in `since..until`.
+fn sessions_of(
+    store: &Reader,
+    user: Option<&str>,
+    scope: &cli::Scope,
+    (since, until): (Option<i64>, Option<i64>),
+) -> Result<Vec<indexer::store::SessionCoverage>> {
+    let mut rows = store.coverage()?;
+    one_principal_among(&rows, user)?;
+    rows.retain(|c| c.matches(user, scope.instance.as_deref(), since, until));
+    Ok(rows)
 }
 
 /// Each session with what its records hold: commands, privileged, suspicious, abandoned.
@@ -795,11 +781,7 @@ fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
     }
     let store = Index::open(index)?.reader()?;
     let (since, until) = when::window(args.since.as_deref(), args.until.as_deref())?;
-    let rules = match &args.rules {
-        Some(f) => indexer::rules::Rules::with_file(f)
-            .with_context(|| format!("--rules {}", f.display()))?,
-        None => indexer::rules::Rules::builtin(),
-    };
+    let rules = cli::rules(args.rules.as_deref())?;
     let coverage = store.coverage()?;
     one_principal_among(&coverage, args.user.as_deref())?;
     // One report per principal ARN (per name where no ARN is known): two principals that share

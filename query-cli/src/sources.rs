@@ -286,32 +286,10 @@ impl Sources {
                     });
                 (name, object)
             }
-            Listed::S3 {
-                store,
-                key,
-                version,
-                ..
-            } => {
-                let name = store.url(&key);
-                let object = self
-                    .rt()
-                    .and_then(|rt| rt.block_on(read_s3(store, key, version)))
-                    .map(|o| s3_object(&name, o))
-                    .map_err(Unread::Failed);
-                (name, object)
-            }
-            Listed::Stream {
-                client,
-                group,
-                stream,
-                since_ms,
-            } => {
-                let name = format!("cloudwatch://{group}/{stream}");
-                let object = match self.rt() {
-                    Ok(rt) => rt.block_on(read_stream(client, group, stream, since_ms)),
-                    Err(why) => Err(Unread::Failed(why)),
-                };
-                (name, object)
+            // Read from AWS through the one path that reads them ahead.
+            remote @ (Listed::S3 { .. } | Listed::Stream { .. }) => {
+                let ahead = self.start(remote);
+                return self.finish(ahead, provenance);
             }
             Listed::Failed { name, why } => (name, Err(Unread::Failed(why))),
             Listed::Skipped { name, why } => (name, Err(Unread::Skipped(why))),
@@ -340,67 +318,91 @@ impl Sources {
                 break;
             }
             let (listed, provenance) = self.listed.pop_front().expect("looked at above");
-            let ahead = match listed {
-                Listed::S3 {
-                    store,
-                    key,
-                    version,
-                    size,
-                } => match self.rt() {
-                    Ok(rt) => {
-                        let name = store.url(&key);
-                        let of = name.clone();
-                        let read = rt.spawn(async move {
-                            read_s3(store, key, version)
-                                .await
-                                .map(|o| s3_object(&of, o))
-                                .map_err(Unread::Failed)
-                        });
-                        self.ahead_bytes += size;
-                        Ahead::Reading { name, size, read }
-                    }
-                    Err(why) => Ahead::Later(Listed::Failed {
-                        name: store.url(&key),
-                        why,
-                    }),
-                },
-                Listed::Stream {
-                    client,
-                    group,
-                    stream,
-                    since_ms,
-                } => match self.rt() {
-                    Ok(rt) => {
-                        let name = format!("cloudwatch://{group}/{stream}");
-                        let read = rt.spawn(read_stream(client, group, stream, since_ms));
-                        Ahead::Reading {
-                            name,
-                            size: 0,
-                            read,
-                        }
-                    }
-                    Err(why) => Ahead::Later(Listed::Failed {
-                        name: format!("cloudwatch://{group}/{stream}"),
-                        why,
-                    }),
-                },
-                other => Ahead::Later(other),
-            };
+            let ahead = self.start(listed);
             self.ahead.push_back((ahead, provenance));
+        }
+    }
+
+    /// Start reading a source from S3 or CloudWatch Logs on the runtime's thread; anything
+    /// else is read when it is taken.
+    fn start(&mut self, listed: Listed) -> Ahead {
+        type Read = std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<SourceObject, Unread>> + Send>,
+        >;
+        let (name, size, read): (String, u64, Read) = match listed {
+            Listed::S3 {
+                store,
+                key,
+                version,
+                size,
+            } => (
+                store.url(&key),
+                size,
+                Box::pin(read_s3(store, key, version)),
+            ),
+            Listed::Stream {
+                client,
+                group,
+                stream,
+                since_ms,
+            } => (
+                format!("cloudwatch://{group}/{stream}"),
+                0,
+                Box::pin(read_stream(client, group, stream, since_ms)),
+            ),
+            other => return Ahead::Later(other),
+        };
+        match self.rt() {
+            Ok(rt) => {
+                let read = rt.spawn(read);
+                self.ahead_bytes += size;
+                Ahead::Reading { name, size, read }
+            }
+            Err(why) => Ahead::Later(Listed::Failed { name, why }),
+        }
+    }
+
+    /// The source of what was started (or left for later): its read awaited, or done now.
+    fn finish(&mut self, ahead: Ahead, provenance: Provenance) -> Source {
+        match ahead {
+            Ahead::Later(listed) => self.read(listed, provenance),
+            Ahead::Reading { name, size, read } => {
+                self.ahead_bytes -= size;
+                let object = match self.rt() {
+                    Ok(rt) => match rt.block_on(read) {
+                        Ok(r) => r,
+                        Err(e) => Err(Unread::Failed(format!("reading: {e}"))),
+                    },
+                    Err(why) => Err(Unread::Failed(why)),
+                };
+                Source {
+                    name,
+                    provenance,
+                    object,
+                }
+            }
         }
     }
 }
 
-/// Read one S3 object (at a version), as a source's bytes or why not.
+/// Read one S3 object (at a version), as a source.
 async fn read_s3(
     store: S3Store,
     key: String,
     version: Option<String>,
-) -> Result<objects::ReadObject, String> {
-    store
+) -> Result<SourceObject, Unread> {
+    let name = store.url(&key);
+    let o = store
         .read_versioned(&key, version.as_deref())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| Unread::Failed(e.to_string()))?;
+    Ok(SourceObject {
+        name,
+        version_id: o.version_id,
+        bytes: o.bytes,
+        written: o.written,
+        metadata: o.metadata,
+    })
 }
 
 /// One stream's events since `since_ms`, as its canonical document (the bytes a
@@ -428,41 +430,13 @@ async fn read_stream(
     })
 }
 
-/// An S3 object read, as a source.
-fn s3_object(name: &str, o: objects::ReadObject) -> SourceObject {
-    SourceObject {
-        name: name.to_string(),
-        version_id: o.version_id,
-        bytes: o.bytes,
-        written: o.written,
-        metadata: o.metadata,
-    }
-}
-
 impl Iterator for Sources {
     type Item = Source;
 
     fn next(&mut self) -> Option<Source> {
         self.read_ahead();
         let (ahead, provenance) = self.ahead.pop_front()?;
-        let source = match ahead {
-            Ahead::Later(listed) => self.read(listed, provenance),
-            Ahead::Reading { name, size, read } => {
-                self.ahead_bytes -= size;
-                let object = match self.rt() {
-                    Ok(rt) => match rt.block_on(read) {
-                        Ok(r) => r,
-                        Err(e) => Err(Unread::Failed(format!("reading: {e}"))),
-                    },
-                    Err(why) => Err(Unread::Failed(why)),
-                };
-                Source {
-                    name,
-                    provenance,
-                    object,
-                }
-            }
-        };
+        let source = self.finish(ahead, provenance);
         // Keep the reads going while this source is ingested.
         self.read_ahead();
         Some(source)
@@ -479,6 +453,33 @@ impl Iterator for Sources {
 /// with why: a FIFO, socket or device is skipped (never opened), a broken or looping link and
 /// an unreadable folder fail.
 fn list_files(path: &Path) -> Result<Vec<Listed>, String> {
+    Ok(files(path)?
+        .into_iter()
+        .map(|l| match l {
+            Local::File(path) => Listed::File(path),
+            Local::Failed { name, why } => Listed::Failed { name, why },
+            Local::Skipped { name, why } => Listed::Skipped { name, why },
+        })
+        .collect())
+}
+
+/// An entry under a local path: a regular file to read, or why it is not read.
+pub enum Local {
+    File(PathBuf),
+    /// A broken or looping link, an unreadable folder.
+    Failed {
+        name: String,
+        why: String,
+    },
+    /// A FIFO, socket or device: never opened.
+    Skipped {
+        name: String,
+        why: String,
+    },
+}
+
+/// What [`list_files`] lists, for whoever reads local paths (`ingest`, `backfill`).
+pub fn files(path: &Path) -> Result<Vec<Local>, String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_dir() {
         return Ok(vec![entry(path.to_path_buf(), meta.file_type())]);
@@ -494,7 +495,7 @@ fn list_files(path: &Path) -> Result<Vec<Listed>, String> {
                 let ft = e.file_type();
                 out.push(entry(e.into_path(), ft));
             }
-            Err(e) => out.push(Listed::Failed {
+            Err(e) => out.push(Local::Failed {
                 name: indexer::files::name_of(e.path().unwrap_or(path)),
                 why: walk_error(&e),
             }),
@@ -504,10 +505,10 @@ fn list_files(path: &Path) -> Result<Vec<Listed>, String> {
 }
 
 /// A folder entry: a regular file to read, or what it is instead.
-fn entry(path: PathBuf, ft: std::fs::FileType) -> Listed {
+fn entry(path: PathBuf, ft: std::fs::FileType) -> Local {
     match indexer::files::special(ft) {
-        None => Listed::File(path),
-        Some(what) => Listed::Skipped {
+        None => Local::File(path),
+        Some(what) => Local::Skipped {
             name: indexer::files::name_of(&path),
             why: format!("a {what}, not a regular file: not opened"),
         },

@@ -84,48 +84,33 @@ fn parse(s: &str, now: Zoned) -> Result<When> {
 
 /// A day, month, quarter or year, in UTC.
 fn period(s: &str) -> Result<Option<When>> {
-    let parts: Vec<&str> = s.split('-').collect();
-    let num = |p: &str| -> Option<i16> {
-        (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    // A part of exactly `len` digits.
+    let digits = |p: &str, len: usize| -> Option<i16> {
+        (p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))
             .then(|| p.parse().ok())
             .flatten()
     };
-    let (first, next) = match parts.as_slice() {
-        [y] if y.len() == 4 => match num(y) {
-            Some(y) => {
-                let d = date(s, y, 1, 1)?;
-                (d, d.checked_add(1.year()))
-            }
-            None => return Ok(None),
-        },
+    let parts: Vec<&str> = s.split('-').collect();
+    // Year, month and day of its first day, and how long it lasts.
+    let (y, m, d, length) = match parts.as_slice() {
+        [y] => (digits(y, 4), Some(1), Some(1), 1.year()),
         [y, q] if y.len() == 4 && (q.starts_with('Q') || q.starts_with('q')) => {
-            match (num(y), num(&q[1..])) {
-                (Some(y), Some(q @ 1..=4)) => {
-                    let d = date(s, y, (q - 1) * 3 + 1, 1)?;
-                    (d, d.checked_add(3.months()))
-                }
-                _ => bail!("{s}: a quarter is YYYY-Q1 to YYYY-Q4"),
-            }
+            let Some(q) = digits(&q[1..], 1).filter(|q| (1..=4).contains(q)) else {
+                bail!("{s}: a quarter is YYYY-Q1 to YYYY-Q4");
+            };
+            (digits(y, 4), Some((q - 1) * 3 + 1), Some(1), 3.months())
         }
-        [y, m] if y.len() == 4 && m.len() == 2 => match (num(y), num(m)) {
-            (Some(y), Some(m)) => {
-                let d = date(s, y, m, 1)?;
-                (d, d.checked_add(1.month()))
-            }
-            _ => return Ok(None),
-        },
-        [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2 => {
-            match (num(y), num(m), num(d)) {
-                (Some(y), Some(m), Some(d)) => {
-                    let d = date(s, y, m, d)?;
-                    (d, d.checked_add(1.day()))
-                }
-                _ => return Ok(None),
-            }
-        }
+        [y, m] => (digits(y, 4), digits(m, 2), Some(1), 1.month()),
+        [y, m, d] => (digits(y, 4), digits(m, 2), digits(d, 2), 1.day()),
         _ => return Ok(None),
     };
-    let next = next.map_err(|e| anyhow::anyhow!("{s}: {e}"))?;
+    let (Some(y), Some(m), Some(d)) = (y, m, d) else {
+        return Ok(None);
+    };
+    let first = date(s, y, m, d)?;
+    let next = first
+        .checked_add(length)
+        .map_err(|e| anyhow::anyhow!("{s}: {e}"))?;
     let at = |d: Date| -> Result<i64> {
         Ok(d.to_zoned(jiff::tz::TimeZone::UTC)
             .map_err(|e| anyhow::anyhow!("{s}: {e}"))?
