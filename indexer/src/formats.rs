@@ -1802,6 +1802,29 @@ pub fn stream_document(events: &[StreamEvent]) -> (Vec<u8>, Vec<(u64, u64)>) {
     write_document(&document_order(events))
 }
 
+/// Each event of a stream's canonical document ([`stream_document`]): its byte range in the
+/// document and the `eventTime` its message carries (when the agent sent it, about a second
+/// after the lines in it were printed). Empty when `document` is not a canonical document.
+pub fn stream_event_times(document: &[u8]) -> Vec<((u64, u64), Option<String>)> {
+    #[derive(Deserialize)]
+    struct Document {
+        events: Vec<StreamEvent>,
+    }
+    let Ok(doc) = serde_json::from_slice::<Document>(document) else {
+        return Vec::new();
+    };
+    let order = document_order(&doc.events);
+    let (written, ranges) = write_document(&order);
+    if written != document {
+        return Vec::new();
+    }
+    order
+        .iter()
+        .zip(ranges)
+        .map(|(e, r)| (r, stream_message(&e.message).and_then(|m| m.event_time)))
+        .collect()
+}
+
 /// The events of a stream in its canonical document's order: by timestamp then event id, an
 /// id seen twice once.
 fn document_order(events: &[StreamEvent]) -> Vec<&StreamEvent> {
@@ -2011,6 +2034,29 @@ mod tests {
                 (format!("3799{i}"), 1_770_786_000_000 + i, msg.to_string())
             })
             .collect()
+    }
+
+    #[test]
+    fn each_event_of_a_stream_document_has_its_range_and_time() {
+        let stream = "hyejin-0123456789abcdef0";
+        let text = serde_json::json!({"events": stream_events().iter().map(|(id, ts, m)| {
+            serde_json::json!({"logStreamName": stream, "timestamp": ts, "message": m, "eventId": id})
+        }).collect::<Vec<_>>()})
+        .to_string();
+        let (doc, _, _) = transcript_of("s.json", &text);
+        let times = stream_event_times(&doc);
+        assert_eq!(times.len(), 4);
+        for (i, ((start, end), time)) in times.iter().enumerate() {
+            assert_eq!(
+                time.as_deref(),
+                Some(format!("2026-02-11T05:00:0{i}Z").as_str())
+            );
+            let event = &doc[*start as usize..*end as usize];
+            assert!(event.starts_with(b"{") && event.ends_with(b"}"));
+        }
+        // Not a canonical document: nothing is claimed.
+        assert!(stream_event_times(text.as_bytes()).is_empty() || text.as_bytes() == doc);
+        assert!(stream_event_times(b"{\"events\":[").is_empty());
     }
 
     /// A transcript's document, its spans (body offset, document range) and its body.

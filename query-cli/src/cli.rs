@@ -20,6 +20,14 @@ pub struct Cli {
     /// The AWS region [default: $AWS_REGION, else the profile's]
     #[arg(long, global = true, value_name = "REGION")]
     pub region: Option<String>,
+    /// The time zone tables, `show` and reports show times in, and in which a day, month,
+    /// quarter or year of --since/--until is taken: an IANA name (Asia/Seoul) or UTC [default:
+    /// $TZ, else the system's]. JSON and CSV keep UTC
+    #[arg(long, global = true, value_name = "ZONE")]
+    pub tz: Option<String>,
+    /// Colour in tables and `show` [default: auto: on a terminal, unless NO_COLOR is set]
+    #[arg(long, global = true, value_name = "WHEN", value_enum, default_value_t = crate::look::ColorWhen::Auto, hide_default_value = true)]
+    pub color: crate::look::ColorWhen,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -33,6 +41,10 @@ pub enum Command {
     Search(SearchArgs),
     /// Name the principals who ran a program (or a query), with counts
     Who(WhoArgs),
+    /// One session as its user saw it (prompts, lines, output), each line marked (number, run
+    /// as, directory, rules, suspicious, abandoned) with its evidence; SESSION#SEQ for one line,
+    /// --raw for its evidence bytes
+    Show(ShowArgs),
     /// List sessions: id, principal, instance, start, duration, commands, privileged
     /// commands, and what to look at (no transcript, conflicts, suspicious or abandoned lines)
     Sessions(SessionsArgs),
@@ -117,6 +129,10 @@ pub struct ReportArgs {
     /// Not an option of `report`: refused with what to use (-o/--out FILE, --format)
     #[arg(long, hide = true, value_name = "X", num_args = 0..=1)]
     pub output: Option<Option<String>>,
+    /// Write the HTML, CSV and JSON reports into DIR with manifest.json: the SHA-256 of each
+    /// file and of each source cited, and the ledger head (`verify --bundle DIR` checks them)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["all_users", "out", "out_dir"])]
+    pub bundle: Option<PathBuf>,
     /// With --all-users: the folder to write the reports into, one file per principal named
     /// after its ARN, percent-encoded (`arn%3Aaws%3Aiam%3A%3A111122223333%3Auser%2Fops%2Badmin.html`)
     #[arg(long, value_name = "DIR", required_if_eq("all_users", "true"))]
@@ -131,6 +147,10 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// Check a report bundle (`report --bundle DIR`) instead: each file against its manifest,
+    /// the ledger head it names against the index, each source it cites fetched again
+    #[arg(long, value_name = "DIR", conflicts_with = "source")]
+    pub bundle: Option<PathBuf>,
     /// Only sources whose name contains this
     #[arg(long, value_name = "TEXT")]
     pub source: Option<String>,
@@ -146,6 +166,27 @@ pub struct VerifyArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A session id (`sessions` lists them), or SESSION#SEQ for one of its lines
+    #[arg(value_name = "SESSION[#SEQ]")]
+    pub target: String,
+    /// Print the line's evidence bytes (SESSION#SEQ) after reading its source again and
+    /// checking its SHA-256; bytes a reader cannot see are shown as \xNN
+    #[arg(long)]
+    pub raw: bool,
+    /// From the index alone: do not read the sources again (no prompts, no check, no stream
+    /// times)
+    #[arg(long, conflicts_with = "raw")]
+    pub offline: bool,
+    /// Output format: text for people, json (one object: session, sources, lines)
+    #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+    pub format: ShowFormat,
+    /// Rules to add to the built-in privileged-command rules
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +261,15 @@ pub struct AnchorArgs {
     /// requires every head to carry a valid signature by it (kms:Verify)
     #[arg(long, value_name = "KMS-KEY", requires = "anchor")]
     pub sign_key: Option<String>,
+}
+
+/// `show`'s formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    /// The session as it was seen, each line marked
+    Text,
+    /// One JSON object: the session, its sources and how they checked, its lines
+    Json,
 }
 
 /// Output formats.
@@ -319,17 +369,16 @@ pub struct SearchConfig {
     pub rules: indexer::rules::Rules,
 }
 
-impl TryFrom<SearchArgs> for SearchConfig {
-    type Error = anyhow::Error;
-
-    fn try_from(a: SearchArgs) -> Result<Self> {
+impl SearchConfig {
+    /// The search the arguments ask for, periods taken in `tz`.
+    pub fn of(a: SearchArgs, tz: &jiff::tz::TimeZone) -> Result<Self> {
         if let Some(given) = &a.output {
             bail!(
                 "`search` has no --output{}: --with-output searches and shows what commands printed; --format table|json|csv chooses the format",
                 given.as_deref().map(|g| format!(" {g}")).unwrap_or_default()
             );
         }
-        let mut filter = scope_filter(&a.scope)?;
+        let mut filter = scope_filter(&a.scope, tz)?;
         let SplitQuery {
             text: query,
             fields,
@@ -386,8 +435,8 @@ impl TryFrom<SearchArgs> for SearchConfig {
 
 impl WhoArgs {
     /// The filter and format of a `who` question.
-    pub fn into_filter(self) -> Result<(Filter, Format)> {
-        let mut filter = scope_filter(&self.scope)?;
+    pub fn into_filter(self, tz: &jiff::tz::TimeZone) -> Result<(Filter, Format)> {
+        let mut filter = scope_filter(&self.scope, tz)?;
         let what = self.what.trim();
         if what.is_empty() {
             bail!("`who` needs a program name or a query");
@@ -505,8 +554,8 @@ pub struct SplitQuery {
 
 impl Scope {
     /// `--since` and `--until`, as unix seconds.
-    pub fn window(&self) -> Result<(Option<i64>, Option<i64>)> {
-        crate::when::window(self.since.as_deref(), self.until.as_deref())
+    pub fn window(&self, tz: &jiff::tz::TimeZone) -> Result<(Option<i64>, Option<i64>)> {
+        crate::when::window(self.since.as_deref(), self.until.as_deref(), tz)
     }
 }
 
@@ -520,8 +569,8 @@ pub fn rules(file: Option<&Path>) -> Result<indexer::rules::Rules> {
     }
 }
 
-fn scope_filter(s: &Scope) -> Result<Filter> {
-    let (since, until) = s.window()?;
+fn scope_filter(s: &Scope, tz: &jiff::tz::TimeZone) -> Result<Filter> {
+    let (since, until) = s.window(tz)?;
     Ok(Filter {
         instance: s.instance.clone(),
         since,

@@ -3,10 +3,13 @@
 
 mod anchoring;
 mod backfill;
+mod bundle;
 mod cli;
+mod look;
 mod output;
 mod remote;
 mod report;
+mod show;
 mod sources;
 mod when;
 
@@ -115,15 +118,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         _ => {}
     }
     let index = cli::index_dir(cli.index.as_deref())?;
+    let look = look::Look::of(cli.tz.as_deref(), cli.color)?;
     match cli.command {
-        Command::Ingest(args) => ingest(&index, args),
+        Command::Ingest(args) => ingest(&index, args, &look),
         Command::Completions { .. } | Command::Man => unreachable!("answered above"),
         Command::Backfill(args) => {
-            let since = args.since.as_deref().map(when::since).transpose()?;
+            let since = args
+                .since
+                .as_deref()
+                .map(|s| when::since(s, &look.tz))
+                .transpose()?;
             backfill::run(&args, since.map(|s| s * 1000))
         }
         Command::Search(args) => {
-            let config = args.into_config()?;
+            let config = cli::SearchConfig::of(args, &look.tz)?;
             let store = Index::open(&index)?.reader()?;
             one_principal(&store, config.filter.user.as_deref())?;
             let mut records = store.search(&config.filter)?;
@@ -148,7 +156,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 )?;
             }
             let mut out = std::io::stdout().lock();
-            output::commands(&mut out, &records, config.format, config.filter.with_output)?;
+            output::commands(
+                &mut out,
+                &records,
+                config.format,
+                config.filter.with_output,
+                &look,
+            )?;
             out.flush()?;
             if records.is_empty() {
                 hint_names(
@@ -160,7 +174,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(found(!records.is_empty()))
         }
         Command::Sessions(args) => {
-            let window = args.scope.window()?;
+            let window = args.scope.window(&look.tz)?;
             let store = Index::open(&index)?.reader()?;
             let mut rows = sessions_of(&store, args.user.as_deref(), &args.scope, window)?;
             // Sessions only: a call refused before any session began names none.
@@ -168,7 +182,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let rules = cli::rules(args.rules.as_deref())?;
             let rows = session_rows(&store, rows, &rules)?;
             let mut out = std::io::stdout().lock();
-            output::sessions(&mut out, &rows, args.scope.format)?;
+            output::sessions(&mut out, &rows, args.scope.format, &look)?;
             out.flush()?;
             if rows.is_empty() {
                 hint_names(&store, args.user.as_deref(), args.scope.instance.as_deref())?;
@@ -176,16 +190,48 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(found(!rows.is_empty()))
         }
         Command::Coverage(args) => {
-            let window = args.scope.window()?;
+            let window = args.scope.window(&look.tz)?;
             let store = Index::open(&index)?.reader()?;
             let rows = sessions_of(&store, args.user.as_deref(), &args.scope, window)?;
             let mut out = std::io::stdout().lock();
-            output::coverage(&mut out, &rows, args.gaps, args.scope.format)?;
+            output::coverage(&mut out, &rows, args.gaps, args.scope.format, &look)?;
             out.flush()?;
             Ok(found(!rows.is_empty()))
         }
-        Command::Report(args) => report(&index, args),
+        Command::Report(args) => report(&index, args, &look),
+        Command::Show(args) => {
+            let target = show::Target::parse(&args.target)?;
+            let rules = cli::rules(args.rules.as_deref())?;
+            let store = Index::open(&index)?.reader()?;
+            let mut out = std::io::stdout().lock();
+            show::run(
+                &store,
+                &index,
+                &target,
+                &show::Options {
+                    raw: args.raw,
+                    offline: args.offline,
+                    json: args.format == cli::ShowFormat::Json,
+                    rules: &rules,
+                },
+                &look,
+                &mut out,
+            )?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify(args) => {
+            if let Some(dir) = &args.bundle {
+                let found = bundle::check(dir, &index)?;
+                let mut out = std::io::stdout().lock();
+                bundle::print(&mut out, dir, &found, args.format, &look)?;
+                out.flush()?;
+                return Ok(if found.0.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
             let store = Index::open(&index)?.reader()?;
             let refetch = std::cell::RefCell::new(remote::Refetch::new()?);
             // Each source fetched again is a step, on a terminal.
@@ -220,7 +266,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bar.finish_and_clear();
             }
             let mut out = std::io::stdout().lock();
-            output::verify(&mut out, &report, args.format)?;
+            output::verify(&mut out, &report, args.format, &look)?;
             out.flush()?;
             Ok(if report.problems.is_empty() {
                 ExitCode::SUCCESS
@@ -230,7 +276,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Who(args) => {
             let limit = args.limit;
-            let (filter, format) = args.into_filter()?;
+            let (filter, format) = args.into_filter(&look.tz)?;
             let store = Index::open(&index)?.reader()?;
             one_principal(&store, filter.user.as_deref())?;
             let mut rows = output::who_rows(&store.who(&filter)?);
@@ -245,7 +291,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             let mut out = std::io::stdout().lock();
-            output::who(&mut out, &rows, format)?;
+            output::who(&mut out, &rows, format, &look)?;
             out.flush()?;
             if rows.is_empty() {
                 hint_names(&store, filter.user.as_deref(), filter.instance.as_deref())?;
@@ -330,8 +376,12 @@ fn session_rows(
         .collect())
 }
 
-fn ingest(index: &std::path::Path, args: cli::IngestArgs) -> Result<ExitCode> {
-    let since = args.since.as_deref().map(when::since).transpose()?;
+fn ingest(index: &std::path::Path, args: cli::IngestArgs, look: &look::Look) -> Result<ExitCode> {
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| when::since(s, &look.tz))
+        .transpose()?;
     let anchor = anchoring::Anchor::of(&args.anchor, args.anchor_retain_days)?;
     let keys = cloudtrail_keys(args.cloudtrail_keys.as_deref())?;
     let (inputs, quiet, commit_bytes) = (&args.paths, args.quiet, args.commit_kib << 10);
@@ -650,12 +700,6 @@ fn progress_bar() -> indicatif::ProgressBar {
     bar
 }
 
-impl cli::SearchArgs {
-    fn into_config(self) -> Result<cli::SearchConfig> {
-        cli::SearchConfig::try_from(self)
-    }
-}
-
 /// Refuse a `--user` name that more than one principal ARN answers to (a role session may
 /// choose any name): each is named, and one of them can be asked for by its ARN.
 fn one_principal(store: &Reader, user: Option<&str>) -> Result<()> {
@@ -701,29 +745,12 @@ fn hint_names(store: &Reader, user: Option<&str>, instance: Option<&str>) -> Res
         if known.iter().any(|k| k.eq_ignore_ascii_case(given)) {
             continue;
         }
-        let g = given.to_lowercase();
-        let mut ranked: Vec<(u8, f64, &String)> = known
+        let candidates: Vec<&str> = known
             .iter()
             .filter(|k| !k.starts_with("arn:") || given.starts_with("arn:"))
-            .map(|k| {
-                let l = k.to_lowercase();
-                let holds = if l.starts_with(&g) {
-                    0
-                } else if l.contains(&g) {
-                    1
-                } else {
-                    2
-                };
-                (holds, strsim::jaro_winkler(&g, &l), k)
-            })
-            .filter(|(holds, alike, _)| *holds < 2 || *alike >= 0.8)
+            .map(String::as_str)
             .collect();
-        ranked.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
-        let closest: Vec<String> = ranked
-            .iter()
-            .take(3)
-            .map(|(_, _, k)| output::visible(k))
-            .collect();
+        let closest = closest(given, &candidates);
         writeln!(
             std::io::stderr(),
             "ssm-audit: no {what} is named {}{}",
@@ -740,6 +767,34 @@ fn hint_names(store: &Reader, user: Option<&str>, instance: Option<&str>) -> Res
         )?;
     }
     Ok(())
+}
+
+/// The names among `known` closest to `given` (at most three, escaped): those that begin with
+/// it, then those that hold it, then those alike (Jaro-Winkler 0.8 or more), case aside.
+fn closest(given: &str, known: &[&str]) -> Vec<String> {
+    let g = given.to_lowercase();
+    let mut ranked: Vec<(u8, f64, &str)> = known
+        .iter()
+        .map(|k| {
+            let l = k.to_lowercase();
+            let holds = if l.starts_with(&g) {
+                0
+            } else if l.contains(&g) {
+                1
+            } else {
+                2
+            };
+            (holds, strsim::jaro_winkler(&g, &l), *k)
+        })
+        .filter(|(holds, alike, _)| *holds < 2 || *alike >= 0.8)
+        .collect();
+    ranked.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    ranked.dedup_by(|a, b| a.2 == b.2);
+    ranked
+        .iter()
+        .take(3)
+        .map(|(_, _, k)| output::visible(k))
+        .collect()
 }
 
 /// [`one_principal`] over coverage rows already read.
@@ -772,7 +827,7 @@ fn refuse_two_arns<'a>(user: &str, arns: impl Iterator<Item = &'a str>) -> Resul
     Ok(())
 }
 
-fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
+fn report(index: &std::path::Path, args: cli::ReportArgs, look: &look::Look) -> Result<ExitCode> {
     if let Some(given) = &args.output {
         anyhow::bail!(
             "`report` has no --output{}: -o/--out FILE names the file to write; --format html|md|csv|json chooses the format",
@@ -780,7 +835,7 @@ fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
         );
     }
     let store = Index::open(index)?.reader()?;
-    let (since, until) = when::window(args.since.as_deref(), args.until.as_deref())?;
+    let (since, until) = when::window(args.since.as_deref(), args.until.as_deref(), &look.tz)?;
     let rules = cli::rules(args.rules.as_deref())?;
     let coverage = store.coverage()?;
     one_principal_among(&coverage, args.user.as_deref())?;
@@ -794,6 +849,28 @@ fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect(),
+    };
+    let ledger = indexer::ledger::Ledger::of_index(index).read()?;
+    let context = report::Context {
+        generated: jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        command_line: command_line(),
+        filters: report::Filters {
+            principal: args.user.clone().unwrap_or_default(),
+            instance: args.instance.clone(),
+            since: args.since.clone(),
+            until: args.until.clone(),
+        },
+        ledger: indexer::ledger::Head::of(ledger.entries.last()),
+        sources_in_index: ledger
+            .entries
+            .iter()
+            .map(|e| (&e.source, &e.version_id))
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        time_zone: look.tz_name.clone(),
     };
     let mut written = 0;
     // The file names of this run, folded to lower case (a file system may not tell `A` from
@@ -809,7 +886,12 @@ fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
             with_output: true,
             ..Default::default()
         };
-        let records = store.search(&filter)?;
+        // Its commands and its abandoned lines: a report leaves no line of a session out.
+        let mut records = store.search(&filter)?;
+        records.extend(store.search(&indexer::store::Filter {
+            abandoned: true,
+            ..filter
+        })?);
         let rows: Vec<_> = coverage
             .iter()
             .filter(|c| c.matches(Some(user), args.instance.as_deref(), since, until))
@@ -825,24 +907,30 @@ fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
                 }
             );
         }
+        let mut context = context.clone();
+        context.filters.principal = user.clone();
         let r = report::build(
             user,
+            context,
             (args.since.clone(), args.until.clone()),
             records,
             rows,
             &rules,
             !args.no_redact,
         );
-        let mut buf: Vec<u8> = Vec::new();
-        match args.format {
-            report::ReportFormat::Html => buf.extend_from_slice(report::html(&r).as_bytes()),
-            report::ReportFormat::Md => buf.extend_from_slice(report::markdown(&r).as_bytes()),
-            report::ReportFormat::Json => {
-                buf.extend_from_slice(escape::json(serde_json::to_string_pretty(&r)?).as_bytes());
-                buf.push(b'\n');
-            }
-            report::ReportFormat::Csv => report::csv(&r, &mut buf)?,
+        if let Some(dir) = &args.bundle {
+            let n = bundle::write(dir, &r, &ledger.entries, look)?;
+            writeln!(
+                std::io::stderr(),
+                "wrote {} files and manifest.json into {} ({n} sources named with their SHA-256); `ssm-audit verify --bundle {}` checks them",
+                bundle::FILES.len(),
+                dir.display(),
+                dir.display()
+            )?;
+            written += 1;
+            continue;
         }
+        let buf = report::render(&r, args.format, look)?;
         let dest = match (&args.out_dir, &args.out) {
             (Some(dir), _) => {
                 std::fs::create_dir_all(dir)?;
@@ -877,6 +965,25 @@ fn report(index: &std::path::Path, args: cli::ReportArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     Ok(found(written > 0))
+}
+
+/// This run's command line, each argument quoted as a POSIX shell would need it.
+fn command_line() -> String {
+    // The program by its name: where it was installed is no business of the report.
+    std::iter::once("ssm-audit".to_string())
+        .chain(std::env::args().skip(1))
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+            if plain {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A report's file name for a principal: its ARN (or name) with every byte other than ASCII

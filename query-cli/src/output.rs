@@ -9,6 +9,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
+use crate::look::{Look, Styled, Tone};
 use escape::cell;
 pub use escape::visible;
 
@@ -20,11 +21,6 @@ fn csv_cell(s: &str) -> String {
 /// JSON with nothing invisible in it (see [`escape::json`]).
 fn json_line<T: Serialize>(value: &T) -> Result<String> {
     Ok(escape::json(serde_json::to_string(value)?))
-}
-
-/// A time for a table: flagged when it is not one.
-fn when(s: &Option<String>) -> String {
-    s.as_deref().map_or_else(|| "-".into(), escape::time)
 }
 
 /// What a table branch wrote, with every hidden character of it shown (a value printed
@@ -55,6 +51,7 @@ pub fn commands(
     records: &[CommandRecord],
     format: Format,
     with_output: bool,
+    look: &Look,
 ) -> Result<()> {
     match format {
         Format::Json => {
@@ -120,47 +117,54 @@ pub fn commands(
             w.flush()?;
         }
         Format::Table => {
-            let mut buf = Vec::new();
-            {
-                let out = &mut buf;
-                let rows: Vec<Vec<String>> = records
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            when(&r.who.session_start),
-                            cell(or_dash(&r.who.principal)),
-                            cell(&match (&r.who.instance_name, &r.who.instance_id) {
-                                (Some(n), Some(i)) => format!("{n} ({i})"),
-                                (None, Some(i)) => i.clone(),
-                                _ => "-".into(),
-                            }),
-                            cell(r.run_as.as_deref().unwrap_or("unknown")),
-                            cell(&format!("{}#{}", r.session_id, r.seq)),
-                            cell(&{
-                                // Flagged lines and sessions stand out; `--format json` and
-                                // `coverage` say why.
-                                let mut flags = Vec::new();
-                                if !r.who.conflicts.is_empty() {
-                                    flags.push("CONFLICT".to_string());
-                                }
-                                if !r.suspicious.is_empty() {
-                                    flags.push("SUSPICIOUS".to_string());
-                                }
-                                if r.shell_profile {
-                                    flags.push("PROFILE".to_string());
-                                }
-                                if r.started_with.is_some() {
-                                    flags.push("STARTED-WITH".to_string());
-                                }
-                                flags.push(r.rule.join(","));
-                                flags.join(" ").trim_end().to_string()
-                            }),
-                            cell(&r.command),
-                        ]
-                    })
-                    .collect();
-                table(
-                    out,
+            let rows: Vec<Vec<Styled>> = records
+                .iter()
+                .map(|r| {
+                    // Flagged lines and sessions stand out; `--format json` and `coverage`
+                    // say why.
+                    let mut flags = Vec::new();
+                    if !r.who.conflicts.is_empty() {
+                        flags.push("CONFLICT".to_string());
+                    }
+                    if !r.suspicious.is_empty() {
+                        flags.push("SUSPICIOUS".to_string());
+                    }
+                    if r.abandoned {
+                        flags.push("ABANDONED".to_string());
+                    }
+                    if r.shell_profile {
+                        flags.push("PROFILE".to_string());
+                    }
+                    if r.started_with.is_some() {
+                        flags.push("STARTED-WITH".to_string());
+                    }
+                    let alert = flags.iter().any(|f| f == "CONFLICT" || f == "SUSPICIOUS");
+                    flags.push(r.rule.join(","));
+                    let tone = if alert {
+                        Tone::Alert
+                    } else if !r.rule.is_empty() || r.abandoned {
+                        Tone::Warn
+                    } else {
+                        Tone::Plain
+                    };
+                    vec![
+                        look.time_or_dash(&r.who.session_start).into(),
+                        cell(or_dash(&r.who.principal)).into(),
+                        cell(&match (&r.who.instance_name, &r.who.instance_id) {
+                            (Some(n), Some(i)) => format!("{n} ({i})"),
+                            (None, Some(i)) => i.clone(),
+                            _ => "-".into(),
+                        })
+                        .into(),
+                        cell(r.run_as.as_deref().unwrap_or("unknown")).into(),
+                        cell(&format!("{}#{}", r.session_id, r.seq)).into(),
+                        Styled::toned(cell(flags.join(" ").trim_end()), tone),
+                        cell(&r.command).into(),
+                    ]
+                })
+                .collect();
+            out.write_all(
+                look.table(
                     &[
                         "SESSION START",
                         "PRINCIPAL",
@@ -170,58 +174,23 @@ pub fn commands(
                         "RULE",
                         "COMMAND",
                     ],
-                    &rows,
-                )?;
-                if with_output {
-                    for r in records {
-                        if let Some(o) = r.output.as_deref().filter(|o| !o.is_empty()) {
-                            writeln!(out, "\n── {}#{} {}", r.session_id, r.seq, cell(&r.command))?;
-                            for line in o.lines() {
-                                writeln!(out, "  {}", visible(line))?;
-                            }
+                    rows,
+                )
+                .as_bytes(),
+            )?;
+            if with_output {
+                let mut buf = Vec::new();
+                for r in records {
+                    if let Some(o) = r.output.as_deref().filter(|o| !o.is_empty()) {
+                        writeln!(buf, "\n── {}#{} {}", r.session_id, r.seq, cell(&r.command))?;
+                        for line in o.lines() {
+                            writeln!(buf, "  {}", visible(line))?;
                         }
                     }
                 }
+                screen(out, &buf)?;
             }
-            screen(out, &buf)?;
         }
-    }
-    Ok(())
-}
-
-fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
-    let rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| r.iter().map(|c| cell(c)).collect())
-        .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let last = header.len() - 1;
-    let line = |cells: Vec<String>| -> String {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i == last {
-                    c.clone()
-                } else {
-                    format!("{c:<w$}", w = widths[i])
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("  ")
-    };
-    writeln!(
-        out,
-        "{}",
-        line(header.iter().map(|h| h.to_string()).collect())
-    )?;
-    for r in &rows {
-        writeln!(out, "{}", line(r.clone()))?;
     }
     Ok(())
 }
@@ -300,7 +269,7 @@ pub fn who_rows(sessions: &[(WhoKey, usize)]) -> Vec<WhoRow> {
 }
 
 /// Print a `who` answer.
-pub fn who(out: &mut impl Write, rows: &[WhoRow], format: Format) -> Result<()> {
+pub fn who(out: &mut impl Write, rows: &[WhoRow], format: Format, look: &Look) -> Result<()> {
     match format {
         Format::Json => {
             for r in rows {
@@ -335,29 +304,29 @@ pub fn who(out: &mut impl Write, rows: &[WhoRow], format: Format) -> Result<()> 
             w.flush()?;
         }
         Format::Table => {
-            let mut buf = Vec::new();
-            {
-                let out = &mut buf;
-                let rows: Vec<Vec<String>> = rows
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            cell(or_dash(&r.principal)),
-                            cell(or_dash(&r.principal_arn)),
-                            r.commands.to_string(),
-                            if r.sessions_in_conflict > 0 {
-                                format!("{} ({} CONFLICT)", r.sessions, r.sessions_in_conflict)
-                            } else {
-                                r.sessions.to_string()
-                            },
-                            cell(&r.instances.join(", ")),
-                            when(&r.first_seen),
-                            when(&r.last_seen),
-                        ]
-                    })
-                    .collect();
-                table(
-                    out,
+            let rows: Vec<Vec<Styled>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        cell(or_dash(&r.principal)).into(),
+                        cell(or_dash(&r.principal_arn)).into(),
+                        r.commands.to_string().into(),
+                        if r.sessions_in_conflict > 0 {
+                            Styled::toned(
+                                format!("{} ({} CONFLICT)", r.sessions, r.sessions_in_conflict),
+                                Tone::Alert,
+                            )
+                        } else {
+                            r.sessions.to_string().into()
+                        },
+                        cell(&r.instances.join(", ")).into(),
+                        look.time_or_dash(&r.first_seen).into(),
+                        look.time_or_dash(&r.last_seen).into(),
+                    ]
+                })
+                .collect();
+            out.write_all(
+                look.table(
                     &[
                         "PRINCIPAL",
                         "ARN",
@@ -367,10 +336,10 @@ pub fn who(out: &mut impl Write, rows: &[WhoRow], format: Format) -> Result<()> 
                         "FIRST SEEN",
                         "LAST SEEN",
                     ],
-                    &rows,
-                )?;
-            }
-            screen(out, &buf)?;
+                    rows,
+                )
+                .as_bytes(),
+            )?;
         }
     }
     Ok(())
@@ -382,6 +351,7 @@ pub fn coverage(
     rows: &[indexer::store::SessionCoverage],
     gaps_only: bool,
     format: Format,
+    look: &Look,
 ) -> Result<()> {
     let gap = |c: &indexer::store::SessionCoverage| {
         c.status() != indexer::kinds::Status::Covered
@@ -447,46 +417,53 @@ pub fn coverage(
             w.flush()?;
         }
         Format::Table => {
-            let mut buf = Vec::new();
-            {
-                let out = &mut buf;
-                let table_rows: Vec<Vec<String>> = shown
-                    .iter()
-                    .map(|c| {
-                        let flags = c.flags();
-                        vec![
-                            if flags.is_empty() {
-                                c.status().to_string()
-                            } else {
-                                format!("{} {}", c.status(), flag_list(&flags, ",").to_uppercase())
-                            },
-                            // A call refused before any session began names none.
-                            cell(if c.session_id.is_empty() {
-                                "(none began)"
-                            } else {
-                                &c.session_id
-                            }),
-                            cell(or_dash(&c.who.principal)),
-                            c.who.mfa.map_or("?".into(), |m| {
-                                if m {
-                                    "yes".into()
-                                } else {
-                                    "NO".into()
-                                }
-                            }),
-                            cell(or_dash(
-                                &c.who
-                                    .instance_name
-                                    .clone()
-                                    .or_else(|| c.who.instance_id.clone()),
-                            )),
-                            when(&c.who.session_start),
-                            cell(or_dash(&c.document)),
-                        ]
-                    })
-                    .collect();
-                table(
-                    out,
+            let table_rows: Vec<Vec<Styled>> = shown
+                .iter()
+                .map(|c| {
+                    let flags = c.flags();
+                    let status = if flags.is_empty() {
+                        c.status().to_string()
+                    } else {
+                        format!("{} {}", c.status(), flag_list(&flags, ",").to_uppercase())
+                    };
+                    let tone = if c.status() != indexer::kinds::Status::Covered
+                        || !c.who.conflicts.is_empty()
+                    {
+                        Tone::Alert
+                    } else if flags.is_empty() {
+                        Tone::Plain
+                    } else {
+                        Tone::Warn
+                    };
+                    vec![
+                        Styled::toned(status, tone),
+                        // A call refused before any session began names none.
+                        cell(if c.session_id.is_empty() {
+                            "(none began)"
+                        } else {
+                            &c.session_id
+                        })
+                        .into(),
+                        cell(or_dash(&c.who.principal)).into(),
+                        match c.who.mfa {
+                            None => Styled::toned("?".into(), Tone::Warn),
+                            Some(true) => "yes".to_string().into(),
+                            Some(false) => Styled::toned("NO".into(), Tone::Alert),
+                        },
+                        cell(or_dash(
+                            &c.who
+                                .instance_name
+                                .clone()
+                                .or_else(|| c.who.instance_id.clone()),
+                        ))
+                        .into(),
+                        look.time_or_dash(&c.who.session_start).into(),
+                        cell(or_dash(&c.document)).into(),
+                    ]
+                })
+                .collect();
+            out.write_all(
+                look.table(
                     &[
                         "STATUS",
                         "SESSION",
@@ -496,8 +473,13 @@ pub fn coverage(
                         "SESSION START",
                         "DOCUMENT",
                     ],
-                    &table_rows,
-                )?;
+                    table_rows,
+                )
+                .as_bytes(),
+            )?;
+            let mut buf = Vec::new();
+            {
+                let out = &mut buf;
                 let covered = rows
                     .iter()
                     .filter(|c| c.status() == indexer::kinds::Status::Covered)
@@ -552,7 +534,7 @@ pub fn coverage(
                             p.source_ip
                                 .as_deref()
                                 .map_or_else(|| "-".into(), escape::address),
-                            escape::time(&p.time),
+                            look.time(&p.time),
                             p.mfa.map_or("?", |m| if m { "yes" } else { "NO" })
                         )?;
                     }
@@ -602,7 +584,7 @@ pub fn coverage(
                         writeln!(
                             out,
                             "  DENIED {} {} {} by {} from {} on {}",
-                            escape::time(&e.event_time),
+                            look.time(&e.event_time),
                             cell(&e.event_name),
                             cell(or_dash(&e.error_code)),
                             cell(or_dash(&e.principal_arn.clone().or(e.principal.clone()))),
@@ -629,6 +611,7 @@ pub fn verify(
     out: &mut impl Write,
     report: &indexer::verify::Report,
     format: Format,
+    look: &Look,
 ) -> Result<()> {
     match format {
         Format::Json => {
@@ -650,22 +633,23 @@ pub fn verify(
         }
         Format::Table => {
             let mut buf = Vec::new();
+            let mut tables = String::new();
             {
                 let out = &mut buf;
                 if !report.problems.is_empty() {
-                    let rows: Vec<Vec<String>> = report
+                    let rows: Vec<Vec<Styled>> = report
                         .problems
                         .iter()
                         .map(|p| {
                             vec![
-                                p.kind.as_str().to_uppercase(),
-                                cell(&p.source),
-                                cell(&p.detail),
+                                Styled::toned(p.kind.as_str().to_uppercase(), Tone::Alert),
+                                cell(&p.source).into(),
+                                cell(&p.detail).into(),
                             ]
                         })
                         .collect();
-                    table(out, &["PROBLEM", "SOURCE", "DETAIL"], &rows)?;
-                    writeln!(out)?;
+                    tables.push_str(&look.table(&["PROBLEM", "SOURCE", "DETAIL"], rows));
+                    tables.push('\n');
                 }
                 for (s, why) in &report.unchecked {
                     writeln!(out, "not checked: {}: {}", visible(s), visible(why))?;
@@ -699,6 +683,7 @@ pub fn verify(
                     }
                 )?;
             }
+            out.write_all(tables.as_bytes())?;
             screen(out, &buf)?;
         }
     }
@@ -766,7 +751,12 @@ fn duration(secs: Option<i64>) -> String {
 }
 
 /// Print the sessions.
-pub fn sessions(out: &mut impl Write, rows: &[SessionRow], format: Format) -> Result<()> {
+pub fn sessions(
+    out: &mut impl Write,
+    rows: &[SessionRow],
+    format: Format,
+    look: &Look,
+) -> Result<()> {
     match format {
         Format::Json => {
             for r in rows {
@@ -817,7 +807,7 @@ pub fn sessions(out: &mut impl Write, rows: &[SessionRow], format: Format) -> Re
             w.flush()?;
         }
         Format::Table => {
-            let rows: Vec<Vec<String>> = rows
+            let rows: Vec<Vec<Styled>> = rows
                 .iter()
                 .map(|r| {
                     let mut flags: Vec<String> = Vec::new();
@@ -831,37 +821,54 @@ pub fn sessions(out: &mut impl Write, rows: &[SessionRow], format: Format) -> Re
                         flags.push(format!("{} ABANDONED", r.abandoned));
                     }
                     flags.extend(r.flags.iter().map(|f| f.to_uppercase()));
+                    let tone = if r.status != "covered"
+                        || r.suspicious > 0
+                        || r.flags.iter().any(|f| f == "conflict")
+                    {
+                        Tone::Alert
+                    } else if flags.is_empty() {
+                        Tone::Plain
+                    } else {
+                        Tone::Warn
+                    };
                     vec![
-                        r.session_id.clone(),
-                        or_dash(&r.principal).to_string(),
-                        r.instance_name
-                            .clone()
-                            .or_else(|| r.instance_id.clone())
-                            .unwrap_or_else(|| "-".into()),
-                        when(&r.session_start),
-                        duration(r.duration_seconds),
-                        r.commands.to_string(),
-                        r.privileged.to_string(),
-                        flags.join(", "),
+                        cell(&r.session_id).into(),
+                        cell(or_dash(&r.principal)).into(),
+                        cell(
+                            &r.instance_name
+                                .clone()
+                                .or_else(|| r.instance_id.clone())
+                                .unwrap_or_else(|| "-".into()),
+                        )
+                        .into(),
+                        look.time_or_dash(&r.session_start).into(),
+                        duration(r.duration_seconds).into(),
+                        r.commands.to_string().into(),
+                        if r.privileged > 0 {
+                            Styled::toned(r.privileged.to_string(), Tone::Warn)
+                        } else {
+                            r.privileged.to_string().into()
+                        },
+                        Styled::toned(flags.join(", "), tone),
                     ]
                 })
                 .collect();
-            let mut buf = Vec::new();
-            table(
-                &mut buf,
-                &[
-                    "SESSION",
-                    "PRINCIPAL",
-                    "INSTANCE",
-                    "START",
-                    "DURATION",
-                    "COMMANDS",
-                    "PRIVILEGED",
-                    "FLAGS",
-                ],
-                &rows,
+            out.write_all(
+                look.table(
+                    &[
+                        "SESSION",
+                        "PRINCIPAL",
+                        "INSTANCE",
+                        "START",
+                        "DURATION",
+                        "COMMANDS",
+                        "PRIVILEGED",
+                        "FLAGS",
+                    ],
+                    rows,
+                )
+                .as_bytes(),
             )?;
-            screen(out, &buf)?;
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! Per-user evidence reports: a summary, a timeline of sessions with every command and its
 //! evidence, privileged commands by rule; HTML (one self-contained file), Markdown, CSV, JSON.
 
+use crate::look::Look;
 use anyhow::Result;
 use indexer::model::CommandRecord;
 use indexer::redact::redact;
@@ -67,6 +68,12 @@ pub struct Summary {
     pub source_ips: Vec<String>,
     /// Commands.
     pub commands: usize,
+    /// Lines marked suspicious (a forged prompt, echo turned off, …).
+    pub suspicious: usize,
+    /// Lines typed and abandoned (Ctrl-C), never run.
+    pub abandoned: usize,
+    /// Transcript sources the records cite.
+    pub sources_cited: usize,
     /// Privileged commands per rule id.
     pub privileged: BTreeMap<String, usize>,
     /// First activity.
@@ -77,9 +84,43 @@ pub struct Summary {
     pub redacted: bool,
 }
 
+/// What a report covers and what it was made from: enough for a reader who was not there to
+/// know its scope and tie it to the index.
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    /// When it was made (RFC 3339, UTC).
+    pub generated: String,
+    /// The tool's version.
+    pub version: String,
+    /// The command line that made it (arguments quoted where needed).
+    pub command_line: String,
+    /// The filters: principal, instance, since, until (as given).
+    pub filters: Filters,
+    /// The index's ledger head when it was made: entries and the last entry's hash.
+    pub ledger: indexer::ledger::Head,
+    /// Sources the index's ledger holds.
+    pub sources_in_index: usize,
+    /// The zone its HTML and Markdown show times in (JSON and CSV keep UTC).
+    pub time_zone: String,
+}
+
+/// The filters a report was made with.
+#[derive(Debug, Clone, Serialize)]
+pub struct Filters {
+    pub principal: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
 /// A whole report.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// Scope and provenance.
+    pub context: Context,
     /// Summary.
     pub summary: Summary,
     /// Sessions, oldest first.
@@ -88,9 +129,11 @@ pub struct Report {
     pub rules: BTreeMap<String, String>,
 }
 
-/// Assemble a report from a principal's commands and coverage rows.
+/// Assemble a report from a principal's lines (commands and abandoned lines) and coverage
+/// rows.
 pub fn build(
     user: &str,
+    context: Context,
     window: (Option<String>, Option<String>),
     mut records: Vec<CommandRecord>,
     coverage: Vec<SessionCoverage>,
@@ -105,8 +148,13 @@ pub fn build(
         }
     }
     let mut by_session: BTreeMap<String, Vec<CommandRecord>> = BTreeMap::new();
+    let mut cited = BTreeSet::new();
     for r in records {
+        cited.insert((r.evidence.source.clone(), r.evidence.version_id.clone()));
         by_session.entry(r.session_id.clone()).or_default().push(r);
+    }
+    for lines in by_session.values_mut() {
+        lines.sort_by_key(|r| r.seq);
     }
     let sessions: Vec<Session> = coverage
         .into_iter()
@@ -134,7 +182,7 @@ pub fn build(
         arns.extend(who.principal_arn.clone());
         times.extend(who.session_start.clone());
         times.extend(who.session_end.clone());
-        for c in &s.commands {
+        for c in s.commands.iter().filter(|c| !c.abandoned) {
             for r in &c.rule {
                 *privileged.entry(r.clone()).or_insert(0) += 1;
             }
@@ -156,7 +204,22 @@ pub fn build(
             .count(),
         instances: instances.into_iter().collect(),
         source_ips: ips.into_iter().collect(),
-        commands: sessions.iter().map(|s| s.commands.len()).sum(),
+        commands: sessions
+            .iter()
+            .flat_map(|s| &s.commands)
+            .filter(|c| !c.abandoned)
+            .count(),
+        suspicious: sessions
+            .iter()
+            .flat_map(|s| &s.commands)
+            .filter(|c| !c.suspicious.is_empty())
+            .count(),
+        abandoned: sessions
+            .iter()
+            .flat_map(|s| &s.commands)
+            .filter(|c| c.abandoned)
+            .count(),
+        sources_cited: cited.len(),
         privileged,
         first_activity: times.first().cloned(),
         last_activity: times.last().cloned(),
@@ -168,23 +231,21 @@ pub fn build(
         .map(|r| (r.id.clone(), r.title.clone()))
         .collect();
     Report {
+        context,
         summary,
         sessions,
         rules: titles,
     }
 }
 
-/// HTML text: see [`escape::html`].
-fn h(s: &str) -> String {
-    escape::html(s)
+/// A time from a source in the zone of `look`, flagged when it is not one; `—` when there is
+/// none.
+fn when(look: &Look, s: &Option<String>) -> String {
+    s.as_deref().map_or_else(|| "—".into(), |t| look.time(t))
 }
 
-/// A time, or a source address, from a source: flagged when it is not one (see
-/// [`escape::time`], [`escape::address`]); `—` when there is none.
-fn time_of(s: &Option<String>) -> String {
-    s.as_deref().map_or_else(|| "—".into(), escape::time)
-}
-
+/// A source address: flagged when it is not one (see [`escape::address`]); `—` when there is
+/// none.
 fn address_of(s: &Option<String>) -> String {
     s.as_deref().map_or_else(|| "—".into(), escape::address)
 }
@@ -201,12 +262,12 @@ fn mfa(m: Option<bool>) -> &'static str {
     }
 }
 
-/// First lines of a command's output.
+/// First lines of a command's output, each made visible.
 fn excerpt(o: &Option<String>) -> String {
     let text = o.as_deref().unwrap_or("");
-    let mut lines: Vec<&str> = text.lines().take(3).collect();
+    let mut lines: Vec<String> = text.lines().take(3).map(escape::visible).collect();
     if text.lines().count() > 3 {
-        lines.push("…");
+        lines.push("…".into());
     }
     let joined = lines.join("\n");
     if joined.chars().count() > 300 {
@@ -216,252 +277,276 @@ fn excerpt(o: &Option<String>) -> String {
     }
 }
 
-/// Commands per day, as an inline SVG bar chart.
-fn chart(r: &Report) -> String {
+/// A command's lines, each made visible: a heredoc or a continued line reads as lines.
+fn command_lines(c: &str) -> String {
+    c.replace("\r\n", "\n")
+        .split('\n')
+        .map(escape::visible)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The page's template: every value it prints is made visible and HTML-escaped by the
+/// environment's formatter, whatever the template says.
+const TEMPLATE: &str = include_str!("report.html.j2");
+
+/// The environment that renders [`TEMPLATE`]: auto-escaping HTML, and each string shown
+/// through [`escape::html`] (so what a reader cannot see is shown as an escape).
+fn environment() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_formatter(|out, state, value| {
+        if let Some(s) = value.as_str().filter(|_| !value.is_safe()) {
+            out.write_str(&escape::html(s))?;
+            Ok(())
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
+    env
+}
+
+/// A bar of the chart.
+#[derive(Serialize)]
+struct Bar {
+    day: String,
+    label: String,
+    all: usize,
+    privileged: usize,
+    x: f64,
+    w: f64,
+    cx: f64,
+    y: f64,
+    h: f64,
+    py: f64,
+    ph: f64,
+}
+
+#[derive(Serialize)]
+struct Tick {
+    y: f64,
+    label: usize,
+}
+
+#[derive(Serialize)]
+struct Chart {
+    width: f64,
+    height: f64,
+    left: f64,
+    right: f64,
+    top: f64,
+    base: f64,
+    legend_x: f64,
+    period: String,
+    ticks: Vec<Tick>,
+    bars: Vec<Bar>,
+}
+
+/// Commands (and privileged ones) per day of session start, in the zone: the bars, a y axis
+/// with ticks, each value printed above its bar (a printed page shows no tooltips).
+fn chart(r: &Report, look: &Look) -> Chart {
     let mut per_day: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for s in &r.sessions {
         let day = s
             .coverage
             .who
-            .session_day()
+            .session_start
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.to_zoned(look.tz.clone()).strftime("%Y-%m-%d").to_string())
             .unwrap_or_else(|| "unknown".into());
         let e = per_day.entry(day).or_default();
-        e.0 += s.commands.len();
-        e.1 += s.commands.iter().filter(|c| !c.rule.is_empty()).count();
+        let run: Vec<_> = s.commands.iter().filter(|c| !c.abandoned).collect();
+        e.0 += run.len();
+        e.1 += run.iter().filter(|c| !c.rule.is_empty()).count();
     }
-    let (w, hgt, pad) = (720.0_f64, 180.0_f64, 30.0_f64);
-    let max = per_day.values().map(|v| v.0).max().unwrap_or(1).max(1) as f64;
+    let (left, top, base) = (48.0_f64, 28.0_f64, 178.0_f64);
     let n = per_day.len().max(1) as f64;
-    let bw = ((w - 2.0 * pad) / n).min(60.0);
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{hgt}\" role=\"img\" aria-label=\"Commands per day\">\
-<line x1=\"{pad}\" y1=\"{y0}\" x2=\"{x1}\" y2=\"{y0}\" stroke=\"#888\"/>",
-        y0 = hgt - pad,
-        x1 = w - pad
-    );
-    for (i, (day, (all, privileged))) in per_day.iter().enumerate() {
-        let x = pad + i as f64 * bw + 4.0;
-        let bh = (*all as f64 / max) * (hgt - 2.0 * pad);
-        let ph = (*privileged as f64 / max) * (hgt - 2.0 * pad);
-        let _ = write!(
-            svg,
-            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"#8aa9d6\"><title>{} commands on {}</title></rect>\
-<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{ph:.1}\" fill=\"#c0392b\"><title>{} privileged</title></rect>\
-<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{}</text>",
-            hgt - pad - bh,
-            bw - 8.0,
-            all,
-            h(day),
-            hgt - pad - ph,
-            bw - 8.0,
-            privileged,
-            x + (bw - 8.0) / 2.0,
-            hgt - pad + 14.0,
-            h(day.get(5..).unwrap_or(day))
-        );
+    let bw = (660.0 / n).clamp(14.0, 60.0);
+    let width = (left + n * bw + 24.0).max(560.0);
+    let max = per_day.values().map(|v| v.0).max().unwrap_or(0).max(1);
+    let scale = |v: usize| (v as f64 / max as f64) * (base - top - 12.0);
+    let years: BTreeSet<&str> = per_day.keys().filter_map(|d| d.get(..4)).collect();
+    let period = match (per_day.keys().next(), per_day.keys().last()) {
+        (Some(a), Some(b)) if a == b => a.clone(),
+        (Some(a), Some(b)) => format!("{a} to {b}"),
+        _ => String::new(),
+    };
+    let bars = per_day
+        .iter()
+        .enumerate()
+        .map(|(i, (day, (all, privileged)))| {
+            let x = left + i as f64 * bw + 3.0;
+            let w = bw - 6.0;
+            let (h, ph) = (scale(*all), scale(*privileged));
+            Bar {
+                // The year is on every label when the days span more than one.
+                label: if years.len() > 1 {
+                    day.clone()
+                } else {
+                    day.get(5..).unwrap_or(day).to_string()
+                },
+                day: day.clone(),
+                all: *all,
+                privileged: *privileged,
+                x,
+                w,
+                cx: x + w / 2.0,
+                y: base - h,
+                h,
+                py: base - ph,
+                ph,
+            }
+        })
+        .collect();
+    let ticks = [0, max / 2, max]
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(|v| Tick {
+            y: base - scale(v),
+            label: v,
+        })
+        .collect();
+    Chart {
+        width,
+        height: base + 40.0,
+        left,
+        right: width - 12.0,
+        top,
+        base,
+        legend_x: width - 220.0,
+        period,
+        ticks,
+        bars,
     }
-    svg.push_str("</svg>");
-    svg
 }
 
-const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#222}\
-h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ccc}\
-table{border-collapse:collapse;width:100%;margin:.6em 0}th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top;text-align:left}\
-th{background:#f3f3f3}code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px}\
-pre{margin:0;white-space:pre-wrap;word-break:break-all;color:#555}tr.priv td{background:#fdecea}\
-.conflict{border:2px solid #c0392b;background:#fdecea;padding:4px 8px}.note{border-left:4px solid #e67e22;padding:2px 8px}\
-.rule{display:inline-block;background:#c0392b;color:#fff;border-radius:3px;padding:0 4px;margin:1px;font-size:11px}\
-.ev{font-size:11px;color:#666;word-break:break-all}.warn{color:#c0392b;font-weight:bold}\
-@media print{body{margin:0}tr{page-break-inside:avoid}h2{page-break-after:avoid}}";
-
-/// The report as one self-contained HTML page.
-pub fn html(r: &Report) -> String {
+/// The report as one self-contained HTML page, times in the zone of `look`.
+pub fn html(r: &Report, look: &Look) -> Result<String> {
     let s = &r.summary;
-    let mut o = String::new();
-    let _ = write!(
-        o,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Session Manager activity of {user}</title>\
-<style>{CSS}</style></head><body><h1>Session Manager activity of {user}</h1>",
-        user = h(&s.user)
-    );
-    let _ = write!(
-        o,
-        "<p>Period: {} to {}. {} of {} sessions covered (transcript and CloudTrail record){}. Secrets in commands and output are {}.</p>",
-        h(s.since.as_deref().unwrap_or("the beginning")),
-        h(s.until.as_deref().unwrap_or("now")),
-        s.sessions_covered,
-        s.sessions,
-        if s.sessions_without_mfa > 0 {
-            format!("; <span class=\"warn\">{} started without MFA</span>", s.sessions_without_mfa)
-        } else {
-            String::new()
-        },
-        if s.redacted { "masked" } else { "<b>not</b> masked" }
-    );
-    o.push_str("<h2>Summary</h2><table>");
-    let row = |o: &mut String, k: &str, v: String| {
-        let _ = write!(o, "<tr><th>{k}</th><td>{v}</td></tr>");
-    };
-    row(
-        &mut o,
-        "Principal ARNs",
-        s.principal_arns
-            .iter()
-            .map(|a| h(a))
-            .collect::<Vec<_>>()
-            .join("<br>"),
-    );
-    row(&mut o, "Sessions", s.sessions.to_string());
-    row(
-        &mut o,
-        "Instances",
-        s.instances
-            .iter()
-            .map(|a| h(a))
-            .collect::<Vec<_>>()
-            .join("<br>"),
-    );
-    row(
-        &mut o,
-        "Source IPs",
-        s.source_ips
-            .iter()
-            .map(|a| h(&escape::address(a)))
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
-    row(&mut o, "Commands", s.commands.to_string());
-    row(
-        &mut o,
-        "Privileged commands",
-        if s.privileged.is_empty() {
-            "none".into()
-        } else {
-            s.privileged
-                .iter()
-                .map(|(id, n)| {
-                    format!(
-                        "{n} × <span class=\"rule\">{}</span> {}",
-                        h(id),
-                        h(r.rules.get(id).map_or("", |t| t))
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("<br>")
-        },
-    );
-    row(&mut o, "First activity", h(&time_of(&s.first_activity)));
-    row(&mut o, "Last activity", h(&time_of(&s.last_activity)));
-    o.push_str("</table><h2>Activity</h2>");
-    o.push_str(&chart(r));
-    o.push_str("<h2>Sessions</h2>");
-    for sess in &r.sessions {
-        let c = &sess.coverage;
-        let w = &c.who;
-        let _ = write!(
-            o,
-            "<h3><code>{}</code></h3><p>{} → {} · instance {} · MFA {} · from {} · attribution: {}{} · {}{}</p>",
-            h(&c.session_id),
-            h(&time_of(&w.session_start)),
-            h(&time_of(&w.session_end)),
-            h(&match (&w.instance_name, &w.instance_id) {
-                (Some(n), Some(i)) => format!("{n} ({i})"),
-                (None, Some(i)) => i.clone(),
-                _ => "unknown".into(),
-            }),
-            mfa(w.mfa),
-            h(&address_of(&w.source_ip)),
-            h(w.attribution.as_str()),
-            match w.cloudtrail_validated {
-                Some(true) => " (CloudTrail validated)",
-                Some(false) => {
-                    " <span class=\"warn\">(CloudTrail not validated: no signed digest lists its file)</span>"
-                }
-                None => "",
-            },
-            h(c.status().as_str()),
-            c.document.as_deref().map(|d| format!(" · document {}", h(d))).unwrap_or_default()
-        );
-        // What an auditor must weigh before reading the commands: sources that disagree,
-        // others who joined, calls that were refused.
-        if !w.conflicts.is_empty() {
-            o.push_str("<div class=\"conflict\"><b>CONFLICT: the sources of this session disagree.</b> What follows shows the documented precedence.<ul>");
-            for why in &w.conflicts {
-                let _ = write!(o, "<li>{}</li>", h(why));
-            }
-            o.push_str("</ul></div>");
+    let x = &r.context;
+    let time = |t: &Option<String>| t.as_deref().map_or_else(|| "—".into(), |t| look.time(t));
+    let mut filters = vec![serde_json::json!({"label": "principal", "value": x.filters.principal})];
+    for (label, v) in [
+        ("instance", &x.filters.instance),
+        ("since", &x.filters.since),
+        ("until", &x.filters.until),
+    ] {
+        if let Some(v) = v {
+            filters.push(serde_json::json!({"label": label, "value": v}));
         }
-        if !c.partial.is_empty() {
-            o.push_str("<div class=\"conflict\"><b>PARTIAL: parts of this transcript could not be read.</b> Commands typed there may be missing below.<ul>");
-            for p in &c.partial {
-                let _ = write!(
-                    o,
-                    "<li>bytes {}–{}: {}</li>",
-                    p.byte_start,
-                    p.byte_end,
-                    h(&p.reason)
-                );
-            }
-            o.push_str("</ul></div>");
-        }
-        if !w.participants.is_empty() {
-            o.push_str("<div class=\"note\"><b>Resumed by another principal.</b> A transcript does not say who typed which line after a resume.<ul>");
-            for p in &w.participants {
-                let _ = write!(
-                    o,
-                    "<li>{} from {} at {}, MFA {}</li>",
-                    h(opt(&p.principal_arn.clone().or(p.principal.clone()))),
-                    h(&address_of(&p.source_ip)),
-                    h(&escape::time(&p.time)),
-                    mfa(p.mfa)
-                );
-            }
-            o.push_str("</ul></div>");
-        }
-        if !c.denied.is_empty() {
-            o.push_str("<div class=\"note\"><b>Failed or denied calls on this session.</b><ul>");
-            for e in &c.denied {
-                let _ = write!(
-                    o,
-                    "<li>{} {} {} by {} from {}</li>",
-                    h(&escape::time(&e.event_time)),
-                    h(&e.event_name),
-                    h(opt(&e.error_code)),
-                    h(opt(&e.principal_arn.clone().or(e.principal.clone()))),
-                    h(&address_of(&e.source_ip))
-                );
-            }
-            o.push_str("</ul></div>");
-        }
-        if sess.commands.is_empty() {
-            o.push_str("<p><i>No commands: no transcript was ingested for this session.</i></p>");
-            continue;
-        }
-        o.push_str("<table><tr><th>#</th><th>run as</th><th>cwd</th><th>command</th><th>output (excerpt)</th><th>evidence</th></tr>");
-        for cmd in &sess.commands {
-            let e = &cmd.evidence;
-            let _ = write!(
-                o,
-                "<tr{}><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code>{}</td><td><pre>{}</pre></td>\
-<td class=\"ev\">{}{}<br>sha256 {}<br>bytes {}–{}</td></tr>",
-                if cmd.rule.is_empty() { "" } else { " class=\"priv\"" },
-                cmd.seq,
-                h(cmd.run_as.as_deref().unwrap_or("unknown")),
-                h(opt(&cmd.cwd)),
-                h(&cmd.command),
-                cmd.rule.iter().map(|id| format!(" <span class=\"rule\">{}</span>", h(id))).collect::<String>(),
-                excerpt(&cmd.output).lines().map(h).collect::<Vec<_>>().join("\n"),
-                h(&e.source),
-                e.version_id.as_deref().map(|v| format!(" (version {})", h(v))).unwrap_or_default(),
-                h(&e.sha256),
-                e.byte_start,
-                e.byte_end
-            );
-        }
-        o.push_str("</table>");
     }
-    o.push_str("</body></html>\n");
-    o
+    let sessions: Vec<serde_json::Value> = r
+        .sessions
+        .iter()
+        .map(|sess| {
+            let c = &sess.coverage;
+            let w = &c.who;
+            let mut sources: Vec<(String, Option<String>, String)> = Vec::new();
+            for cmd in &sess.commands {
+                let e = &cmd.evidence;
+                if !sources.iter().any(|(n, v, _)| *n == e.source && *v == e.version_id) {
+                    sources.push((e.source.clone(), e.version_id.clone(), e.sha256.clone()));
+                }
+            }
+            let lines: Vec<serde_json::Value> = sess
+                .commands
+                .iter()
+                .map(|cmd| {
+                    let e = &cmd.evidence;
+                    let n = sources
+                        .iter()
+                        .position(|(s, v, _)| *s == e.source && *v == e.version_id)
+                        .map_or(0, |i| i + 1);
+                    let class = if !cmd.suspicious.is_empty() {
+                        "susp"
+                    } else if cmd.abandoned {
+                        "abandoned"
+                    } else if !cmd.rule.is_empty() {
+                        "priv"
+                    } else {
+                        ""
+                    };
+                    serde_json::json!({
+                        "seq": cmd.seq,
+                        "class": class,
+                        "run_as": cmd.run_as.as_deref().unwrap_or("unknown"),
+                        "cwd": opt(&cmd.cwd),
+                        "command": command_lines(&cmd.command),
+                        "rules": cmd.rule,
+                        "abandoned": cmd.abandoned,
+                        "suspicious": cmd.suspicious,
+                        "truncated": cmd.truncated,
+                        "profile": cmd.shell_profile,
+                        "started_with": cmd.started_with.as_ref().map(|w| format!("{} at {}", w.event_name, look.time(&w.event_time))),
+                        "output": excerpt(&cmd.output),
+                        "source": n,
+                        "bytes": format!("bytes {}–{}", e.byte_start, e.byte_end),
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "id": c.session_id,
+                "start": time(&w.session_start),
+                "end": time(&w.session_end),
+                "instance": match (&w.instance_name, &w.instance_id) {
+                    (Some(n), Some(i)) => format!("{n} ({i})"),
+                    (None, Some(i)) => i.clone(),
+                    _ => "unknown".into(),
+                },
+                "mfa": mfa(w.mfa),
+                "from": address_of(&w.source_ip),
+                "attribution": w.attribution.as_str(),
+                "validated": match w.cloudtrail_validated { Some(true) => "yes", Some(false) => "no", None => "" },
+                "status": c.status().as_str(),
+                "document": c.document,
+                "conflicts": w.conflicts,
+                "partial": c.partial.iter().map(|p| format!("bytes {}–{}: {}", p.byte_start, p.byte_end, p.reason)).collect::<Vec<_>>(),
+                "participants": w.participants.iter().map(|p| format!("{} from {} at {}, MFA {}", opt(&p.principal_arn.clone().or(p.principal.clone())), address_of(&p.source_ip), look.time(&p.time), mfa(p.mfa))).collect::<Vec<_>>(),
+                "denied": c.denied.iter().map(|e| format!("{} {} {} by {} from {}", look.time(&e.event_time), e.event_name, opt(&e.error_code), opt(&e.principal_arn.clone().or(e.principal.clone())), address_of(&e.source_ip))).collect::<Vec<_>>(),
+                "sources": sources.iter().enumerate().map(|(i, (n, v, h))| serde_json::json!({"n": i + 1, "name": n, "version": v, "sha256": h})).collect::<Vec<_>>(),
+                "lines": lines,
+            })
+        })
+        .collect();
+    let privileged: Vec<serde_json::Value> = s
+        .privileged
+        .iter()
+        .map(|(id, n)| serde_json::json!({"id": id, "count": n, "title": r.rules.get(id).map_or("", |t| t)}))
+        .collect();
+    let ctx = serde_json::json!({
+        "user": s.user,
+        "filters": filters,
+        "scoped": x.filters.instance.is_some() || x.filters.since.is_some() || x.filters.until.is_some(),
+        "generated": look.time(&x.generated),
+        "version": x.version,
+        "command_line": x.command_line,
+        "ledger_entries": x.ledger.entries,
+        "ledger_hash": x.ledger.hash,
+        "sources_cited": s.sources_cited,
+        "sources_in_index": x.sources_in_index,
+        "time_zone": look.tz_name,
+        "redacted": s.redacted,
+        "covered": s.sessions_covered,
+        "without_mfa": s.sessions_without_mfa,
+        "suspicious": s.suspicious,
+        "abandoned": s.abandoned,
+        "conflicted": r.sessions.iter().filter(|s| !s.coverage.who.conflicts.is_empty()).count(),
+        "partial": r.sessions.iter().filter(|s| !s.coverage.partial.is_empty()).count(),
+        "principal_arns": s.principal_arns,
+        "instances": s.instances,
+        "source_ips": s.source_ips.iter().map(|a| escape::address(a)).collect::<Vec<_>>(),
+        "commands": s.commands,
+        "privileged": privileged,
+        "first_activity": time(&s.first_activity),
+        "last_activity": time(&s.last_activity),
+        "chart": chart(r, look),
+        "sessions": sessions,
+    });
+    let env = environment();
+    Ok(env.render_named_str("report.html", TEMPLATE, minijinja::value::Serde(&ctx))?)
 }
 
 /// A value in Markdown: a code span (see [`escape::md`]); in a table cell, `|` escaped.
@@ -475,16 +560,47 @@ fn md_text(s: &str) -> String {
 }
 
 /// The report as Markdown.
-pub fn markdown(r: &Report) -> String {
+pub fn markdown(r: &Report, look: &Look) -> String {
     let s = &r.summary;
+    let x = &r.context;
     let mut o = format!("# Session Manager activity of {}\n\n", md_text(&s.user));
+    let mut filters = vec![format!("principal {}", md_text(&x.filters.principal))];
+    for (label, v) in [
+        ("instance", &x.filters.instance),
+        ("since", &x.filters.since),
+        ("until", &x.filters.until),
+    ] {
+        if let Some(v) = v {
+            filters.push(format!("{label} {}", md_text(v)));
+        }
+    }
     let _ = writeln!(
         o,
-        "{} of {} sessions covered; {} started without MFA; {} commands; secrets {}.\n",
+        "- **Scope**: {}{}\n- **Generated**: {} by ssm-audit {}\n- **Command line**: {}\n- **Index ledger head**: entry {}, hash {}\n- **Sources**: {} transcript sources cited, of {} in the index\n- **Times**: {}\n",
+        filters.join("; "),
+        if x.filters.instance.is_some() || x.filters.since.is_some() || x.filters.until.is_some() {
+            " (only what matches these filters is in this report)"
+        } else {
+            ""
+        },
+        md_text(&look.time(&x.generated)),
+        md_text(&x.version),
+        md_text(&x.command_line),
+        x.ledger.entries,
+        md_text(&x.ledger.hash),
+        s.sources_cited,
+        x.sources_in_index,
+        md_text(&look.tz_name),
+    );
+    let _ = writeln!(
+        o,
+        "{} of {} sessions covered; {} started without MFA; {} commands; {} suspicious lines; {} abandoned lines; secrets {}.\n",
         s.sessions_covered,
         s.sessions,
         s.sessions_without_mfa,
         s.commands,
+        s.suspicious,
+        s.abandoned,
         if s.redacted { "masked" } else { "NOT masked" }
     );
     let _ = writeln!(o, "| | |\n|---|---|");
@@ -518,9 +634,13 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(
         o,
         "| First activity | {} |",
-        md(&time_of(&s.first_activity))
+        md(&when(look, &s.first_activity))
     );
-    let _ = writeln!(o, "| Last activity | {} |", md(&time_of(&s.last_activity)));
+    let _ = writeln!(
+        o,
+        "| Last activity | {} |",
+        md(&when(look, &s.last_activity))
+    );
     for (id, n) in &s.privileged {
         let _ = writeln!(
             o,
@@ -535,8 +655,8 @@ pub fn markdown(r: &Report) -> String {
             o,
             "\n## {}\n\n{} → {}, instance {} {}, MFA {}, from {}, {}{}\n",
             md_text(&c.session_id),
-            md_text(&time_of(&w.session_start)),
-            md_text(&time_of(&w.session_end)),
+            md_text(&when(look, &w.session_start)),
+            md_text(&when(look, &w.session_end)),
             md_text(opt(&w.instance_name)),
             md_text(opt(&w.instance_id)),
             mfa(w.mfa),
@@ -566,7 +686,7 @@ pub fn markdown(r: &Report) -> String {
                 "> **Resumed by** {} from {} at {}, MFA {} (a transcript does not say who typed which line after a resume)\n>",
                 md_text(opt(&p.principal_arn.clone().or(p.principal.clone()))),
                 md_text(&address_of(&p.source_ip)),
-                md_text(&escape::time(&p.time)),
+                md_text(&look.time(&p.time)),
                 mfa(p.mfa)
             );
         }
@@ -575,7 +695,7 @@ pub fn markdown(r: &Report) -> String {
                 o,
                 "> **{}** {} {} by {} from {}\n>",
                 md_text(opt(&e.error_code)),
-                md_text(&escape::time(&e.event_time)),
+                md_text(&look.time(&e.event_time)),
                 md_text(&e.event_name),
                 md_text(opt(&e.principal_arn.clone().or(e.principal.clone()))),
                 md_text(&address_of(&e.source_ip))
@@ -584,21 +704,64 @@ pub fn markdown(r: &Report) -> String {
         if sess.commands.is_empty() {
             continue;
         }
-        let _ = writeln!(
-            o,
-            "| # | run as | cwd | command | rules | evidence |\n|---|---|---|---|---|---|"
-        );
+        let mut sources: Vec<(&str, Option<&str>, &str)> = Vec::new();
         for cmd in &sess.commands {
+            let e = &cmd.evidence;
+            let key = (
+                e.source.as_str(),
+                e.version_id.as_deref(),
+                e.sha256.as_str(),
+            );
+            if !sources.iter().any(|s| s.0 == key.0 && s.1 == key.1) {
+                sources.push(key);
+            }
+        }
+        for (i, (name, version, sha)) in sources.iter().enumerate() {
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | {} | {} sha256 {} bytes {}–{} |",
+                "Evidence{}: {}{} sha256 {}\n",
+                if sources.len() > 1 {
+                    format!(" [{}]", i + 1)
+                } else {
+                    String::new()
+                },
+                md_text(name),
+                version
+                    .map(|v| format!(" (version {})", md_text(v)))
+                    .unwrap_or_default(),
+                md_text(sha)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "| # | run as | cwd | command | rules and marks | bytes |\n|---|---|---|---|---|---|"
+        );
+        for cmd in &sess.commands {
+            let mut marks: Vec<String> = cmd.rule.iter().map(|r| md(r)).collect();
+            if cmd.abandoned {
+                marks.push("**ABANDONED** (typed, never run)".into());
+            }
+            for why in &cmd.suspicious {
+                marks.push(format!("**SUSPICIOUS**: {}", md(why)));
+            }
+            let which = sources
+                .iter()
+                .position(|s| {
+                    s.0 == cmd.evidence.source && s.1 == cmd.evidence.version_id.as_deref()
+                })
+                .filter(|_| sources.len() > 1)
+                .map(|i| format!("[{}] ", i + 1))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {which}{}–{} |",
                 cmd.seq,
                 md(cmd.run_as.as_deref().unwrap_or("unknown")),
                 md(opt(&cmd.cwd)),
+                // A heredoc or a continued line: its line breaks shown as ⏎ (a Markdown table
+                // cell holds one line, and no HTML is written).
                 md(&cmd.command),
-                md(&cmd.rule.join(", ")),
-                md(&cmd.evidence.source),
-                md(&cmd.evidence.sha256),
+                marks.join(", "),
                 cmd.evidence.byte_start,
                 cmd.evidence.byte_end
             );
@@ -607,11 +770,32 @@ pub fn markdown(r: &Report) -> String {
     o
 }
 
+/// The report in one format.
+pub fn render(r: &Report, format: ReportFormat, look: &Look) -> Result<Vec<u8>> {
+    let mut buf: Vec<u8> = Vec::new();
+    match format {
+        ReportFormat::Html => buf.extend_from_slice(html(r, look)?.as_bytes()),
+        ReportFormat::Md => buf.extend_from_slice(markdown(r, look).as_bytes()),
+        ReportFormat::Json => {
+            buf.extend_from_slice(escape::json(serde_json::to_string_pretty(r)?).as_bytes());
+            buf.push(b'\n');
+        }
+        ReportFormat::Csv => csv(r, &mut buf)?,
+    }
+    Ok(buf)
+}
+
 /// The report's commands as CSV rows (one per command).
 pub fn csv(r: &Report, out: &mut impl std::io::Write) -> Result<()> {
     let mut records: Vec<CommandRecord> = Vec::new();
     for s in &r.sessions {
         records.extend(s.commands.iter().cloned());
     }
-    crate::output::commands(out, &records, crate::cli::Format::Csv, true)
+    crate::output::commands(
+        out,
+        &records,
+        crate::cli::Format::Csv,
+        true,
+        &crate::look::Look::default(),
+    )
 }

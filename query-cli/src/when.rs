@@ -1,4 +1,5 @@
-//! Times given on the command line: an instant, an age, or a calendar period, in UTC.
+//! Times given on the command line: an instant, an age, or a calendar period, in the zone of
+//! `--tz` (UTC unless it or `TZ` says otherwise).
 //!
 //! - an instant: RFC 3339 (`2026-02-10T01:02:03Z`, an offset, fractions);
 //! - an age before now: `45min`, `12h`, `30d`, `2w`, `3mo`, `1y` (months and years by the
@@ -10,6 +11,7 @@
 
 use anyhow::{bail, Result};
 use jiff::civil::Date;
+use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp, ToSpan, Zoned};
 
 /// What a time given on the command line names: seconds since the epoch.
@@ -23,17 +25,17 @@ enum When {
 
 const HINT: &str = "use RFC 3339 (2026-02-10T08:00:00Z), a day (2026-02-10), a month (2026-02), a quarter (2026-Q3), a year (2026), or an age (45min, 12h, 30d, 2w, 3mo, 1y)";
 
-/// The start of what `s` names: for `--since`.
-pub fn since(s: &str) -> Result<i64> {
-    Ok(match parse(s, Zoned::now())? {
+/// The start of what `s` names, a period taken in `tz`: for `--since`.
+pub fn since(s: &str, tz: &TimeZone) -> Result<i64> {
+    Ok(match parse(s, Zoned::now().with_time_zone(tz.clone()))? {
         When::Instant(t) => t,
         When::Period { start, .. } => start,
     })
 }
 
-/// The end of what `s` names (the first second after a period): for `--until`.
-pub fn until(s: &str) -> Result<i64> {
-    Ok(match parse(s, Zoned::now())? {
+/// The end of what `s` names (the first second after a period taken in `tz`): for `--until`.
+pub fn until(s: &str, tz: &TimeZone) -> Result<i64> {
+    Ok(match parse(s, Zoned::now().with_time_zone(tz.clone()))? {
         When::Instant(t) => t,
         When::Period { end, .. } => end,
     })
@@ -43,9 +45,10 @@ pub fn until(s: &str) -> Result<i64> {
 pub fn window(
     since_arg: Option<&str>,
     until_arg: Option<&str>,
+    tz: &TimeZone,
 ) -> Result<(Option<i64>, Option<i64>)> {
-    let since = since_arg.map(since).transpose()?;
-    let until = until_arg.map(until).transpose()?;
+    let since = since_arg.map(|s| since(s, tz)).transpose()?;
+    let until = until_arg.map(|u| until(u, tz)).transpose()?;
     if let (Some(s), Some(u), Some(a), Some(b)) = (since, until, since_arg, until_arg) {
         if s >= u {
             bail!(
@@ -69,12 +72,11 @@ fn parse(s: &str, now: Zoned) -> Result<When> {
     if let Some(t) = indexer::model::parse_time(s).filter(|_| s.contains('T') || s.contains(' ')) {
         return Ok(When::Instant(t));
     }
-    if let Some(p) = period(s)? {
+    if let Some(p) = period(s, now.time_zone())? {
         return Ok(p);
     }
     if let Some(span) = age(s)? {
         let then = now
-            .with_time_zone(jiff::tz::TimeZone::UTC)
             .checked_sub(span)
             .map_err(|e| anyhow::anyhow!("{s}: {e}"))?;
         return Ok(When::Instant(then.timestamp().as_second()));
@@ -82,8 +84,8 @@ fn parse(s: &str, now: Zoned) -> Result<When> {
     bail!("not a time: {HINT}")
 }
 
-/// A day, month, quarter or year, in UTC.
-fn period(s: &str) -> Result<Option<When>> {
+/// A day, month, quarter or year, in `tz`.
+fn period(s: &str, tz: &TimeZone) -> Result<Option<When>> {
     // A part of exactly `len` digits.
     let digits = |p: &str, len: usize| -> Option<i16> {
         (p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))
@@ -112,7 +114,7 @@ fn period(s: &str) -> Result<Option<When>> {
         .checked_add(length)
         .map_err(|e| anyhow::anyhow!("{s}: {e}"))?;
     let at = |d: Date| -> Result<i64> {
-        Ok(d.to_zoned(jiff::tz::TimeZone::UTC)
+        Ok(d.to_zoned(tz.clone())
             .map_err(|e| anyhow::anyhow!("{s}: {e}"))?
             .timestamp()
             .as_second())
@@ -236,14 +238,20 @@ mod tests {
 
     #[test]
     fn since_and_until_take_the_ends_of_a_period() {
-        let (s, u) = window(Some("2026-03"), Some("2026-04")).unwrap();
+        let utc = TimeZone::UTC;
+        let (s, u) = window(Some("2026-03"), Some("2026-04"), &utc).unwrap();
         assert_eq!(s, Some(at("2026-03-01T00:00:00Z")));
         assert_eq!(u, Some(at("2026-05-01T00:00:00Z")));
-        let (_, u) = window(None, Some("2026-04-30")).unwrap();
+        let (_, u) = window(None, Some("2026-04-30"), &utc).unwrap();
         assert_eq!(u, Some(at("2026-05-01T00:00:00Z")));
-        let e = window(Some("2026-05"), Some("2026-04"))
+        let e = window(Some("2026-05"), Some("2026-04"), &utc)
             .unwrap_err()
             .to_string();
         assert!(e.contains("is not before --until"), "{e}");
+        // A day in Seoul begins at 15:00 UTC the day before.
+        let seoul = TimeZone::get("Asia/Seoul").unwrap();
+        let (s, u) = window(Some("2026-03-01"), Some("2026-03-01"), &seoul).unwrap();
+        assert_eq!(s, Some(at("2026-02-28T15:00:00Z")));
+        assert_eq!(u, Some(at("2026-03-01T15:00:00Z")));
     }
 }

@@ -12,11 +12,13 @@ mod output;
 mod prompt;
 mod screen;
 mod shells;
+mod shown;
 mod streams;
 mod width;
 
 pub use prompt::{Prompt, Shape};
 pub use screen::Screen;
+pub use shown::as_shown;
 
 pub use crate::model::Partial;
 use crate::shellwords::{self, Transition};
