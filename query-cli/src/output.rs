@@ -23,15 +23,25 @@ fn json_line<T: Serialize>(value: &T) -> Result<String> {
     Ok(escape::json(serde_json::to_string(value)?))
 }
 
-/// What a table branch wrote, with every hidden character of it shown (a value printed
-/// without [`cell`] is still never raw on the terminal); newlines are the table's own.
-fn screen(out: &mut impl Write, buf: &[u8]) -> Result<()> {
+/// Prose a table branch wrote after its table, with every hidden character of it shown (a
+/// value printed without [`cell`] is still never raw on the terminal), each line wrapped to
+/// the terminal's width (a continuation indented like its line, and two more); newlines are
+/// the branch's own.
+fn screen(out: &mut impl Write, buf: &[u8], look: &Look) -> Result<()> {
     let text = String::from_utf8_lossy(buf);
     for (i, line) in text.split('\n').enumerate() {
         if i > 0 {
             out.write_all(b"\n")?;
         }
-        out.write_all(visible(line).as_bytes())?;
+        let line = visible(line);
+        match look.width {
+            Some(w) if textwrap::core::display_width(&line) > usize::from(w) => {
+                let indent = " ".repeat(line.len() - line.trim_start().len() + 2);
+                let options = textwrap::Options::new(usize::from(w)).subsequent_indent(&indent);
+                out.write_all(textwrap::wrap(&line, options).join("\n").as_bytes())?;
+            }
+            _ => out.write_all(line.as_bytes())?,
+        }
     }
     Ok(())
 }
@@ -85,6 +95,7 @@ pub fn commands(
                 "output",
                 "suspicious",
                 "conflicts",
+                "abandoned",
             ])?;
             for r in records {
                 let row = [
@@ -111,6 +122,7 @@ pub fn commands(
                     r.output.clone().unwrap_or_default(),
                     r.suspicious.join("; "),
                     r.who.conflicts.join("; "),
+                    r.abandoned.to_string(),
                 ];
                 w.write_record(row.iter().map(|c| csv_cell(c)))?;
             }
@@ -188,7 +200,7 @@ pub fn commands(
                         }
                     }
                 }
-                screen(out, &buf)?;
+                screen(out, &buf, look)?;
             }
         }
     }
@@ -600,7 +612,7 @@ pub fn coverage(
                     }
                 }
             }
-            screen(out, &buf)?;
+            screen(out, &buf, look)?;
         }
     }
     Ok(())
@@ -684,7 +696,7 @@ pub fn verify(
                 )?;
             }
             out.write_all(tables.as_bytes())?;
-            screen(out, &buf)?;
+            screen(out, &buf, look)?;
         }
     }
     Ok(())

@@ -291,14 +291,18 @@ fn command_lines(c: &str) -> String {
 const TEMPLATE: &str = include_str!("report.html.j2");
 
 /// The environment that renders [`TEMPLATE`]: auto-escaping HTML, and each string shown
-/// through [`escape::html`] (so what a reader cannot see is shown as an escape).
+/// through [`escape::html`] line by line (so what a reader cannot see is shown as an escape,
+/// and a multi-line value keeps its lines).
 fn environment() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_formatter(|out, state, value| {
         if let Some(s) = value.as_str().filter(|_| !value.is_safe()) {
-            out.write_str(&escape::html(s))?;
+            // Line by line: a multi-line value (a heredoc, output) keeps its lines, and
+            // everything else a reader cannot see is shown.
+            let lines: Vec<String> = s.split('\n').map(escape::html).collect();
+            out.write_str(&lines.join("\n"))?;
             Ok(())
         } else {
             minijinja::escape_formatter(out, state, value)
