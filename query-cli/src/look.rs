@@ -182,6 +182,20 @@ pub enum Tone {
     Warn,
 }
 
+impl Tone {
+    /// `Alert` when something must be looked at, else `Warn` when something deserves a look,
+    /// else `Plain`.
+    pub fn of(alert: bool, look: bool) -> Tone {
+        if alert {
+            Tone::Alert
+        } else if look {
+            Tone::Warn
+        } else {
+            Tone::Plain
+        }
+    }
+}
+
 /// A table cell: text already escaped, and its tone.
 #[derive(Debug, Clone, Default)]
 pub struct Styled {

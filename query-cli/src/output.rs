@@ -357,6 +357,19 @@ pub fn who(out: &mut impl Write, rows: &[WhoRow], format: Format, look: &Look) -
     Ok(())
 }
 
+/// A session's coverage as JSON: every field, with its status and flags named.
+pub fn coverage_json(c: &indexer::store::SessionCoverage) -> Result<serde_json::Value> {
+    let mut v = serde_json::to_value(c)?;
+    v["status"] = c.status().as_str().into();
+    v["flags"] = c
+        .flags()
+        .iter()
+        .map(|f| f.as_str())
+        .collect::<Vec<_>>()
+        .into();
+    Ok(v)
+}
+
 /// Print coverage: every session (or only those with a gap) and a summary line for people.
 pub fn coverage(
     out: &mut impl Write,
@@ -374,15 +387,7 @@ pub fn coverage(
     match format {
         Format::Json => {
             for c in &shown {
-                let mut v = serde_json::to_value(c)?;
-                v["status"] = c.status().as_str().into();
-                v["flags"] = c
-                    .flags()
-                    .iter()
-                    .map(|f| f.as_str())
-                    .collect::<Vec<_>>()
-                    .into();
-                writeln!(out, "{}", json_line(&v)?)?;
+                writeln!(out, "{}", json_line(&coverage_json(c)?)?)?;
             }
         }
         Format::Csv => {
@@ -438,15 +443,11 @@ pub fn coverage(
                     } else {
                         format!("{} {}", c.status(), flag_list(&flags, ",").to_uppercase())
                     };
-                    let tone = if c.status() != indexer::kinds::Status::Covered
-                        || !c.who.conflicts.is_empty()
-                    {
-                        Tone::Alert
-                    } else if flags.is_empty() {
-                        Tone::Plain
-                    } else {
-                        Tone::Warn
-                    };
+                    let tone = Tone::of(
+                        c.status() != indexer::kinds::Status::Covered
+                            || !c.who.conflicts.is_empty(),
+                        !flags.is_empty(),
+                    );
                     vec![
                         Styled::toned(status, tone),
                         // A call refused before any session began names none.
@@ -833,16 +834,12 @@ pub fn sessions(
                         flags.push(format!("{} ABANDONED", r.abandoned));
                     }
                     flags.extend(r.flags.iter().map(|f| f.to_uppercase()));
-                    let tone = if r.status != "covered"
-                        || r.suspicious > 0
-                        || r.flags.iter().any(|f| f == "conflict")
-                    {
-                        Tone::Alert
-                    } else if flags.is_empty() {
-                        Tone::Plain
-                    } else {
-                        Tone::Warn
-                    };
+                    let tone = Tone::of(
+                        r.status != "covered"
+                            || r.suspicious > 0
+                            || r.flags.iter().any(|f| f == "conflict"),
+                        !flags.is_empty(),
+                    );
                     vec![
                         cell(&r.session_id).into(),
                         cell(or_dash(&r.principal)).into(),

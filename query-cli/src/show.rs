@@ -106,6 +106,15 @@ pub fn run(
     out: &mut impl Write,
 ) -> Result<()> {
     let coverage = store.coverage()?;
+    // A session whose id holds `#` (a name from a file) is that session, not a line of another.
+    let whole = target
+        .seq
+        .map(|n| format!("{}#{n}", target.session))
+        .filter(|w| coverage.iter().any(|c| c.session_id == *w));
+    let target = &match whole {
+        Some(session) => Target { session, seq: None },
+        None => target.clone(),
+    };
     let row = coverage.iter().find(|c| c.session_id == target.session);
     let mut records = Vec::new();
     for abandoned in [false, true] {
@@ -182,19 +191,7 @@ pub fn run(
             sources: &'a [SourceCheck],
             commands: &'a [Shown<'a>],
         }
-        let session = row
-            .map(|c| -> Result<serde_json::Value> {
-                let mut v = serde_json::to_value(c)?;
-                v["status"] = c.status().as_str().into();
-                v["flags"] = c
-                    .flags()
-                    .iter()
-                    .map(|f| f.as_str())
-                    .collect::<Vec<_>>()
-                    .into();
-                Ok(v)
-            })
-            .transpose()?;
+        let session = row.map(crate::output::coverage_json).transpose()?;
         let whole = Whole {
             session,
             sources: &sources,

@@ -143,6 +143,24 @@ pub fn score(truth: &Path, hits: &Path, floors: &[&str]) -> (i32, String) {
 }
 
 /// The headless browser reports are rendered with (`scripts/test` installs Debian's package).
+/// Headless Chromium with its profile in `profile`, no network of its own (no updates, sync or
+/// background fetches): add what to do and the page.
+pub fn headless_chromium(profile: &Path) -> Command {
+    let mut cmd = Command::new(chromium());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    cmd
+}
+
 pub fn chromium() -> String {
     ["chromium", "chromium-browser"]
         .into_iter()

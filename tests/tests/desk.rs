@@ -325,22 +325,8 @@ fn a_filtered_report_states_its_scope_and_ties_itself_to_the_index() {
     let last: Value = serde_json::from_str(ledger.lines().last().unwrap()).unwrap();
     let head = last["hash"].as_str().unwrap();
     // As a browser shows it.
-    let chromium = ssm_audit_tests::chromium();
-    let out = std::process::Command::new(&chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--dump-dom",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            tmp.path().join("chromium").display()
-        ))
+    let out = ssm_audit_tests::headless_chromium(&tmp.path().join("chromium"))
+        .arg("--dump-dom")
         .arg(format!("file://{}", html.display()))
         .output()
         .unwrap();

@@ -300,25 +300,9 @@ fn the_report_of_jiwoo_holds_all_his_commands_and_renders_in_chromium() {
     assert_eq!(from_json, want);
     assert_eq!(v["summary"]["sessions_covered"], 2);
     // Headless Chromium renders it.
-    let chromium = ssm_audit_tests::chromium();
     let png = tmp.path().join("jiwoo.png");
-    let out = std::process::Command::new(&chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--window-size=1280,1600",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            tmp.path().join("chromium").display()
-        ))
+    let out = ssm_audit_tests::headless_chromium(&tmp.path().join("chromium"))
+        .args(["--hide-scrollbars", "--window-size=1280,1600"])
         .arg(format!("--screenshot={}", png.display()))
         .arg(format!("file://{}", html.display()))
         .output()

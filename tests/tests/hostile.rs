@@ -123,6 +123,25 @@ fn nothing_from_a_log_reaches_a_reader_raw() {
             outputs.push((format!("{cmd:?} {format}"), ok(&args)));
         }
     }
+    // Each session whole, and each of its lines' evidence bytes.
+    let (_, listed, _) = run(&["sessions", "--index", &idx, "--format", "json"]);
+    outputs.push(("sessions json".into(), listed.clone()));
+    for l in listed.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let sid = v["session_id"].as_str().unwrap();
+        for format in ["text", "json"] {
+            outputs.push((
+                format!("show {sid:?} {format}"),
+                ok(&[
+                    "show", "--index", &idx, sid, "--format", format, "--color", "never",
+                ]),
+            ));
+        }
+        if v["commands"].as_u64().unwrap_or(0) > 0 {
+            let (_, out, _) = run(&["show", "--index", &idx, &format!("{sid}#1"), "--raw"]);
+            outputs.push((format!("show {sid:?}#1 --raw"), out));
+        }
+    }
     let reports = tmp.path().join("reports");
     let dir = reports.display().to_string();
     for format in ["md", "html", "json", "csv"] {
@@ -198,23 +217,11 @@ fn nothing_from_a_log_reaches_a_reader_raw() {
     }
 
     // HTML, as a browser parses it: no element or handler but the report's own.
-    let chromium = ssm_audit_tests::chromium();
     for f in files
         .iter()
         .filter(|f| f.extension().is_some_and(|e| e == "html"))
     {
-        let out = std::process::Command::new(&chromium)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-            ])
-            .arg(format!(
-                "--user-data-dir={}",
-                tmp.path().join("chromium").display()
-            ))
+        let out = ssm_audit_tests::headless_chromium(&tmp.path().join("chromium"))
             .arg("--dump-dom")
             // The file's name holds `%`: as a URL, each is `%25`.
             .arg(format!(
