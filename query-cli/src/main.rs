@@ -180,7 +180,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // Sessions only: a call refused before any session began names none.
             rows.retain(|c| !c.session_id.is_empty());
             let rules = cli::rules(args.rules.as_deref())?;
-            let rows = session_rows(&store, rows, &rules)?;
+            // Only the records of the sessions asked for are read.
+            let scope = indexer::store::Filter {
+                user: args.user.clone(),
+                instance: args.scope.instance.clone(),
+                since: window.0,
+                until: window.1,
+                ..Default::default()
+            };
+            let rows = session_rows(&store, rows, &rules, &scope)?;
             let mut out = std::io::stdout().lock();
             output::sessions(&mut out, &rows, args.scope.format, &look)?;
             out.flush()?;
@@ -320,6 +328,7 @@ fn session_rows(
     store: &Reader,
     sessions: Vec<indexer::store::SessionCoverage>,
     rules: &indexer::rules::Rules,
+    scope: &indexer::store::Filter,
 ) -> Result<Vec<output::SessionRow>> {
     #[derive(Default)]
     struct Held {
@@ -332,7 +341,7 @@ fn session_rows(
     for abandoned in [false, true] {
         let filter = indexer::store::Filter {
             abandoned,
-            ..Default::default()
+            ..scope.clone()
         };
         for mut r in store.search(&filter)? {
             indexer::derive::apply_rules(&mut r, rules);
