@@ -918,15 +918,7 @@ fn report(index: &std::path::Path, args: cli::ReportArgs, look: &look::Look) -> 
         }
         let mut context = context.clone();
         context.filters.principal = user.clone();
-        let r = report::build(
-            user,
-            context,
-            (args.since.clone(), args.until.clone()),
-            records,
-            rows,
-            &rules,
-            !args.no_redact,
-        );
+        let r = report::build(user, context, records, rows, &rules, !args.no_redact);
         if let Some(dir) = &args.bundle {
             let n = bundle::write(dir, &r, &ledger.entries, look)?;
             writeln!(

@@ -3,7 +3,7 @@
 
 use crate::look::Look;
 use anyhow::Result;
-use indexer::model::CommandRecord;
+use indexer::model::{CommandRecord, Evidence};
 use indexer::redact::redact;
 use indexer::store::SessionCoverage;
 use serde::Serialize;
@@ -43,6 +43,32 @@ pub struct Session {
     pub coverage: SessionCoverage,
     /// Its commands, in order.
     pub commands: Vec<CommandRecord>,
+}
+
+impl Session {
+    /// The sources its lines cite (name and version), each once, in the order first cited:
+    /// the evidence a report names once per session.
+    pub fn sources(&self) -> Vec<&Evidence> {
+        distinct_sources(&self.commands)
+    }
+}
+
+/// The sources `records` cite (name and version), each once, in the order first cited.
+pub fn distinct_sources(records: &[CommandRecord]) -> Vec<&Evidence> {
+    let mut out: Vec<&Evidence> = Vec::new();
+    for e in records.iter().map(|c| &c.evidence) {
+        if cited(&out, e).is_none() {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// Which of `sources` (see [`Session::sources`]) `e` points into, from 0.
+pub fn cited(sources: &[&Evidence], e: &Evidence) -> Option<usize> {
+    sources
+        .iter()
+        .position(|s| s.source == e.source && s.version_id == e.version_id)
 }
 
 /// The summary block.
@@ -134,7 +160,6 @@ pub struct Report {
 pub fn build(
     user: &str,
     context: Context,
-    window: (Option<String>, Option<String>),
     mut records: Vec<CommandRecord>,
     coverage: Vec<SessionCoverage>,
     rules: &indexer::rules::Rules,
@@ -191,8 +216,8 @@ pub fn build(
     let summary = Summary {
         user: user.to_string(),
         principal_arns: arns.into_iter().collect(),
-        since: window.0,
-        until: window.1,
+        since: context.filters.since.clone(),
+        until: context.filters.until.clone(),
         sessions: sessions.len(),
         sessions_covered: sessions
             .iter()
@@ -431,7 +456,6 @@ fn chart(r: &Report, look: &Look) -> Chart {
 pub fn html(r: &Report, look: &Look) -> Result<String> {
     let s = &r.summary;
     let x = &r.context;
-    let time = |t: &Option<String>| t.as_deref().map_or_else(|| "—".into(), |t| look.time(t));
     let mut filters = vec![serde_json::json!({"label": "principal", "value": x.filters.principal})];
     for (label, v) in [
         ("instance", &x.filters.instance),
@@ -448,22 +472,13 @@ pub fn html(r: &Report, look: &Look) -> Result<String> {
         .map(|sess| {
             let c = &sess.coverage;
             let w = &c.who;
-            let mut sources: Vec<(String, Option<String>, String)> = Vec::new();
-            for cmd in &sess.commands {
-                let e = &cmd.evidence;
-                if !sources.iter().any(|(n, v, _)| *n == e.source && *v == e.version_id) {
-                    sources.push((e.source.clone(), e.version_id.clone(), e.sha256.clone()));
-                }
-            }
+            let sources = sess.sources();
             let lines: Vec<serde_json::Value> = sess
                 .commands
                 .iter()
                 .map(|cmd| {
                     let e = &cmd.evidence;
-                    let n = sources
-                        .iter()
-                        .position(|(s, v, _)| *s == e.source && *v == e.version_id)
-                        .map_or(0, |i| i + 1);
+                    let n = cited(&sources, e).map_or(0, |i| i + 1);
                     let class = if !cmd.suspicious.is_empty() {
                         "susp"
                     } else if cmd.abandoned {
@@ -493,8 +508,8 @@ pub fn html(r: &Report, look: &Look) -> Result<String> {
                 .collect();
             serde_json::json!({
                 "id": c.session_id,
-                "start": time(&w.session_start),
-                "end": time(&w.session_end),
+                "start": when(look, &w.session_start),
+                "end": when(look, &w.session_end),
                 "instance": match (&w.instance_name, &w.instance_id) {
                     (Some(n), Some(i)) => format!("{n} ({i})"),
                     (None, Some(i)) => i.clone(),
@@ -510,7 +525,7 @@ pub fn html(r: &Report, look: &Look) -> Result<String> {
                 "partial": c.partial.iter().map(|p| format!("bytes {}–{}: {}", p.byte_start, p.byte_end, p.reason)).collect::<Vec<_>>(),
                 "participants": w.participants.iter().map(|p| format!("{} from {} at {}, MFA {}", opt(&p.principal_arn.clone().or(p.principal.clone())), address_of(&p.source_ip), look.time(&p.time), mfa(p.mfa))).collect::<Vec<_>>(),
                 "denied": c.denied.iter().map(|e| format!("{} {} {} by {} from {}", look.time(&e.event_time), e.event_name, opt(&e.error_code), opt(&e.principal_arn.clone().or(e.principal.clone())), address_of(&e.source_ip))).collect::<Vec<_>>(),
-                "sources": sources.iter().enumerate().map(|(i, (n, v, h))| serde_json::json!({"n": i + 1, "name": n, "version": v, "sha256": h})).collect::<Vec<_>>(),
+                "sources": sources.iter().enumerate().map(|(i, e)| serde_json::json!({"n": i + 1, "name": e.source, "version": e.version_id, "sha256": e.sha256})).collect::<Vec<_>>(),
                 "lines": lines,
             })
         })
@@ -544,8 +559,8 @@ pub fn html(r: &Report, look: &Look) -> Result<String> {
         "source_ips": s.source_ips.iter().map(|a| escape::address(a)).collect::<Vec<_>>(),
         "commands": s.commands,
         "privileged": privileged,
-        "first_activity": time(&s.first_activity),
-        "last_activity": time(&s.last_activity),
+        "first_activity": when(look, &s.first_activity),
+        "last_activity": when(look, &s.last_activity),
         "chart": chart(r, look),
         "sessions": sessions,
     });
@@ -708,19 +723,8 @@ pub fn markdown(r: &Report, look: &Look) -> String {
         if sess.commands.is_empty() {
             continue;
         }
-        let mut sources: Vec<(&str, Option<&str>, &str)> = Vec::new();
-        for cmd in &sess.commands {
-            let e = &cmd.evidence;
-            let key = (
-                e.source.as_str(),
-                e.version_id.as_deref(),
-                e.sha256.as_str(),
-            );
-            if !sources.iter().any(|s| s.0 == key.0 && s.1 == key.1) {
-                sources.push(key);
-            }
-        }
-        for (i, (name, version, sha)) in sources.iter().enumerate() {
+        let sources = sess.sources();
+        for (i, e) in sources.iter().enumerate() {
             let _ = writeln!(
                 o,
                 "Evidence{}: {}{} sha256 {}\n",
@@ -729,11 +733,12 @@ pub fn markdown(r: &Report, look: &Look) -> String {
                 } else {
                     String::new()
                 },
-                md_text(name),
-                version
+                md_text(&e.source),
+                e.version_id
+                    .as_deref()
                     .map(|v| format!(" (version {})", md_text(v)))
                     .unwrap_or_default(),
-                md_text(sha)
+                md_text(&e.sha256)
             );
         }
         let _ = writeln!(
@@ -748,11 +753,7 @@ pub fn markdown(r: &Report, look: &Look) -> String {
             for why in &cmd.suspicious {
                 marks.push(format!("**SUSPICIOUS**: {}", md(why)));
             }
-            let which = sources
-                .iter()
-                .position(|s| {
-                    s.0 == cmd.evidence.source && s.1 == cmd.evidence.version_id.as_deref()
-                })
+            let which = cited(&sources, &cmd.evidence)
                 .filter(|_| sources.len() > 1)
                 .map(|i| format!("[{}] ", i + 1))
                 .unwrap_or_default();

@@ -15,9 +15,9 @@ use std::path::Path;
 /// A streamed session's events: each one's byte range in the document, and its `eventTime`.
 type Events = Vec<((u64, u64), Option<String>)>;
 
-/// What reading a source again gave: the check (`matches` or why not), the document its
-/// byte ranges point into, a stream's events.
-type ReadAgain = (String, Option<Vec<u8>>, Events);
+/// What reading a source again gave: why it does not check (none: it matches), the document
+/// its byte ranges point into, a stream's events.
+type ReadAgain = (Option<String>, Option<Vec<u8>>, Events);
 
 /// What was asked for: a session, and maybe one of its commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +56,10 @@ pub struct SourceCheck {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
     pub sha256: String,
-    /// `matches`, or why it is not known to (`changed: …`, `not read: …`).
-    pub check: String,
+    /// Why it is not known to match (`changed: …`, `not read: …`); none: it was read again
+    /// and matches. Written as `check`: `matches`, or the reason.
+    #[serde(rename = "check", serialize_with = "check")]
+    pub problem: Option<String>,
     /// The document the commands' byte ranges point into, when read and matching.
     #[serde(skip)]
     pub document: Option<Vec<u8>>,
@@ -71,8 +73,13 @@ pub struct SourceCheck {
 
 impl SourceCheck {
     fn matches(&self) -> bool {
-        self.check == "matches"
+        self.problem.is_none()
     }
+}
+
+/// A source's check as JSON: `matches`, or why not.
+fn check<S: serde::Serializer>(problem: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(problem.as_deref().unwrap_or("matches"))
 }
 
 /// One line of the session: a command or an abandoned line, with what the source adds.
@@ -165,11 +172,11 @@ pub fn run(
             .iter()
             .find(|r| r.seq == seq)
             .context("checked above")?;
-        return raw(index, r, look, out);
+        return raw(index, r, out);
     }
     let sources = if opts.offline {
         sources_of(&records, |_| {
-            ("not read: --offline".to_string(), None, Vec::new())
+            (Some("not read: --offline".to_string()), None, Vec::new())
         })
     } else {
         let mut refetch = crate::remote::Refetch::new()?;
@@ -403,7 +410,7 @@ fn header(
         let check = if s.matches() {
             "read again: SHA-256 matches".to_string()
         } else {
-            look.paint(warn(), &cell(&s.check))
+            look.paint(warn(), &cell(s.problem.as_deref().unwrap_or_default()))
         };
         let _ = writeln!(o, "    sha256   {}  {}", cell(&s.sha256), check);
     }
@@ -547,31 +554,25 @@ fn sources_of(
     records: &[CommandRecord],
     mut read: impl FnMut(&indexer::model::Evidence) -> ReadAgain,
 ) -> Vec<SourceCheck> {
-    let mut out: Vec<SourceCheck> = Vec::new();
-    for r in records {
-        let e = &r.evidence;
-        if out
-            .iter()
-            .any(|s| s.source == e.source && s.version_id == e.version_id)
-        {
-            continue;
-        }
-        let (check, document, events) = read(e);
-        out.push(SourceCheck {
-            source: e.source.clone(),
-            version_id: e.version_id.clone(),
-            sha256: e.sha256.clone(),
-            check,
-            stream: !events.is_empty() || e.source.starts_with("cloudwatch://"),
-            document,
-            events,
-        });
-    }
-    out
+    crate::report::distinct_sources(records)
+        .into_iter()
+        .map(|e| {
+            let (problem, document, events) = read(e);
+            SourceCheck {
+                source: e.source.clone(),
+                version_id: e.version_id.clone(),
+                sha256: e.sha256.clone(),
+                problem,
+                stream: !events.is_empty() || e.source.starts_with("cloudwatch://"),
+                document,
+                events,
+            }
+        })
+        .collect()
 }
 
 /// The document of `session` in the source `e` names, read again and checked against its
-/// SHA-256: the check (`matches` or why not), the document, a stream's event times.
+/// SHA-256: why it does not match (none: it does), the document, a stream's event times.
 fn read_again(
     refetch: &mut crate::remote::Refetch,
     ledger: &[indexer::ledger::Entry],
@@ -581,9 +582,9 @@ fn read_again(
     match document(refetch, ledger, e, session) {
         Ok(doc) => {
             let events = indexer::formats::stream_event_times(&doc);
-            ("matches".into(), Some(doc), events)
+            (None, Some(doc), events)
         }
-        Err(why) => (why, None, Vec::new()),
+        Err(why) => (Some(why), None, Vec::new()),
     }
 }
 
@@ -664,8 +665,7 @@ fn document(
 
 /// `--raw`: the bytes of one command's evidence, each byte a reader cannot see shown as an
 /// escape, after the source is read again and found unchanged.
-fn raw(index: &Path, r: &CommandRecord, look: &Look, out: &mut impl Write) -> Result<()> {
-    let _ = look;
+fn raw(index: &Path, r: &CommandRecord, out: &mut impl Write) -> Result<()> {
     let mut refetch = crate::remote::Refetch::new()?;
     let ledger = indexer::ledger::Ledger::of_index(index).read()?;
     let e = &r.evidence;
